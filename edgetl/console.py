@@ -1,0 +1,36 @@
+"""Where output goes: results on stdout, progress and logs on stderr (rich)."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+T = TypeVar("T")
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def log(message: str) -> None:
+    """A progress or status line for people, on stderr."""
+    err.print(message)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable result on stdout, one document."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a rich progress bar on stderr (quiet when stderr is not a terminal)."""
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err, transient=True, disable=not err.is_terminal,
+    )
+    with progress:
+        yield from progress.track(items, total=total, description=description)

@@ -1,0 +1,5 @@
+"""Dataset audit, splitting and fast cached loading."""
+from edgetl.data.audit import Audit, AuditOptions, ImageRecord, Problem, audit
+from edgetl.data.cache import load_images
+
+__all__ = ["Audit", "AuditOptions", "ImageRecord", "Problem", "audit", "load_images"]

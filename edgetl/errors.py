@@ -1,0 +1,24 @@
+"""Errors a user can act on. The CLI turns each into one line and an exit code."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EdgetlError(Exception):
+    """Bad input or usage: the message names the file or option and the fix (exit code 2)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, path: str | Path | None = None, fix: str | None = None):
+        self.path = str(path) if path is not None else None
+        self.fix = fix
+        parts = [f"{self.path}: {message}" if self.path else message]
+        if fix:
+            parts.append(fix)
+        super().__init__(" — ".join(parts))
+
+
+class GateFailed(EdgetlError):
+    """A check or quality gate failed (exit code 1)."""
+
+    exit_code = 1

@@ -1,0 +1,70 @@
+"""Shared fixtures: generated photo folders and the ../shared data (skipped with a reason when absent)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EDGETL_SHARED", ROOT.parent / "shared")).resolve()
+WEIGHTS = SHARED / "weights" / "mobilenet_v2_imagenet_no_top.weights.h5"
+HYMENOPTERA = SHARED / "datasets" / "hymenoptera"
+
+needs_weights = pytest.mark.skipif(not WEIGHTS.exists(), reason=f"no shared weights at {WEIGHTS} (set EDGETL_SHARED)")
+needs_hymenoptera = pytest.mark.skipif(not HYMENOPTERA.exists(),
+                                       reason=f"no hymenoptera dataset at {HYMENOPTERA} (set EDGETL_SHARED)")
+
+
+def shape_image(kind: str, rng: np.random.Generator, size: int = 96) -> np.ndarray:
+    """An RGB uint8 photo-like picture of one shape class on a noisy, coloured background."""
+    bg = rng.integers(40, 215, 3)
+    img = np.empty((size, size, 3), np.uint8)
+    img[:] = bg
+    img = np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
+    colour = tuple(int(c) for c in (255 - bg + rng.integers(-30, 30, 3)).clip(0, 255))
+    c = size // 2 + rng.integers(-size // 8, size // 8 + 1, 2)
+    r = int(size * rng.uniform(0.18, 0.3))
+    if kind == "circle":
+        cv2.circle(img, (int(c[0]), int(c[1])), r, colour, -1)
+    elif kind == "square":
+        cv2.rectangle(img, (int(c[0] - r), int(c[1] - r)), (int(c[0] + r), int(c[1] + r)), colour, -1)
+    else:
+        pts = np.array([[c[0], c[1] - r], [c[0] - r, c[1] + r], [c[0] + r, c[1] + r]], np.int32)
+        cv2.fillPoly(img, [pts], colour)
+    return img
+
+
+def write_rgb(path: Path, rgb: np.ndarray) -> Path:
+    """Write an RGB array with OpenCV (which wants BGR)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def make_shapes(root: Path, classes=("circle", "square", "triangle"), per_class: int = 20, seed: int = 0,
+                size: int = 96, splits: tuple[str, ...] = ()) -> Path:
+    """A generated dataset: one folder per class, or train/val splits when ``splits`` is given."""
+    rng = np.random.default_rng(seed)
+    for cls in classes:
+        for i in range(per_class):
+            split = splits[i % len(splits)] if splits else ""
+            write_rgb(root / split / cls / f"{cls}_{i:03d}.jpg", shape_image(cls, rng, size))
+    return root
+
+
+@pytest.fixture
+def shapes(tmp_path: Path) -> Path:
+    """A small clean three-class folder dataset."""
+    return make_shapes(tmp_path / "shapes")
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
+    """Run `python -m edgetl ...` in a subprocess, as a user would."""
+    full_env = dict(os.environ) | (env or {})
+    return subprocess.run([sys.executable, "-m", "edgetl", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=timeout)
