@@ -77,6 +77,70 @@ def _print_audit(result) -> None:
     out.print(f"{len(result.records)} of {result.scanned} files usable, {len(result.classes)} classes: {verdict}")
 
 
+THREADS = typer.Option(None, "--threads", help="Inference threads (default: the runtime's choice).")
+LABELS = typer.Option(None, "--labels", help="Labels file, one per line (overrides the model's own).")
+
+
+@app.command()
+def predict(
+    model: Path = typer.Argument(..., help="A .tflite, .onnx or .keras model."),
+    images: list[Path] = typer.Argument(..., help="Image files or folders."),
+    top_k: int = typer.Option(3, "--top-k", min=1, help="How many labels per image."),
+    labels: Optional[Path] = LABELS,
+    threads: Optional[int] = THREADS,
+    provider: Optional[str] = typer.Option(None, help="ONNX Runtime execution provider."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per image on stdout."),
+) -> None:
+    """Classify images: a line per image with its top-k labels and scores."""
+    import json
+
+    from edgetl.evaluate import predict as run_predict
+    from edgetl.runtime import load
+
+    clf = load(model, threads=threads, labels=labels, provider=provider)
+    for path, top in run_predict(clf, list(images), top_k):
+        if json_out:
+            print(json.dumps({"path": str(path), "top": [{"index": c.index, "label": c.label, "score": c.score}
+                                                         for c in top]}), flush=True)
+        else:
+            out.print(f"{path}: " + ", ".join(f"{c.label} {c.score:.3f}" for c in top))
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Path = typer.Argument(..., help="A .tflite, .onnx or .keras model."),
+    data: Path = typer.Argument(..., help="A dataset folder (any layout `data check` accepts)."),
+    split: str = typer.Option("auto", help="auto (test, else val; all images of a one-level folder), train, val, test, all."),
+    labels: Optional[Path] = LABELS,
+    threads: Optional[int] = THREADS,
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write the confusion matrix PNG here."),
+    json_out: bool = JSON,
+) -> None:
+    """Accuracy, per-class precision/recall and the confusion matrix of a model on a dataset."""
+    from edgetl.evaluate import evaluate
+    from edgetl.metrics import plot_confusion
+
+    res = evaluate(model, data, split=split, threads=threads, labels=labels)
+    if plot:
+        plot_confusion(res.report, str(plot), title=Path(res.model).name)
+    if json_out:
+        print_json(res.to_dict())
+        return
+    rep = res.report
+    out.print(f"{res.model} ({res.runtime}) on {data} [{res.split}]: accuracy [bold]{rep.accuracy:.4f}[/] "
+              f"({round(rep.accuracy * rep.count)}/{rep.count}), {res.images_per_s:.1f} images/s")
+    table = Table("class", "precision", "recall", "support")
+    for c in rep.per_class:
+        table.add_row(c.label, f"{c.precision:.3f}", f"{c.recall:.3f}", str(c.support))
+    out.print(table)
+    cm = Table("true \\ predicted", *rep.labels, title="confusion matrix")
+    for label, row in zip(rep.labels, rep.confusion):
+        cm.add_row(label, *map(str, row))
+    out.print(cm)
+    if plot:
+        out.print(f"confusion matrix written to {plot}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning EdgetlError into one line and exit code 2 (1 for gates)."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,105 @@
+"""`edgetl eval` and `edgetl predict`: run a model over images or a dataset folder."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgetl.console import track
+from edgetl.data.audit import Audit, audit
+from edgetl.data.cache import decode_all
+from edgetl.data.formats import IMAGE_EXTENSIONS
+from edgetl.errors import EdgetlError
+from edgetl.metrics import Report, report
+from edgetl.runtime import Category, Classifier, load
+
+
+def image_files(inputs: list[str | Path]) -> list[Path]:
+    """Expand files and folders (recursively) into image files, sorted within each folder."""
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                                and not any(part.startswith(".") for part in p.relative_to(item).parts)))
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise EdgetlError("no such file or folder", path=item, fix="give image files or folders of images")
+    if not files:
+        raise EdgetlError("no images found", path=inputs[0] if inputs else ".", fix="give jpg, png, bmp, gif or webp files")
+    return files
+
+
+def predict(classifier: Classifier, inputs: list[str | Path], top_k: int = 3) -> Iterator[tuple[Path, list[Category]]]:
+    """(path, top-k categories) for every image file under ``inputs``."""
+    for path in image_files(inputs):
+        yield path, classifier.classify_file(path, top_k)
+
+
+@dataclass
+class EvalResult:
+    """What `edgetl eval` reports."""
+
+    model: str
+    runtime: str
+    split: str
+    report: Report
+    images_per_s: float
+    """Throughput of preprocessing-free inference (prepared inputs, one at a time)."""
+    predictions: np.ndarray
+    probabilities: np.ndarray
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"model": self.model, "runtime": self.runtime, "split": self.split,
+                "images_per_s": self.images_per_s} | self.report.to_dict()
+
+
+def pick_split(result: Audit, split: str) -> tuple[str, list]:
+    """The records to evaluate: ``auto`` is test, else val for train/val folders, and every image
+    for a one-level folder."""
+    if split == "all" or (split == "auto" and result.layout == "folders"):
+        return "all", result.records
+    if split == "auto":
+        split = "test" if "test" in result.splits else "val"
+    records = result.split(split)
+    if not records:
+        raise EdgetlError(f"no usable images in the {split} split", path=result.root,
+                          fix=f"choose --split among {', '.join(result.splits + ['all'])}")
+    return split, records
+
+
+def run_on_pixels(classifier: Classifier, pixels: np.ndarray) -> tuple[np.ndarray, float]:
+    """Probabilities for an (N, H, W, 3) uint8 batch at the model's size, one image per call, and
+    the inference rate in images/s."""
+    x = classifier.to_input(pixels)
+    probs = np.empty((len(pixels), classifier.num_classes), np.float32)
+    spent = 0
+    for i in track(range(len(pixels)), f"Running {classifier.path.name}"):
+        t0 = time.perf_counter_ns()
+        raw = classifier.infer(x[i:i + 1])
+        spent += time.perf_counter_ns() - t0
+        probs[i] = classifier.probabilities(raw)[0]
+    return probs, len(pixels) / max(spent / 1e9, 1e-9)
+
+
+def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "auto", threads: int | None = None,
+             labels: str | Path | None = None) -> EvalResult:
+    """Accuracy, per-class precision/recall and the confusion matrix of a model over a dataset
+    folder of any layout the audit accepts. Dataset classes are matched to model labels by name."""
+    clf = model if isinstance(model, Classifier) else load(model, threads=threads, labels=labels)
+    result = audit(data)
+    name, records = pick_split(result, split)
+    missing = [c for c in result.classes if c not in clf.labels]
+    if missing:
+        raise EdgetlError(f"dataset classes {missing} are not among the model's labels {clf.labels[:10]}",
+                          path=data, fix="evaluate on data with the classes the model was trained on, or pass --labels")
+    index = [clf.labels.index(c) for c in result.classes]
+    pixels = decode_all([r.path for r in records], clf.pixels.height, clf.pixels.width, clf.pixels.resize)
+    probs, rate = run_on_pixels(clf, pixels)
+    y_true = np.array([index[r.label] for r in records])
+    y_pred = probs.argmax(axis=1)
+    return EvalResult(str(clf.path), clf.runtime, name, report(y_true, y_pred, clf.labels), rate, y_pred, probs)

@@ -1,0 +1,74 @@
+"""Classification metrics with numpy only (used by train, verify and eval alike)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass
+class ClassReport:
+    """Precision, recall and support of one class."""
+
+    label: str
+    precision: float
+    recall: float
+    support: int
+
+
+@dataclass
+class Report:
+    """Accuracy, per-class figures and the confusion matrix (rows: true, columns: predicted)."""
+
+    accuracy: float
+    per_class: list[ClassReport]
+    confusion: list[list[int]]
+    labels: list[str]
+    count: int
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
+    """n x n counts, rows true class, columns predicted class."""
+    cm = np.zeros((n, n), np.int64)
+    np.add.at(cm, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
+    return cm
+
+
+def report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> Report:
+    """Accuracy, precision/recall per class and the confusion matrix."""
+    cm = confusion_matrix(y_true, y_pred, len(labels))
+    tp = np.diag(cm).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.nan_to_num(tp / cm.sum(axis=0))
+        recall = np.nan_to_num(tp / cm.sum(axis=1))
+    per = [ClassReport(labels[i], float(precision[i]), float(recall[i]), int(cm[i].sum())) for i in range(len(labels))]
+    total = int(cm.sum())
+    return Report(float(tp.sum() / total) if total else 0.0, per, cm.tolist(), list(labels), total)
+
+
+def plot_confusion(rep: Report, path: str, title: str = "Confusion matrix") -> None:
+    """Write the confusion matrix as a PNG (needs matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.array(rep.confusion)
+    n = len(rep.labels)
+    fig, ax = plt.subplots(figsize=(2 + 0.6 * n, 1.6 + 0.6 * n))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(n), rep.labels, rotation=45, ha="right")
+    ax.set_yticks(range(n), rep.labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title} (accuracy {rep.accuracy:.3f})")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

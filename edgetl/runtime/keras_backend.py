@@ -1,0 +1,32 @@
+"""Keras models (.keras), for comparing artifacts with the trained model. Imports Keras lazily:
+the only runtime backend that needs TensorFlow."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgetl.errors import EdgetlError
+from edgetl.runtime.spec import ModelInfo, TensorSpec
+
+
+class KerasBackend:
+    """A Keras model called in inference mode."""
+
+    def __init__(self, path: Path, **_: object):
+        import keras
+
+        try:
+            self.model = keras.saving.load_model(str(path), compile=False)
+        except Exception as e:
+            raise EdgetlError(f"not a loadable Keras model ({str(e).splitlines()[0][:160]})", path=path,
+                              fix="point at a model.keras written by `edgetl train`") from e
+        self.runtime = f"keras {keras.__version__}"
+        shape = tuple(-1 if s is None else int(s) for s in self.model.input_shape)
+        out = tuple(-1 if s is None else int(s) for s in self.model.output_shape)
+        self.info = ModelInfo(TensorSpec("input", shape, np.dtype(np.float32)),
+                              TensorSpec("output", out, np.dtype(np.float32)))
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Run one prepared input batch in inference mode."""
+        return np.asarray(self.model(x, training=False))

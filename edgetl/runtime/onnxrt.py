@@ -1,0 +1,62 @@
+"""ONNX models through ONNX Runtime, with the execution provider chosen explicitly."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgetl.errors import EdgetlError
+from edgetl.runtime.spec import ModelInfo, TensorSpec
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
+           "tensor(float16)": np.float16}
+
+
+def _tensor(node, fallback_layout: str = "NHWC") -> TensorSpec:
+    shape = tuple(s if isinstance(s, int) else -1 for s in node.shape)
+    if node.type not in _DTYPES:
+        raise EdgetlError(f"tensor {node.name} has type {node.type}; edgetl runs image classifiers")
+    layout = fallback_layout
+    if len(shape) == 4:
+        layout = "NCHW" if shape[1] == 3 and shape[3] != 3 else "NHWC"
+    return TensorSpec(node.name, shape, np.dtype(_DTYPES[node.type]), layout=layout)
+
+
+class OnnxBackend:
+    """An InferenceSession on the CPU provider unless another is asked for and available."""
+
+    def __init__(self, path: Path, threads: int | None = None, provider: str | None = None, **_: object):
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        provider = provider or "CPUExecutionProvider"
+        if provider not in available:
+            raise EdgetlError(f"ONNX Runtime provider {provider} is not available here",
+                              fix=f"choose one of {', '.join(available)}")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=[provider])
+        except Exception as e:  # onnxruntime raises its own pybind exception types
+            first = str(e).strip().splitlines()[0]
+            raise EdgetlError(f"not a valid ONNX model ({first[:160]})", path=path,
+                              fix="re-export it; a truncated copy or another file type cannot load") from e
+        self.runtime = f"onnxruntime {ort.__version__} ({provider})"
+        inp, outp = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        self._in, self._out = inp.name, [outp.name]
+        meta = self.session.get_modelmeta().custom_metadata_map
+        labels = json.loads(meta["labels"]) if "labels" in meta else None
+        pixels = json.loads(meta["edgetl"]) if "edgetl" in meta else {}
+        self.info = ModelInfo(_tensor(inp), _tensor(outp), labels=labels, pixels=pixels)
+        self._run = self.session.run
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Run one prepared input batch and return the raw output tensor."""
+        try:
+            return self._run(self._out, {self._in: x})[0]
+        except Exception as e:
+            raise EdgetlError(f"the model failed to run: {str(e).strip().splitlines()[0][:200]}") from e
