@@ -141,6 +141,133 @@ def eval_cmd(
         out.print(f"confusion matrix written to {plot}")
 
 
+@app.command()
+def train(
+    data: Optional[Path] = typer.Argument(None, help="Dataset folder (or set `data:` in --config)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file whose keys are these options."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
+    backbone: Optional[str] = typer.Option(None, help="mobilenet_v2 (default) or efficientnet_b0."),
+    alpha: Optional[float] = typer.Option(None, help="MobileNetV2 width: 0.35, 0.5, 0.75, 1.0."),
+    size: Optional[int] = typer.Option(None, help="Input size in pixels (default 224; 160, 192, 96 for small devices)."),
+    weights: Optional[str] = typer.Option(None, help="imagenet (default, Keras cache), none, or a weights file."),
+    resize: Optional[str] = typer.Option(None, help="resize (squash, default) or center_crop."),
+    epochs: Optional[int] = typer.Option(None, help="Stage 1 epochs (default 15)."),
+    fine_tune_epochs: Optional[int] = typer.Option(None, help="Stage 2 epochs (default 10; 0 skips)."),
+    fine_tune_at: Optional[int] = typer.Option(None, help="First base layer to unfreeze in stage 2."),
+    unfreeze: Optional[float] = typer.Option(None, help="Fraction of base layers to unfreeze (instead of --fine-tune-at)."),
+    batch_size: Optional[int] = typer.Option(None, help="Batch size (default 32)."),
+    lr: Optional[float] = typer.Option(None, help="Stage 1 learning rate (default 1e-3)."),
+    fine_tune_lr: Optional[float] = typer.Option(None, help="Stage 2 learning rate (default lr/10)."),
+    dropout: Optional[float] = typer.Option(None, help="Dropout before the classifier (default 0.2)."),
+    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment",
+                                           help="Augmentation (default on); off trains stage 1 on cached features."),
+    label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing (default 0)."),
+    class_weight: Optional[str] = typer.Option(None, help="none (default) or auto for imbalanced data."),
+    schedule: Optional[str] = typer.Option(None, help="cosine (default) or constant."),
+    patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs (default 5)."),
+    seed: Optional[int] = typer.Option(None, help="Seed for split, order and initialisation."),
+    val_split: Optional[float] = typer.Option(None, help="Validation fraction for a one-level folder (default 0.2)."),
+    strategy: Optional[str] = typer.Option(None, help="auto, mirrored, multiworker or none (tf.distribute)."),
+    mixed_precision: Optional[bool] = typer.Option(None, "--mixed-precision/--no-mixed-precision", help="float16 on GPU."),
+    cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="Keep decoded images on disk (default on)."),
+    project: Optional[str] = typer.Option(None, help="Parent of auto-named runs (default runs)."),
+    name: Optional[str] = typer.Option(None, help="Run name stem (default exp: runs/exp, runs/exp2, ...)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Exact run folder."),
+    json_out: bool = JSON,
+) -> None:
+    """Two-stage transfer learning: frozen base + new head, then fine-tuning with BatchNorm frozen."""
+    from edgetl.train import load_config
+    from edgetl.train.run import train as run_train
+
+    if resume is not None:
+        result = run_train(resume=resume)
+    else:
+        overrides = {k: v for k, v in locals().items() if k not in ("config", "resume", "json_out", "load_config", "run_train", "out_dir")}
+        overrides["out"] = out_dir
+        overrides = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}
+        result = run_train(load_config(config, overrides))
+    if json_out:
+        print_json({"run": str(result.path), **result.metrics})
+    else:
+        m = result.metrics
+        out.print(f"[bold]{result.path}[/]: val accuracy {m['val_accuracy']:.4f} (best epoch {m['best']['epoch']}, "
+                  f"stage {m['best']['stage']}); model.keras, history.png, confusion_matrix.png, metrics.json")
+
+
+def _print_checks(result) -> None:
+    table = Table(title=f"{result.folder} (Keras accuracy {result.keras_accuracy:.4f})")
+    for col in ("", "file", "precision", "size MB", "accuracy", "Δ pts", "agreement", "max Δp", "ms"):
+        table.add_column(col, justify="left" if col in ("", "file", "precision") else "right")
+    seen = set()
+    for c in result.checks + result.attempts:
+        if c.file in seen:
+            continue
+        seen.add(c.file)
+        table.add_row("[green]✓[/]" if c.passed else "[red]✗[/]", c.file, c.precision, f"{c.size_bytes / 1e6:.2f}",
+                      f"{c.accuracy:.4f}", f"{-c.drop_points:+.2f}", f"{c.agreement:.1%}", f"{c.max_prob_diff:.2g}",
+                      f"{c.latency_ms:.1f}")
+    out.print(table)
+    for c in result.checks:
+        if not c.passed:
+            hint = ("try --calib-samples 500, or ship the fallback the table shows passing"
+                    if c.precision == "int8" else "check the calibration data and the --max-drop gate")
+            out.print(f"[red]✗ {c.file}[/]: {c.note}; kept as rejected/{c.file}; {hint}")
+
+
+@app.command()
+def export(
+    run: Optional[Path] = typer.Argument(None, help="Run folder (default: the latest under runs/)."),
+    int8: bool = typer.Option(False, "--int8", help="Full-integer int8 TFLite (and int8 ONNX with --onnx)."),
+    fp16: bool = typer.Option(False, "--fp16", help="float16-weight TFLite."),
+    dynamic: bool = typer.Option(False, "--dynamic", help="Dynamic-range TFLite."),
+    onnx: bool = typer.Option(False, "--onnx", help="ONNX (fp32; int8 too with --int8)."),
+    all_formats: bool = typer.Option(False, "--all", help="Every format."),
+    io: str = typer.Option("uint8", "--io", help="int8 TFLite input/output type: uint8, int8 or float."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset."),
+    calib_samples: int = typer.Option(300, "--calib-samples", help="Calibration images (stratified from train)."),
+    max_drop: float = typer.Option(1.0, "--max-drop", help="Largest accuracy drop vs Keras, in points."),
+    min_agreement: float = typer.Option(0.98, "--min-agreement", help="Smallest top-1 agreement with Keras (0..1)."),
+    threads: Optional[int] = THREADS,
+    json_out: bool = JSON,
+) -> None:
+    """TFLite (fp32, fp16, dynamic, int8) and ONNX (fp32, int8), each verified against the Keras model."""
+    from edgetl.export.pipeline import FORMATS, ExportOptions, export as run_export
+    from edgetl.export.verify import Gates
+
+    wanted = {"fp32"} | ({"fp16"} if fp16 else set()) | ({"dynamic"} if dynamic else set()) | (
+        {"int8"} if int8 else set()) | ({"onnx"} if onnx else set()) | ({"onnx_int8"} if onnx and int8 else set())
+    formats = list(FORMATS) if all_formats else [f for f in FORMATS if f in wanted]
+    result = run_export(run, ExportOptions(formats=formats, io=io, opset=opset, calib_samples=calib_samples,
+                                           gates=Gates(max_drop, min_agreement), threads=threads))
+    if json_out:
+        print_json({"folder": str(result.folder), "ok": result.ok, "keras_accuracy": result.keras_accuracy,
+                    "checks": [c.to_dict() for c in result.checks], "int8_fallback": [a.to_dict() for a in result.attempts]})
+    else:
+        _print_checks(result)
+        out.print(f"artifacts, labels.txt, manifest.json, report.md in {result.folder}")
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
+def verify(
+    run: Optional[Path] = typer.Argument(None, help="Run folder with an export/ (default: the latest)."),
+    max_drop: float = typer.Option(1.0, "--max-drop", help="Largest accuracy drop vs Keras, in points."),
+    min_agreement: float = typer.Option(0.98, "--min-agreement", help="Smallest top-1 agreement with Keras (0..1)."),
+    threads: Optional[int] = THREADS,
+    json_out: bool = JSON,
+) -> None:
+    """Verify exported artifacts against the Keras model again."""
+    from edgetl.export.pipeline import verify_run
+    from edgetl.export.verify import Gates
+
+    result = verify_run(run, Gates(max_drop, min_agreement), threads)
+    if json_out:
+        print_json({"folder": str(result.folder), "ok": result.ok, "checks": [c.to_dict() for c in result.checks]})
+    else:
+        _print_checks(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning EdgetlError into one line and exit code 2 (1 for gates)."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -77,7 +77,7 @@ def read(model: bytes) -> dict:
     raw = metadata_buffer(model)
     if raw is None or not md.ModelMetadata.ModelMetadataBufferHasIdentifier(raw, 0):
         return {}
-    meta = md.ModelMetadataT.InitFromPackedBuf(raw, 0)
+    meta = md.ModelMetadataT.InitFromObj(md.ModelMetadata.GetRootAs(raw, 0))
     files = associated_files(model)
     out: dict = {"name": (meta.name or b"").decode() if isinstance(meta.name, bytes) else meta.name}
     sub = (meta.subgraphMetadata or [None])[0]

@@ -1,0 +1,11 @@
+"""TFLite and ONNX export with embedded metadata and verification (imports TensorFlow when run)."""
+
+
+def export(*args, **kwargs):
+    """See :func:`edgetl.export.pipeline.export`."""
+    from edgetl.export.pipeline import export as _export
+
+    return _export(*args, **kwargs)
+
+
+__all__ = ["export"]

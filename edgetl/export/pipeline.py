@@ -1,0 +1,301 @@
+"""`edgetl export`: a trained run -> verified TFLite and ONNX artifacts in RUN/export/."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+from edgetl.console import err, stdout_to_stderr
+from edgetl.data.audit import Audit
+from edgetl.data.cache import load_images
+from edgetl.errors import EdgetlError
+from edgetl.export import metadata, tflite
+from edgetl.export import onnx as onnx_export
+from edgetl.export.verify import Check, Gates, Reference, reference, verify
+from edgetl.runtime.classifier import MANIFEST
+from edgetl.runtime.labels import write_labels
+from edgetl.runtime.spec import PixelSpec
+from edgetl.train.run_dir import latest_run
+
+
+class StepFailed(EdgetlError):
+    """A conversion step failed (exit 1); nothing of it was written."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Format:
+    """One artifact kind: its file, how to make it, what it is."""
+
+    file: str
+    kind: str
+    precision: str
+    needs_calibration: bool = False
+
+
+# Every artifact edgetl can make, in the order they are made. A new format is one entry here.
+FORMATS: dict[str, Format] = {
+    "fp32": Format("model_fp32.tflite", "tflite", "fp32"),
+    "fp16": Format("model_fp16.tflite", "tflite", "fp16"),
+    "dynamic": Format("model_dynamic.tflite", "tflite", "dynamic"),
+    "int8": Format("model_int8.tflite", "tflite", "int8", True),
+    "onnx": Format("model.onnx", "onnx", "fp32"),
+    "onnx_int8": Format("model_int8.onnx", "onnx", "int8", True),
+}
+# Tried in turn when full-integer int8 misses a gate.
+INT8_LADDER = ("int8_mixed", "dynamic", "fp16")
+_MIXED = Format("model_int8_mixed.tflite", "tflite", "int8+float")
+
+
+@dataclass
+class ExportOptions:
+    """Which artifacts to make and the bar they must pass."""
+
+    formats: list[str] = field(default_factory=lambda: ["fp32"])
+    io: str = "uint8"
+    """Input/output type of the int8 TFLite model: uint8 (pixels 0..255), int8 or float."""
+    opset: int = onnx_export.DEFAULT_OPSET
+    calib_samples: int = 300
+    gates: Gates = field(default_factory=Gates)
+    threads: int | None = None
+
+
+@dataclass
+class ExportResult:
+    """Where the artifacts are and how each one verified."""
+
+    folder: Path
+    checks: list[Check]
+    attempts: list[Check]
+    keras_accuracy: float
+    seconds: dict[str, float]
+
+    @property
+    def ok(self) -> bool:
+        """True when every requested artifact passed its gates."""
+        return all(c.passed for c in self.checks)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _stratified(records: list, n: int, seed: int = 0) -> list:
+    """Up to n records with every class in proportion."""
+    if len(records) <= n:
+        return records
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list] = {}
+    for r in records:
+        by_class.setdefault(r.label, []).append(r)
+    picked = []
+    for items in by_class.values():
+        k = max(1, round(n * len(items) / len(records)))
+        picked.extend(items[i] for i in sorted(rng.choice(len(items), min(k, len(items)), replace=False)))
+    return picked[:n]
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def export(run: str | Path | None = None, options: ExportOptions | None = None) -> ExportResult:
+    """Convert ``run``'s model.keras (default: the latest run) to every requested format, embed
+    labels and the input contract, verify each artifact against Keras and write RUN/export/."""
+    opts = options or ExportOptions()
+    unknown = [f for f in opts.formats if f not in FORMATS]
+    if unknown:
+        raise EdgetlError(f"unknown format(s) {unknown}", fix=f"choose from {', '.join(FORMATS)}")
+    if opts.io not in tflite.IO_TYPES:
+        raise EdgetlError(f"--io {opts.io} is not one of {', '.join(tflite.IO_TYPES)}")
+    run_path = Path(run) if run is not None else latest_run()
+    model_file = run_path / "model.keras"
+    if not model_file.is_file():
+        raise EdgetlError("no model.keras in this folder", path=run_path,
+                          fix="give a finished run folder from `edgetl train` (runs/expN)")
+    manifest = json.loads((run_path / MANIFEST).read_text())
+    labels, pixels = manifest["labels"], PixelSpec.from_dict(manifest["input"])
+    result_audit = Audit.load_file(run_path / "audit.json")
+    if opts.calib_samples < 100 and any(FORMATS[f].needs_calibration for f in opts.formats):
+        err.print(f"[yellow]warning:[/] --calib-samples {opts.calib_samples} is under 100: int8 ranges may be poor")
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    model = keras.saving.load_model(str(model_file), compile=False)
+    load = lambda recs: load_images([r.path for r in recs], pixels.height, pixels.width, pixels.resize)  # noqa: E731
+    calib_records = _stratified(result_audit.split("train"), opts.calib_samples)
+    calib = load(calib_records)
+    held_out = result_audit.split("test") or result_audit.split("val")
+    pixels_val = load(held_out)
+    y_val = np.array([r.label for r in held_out])
+    ref = reference(model_file, pixels_val, y_val)
+    seconds["load_and_reference"] = time.perf_counter() - t
+    err.print(f"Keras reference: accuracy {ref.accuracy:.4f} on {len(held_out)} held-out images; "
+              f"calibrating on {len(calib)} training images")
+
+    work = run_path / ".export.incomplete"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    write_labels(work / "labels.txt", labels)
+    made: dict[str, Callable[[], None]] = {}
+    checks: list[Check] = []
+    attempts: list[Check] = []
+    fmt_names = [f for f in FORMATS if f in opts.formats or f == "fp32"]
+
+    def make(name: str, fmt: Format, build: Callable[[], None]) -> Check:
+        t0 = time.perf_counter()
+        try:
+            with stdout_to_stderr():
+                build()
+        except EdgetlError:
+            raise
+        except Exception as e:
+            shutil.rmtree(work, ignore_errors=True)
+            raise StepFailed(f"{name} conversion failed: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]}",
+                             path=run_path, fix="run with --debug for details; other formats can still be exported "
+                                                "by leaving this one out") from e
+        seconds[f"convert_{name}"] = time.perf_counter() - t0
+        check = verify(work / fmt.file, ref, pixels_val, opts.gates, fmt.kind, fmt.precision, opts.threads)
+        mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
+        err.print(f"{mark} {fmt.file}: accuracy {check.accuracy:.4f} ({-check.drop_points:+.2f} pts), agreement "
+                  f"{check.agreement:.1%}, max prob diff {check.max_prob_diff:.2g}, {check.size_bytes / 1e6:.2f} MB, "
+                  f"{check.latency_ms:.1f} ms{'' if check.passed else ' — ' + check.note}")
+        return check
+
+    def tflite_builder(fn: Callable[[], bytes], fmt: Format, name: str) -> Callable[[], None]:
+        def build() -> None:
+            data = metadata.embed_tflite(fn(), f"{manifest.get('backbone', 'model')} {name}", labels, pixels)
+            _write(work / fmt.file, data)
+        return build
+
+    builders: dict[str, Callable[[], None]] = {
+        "fp32": tflite_builder(lambda: tflite.fp32(model), FORMATS["fp32"], "fp32"),
+        "fp16": tflite_builder(lambda: tflite.fp16(model), FORMATS["fp16"], "fp16"),
+        "dynamic": tflite_builder(lambda: tflite.dynamic(model), FORMATS["dynamic"], "dynamic"),
+        "int8": tflite_builder(lambda: tflite.int8(model, calib, opts.io), FORMATS["int8"], "int8"),
+        "int8_mixed": tflite_builder(lambda: tflite.int8_selective(model, calib, opts.io)[0], _MIXED, "int8 mixed"),
+        "onnx": lambda: _onnx_fp32(model, work, labels, pixels, opts.opset),
+        "onnx_int8": lambda: _onnx_int8(model, work, labels, pixels, opts.opset, calib),
+    }
+    for name in fmt_names:
+        check = make(name, FORMATS[name], builders[name])
+        checks.append(check)
+        if name == "int8" and not check.passed:
+            for rung in INT8_LADDER:
+                fmt = _MIXED if rung == "int8_mixed" else FORMATS[rung]
+                existing = next((c for c in checks if c.file == fmt.file), None)
+                attempt = existing or make(rung, fmt, builders[rung])
+                attempts.append(attempt)
+                if attempt.passed:
+                    err.print(f"int8 missed its gate; {fmt.file} passes and is the one to ship")
+                    break
+    kept = {c.file for c in checks} | {a.file for a in attempts if a.passed}
+    rejected = [c for c in checks + attempts if not c.passed]
+    if rejected:
+        (work / "rejected").mkdir()
+        for c in rejected:
+            if (work / c.file).exists():
+                os.replace(work / c.file, work / "rejected" / c.file)
+    for f in work.iterdir():
+        if f.is_file() and f.suffix in (".tflite", ".onnx") and f.name not in kept:
+            f.unlink()
+    _write_reports(work, run_path, manifest, labels, pixels, checks, attempts, ref, seconds)
+    final = run_path / "export"
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(work, final)
+    return ExportResult(final, checks, attempts, ref.accuracy, seconds)
+
+
+def _onnx_fp32(model, work: Path, labels, pixels, opset: int) -> None:
+    import onnx
+
+    proto = onnx_export.fp32(model, opset)
+    metadata.embed_onnx(proto, labels, pixels)
+    tmp = work / ".model.onnx.tmp"
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, work / FORMATS["onnx"].file)
+
+
+def _onnx_int8(model, work: Path, labels, pixels, opset: int, calib: np.ndarray) -> None:
+    import onnx
+
+    source = work / FORMATS["onnx"].file
+    if not source.exists():
+        _onnx_fp32(model, work, labels, pixels, opset)
+    tmp = work / ".model_int8.onnx.tmp"
+    onnx_export.int8(source, tmp, calib)
+    proto = onnx.load(str(tmp))
+    metadata.embed_onnx(proto, labels, pixels)
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, work / FORMATS["onnx_int8"].file)
+
+
+def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: PixelSpec, checks: list[Check],
+                   attempts: list[Check], ref: Reference, seconds: dict) -> None:
+    artifacts = []
+    for c in checks + [a for a in attempts if a not in checks]:
+        path = work / c.file if (work / c.file).exists() else work / "rejected" / c.file
+        artifacts.append({"file": str(path.relative_to(work)), "format": c.format, "precision": c.precision,
+                          "size_bytes": c.size_bytes, "sha256": _sha256(path), "verified": c.passed})
+    (work / MANIFEST).write_text(json.dumps({
+        "labels": labels, "input": pixels.to_dict(), "backbone": manifest.get("backbone"),
+        "run": str(run_path), "artifacts": artifacts, "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }, indent=1))
+    report = {"keras_accuracy": ref.accuracy, "images": len(ref.labels), "checks": [c.to_dict() for c in checks],
+              "int8_fallback": [a.to_dict() for a in attempts], "seconds": seconds}
+    (work / "report.json").write_text(json.dumps(report, indent=1))
+    lines = [f"# Export report for {run_path}", "", f"Keras accuracy: {ref.accuracy:.4f} on {len(ref.labels)} held-out images.",
+             "", "| ok | file | precision | size MB | accuracy | drop (pts) | agreement | max prob diff | ms |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for c in checks + [a for a in attempts if a not in checks]:
+        lines.append(f"| {'✓' if c.passed else '✗'} | {c.file} | {c.precision} | {c.size_bytes / 1e6:.2f} | {c.accuracy:.4f} | "
+                     f"{c.drop_points:+.2f} | {c.agreement:.1%} | {c.max_prob_diff:.2g} | {c.latency_ms:.1f} |")
+    (work / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def verify_run(run: str | Path | None = None, gates: Gates | None = None, threads: int | None = None) -> ExportResult:
+    """Verify the artifacts already in RUN/export/ again (same images, same gates as export)."""
+    run_path = Path(run) if run is not None else latest_run()
+    folder = run_path / "export"
+    if not (folder / MANIFEST).is_file():
+        raise EdgetlError("no export in this run", path=run_path, fix=f"run `edgetl export {run_path}` first")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    pixels = PixelSpec.from_dict(manifest["input"])
+    result_audit = Audit.load_file(run_path / "audit.json")
+    held_out = result_audit.split("test") or result_audit.split("val")
+    pixels_val = load_images([r.path for r in held_out], pixels.height, pixels.width, pixels.resize)
+    ref = reference(run_path / "model.keras", pixels_val, np.array([r.label for r in held_out]))
+    checks = [verify(folder / a["file"], ref, pixels_val, gates or Gates(), a["format"], a["precision"], threads)
+              for a in manifest["artifacts"] if a["verified"] and (folder / a["file"]).exists()]
+    return ExportResult(folder, checks, [], ref.accuracy, {})

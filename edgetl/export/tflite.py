@@ -1,0 +1,89 @@
+"""Keras -> TFLite: fp32, fp16, dynamic range, full-integer int8 and int8 with the most
+error-prone layers kept in float (found by TFLite's QuantizationDebugger)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+IO_TYPES = ("uint8", "int8", "float")
+
+
+def _converter(model):
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(model)
+
+
+def _representative(calib: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    def gen():
+        for image in calib:
+            yield [image[None].astype(np.float32)]
+    return gen
+
+
+def fp32(model, calib: np.ndarray | None = None) -> bytes:
+    """Float model, as trained."""
+    return _converter(model).convert()
+
+
+def fp16(model, calib: np.ndarray | None = None) -> bytes:
+    """Weights stored as float16 (half the size), computed in float32 on CPUs."""
+    import tensorflow as tf
+
+    conv = _converter(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.target_spec.supported_types = [tf.float16]
+    return conv.convert()
+
+
+def dynamic(model, calib: np.ndarray | None = None) -> bytes:
+    """int8 weights, activations quantized on the fly; float input and output."""
+    import tensorflow as tf
+
+    conv = _converter(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    return conv.convert()
+
+
+def _int8_converter(model, calib: np.ndarray, io: str, builtins_only: bool = True):
+    import tensorflow as tf
+
+    conv = _converter(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = _representative(calib)
+    if builtins_only:
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if io != "float":
+        conv.inference_input_type = conv.inference_output_type = getattr(tf, io)
+    return conv
+
+
+def int8(model, calib: np.ndarray, io: str = "uint8") -> bytes:
+    """Full-integer: every op int8, input pixels as ``io`` (uint8 0..255 by default)."""
+    return _int8_converter(model, calib, io).convert()
+
+
+def int8_selective(model, calib: np.ndarray, io: str = "uint8", keep_float: int = 5) -> tuple[bytes, list[str]]:
+    """int8 with the ``keep_float`` layers of largest quantization error left in float. Returns the
+    model and the names of those layers."""
+    import tensorflow as tf
+
+    conv = _int8_converter(model, calib, io, builtins_only=False)
+    debug_data = _representative(calib[: min(len(calib), 64)])
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=debug_data)
+    debugger.run()
+    stats = debugger.layer_statistics
+    # RMSE relative to the quantization step: large means quantization hurts this layer most.
+    ranked = sorted(stats, key=lambda name: -_relative_error(stats[name]))
+    worst = ranked[:keep_float]
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=worst)
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=debug_data,
+                                                         debug_options=options)
+    return debugger.get_nondebug_quantized_model(), worst
+
+
+def _relative_error(layer: dict) -> float:
+    mse = layer.get("mean_squared_error", 0.0)
+    scale = layer.get("scale", 0.0) or 0.0
+    return float(np.sqrt(mse) / scale) if scale else float(np.sqrt(mse))

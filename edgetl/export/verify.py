@@ -1,0 +1,90 @@
+"""Verify each artifact against the Keras model on held-out images, through the runtime layer a
+device uses: accuracy, drop vs Keras, top-1 agreement, max probability difference, size, latency."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgetl.evaluate import run_on_pixels
+from edgetl.runtime import Classifier, load
+
+
+@dataclass
+class Gates:
+    """What an artifact must reach to be accepted."""
+
+    max_drop: float = 1.0
+    """Largest accuracy loss vs Keras, in percentage points."""
+    min_agreement: float = 0.98
+    """Smallest share of images whose top-1 class equals Keras's."""
+
+
+@dataclass
+class Check:
+    """The verification of one artifact."""
+
+    file: str
+    format: str
+    precision: str
+    size_bytes: int
+    accuracy: float
+    drop_points: float
+    agreement: float
+    max_prob_diff: float
+    latency_ms: float
+    runtime: str
+    passed: bool
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass
+class Reference:
+    """The Keras model's answers on the verification images."""
+
+    probs: np.ndarray
+    labels: np.ndarray
+    accuracy: float
+
+
+def reference(model_path: Path, pixels: np.ndarray, y: np.ndarray) -> Reference:
+    """Run the trained Keras model through the runtime layer on (N, H, W, 3) uint8 images."""
+    probs, _ = run_on_pixels(load(model_path), pixels)
+    return Reference(probs, y, float((probs.argmax(1) == y).mean()))
+
+
+def quick_latency(clf: Classifier, x: np.ndarray, runs: int = 20) -> float:
+    """Median milliseconds of ``runs`` inferences on one prepared image (after one warm-up)."""
+    one = x[:1]
+    clf.infer(one)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        clf.infer(one)
+        times.append(time.perf_counter_ns() - t0)
+    return float(np.median(times) / 1e6)
+
+
+def verify(path: Path, ref: Reference, pixels: np.ndarray, gates: Gates, fmt: str, precision: str,
+           threads: int | None = None) -> Check:
+    """Compare one artifact with the reference on the same images."""
+    clf = load(path, threads=threads)
+    probs, _ = run_on_pixels(clf, pixels)
+    pred = probs.argmax(1)
+    acc = float((pred == ref.labels).mean())
+    drop = (ref.accuracy - acc) * 100
+    agreement = float((pred == ref.probs.argmax(1)).mean())
+    diff = float(np.abs(probs - ref.probs).max())
+    latency = quick_latency(clf, clf.to_input(pixels[:1]))
+    passed = drop <= gates.max_drop + 1e-9 and agreement >= gates.min_agreement - 1e-9
+    note = "" if passed else (
+        f"accuracy drop {drop:.2f} points > {gates.max_drop}" if drop > gates.max_drop + 1e-9
+        else f"agreement {agreement:.1%} < {gates.min_agreement:.0%}")
+    return Check(path.name, fmt, precision, path.stat().st_size, acc, drop, agreement, diff, latency,
+                 clf.runtime, passed, note)

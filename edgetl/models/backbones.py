@@ -1,0 +1,141 @@
+"""Backbone registry: each spec says the input sizes, pixel range and preprocessing of a Keras
+application, and how to build the classifier on top of it.
+
+Every built model takes RGB pixels 0..255 (float32) and normalises inside the graph, so every
+exported artifact inherits the same contract."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgetl.errors import EdgetlError
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What edgetl needs to know about one Keras application."""
+
+    name: str
+    application: str
+    """Constructor in ``keras.applications``."""
+    default_size: int
+    min_size: int
+    base_range: tuple[float, float]
+    """Pixel range the backbone was trained on (what its first conv layer must see)."""
+    normalises_itself: bool
+    """True when the Keras application rescales 0..255 inside itself (EfficientNet); else edgetl
+    adds a Rescaling layer mapping 0..255 to ``base_range``."""
+    fine_tune_at: Callable[[int], int]
+    """Default first layer to unfreeze in stage 2, from the base's layer count."""
+    alphas: tuple[float, ...] = (1.0,)
+    weight_file: Callable[[float, int], str] = lambda alpha, size: ""
+    """File name of the ImageNet no-top weights in Keras's cache (``~/.keras/models``)."""
+
+
+def _mobilenet_file(alpha: float, size: int) -> str:
+    rows = size if size in (96, 128, 160, 192, 224) else 224
+    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}_no_top.h5"
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "mobilenet_v2": BackboneSpec(
+        name="mobilenet_v2", application="MobileNetV2", default_size=224, min_size=32,
+        base_range=(-1.0, 1.0), normalises_itself=False,
+        fine_tune_at=lambda n: 100 * n // 154,  # block_12 onwards, as in the Keras transfer-learning guide
+        alphas=(0.35, 0.5, 0.75, 1.0, 1.3, 1.4), weight_file=_mobilenet_file),
+    "efficientnet_b0": BackboneSpec(
+        name="efficientnet_b0", application="EfficientNetB0", default_size=224, min_size=32,
+        base_range=(0.0, 255.0), normalises_itself=True,
+        fine_tune_at=lambda n: n - 20,  # the top 20 layers, as in the Keras EfficientNet guide
+        weight_file=lambda alpha, size: "efficientnetb0_notop.h5"),
+}
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    """The spec of a registered backbone, or a clear error listing the choices."""
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise EdgetlError(f"unknown backbone '{name}'", fix=f"choose one of {', '.join(BACKBONES)}") from None
+
+
+def keras_cache_dir() -> Path:
+    """Keras's download cache for application weights ($KERAS_HOME/models or ~/.keras/models)."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def imagenet_cached(spec: BackboneSpec, alpha: float = 1.0, size: int = 224) -> Path | None:
+    """The cached ImageNet weights file for this backbone, or None."""
+    path = keras_cache_dir() / spec.weight_file(alpha, size)
+    return path if path.is_file() else None
+
+
+def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
+    """The Keras application without its top, global-average-pooled, with ``weights``:
+    "imagenet" (Keras's download and cache), "none", or a weights file."""
+    import keras
+
+    if size < spec.min_size:
+        raise EdgetlError(f"--size {size} is below the {spec.name} minimum of {spec.min_size}")
+    if alpha not in spec.alphas:
+        raise EdgetlError(f"--alpha {alpha} is not available for {spec.name}",
+                          fix=f"choose one of {', '.join(map(str, spec.alphas))}")
+    kwargs = {"alpha": alpha} if len(spec.alphas) > 1 else {}
+    ctor = getattr(keras.applications, spec.application)
+    w = None if weights == "none" else weights
+    if w not in (None, "imagenet") and not Path(w).is_file():
+        raise EdgetlError("no such weights file", path=w, fix="give a Keras .weights.h5 file, or --weights imagenet/none")
+    try:
+        return ctor(input_shape=(size, size, 3), include_top=False, weights=w, pooling="avg", **kwargs)
+    except Exception as e:
+        if w == "imagenet" and imagenet_cached(spec, alpha, size) is None:
+            cache = keras_cache_dir() / spec.weight_file(alpha, size)
+            raise EdgetlError(
+                f"ImageNet weights for {spec.name} are not in Keras's cache ({cache}) and could not be "
+                f"downloaded ({type(e).__name__})",
+                fix="copy the file there, pass --weights PATH to a backbone weights file, or train from scratch "
+                    "with --weights none") from e
+        if w not in (None, "imagenet"):
+            raise EdgetlError(f"these weights do not fit {spec.name} (alpha {alpha}): {str(e).splitlines()[0][:200]}",
+                              path=w, fix="give weights saved from the same backbone without its top") from e
+        raise
+
+
+def build_classifier(spec: BackboneSpec, base, size: int, num_classes: int, dropout: float):
+    """Input 0..255 -> (rescale) -> base -> dropout -> dense softmax. Returns the full model and the
+    feature extractor (input -> pooled base features), which share their layers."""
+    import keras
+
+    inputs = keras.Input((size, size, 3), dtype="float32", name="image")
+    x = inputs
+    if not spec.normalises_itself:
+        lo, hi = spec.base_range
+        x = keras.layers.Rescaling((hi - lo) / 255.0, offset=lo, name="normalise")(x)
+    features = base(x, training=False)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(features)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=f"edgetl_{spec.name}"), keras.Model(inputs, features, name="features")
+
+
+def build_head(features: int, num_classes: int, dropout: float):
+    """The head alone (for training on cached backbone features); its layers share names with the
+    full model's so weights copy across."""
+    import keras
+
+    inputs = keras.Input((features,), name="features")
+    x = keras.layers.Dropout(dropout, name="head_dropout")(inputs)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def freeze_for_fine_tuning(base, fine_tune_at: int) -> int:
+    """Unfreeze base layers from ``fine_tune_at`` on, keeping every BatchNormalization layer frozen
+    (Keras then runs them in inference mode). Returns how many layers are trainable."""
+    import keras
+
+    base.trainable = True
+    for i, layer in enumerate(base.layers):
+        layer.trainable = i >= fine_tune_at and not isinstance(layer, keras.layers.BatchNormalization)
+    return sum(layer.trainable for layer in base.layers)

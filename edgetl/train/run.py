@@ -1,0 +1,276 @@
+"""`edgetl train`: audit -> cached images -> stage 1 -> stage 2 -> run folder."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from edgetl.console import err
+from edgetl.data.audit import Audit, AuditOptions, audit
+from edgetl.data.cache import load_images
+from edgetl.errors import EdgetlError
+from edgetl.runtime.classifier import MANIFEST
+from edgetl.runtime.labels import write_labels
+from edgetl.runtime.spec import PixelSpec
+from edgetl.train import run_dir
+from edgetl.train.config import TrainConfig
+
+
+class Interrupted(EdgetlError):
+    """Ctrl-C or SIGTERM during training (exit 130); the run can be resumed."""
+
+    exit_code = 130
+
+
+@dataclass
+class TrainResult:
+    """A finished run: its folder and what metrics.json says."""
+
+    path: Path
+    metrics: dict
+
+
+class RunLog:
+    """Status lines to stderr and to RUN/train.log."""
+
+    def __init__(self, path: Path):
+        self.file = path.open("a", encoding="utf-8")
+
+    def __call__(self, message: str) -> None:
+        err.print(message, highlight=False, markup=False, soft_wrap=True)
+        self.file.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+        self.file.flush()
+
+
+def _strategy(name: str, log: RunLog):
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "none" or (name == "auto" and len(gpus) < 2):
+        return tf.distribute.get_strategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise EdgetlError("--strategy multiworker needs the TF_CONFIG environment variable",
+                              fix="set TF_CONFIG on every worker (cluster and task), or use --strategy mirrored")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    log(f"MirroredStrategy over {len(devices)} device(s): {', '.join(devices)}")
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def _class_weights(y: np.ndarray, n: int) -> dict[int, float]:
+    counts = np.bincount(y, minlength=n).astype(float)
+    return {i: float(len(y) / (n * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def work_final(work: Path) -> Path:
+    """The name a run folder will have when it completes."""
+    return run_dir.final_path(work)
+
+
+def train(config: TrainConfig | None = None, resume: str | Path | None = None, **overrides) -> TrainResult:
+    """Train a classifier on ``config.data`` (or continue an interrupted run) and return the run.
+
+    ``edgetl.train(data="photos/", epochs=10)`` works as well as passing a :class:`TrainConfig`."""
+    if resume is not None:
+        work = run_dir.resume_path(resume)
+        cfg = TrainConfig(**yaml.safe_load((work / "config.yaml").read_text()))
+    else:
+        cfg = (config or TrainConfig(**overrides)).validate()
+        if not cfg.data:
+            raise EdgetlError("no dataset given", fix="edgetl train DATA")
+        from edgetl.models import get_backbone
+
+        get_backbone(cfg.backbone)
+        # The audit runs before the run folder exists, so bad data leaves nothing behind.
+        pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed))
+        pre.require_trainable()
+        work = run_dir.new_run(cfg.project, cfg.name, cfg.out)
+        cfg.save(work / "config.yaml")
+        pre.save(work / "audit.json")
+    log = RunLog(work / "train.log")
+    log(f"run folder: {work_final(work)} (in progress at {work})")
+    try:
+        return _train(cfg, work, resume is not None, log)
+    except KeyboardInterrupt:
+        log("interrupted")
+        raise Interrupted(f"training stopped; resume with: edgetl train --resume {work_final(work)}") from None
+
+
+def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainResult:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    from edgetl.models.backbones import build_base, build_classifier, build_head, freeze_for_fine_tuning, get_backbone
+    from edgetl.train.stages import Checkpointer, RunState, augmenter, dataset, loss_fn, optimizer
+
+    result = Audit.load_file(work / "audit.json")
+    skipped = result.skipped
+    if skipped:
+        log(f"{len(skipped)} file(s) skipped by the audit; reasons in {work_final(work) / 'audit.json'}")
+    classes, n = result.classes, len(result.classes)
+    write_labels(work / "labels.txt", classes)
+    state = RunState.load(work) if resuming else RunState()
+    if resuming:
+        log(f"resuming after epoch {state.epoch + 1} (stage {state.stage}{', stage 1 done' if state.stage1_done else ''})")
+    keras.utils.set_random_seed(cfg.seed)
+    spec = get_backbone(cfg.backbone)
+
+    t0 = time.perf_counter()
+    splits = {s: result.split(s) for s in result.splits}
+    x = {s: load_images([r.path for r in recs], cfg.size, cfg.size, cfg.resize, use_cache=cfg.cache)
+         for s, recs in splits.items()}
+    y = {s: np.array([r.label for r in recs], np.int64) for s, recs in splits.items()}
+    onehot = {s: np.eye(n, dtype=np.float32)[v] for s, v in y.items()}
+    load_s = time.perf_counter() - t0
+    log(f"{sum(map(len, x.values()))} images loaded at {cfg.size}x{cfg.size} in {load_s:.1f} s "
+        f"({', '.join(f'{s} {len(v)}' for s, v in x.items())})")
+
+    mixed = cfg.mixed_precision and tf.config.list_physical_devices("GPU")
+    if cfg.mixed_precision and not mixed:
+        log("--mixed-precision ignored: no GPU visible")
+    if mixed:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = _strategy(cfg.strategy, log)
+    with strategy.scope():
+        base = build_base(spec, cfg.size, cfg.alpha, cfg.weights)
+        model, features = build_classifier(spec, base, cfg.size, n, cfg.dropout)
+    base.trainable = False
+    if state.epoch >= 0:
+        model.load_weights(work / "last.weights.h5")
+    weights = _class_weights(y["train"], n) if cfg.class_weight == "auto" else None
+    steps = int(np.ceil(len(x["train"]) / cfg.batch_size))
+    train_ds = dataset(x["train"], onehot["train"], cfg.batch_size, cfg.seed, shuffle=True)
+    val_ds = dataset(x["val"], onehot["val"], cfg.batch_size, cfg.seed, shuffle=False)
+    metrics = ["accuracy"]
+
+    # Stage 1: frozen base, new head.
+    if not state.stage1_done:
+        start = state.epoch + 1
+        t1 = time.perf_counter()
+        if cfg.augment:
+            state.path_taken = "through the frozen base (augmentation on)"
+            log(f"stage 1: training the head through the frozen {spec.name} base each epoch (augmentation on)")
+            with strategy.scope():
+                inp = keras.Input((cfg.size, cfg.size, 3), dtype="float32")
+                trainer = keras.Model(inp, model(augmenter(cfg.seed)(inp)))
+                trainer.compile(optimizer(cfg.lr, cfg.schedule, steps * cfg.epochs, steps * start), loss_fn(cfg.label_smoothing), metrics=metrics)
+            ckpt = Checkpointer(work, state, 1, model, cfg.patience, cfg.epochs + cfg.fine_tune_epochs, log=log)
+            trainer.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=start,
+                        class_weight=weights, callbacks=[ckpt], verbose=0)
+        else:
+            state.path_taken = "cached backbone features (no augmentation)"
+            log(f"stage 1: computing {spec.name} features once, then training the head on them (bottleneck features)")
+            tf_ = time.perf_counter()
+            feats = {s: features.predict(x[s].astype(np.float32), batch_size=cfg.batch_size, verbose=0) for s in ("train", "val")}
+            log(f"features of {len(x['train']) + len(x['val'])} images in {time.perf_counter() - tf_:.1f} s")
+            with strategy.scope():
+                head = build_head(feats["train"].shape[1], n, cfg.dropout)
+                head.get_layer("predictions").set_weights(model.get_layer("predictions").get_weights())
+                head.compile(optimizer(cfg.lr, cfg.schedule, steps * cfg.epochs, steps * start), loss_fn(cfg.label_smoothing), metrics=metrics)
+
+            def sync() -> None:
+                model.get_layer("predictions").set_weights(head.get_layer("predictions").get_weights())
+
+            ckpt = Checkpointer(work, state, 1, model, cfg.patience, cfg.epochs + cfg.fine_tune_epochs, sync=sync, log=log)
+            head.fit(feats["train"], onehot["train"], batch_size=cfg.batch_size, epochs=cfg.epochs, initial_epoch=start,
+                     validation_data=(feats["val"], onehot["val"]), class_weight=weights, callbacks=[ckpt],
+                     verbose=0, shuffle=True)
+        state.stage1_done, state.stage1_epochs, state.wait = True, state.epoch + 1, 0
+        state.seconds["stage1"] = state.seconds.get("stage1", 0) + time.perf_counter() - t1
+        state.save(work)
+        log(f"stage 1 done: {state.stage1_epochs} epochs in {state.seconds['stage1']:.1f} s, "
+            f"best val loss {state.best_val_loss:.4f} at epoch {state.best_epoch + 1}")
+
+    # Stage 2: unfreeze the top of the base, BatchNorm frozen, lower learning rate.
+    if cfg.fine_tune_epochs > 0 and state.epoch + 1 < state.stage1_epochs + cfg.fine_tune_epochs:
+        t2 = time.perf_counter()
+        if state.stage == 1:  # start fine-tuning from the best stage-1 weights
+            model.load_weights(work / "best.weights.h5")
+            state.wait = 0
+        n_layers = len(base.layers)
+        at = cfg.fine_tune_at if cfg.fine_tune_at is not None else (
+            int(round(n_layers * (1 - cfg.unfreeze))) if cfg.unfreeze else spec.fine_tune_at(n_layers))
+        if not 0 <= at < n_layers:
+            raise EdgetlError(f"--fine-tune-at {at} is outside the {n_layers} layers of {spec.name}")
+        with strategy.scope():
+            trainable = freeze_for_fine_tuning(base, at)
+            lr2 = cfg.fine_tune_lr or cfg.lr / 10
+            end = state.stage1_epochs + cfg.fine_tune_epochs
+            start = state.epoch + 1
+            inp = keras.Input((cfg.size, cfg.size, 3), dtype="float32")
+            trainer = keras.Model(inp, model(augmenter(cfg.seed)(inp))) if cfg.augment else model
+            trainer.compile(optimizer(lr2, cfg.schedule, steps * cfg.fine_tune_epochs, steps * (start - state.stage1_epochs)),
+                            loss_fn(cfg.label_smoothing), metrics=metrics)
+        log(f"stage 2: fine-tuning {trainable} layers from layer {at} of {n_layers} at lr {lr2:g}, BatchNorm frozen")
+        ckpt = Checkpointer(work, state, 2, model, cfg.patience, end, log=log)
+        trainer.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=start, class_weight=weights,
+                    callbacks=[ckpt], verbose=0)
+        done = state.epoch + 1 - start
+        state.seconds["stage2"] = state.seconds.get("stage2", 0) + time.perf_counter() - t2
+        state.seconds["stage2_images_per_s"] = done * len(x["train"]) / max(state.seconds["stage2"], 1e-9)
+        state.save(work)
+
+    return _finish(cfg, work, state, model, x, y, classes, log, load_s)
+
+
+def _finish(cfg, work, state, model, x, y, classes, log, load_s) -> TrainResult:
+    import keras
+    import tensorflow as tf
+
+    from edgetl.metrics import plot_confusion, report
+    from edgetl.train.plots import plot_history
+
+    model.load_weights(work / "best.weights.h5")
+    best = next(h for h in state.history if h["epoch"] == state.best_epoch)
+    log(f"best epoch {state.best_epoch + 1} (stage {best['stage']}): val_loss {best['val_loss']:.4f} "
+        f"val_acc {best['val_accuracy']:.4f}")
+    tmp = work / "model.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, work / "model.keras")
+    evals = {}
+    for split in [s for s in ("val", "test") if s in x]:
+        probs = model.predict(x[split].astype(np.float32), batch_size=cfg.batch_size, verbose=0)
+        evals[split] = report(y[split], probs.argmax(1), classes)
+    plot_confusion(evals["val"], str(work / "confusion_matrix.png"), title="val")
+    stage2_start = next((h["epoch"] for h in state.history if h["stage"] == 2), None)
+    plot_history(state.history, work / "history.png", stage2_start)
+    (work / "history.json").write_text(json.dumps(state.history, indent=1))
+    pixels = PixelSpec(cfg.size, cfg.size, mean=0.0, std=1.0, resize=cfg.resize)
+    (work / MANIFEST).write_text(json.dumps({
+        "labels": classes, "input": pixels.to_dict(), "backbone": cfg.backbone, "alpha": cfg.alpha,
+        "artifacts": [{"file": "model.keras", "format": "keras"}],
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
+    }, indent=1))
+    s1 = [h for h in state.history if h["stage"] == 1]
+    s2 = [h for h in state.history if h["stage"] == 2]
+    metrics = {
+        "val_accuracy": evals["val"].accuracy,
+        "best": {"epoch": state.best_epoch + 1, "stage": best["stage"], "val_loss": best["val_loss"],
+                 "val_accuracy": best["val_accuracy"]},
+        "final_epoch": {k: state.history[-1][k] for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")},
+        "per_class": {c.label: {"precision": c.precision, "recall": c.recall, "support": c.support}
+                      for c in evals["val"].per_class},
+        "confusion": evals["val"].confusion,
+        "test_accuracy": evals["test"].accuracy if "test" in evals else None,
+        "epochs": {"stage1": len(s1), "stage2": len(s2)},
+        "seconds": {"load": load_s, **{k: v for k, v in state.seconds.items() if k.startswith("stage") and "per_s" not in k}},
+        "images_per_s": {"stage1": len(s1) * len(x["train"]) / max(state.seconds.get("stage1", 0), 1e-9),
+                         "stage2": state.seconds.get("stage2_images_per_s")},
+        "stage1_path": state.path_taken,
+        "images": {s: len(v) for s, v in x.items()},
+        "skipped_files": len(Audit.load_file(work / "audit.json").skipped),
+    }
+    (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    for f in ("last.weights.h5",):
+        (work / f).unlink(missing_ok=True)
+    final = run_dir.finish(work)
+    log(f"val accuracy {metrics['val_accuracy']:.4f}; run saved to {final}")
+    return TrainResult(final, metrics)

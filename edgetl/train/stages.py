@@ -1,0 +1,128 @@
+"""The two stages of transfer learning and the callback that makes them resumable.
+
+Stage 1 trains a new head on a frozen base: on backbone features computed once when there is no
+augmentation, through the base otherwise. Stage 2 unfreezes the top of the base (BatchNorm kept
+frozen) at a lower learning rate, continuing the epoch count. Across both stages the weights with
+the lowest validation loss are kept and restored at the end."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from edgetl.console import err
+
+
+@dataclass
+class RunState:
+    """What a resumed run needs: where each stage is, the best epoch so far, the history."""
+
+    stage: int = 1
+    epoch: int = -1
+    """Last completed epoch (global count across stages)."""
+    stage1_done: bool = False
+    stage1_epochs: int = 0
+    best_val_loss: float = math.inf
+    best_epoch: int = -1
+    wait: int = 0
+    history: list[dict] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+    path_taken: str = ""
+
+    def save(self, work: Path) -> None:
+        """Write state.json atomically."""
+        tmp = work / "state.json.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(tmp, work / "state.json")
+
+    @classmethod
+    def load(cls, work: Path) -> "RunState":
+        """Read state.json, or a fresh state."""
+        f = work / "state.json"
+        return cls(**json.loads(f.read_text())) if f.exists() else cls()
+
+
+def save_weights(model: keras.Model, path: Path) -> None:
+    """Save weights under a temporary name, then rename."""
+    tmp = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """After every epoch: record history, keep the best (lowest val loss) full-model weights, save
+    the last weights and the state, and stop the stage after ``patience`` epochs without progress."""
+
+    def __init__(self, work: Path, state: RunState, stage: int, full_model: keras.Model, patience: int,
+                 total_epochs: int, sync: Callable[[], None] = lambda: None, log: Callable[[str], None] = err.print):
+        super().__init__()
+        self.work, self.state, self.stage, self.full = work, state, stage, full_model
+        self.patience, self.total, self.sync, self.log = patience, total_epochs, sync, log
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        s = self.state
+        self.sync()
+        entry = {"stage": self.stage, "epoch": epoch, "seconds": time.perf_counter() - self._t0} | {
+            k: logs[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+        s.history.append(entry)
+        better = logs["val_loss"] < s.best_val_loss - 1e-4
+        if better:
+            s.best_val_loss, s.best_epoch, s.wait = logs["val_loss"], epoch, 0
+            save_weights(self.full, self.work / "best.weights.h5")
+        else:
+            s.wait += 1
+        save_weights(self.full, self.work / "last.weights.h5")
+        s.stage, s.epoch = self.stage, epoch
+        s.save(self.work)
+        self.log(f"stage {self.stage} epoch {epoch + 1}/{self.total}: loss {logs['loss']:.4f} "
+                 f"acc {logs['accuracy']:.4f} val_loss {logs['val_loss']:.4f} val_acc {logs['val_accuracy']:.4f} "
+                 f"({entry['seconds']:.1f} s){' *best*' if better else ''}")
+        if s.wait >= self.patience:
+            self.log(f"stage {self.stage}: no better val loss for {self.patience} epochs, stopping the stage")
+            self.model.stop_training = True
+
+
+def optimizer(lr: float, schedule: str, steps: int, done_steps: int = 0) -> keras.optimizers.Optimizer:
+    """Adam with a cosine or constant learning rate over ``steps`` optimizer steps."""
+    rate = keras.optimizers.schedules.CosineDecay(lr, max(steps, 1), alpha=0.01) if schedule == "cosine" else lr
+    opt = keras.optimizers.Adam(rate)
+    if done_steps:
+        opt.iterations.assign(done_steps)
+    return opt
+
+
+def augmenter(seed: int) -> keras.Sequential:
+    """Random flip, rotation, zoom and contrast: active only when called with training=True."""
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(0.1, seed=seed + 1),
+        keras.layers.RandomZoom(0.15, seed=seed + 2),
+        keras.layers.RandomContrast(0.1, seed=seed + 3),
+    ], name="augment")
+
+
+def dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, shuffle: bool) -> tf.data.Dataset:
+    """uint8 images and one-hot labels as a prefetched tf.data pipeline in a seeded order."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch).map(lambda a, b: (tf.cast(a, tf.float32), b), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def loss_fn(label_smoothing: float) -> keras.losses.Loss:
+    """Categorical cross-entropy on one-hot labels."""
+    return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
