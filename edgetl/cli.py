@@ -156,7 +156,7 @@ def train(
     fine_tune_at: Optional[int] = typer.Option(None, help="First base layer to unfreeze in stage 2."),
     unfreeze: Optional[float] = typer.Option(None, help="Fraction of base layers to unfreeze (instead of --fine-tune-at)."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size (default 32)."),
-    lr: Optional[float] = typer.Option(None, help="Stage 1 learning rate (default 1e-3)."),
+    lr: Optional[float] = typer.Option(None, help="Stage 1 learning rate (default 3e-3)."),
     fine_tune_lr: Optional[float] = typer.Option(None, help="Stage 2 learning rate (default lr/10)."),
     dropout: Optional[float] = typer.Option(None, help="Dropout before the classifier (default 0.2)."),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment",

@@ -68,3 +68,49 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     full_env = dict(os.environ) | (env or {})
     return subprocess.run([sys.executable, "-m", "edgetl", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=full_env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def hymenoptera_run(tmp_path_factory):
+    """The quality-bar run: MobileNetV2 224 with the shared ImageNet weights on hymenoptera, defaults."""
+    if not (WEIGHTS.exists() and HYMENOPTERA.exists()):
+        pytest.skip(f"needs {WEIGHTS} and {HYMENOPTERA} (set EDGETL_SHARED)")
+    from edgetl.train import TrainConfig, train
+
+    return train(TrainConfig(data=str(HYMENOPTERA), weights=str(WEIGHTS),
+                             project=str(tmp_path_factory.mktemp("hymenoptera") / "runs")))
+
+
+@pytest.fixture(scope="session")
+def hymenoptera_export(hymenoptera_run):
+    """Every artifact of the quality-bar run, verified."""
+    from edgetl.export.pipeline import FORMATS, ExportOptions, export
+
+    return export(hymenoptera_run.path, ExportOptions(formats=list(FORMATS)))
+
+
+@pytest.fixture(scope="session")
+def shapes_data(tmp_path_factory) -> Path:
+    """Generated circles, squares and triangles in train/val folders."""
+    return make_shapes(tmp_path_factory.mktemp("shapes") / "data", per_class=40, splits=("train", "train", "train", "val"),
+                       size=64)
+
+
+@pytest.fixture(scope="session")
+def shapes_run(shapes_data, tmp_path_factory):
+    """A small MobileNetV2 trained from scratch on the generated shapes (no shared data needed)."""
+    from edgetl.train import TrainConfig, train
+
+    return train(TrainConfig(data=str(shapes_data), weights="none", alpha=0.35, size=48, epochs=12,
+                             fine_tune_epochs=0, augment=False, lr=3e-3, patience=12,
+                             project=str(tmp_path_factory.mktemp("shapes_runs"))))
+
+
+@pytest.fixture(scope="session")
+def shapes_export(shapes_run):
+    """fp32 and int8 TFLite plus ONNX of the shapes model (gates relaxed: the point is the artifacts)."""
+    from edgetl.export.pipeline import ExportOptions, export
+    from edgetl.export.verify import Gates
+
+    return export(shapes_run.path, ExportOptions(formats=["fp32", "int8", "onnx", "onnx_int8"],
+                                                 gates=Gates(max_drop=100, min_agreement=0)))

@@ -52,6 +52,10 @@ class LiteRTBackend:
         cls, package = interpreter_class()
         self.runtime = f"{package} {_version(package)}"
         content = path.read_bytes()
+        problem = tflite_metadata.check_complete(content)
+        if problem:
+            raise EdgetlError(f"not a valid TFLite model ({problem})", path=path,
+                              fix="re-export it or copy it again; a truncated copy or another file type cannot load")
         try:
             self.interpreter = cls(model_content=content, num_threads=threads)
             self.interpreter.allocate_tensors()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
 
 import flatbuffers
@@ -40,6 +41,28 @@ def _u32(t: Table, slot: int) -> int:
 def _u64(t: Table, slot: int) -> int:
     o = t.Offset(slot)
     return t.Get(flatbuffers.number_types.Uint64Flags, o + t.Pos) if o else 0
+
+
+def check_complete(model: bytes) -> str | None:
+    """Why a TFLite file is truncated or not a model, or None when every buffer lies inside it.
+
+    The interpreter itself accepts a file cut after its tensors' table and reads zeros for the
+    missing weights, so edgetl checks the extents first."""
+    if len(model) < 8 or model[4:8] != b"TFL3":
+        return "no TFL3 identifier: not a TFLite flatbuffer"
+    try:
+        for buf in _tables(_root(model), _MODEL_BUFFERS):
+            offset = _u64(buf, _BUFFER_OFFSET)
+            if offset > 1:
+                end = offset + _u64(buf, _BUFFER_SIZE)
+            else:
+                o = buf.Offset(_BUFFER_DATA)
+                end = buf.Vector(o) + buf.VectorLen(o) if o else 0
+            if end > len(model):
+                return f"a weight buffer ends at byte {end} but the file has {len(model)}: truncated"
+    except (IndexError, struct.error):
+        return "the flatbuffer points outside the file: truncated or corrupt"
+    return None
 
 
 def metadata_buffer(model: bytes, name: str = METADATA_NAME) -> bytes | None:

@@ -30,7 +30,7 @@ class TrainConfig:
     fine_tune_epochs: int = 10
     """Stage 2 epochs (top layers unfrozen); 0 skips stage 2."""
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 3e-3
     fine_tune_lr: float | None = None
     """Stage 2 learning rate; default lr / 10."""
     fine_tune_at: int | None = None

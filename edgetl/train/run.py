@@ -167,7 +167,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
                         class_weight=weights, callbacks=[ckpt], verbose=0)
         else:
             state.path_taken = "cached backbone features (no augmentation)"
-            log(f"stage 1: computing {spec.name} features once, then training the head on them (bottleneck features)")
+            log(f"stage 1: cached backbone features (no augmentation): {spec.name} features computed once, the head trained on them")
             tf_ = time.perf_counter()
             feats = {s: features.predict(x[s].astype(np.float32), batch_size=cfg.batch_size, verbose=0) for s in ("train", "val")}
             log(f"features of {len(x['train']) + len(x['val'])} images in {time.perf_counter() - tf_:.1f} s")

@@ -1,0 +1,199 @@
+"""Training: the quality bar on real data, both backbones, BatchNorm, resume, strategy, bad input."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import make_shapes, run_cli
+
+RUN_FILES = {"model.keras", "labels.txt", "config.yaml", "metrics.json", "history.png", "confusion_matrix.png",
+             "train.log", "manifest.json", "audit.json"}
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_hymenoptera_reaches_the_quality_bar(hymenoptera_run):
+    run = hymenoptera_run
+    m = run.metrics
+    print(f"hymenoptera val accuracy {m['val_accuracy']:.4f}, seconds {m['seconds']}, path: {m['stage1_path']}")
+    assert m["val_accuracy"] >= 0.95
+    assert RUN_FILES <= {p.name for p in run.path.iterdir()}
+    assert not any(p.name.endswith(".incomplete") for p in run.path.parent.iterdir())
+    assert m["epochs"]["stage1"] >= 1 and set(m["per_class"]) == {"ants", "bees"}
+    assert (run.path / "labels.txt").read_text() == "ants\nbees\n"
+    log = (run.path / "train.log").read_text()
+    assert "through the frozen mobilenet_v2 base" in log and "BatchNorm frozen" in log
+
+
+@pytest.mark.slow
+def test_efficientnet_from_scratch_run_folder_is_complete(tmp_path):
+    data = make_shapes(tmp_path / "data", per_class=12, size=48)
+    proc = run_cli("train", data, "--backbone", "efficientnet_b0", "--weights", "none", "--size", "48",
+                   "--epochs", "2", "--fine-tune-epochs", "1", "--no-augment", "--out", tmp_path / "run", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["epochs"] == {"stage1": 2, "stage2": 1}
+    assert RUN_FILES <= {p.name for p in (tmp_path / "run").iterdir()}
+    assert "cached backbone features" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_each_backbone_sees_the_range_it_was_trained_on():
+    import keras
+
+    from edgetl.models.backbones import BACKBONES, build_base, build_classifier
+
+    image = np.linspace(0, 255, 32 * 32 * 3, dtype=np.float32).reshape(1, 32, 32, 3)
+    for name, spec in BACKBONES.items():
+        base = build_base(spec, 32, 1.0, "none")
+        model, _ = build_classifier(spec, base, 32, 2, 0.2)
+        before_base = model.layers[model.layers.index(model.get_layer(base.name)) - 1]
+        feed = keras.Model(model.input, before_base.output)  # what enters the base
+        seen = np.asarray(feed(image))
+        if spec.normalises_itself:
+            assert seen.min() == 0 and seen.max() == 255, name
+            inner = [layer.name for layer in base.layers[:4]]
+            assert any("rescaling" in n for n in inner) and any("normalization" in n for n in inner), inner
+        else:
+            assert np.isclose(seen.min(), -1) and np.isclose(seen.max(), 1), name
+
+
+def test_fine_tuning_keeps_batchnorm_frozen():
+    import keras
+
+    from edgetl.models.backbones import BACKBONES, build_base, build_classifier, freeze_for_fine_tuning
+
+    spec = BACKBONES["mobilenet_v2"]
+    base = build_base(spec, 32, 0.35, "none")
+    model, _ = build_classifier(spec, base, 32, 2, 0.2)
+    at = spec.fine_tune_at(len(base.layers))
+    freeze_for_fine_tuning(base, at)
+    bns = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and not any(layer.trainable for layer in bns)
+    assert not any(layer.trainable for layer in base.layers[:at])
+    before = [np.array(layer.moving_mean) for layer in bns]
+    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    model.fit(x, np.eye(2)[[0, 1] * 4], epochs=1, verbose=0)
+    assert all(np.array_equal(b, np.array(layer.moving_mean)) for b, layer in zip(before, bns))
+
+
+def _wait_for(path: Path, predicate, timeout: float = 240) -> dict:
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            state = json.loads(path.read_text())
+            if predicate(state):
+                return state
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never reached the expected state")
+
+
+@pytest.mark.slow
+def test_interrupted_runs_resume_where_they_stopped(tmp_path):
+    data = make_shapes(tmp_path / "data", per_class=30, size=48)
+    args = [sys.executable, "-m", "edgetl", "train", str(data), "--weights", "none", "--alpha", "0.35", "--size", "48",
+            "--epochs", "4", "--fine-tune-epochs", "3", "--patience", "20", "--project", str(tmp_path / "runs")]
+    work = tmp_path / "runs" / ".exp.incomplete"
+    # Ctrl-C during stage 1
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(work / "state.json", lambda s: s["epoch"] >= 1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "resume with: edgetl train --resume" in stderr and "Traceback" not in stderr
+    stopped_at = json.loads((work / "state.json").read_text())["epoch"]
+    assert not (tmp_path / "runs" / "exp").exists()
+    # resume, then kill -9 during stage 2
+    proc = subprocess.Popen([sys.executable, "-m", "edgetl", "train", "--resume", str(tmp_path / "runs" / "exp")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(work / "state.json", lambda s: s["stage"] == 2)
+    proc.kill()
+    proc.wait(timeout=60)
+    state = json.loads((work / "state.json").read_text())
+    assert state["stage1_done"]
+    log_before = (work / "train.log").read_text()
+    proc = run_cli("train", "--resume", work, "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    final = tmp_path / "runs" / "exp"
+    history = json.loads((final / "history.json").read_text())
+    epochs = [h["epoch"] for h in history]
+    assert epochs == list(range(len(epochs))), epochs  # no epoch redone, none skipped
+    assert [h["stage"] for h in history].count(1) == 4 and [h["stage"] for h in history].count(2) == 3
+    assert stopped_at >= 1
+    third = (final / "train.log").read_text()[len(log_before):]
+    assert "resuming after epoch" in third and "stage 1:" not in third  # stage 1 not redone
+    assert run_cli("train", "--resume", final).returncode == 2  # finished runs are not resumed
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    data = make_shapes(tmp_path / "data", per_class=10, size=32)
+    code = f"""
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import edgetl.train as T
+r = T.train(T.TrainConfig(data={str(data)!r}, weights="none", alpha=0.35, size=32, epochs=2, fine_tune_epochs=1,
+                          batch_size=8, strategy="mirrored", out={str(tmp_path / 'run')!r}))
+print("RUN", r.path)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "MirroredStrategy over 2 device(s)" in log and "/device:CPU:1" in log
+
+
+def test_yaml_config_and_cli_override(tmp_path):
+    from edgetl.train import load_config
+
+    cfg_file = tmp_path / "edgetl.yaml"
+    cfg_file.write_text("data: photos\nepochs: 7\nfine-tune-epochs: 2\nbatch_size: 16\n")
+    cfg = load_config(cfg_file, {"epochs": 3, "lr": None})
+    assert (cfg.data, cfg.epochs, cfg.fine_tune_epochs, cfg.batch_size, cfg.lr) == ("photos", 3, 2, 16, 3e-3)
+    cfg_file.write_text("epochz: 7\n")
+    proc = run_cli("train", "--config", cfg_file)
+    assert proc.returncode == 2 and "unknown option 'epochz'" in proc.stderr
+
+
+@pytest.mark.parametrize("case", ["empty_class", "single_class", "only_corrupt", "bad_option"])
+def test_bad_training_input_is_one_line_exit_2(tmp_path, case):
+    data = make_shapes(tmp_path / "data", classes=("a", "b"), per_class=4, size=32)
+    extra: list[str] = []
+    if case == "empty_class":
+        (data / "c").mkdir()
+    elif case == "single_class":
+        for f in (data / "b").iterdir():
+            f.unlink()
+        (data / "b").rmdir()
+    elif case == "only_corrupt":
+        for f in data.rglob("*.jpg"):
+            f.write_bytes(b"\xff\xd8\xff garbage")
+    else:
+        extra = ["--backbone", "resnet9000"]
+    proc = run_cli("train", data, "--weights", "none", "--project", tmp_path / "runs", *extra)
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_offline_imagenet_weights_error_names_cache_and_alternatives(tmp_path):
+    data = make_shapes(tmp_path / "data", classes=("a", "b"), per_class=4, size=32)
+    env = {"KERAS_HOME": str(tmp_path / "empty_keras"), "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    proc = run_cli("train", data, "--size", "96", "--project", tmp_path / "runs", env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")][0]
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in line
+    assert "--weights PATH" in line and "--weights none" in line
+    assert not (tmp_path / "runs").exists() or not any(p.name == "exp" for p in (tmp_path / "runs").iterdir())
