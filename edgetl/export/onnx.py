@@ -11,19 +11,37 @@ DEFAULT_OPSET = 17
 
 
 def fp32(model, opset: int = DEFAULT_OPSET):
-    """An onnx.ModelProto taking NHWC float pixels 0..255 with a dynamic batch dimension."""
+    """An onnx.ModelProto taking NHWC float pixels 0..255 ("image", dynamic batch) and returning
+    "probability". The graph is frozen first, so constants that Keras layers capture (EfficientNet's
+    normalisation mean and variance) become initializers rather than extra inputs."""
     import tensorflow as tf
     import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     size = model.input_shape[1:]
     spec = (tf.TensorSpec((None, *size), tf.float32, name="image"),)
 
     @tf.function(input_signature=spec)
     def serve(image):
-        return {"probability": model(image, training=False)}
+        return model(image, training=False)
 
-    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
+    frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
+    inputs, outputs = [t.name for t in frozen.inputs], [t.name for t in frozen.outputs]
+    proto, _ = tf2onnx.convert.from_graph_def(frozen.graph.as_graph_def(), input_names=inputs,
+                                              output_names=outputs, opset=opset)
+    _rename(proto, inputs[0], "image")
+    _rename(proto, outputs[0], "probability")
     return proto
+
+
+def _rename(proto, old: str, new: str) -> None:
+    """Rename a graph input or output everywhere it is used."""
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        if value.name == old:
+            value.name = new
+    for node in proto.graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
 
 
 class _Calibration:

@@ -16,9 +16,15 @@ def _converter(model):
 
 
 def _representative(calib: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """Calibration batches. One pixel of the first image is set to 0 and one to 255, so the input
+    range is exactly 0..255 and a uint8 input takes raw pixels (scale 1, zero point 0) even when
+    the calibration photos happen not to reach both ends."""
     def gen():
-        for image in calib:
-            yield [image[None].astype(np.float32)]
+        for i, image in enumerate(calib):
+            x = image[None].astype(np.float32)
+            if i == 0:
+                x[0, 0, 0, :], x[0, 0, 1, :] = 0.0, 255.0
+            yield [x]
     return gen
 
 
