@@ -268,6 +268,67 @@ def verify(
     raise typer.Exit(0 if result.ok else 1)
 
 
+@app.command()
+def bench(
+    models: list[Path] = typer.Argument(..., help="Models to compare (.tflite, .onnx; .keras locally)."),
+    threads: str = typer.Option("", "--threads", help="Comma-separated thread counts, e.g. 1,2,4 (default: runtime's)."),
+    runs: int = typer.Option(200, help="Timed inferences at least."),
+    warmup: int = typer.Option(20, help="Untimed inferences first."),
+    min_seconds: float = typer.Option(5.0, help="Measure at least this long per model and thread count."),
+    e2e: Optional[Path] = typer.Option(None, "--e2e", help="Also time decode + preprocessing of this image."),
+    device: str = typer.Option("local", "--device", help="local, rpi (any Linux board over SSH) or android (adb)."),
+    host: list[str] = typer.Option([], "--host", help="SSH host or ~/.ssh/config alias (repeat for several)."),
+    remote_python: str = typer.Option("python3", help="Python on the SSH device."),
+    ssh_config: Optional[Path] = typer.Option(None, help="ssh_config file (default: ~/.ssh/config)."),
+    serial: Optional[str] = typer.Option(None, help="adb device serial."),
+    benchmark_binary: Optional[str] = typer.Option(None, help="benchmark_model: a local file (pushed) or a path on the phone."),
+    use_gpu: bool = typer.Option(False, "--use-gpu", help="Android: GPU delegate."),
+    use_nnapi: bool = typer.Option(False, "--use-nnapi", help="Android: NNAPI delegate."),
+    csv_file: Optional[Path] = typer.Option(None, "--csv", help="Write the comparison as CSV."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a latency box plot PNG."),
+    json_out: bool = JSON,
+) -> None:
+    """Latency benchmark: init, first, mean/p50/p90/p99, FPS, memory, device facts; one table for all."""
+    from edgetl.bench import bench as run_bench
+    from edgetl.bench.harness import BenchOptions
+    from edgetl.bench.report import plot as draw, rows, write_csv
+
+    try:
+        thread_list = [int(t) for t in threads.split(",") if t.strip()] or [None]
+    except ValueError:
+        raise EdgetlError(f"--threads {threads!r} is not a list of numbers", fix="e.g. --threads 1,2,4") from None
+    opts = BenchOptions(runs=runs, warmup=warmup, min_seconds=min_seconds, e2e_image=str(e2e) if e2e else None)
+    results = run_bench(models, thread_list, device=device, hosts=host, options=opts, remote_python=remote_python,
+                        ssh_config=str(ssh_config) if ssh_config else None, serial=serial,
+                        benchmark_binary=benchmark_binary, use_gpu=use_gpu, use_nnapi=use_nnapi)
+    if csv_file:
+        write_csv(results, csv_file)
+    if plot:
+        draw(results, plot)
+    if json_out:
+        print_json([{k: v for k, v in r.items() if k != "samples_ms"} for r in results])
+        return
+    table = Table(title="edgetl bench")
+    for col in ("model", "format", "precision", "size MB", "accuracy", "target", "threads", "init ms", "p50 ms", "p90 ms", "FPS"):
+        table.add_column(col, justify="left" if col in ("model", "format", "precision", "target") else "right")
+    for row in rows(results):
+        fmt = lambda v, f: "—" if v is None else format(v, f)  # noqa: E731
+        table.add_row(row["model"], row["format"], row["precision"], f"{row['size_mb']:.2f}", fmt(row["accuracy"], ".4f"),
+                      row["target"], str(row["threads"] or "default"), fmt(row["init_ms"], ".0f"), fmt(row["p50_ms"], ".2f"),
+                      fmt(row["p90_ms"], ".2f"), fmt(row["fps"], ".1f"))
+    out.print(table)
+    dev = results[0].get("device", {}) if results else {}
+    out.print(f"device: {dev.get('cpu')} ({dev.get('arch')}, {dev.get('cores')} cores), {dev.get('os')}, "
+              f"governor {dev.get('governor')}, throttled {dev.get('throttled')}; runtime {results[0]['runtime'] if results else ''}")
+    for r in results:
+        if r.get("e2e"):
+            out.print(f"{r['model']} ({r['threads'] or 'default'} thr) end to end: preprocess "
+                      f"{r['e2e']['preprocess_ms']:.2f} ms, with inference {r['e2e']['total_ms']:.2f} ms (p50)")
+    overheads = [r["harness_overhead_pct"] for r in results if r.get("harness_overhead_pct") is not None]
+    if overheads:
+        out.print(f"harness overhead vs a bare loop: {min(overheads):+.2f}% to {max(overheads):+.2f}%")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning EdgetlError into one line and exit code 2 (1 for gates)."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -13,17 +13,24 @@ aliasing), enlarging uses bilinear.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 RESIZE_METHODS = ("resize", "center_crop")
-_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
-try:  # edgetl reports undecodable files itself; OpenCV's own log lines would only add noise
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-except AttributeError:
-    pass
+
+
+@functools.cache
+def _cv2():
+    """OpenCV, imported on first use: a benchmark runner on a device needs only numpy and a runtime."""
+    import cv2
+
+    try:  # edgetl reports undecodable files itself; OpenCV's own log lines would only add noise
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:
+        pass
+    return cv2
 
 
 class DecodeError(ValueError):
@@ -35,8 +42,10 @@ def decode_bytes(data: bytes | np.ndarray) -> np.ndarray:
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if buf.size == 0:
         raise DecodeError("empty file")
-    if _IMREAD_RGB is not None:
-        img = cv2.imdecode(buf, _IMREAD_RGB)
+    cv2 = _cv2()
+    rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)
+    if rgb_flag is not None:
+        img = cv2.imdecode(buf, rgb_flag)
     else:  # OpenCV < 4.11
         img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
         if img is not None:
@@ -69,6 +78,7 @@ def _scale(image: np.ndarray, height: int, width: int) -> np.ndarray:
     h, w = image.shape[:2]
     if (h, w) == (height, width):
         return image
+    cv2 = _cv2()
     shrinking = height * width < h * w
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 

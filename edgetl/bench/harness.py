@@ -1,0 +1,169 @@
+"""Latency measurement: the timed loop does nothing but the inference call.
+
+numpy and the runtime layer only: this module also runs on devices, inside the bench runner."""
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class BenchOptions:
+    """How long and how hard to measure."""
+
+    threads: int | None = None
+    runs: int = 200
+    """Timed inferences at least."""
+    warmup: int = 20
+    min_seconds: float = 5.0
+    """Keep measuring until this much time has passed (and ``runs`` are done)."""
+    e2e_image: str | None = None
+    """Also time decode (when ``e2e_decode``) + resize + input mapping of this file."""
+    e2e_decode: bool = True
+
+
+@dataclass
+class BenchResult:
+    """One (model, threads) measurement, in the JSON form every target returns."""
+
+    model: str
+    runtime: str
+    threads: int | None
+    size_bytes: int
+    init_ms: float
+    first_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    fps: float
+    peak_rss_mb: float
+    rss_delta_mb: float
+    runs: int
+    harness_overhead_pct: float
+    """Per-call timing cost of this harness against one bare loop over the same calls, in %."""
+    device: dict = field(default_factory=dict)
+    e2e: dict | None = None
+    """preprocess_ms and total_ms (p50) when an image was given."""
+    samples_ms: list[float] = field(default_factory=list, repr=False)
+
+    def to_dict(self, samples: bool = False) -> dict:
+        """JSON-ready form (latency samples left out unless asked for)."""
+        d = asdict(self)
+        if not samples:
+            d.pop("samples_ms")
+        return d
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def stats(samples_ns: np.ndarray) -> dict[str, float]:
+    """mean, std, min, p50, p90, p99 in ms and FPS (1000 / mean) of latency samples in ns."""
+    ms = samples_ns.astype(np.float64) / 1e6
+    mean = float(ms.mean())
+    return {"mean_ms": mean, "std_ms": float(ms.std()), "min_ms": float(ms.min()),
+            "p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
+            "p99_ms": float(np.percentile(ms, 99)), "fps": 1000.0 / mean if mean else 0.0}
+
+
+def time_calls(call: Callable[[], object], runs: int, min_seconds: float) -> np.ndarray:
+    """Latency of each call in ns: at least ``runs`` calls and at least ``min_seconds``."""
+    clock = time.perf_counter_ns
+    samples = np.empty(max(runs, 16), np.int64)
+    n = 0
+    deadline = clock() + int(min_seconds * 1e9)
+    while n < runs or clock() < deadline:
+        if n == len(samples):
+            samples = np.resize(samples, 2 * n)
+        t0 = clock()
+        call()
+        samples[n] = clock() - t0
+        n += 1
+    return samples[:n]
+
+
+def bare_loop_ns(call: Callable[[], object], n: int) -> int:
+    """Total ns of ``n`` calls with nothing but the loop around them."""
+    clock = time.perf_counter_ns
+    t0 = clock()
+    for _ in range(n):
+        call()
+    return clock() - t0
+
+
+def harness_overhead_pct(call: Callable[[], object], n: int = 50) -> float:
+    """How much the per-call timing adds over a bare loop of the same calls, in %, measured on
+    alternating rounds so drift affects both alike."""
+    harness, bare = 0, 0
+    for _ in range(3):
+        harness += int(time_calls(call, n, 0).sum())
+        bare += bare_loop_ns(call, n)
+    return 100.0 * (harness - bare) / bare if bare else 0.0
+
+
+def measure_callable(call: Callable[[], object], options: BenchOptions) -> dict:
+    """Warm up, then time ``call``; returns the stats, the samples and the harness overhead."""
+    for _ in range(options.warmup):
+        call()
+    samples = time_calls(call, options.runs, options.min_seconds)
+    return stats(samples) | {"runs": len(samples), "samples_ms": (samples / 1e6).tolist(),
+                             "harness_overhead_pct": harness_overhead_pct(call)}
+
+
+def bench_model(path: str | Path, options: BenchOptions, device: dict | None = None) -> BenchResult:
+    """Load a model through the runtime layer and measure it (see :class:`BenchResult`)."""
+    from edgetl.runtime import load
+
+    path = Path(path)
+    rss0 = peak_rss_mb()
+    t0 = time.perf_counter_ns()
+    clf = load(path, threads=options.threads)
+    init_ms = (time.perf_counter_ns() - t0) / 1e6
+    h, w = clf.pixels.height, clf.pixels.width
+    x = clf.to_input(np.random.default_rng(0).integers(0, 256, (1, h, w, 3), dtype=np.uint8))
+    t0 = time.perf_counter_ns()
+    clf.infer(x)
+    first_ms = (time.perf_counter_ns() - t0) / 1e6
+    infer = clf.infer
+    m = measure_callable(lambda: infer(x), options)
+    e2e = None
+    if options.e2e_image:
+        e2e = _end_to_end(clf, options)
+    return BenchResult(model=path.name, runtime=clf.runtime, threads=options.threads, size_bytes=path.stat().st_size,
+                       init_ms=init_ms, first_ms=first_ms, peak_rss_mb=peak_rss_mb(), rss_delta_mb=peak_rss_mb() - rss0,
+                       device=device or {}, e2e=e2e, **m)
+
+
+def _end_to_end(clf, options: BenchOptions) -> dict:
+    from edgetl.errors import EdgetlError
+    from edgetl.runtime import preprocess
+
+    try:
+        data = np.fromfile(options.e2e_image, np.uint8)
+        decoded = preprocess.decode_bytes(data)
+    except (OSError, preprocess.DecodeError) as e:
+        raise EdgetlError(f"cannot read image for --e2e ({e})", path=options.e2e_image,
+                          fix="give a jpg, png, bmp, gif or webp photo") from e
+
+    def prep():
+        image = preprocess.decode_bytes(data) if options.e2e_decode else decoded
+        return clf.prepare(image)
+
+    def full():
+        clf.infer(prep())
+
+    short = BenchOptions(runs=max(20, options.runs // 4), warmup=3, min_seconds=min(options.min_seconds, 2.0))
+    return {"decode": options.e2e_decode, "preprocess_ms": measure_callable(prep, short)["p50_ms"],
+            "total_ms": measure_callable(full, short)["p50_ms"]}

@@ -1,0 +1,70 @@
+"""Comparison table rows, CSV and plot of benchmark results (the plot needs matplotlib)."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+COLUMNS = ("model", "format", "precision", "size_mb", "accuracy", "target", "threads", "runtime", "init_ms",
+           "p50_ms", "p90_ms", "fps")
+
+
+def _precision(name: str) -> str:
+    for tag in ("int8_mixed", "int8", "fp16", "dynamic", "fp32"):
+        if tag in name:
+            return tag
+    return "fp32" if name.endswith((".onnx", ".keras")) else "?"
+
+
+def _accuracy(path: Path) -> float | None:
+    """The verified accuracy of an artifact, from export's report.json beside it."""
+    report = path.parent / "report.json"
+    try:
+        checks = json.loads(report.read_text())["checks"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return next((c["accuracy"] for c in checks if c["file"] == path.name), None)
+
+
+def rows(results: list[dict]) -> list[dict]:
+    """One flat row per result for the comparison table and CSV."""
+    out = []
+    for r in results:
+        path = Path(r.get("path", r["model"]))
+        out.append({"model": r["model"], "format": path.suffix.lstrip("."), "precision": _precision(path.name),
+                    "size_mb": r["size_bytes"] / 1e6, "accuracy": _accuracy(path),
+                    "target": r.get("device", {}).get("target", "local"), "threads": r["threads"], "runtime": r["runtime"],
+                    "init_ms": r["init_ms"], "p50_ms": r["p50_ms"], "p90_ms": r["p90_ms"], "fps": r["fps"]})
+    return out
+
+
+def write_csv(results: list[dict], path: str | Path) -> None:
+    """The comparison rows as CSV."""
+    table = rows(results)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(table)
+
+
+def plot(results: list[dict], path: str | Path) -> None:
+    """Box plot of the latency samples of each (model, threads, target)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, data = [], []
+    for r in results:
+        samples = r.get("samples_ms") or [v for v in (r.get("min_ms"), r.get("mean_ms")) if v is not None]
+        labels.append(f"{r['model']}\n{r.get('threads') or 'default'} thr, {r.get('device', {}).get('target', 'local')}")
+        data.append(samples)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(data)), 4.5))
+    ax.boxplot(data, showfliers=False)
+    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8, rotation=20, ha="right")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("edgetl bench: steady-state latency per inference")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

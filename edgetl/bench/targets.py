@@ -1,0 +1,49 @@
+"""Where a benchmark runs: one entry per target, each returning result dicts of the same form."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from edgetl.bench.harness import BenchOptions
+from edgetl.errors import EdgetlError
+
+
+def _local(models: list[Path], threads: list[int | None], options: BenchOptions, **_) -> list[dict]:
+    from edgetl.bench.runner import run
+
+    results = run([str(m) for m in models], threads, options)
+    for r, m in zip(results, [m for m in models for _ in threads]):
+        r["model"], r["device"]["target"], r["path"] = m.name, "local", str(m)
+    return results
+
+
+def _ssh(models: list[Path], threads: list[int | None], options: BenchOptions, hosts: list[str],
+         remote_python: str = "python3", ssh_config: str | None = None, **_) -> list[dict]:
+    from edgetl.bench.ssh import SshTarget, bench_hosts
+
+    if not hosts:
+        raise EdgetlError("--device rpi needs --host", fix="give --host user@host or an alias from ~/.ssh/config")
+    targets = [SshTarget(h, remote_python=remote_python, ssh_config=ssh_config) for h in hosts]
+    results = bench_hosts(targets, models, threads, options)
+    paths = {m.name: str(m) for m in models}
+    for r in results:
+        r["path"] = paths[r["model"]]
+    return results
+
+
+def _android(models: list[Path], threads: list[int | None], options: BenchOptions, serial: str | None = None,
+             benchmark_binary: str | None = None, use_gpu: bool = False, use_nnapi: bool = False, **_) -> list[dict]:
+    from edgetl.bench.android import REMOTE_DIR, AdbTarget, bench_android
+
+    bad = [m for m in models if m.suffix != ".tflite"]
+    if bad:
+        raise EdgetlError("Android benchmarks run TFLite models only", path=bad[0], fix="give .tflite files")
+    target = AdbTarget(serial, benchmark_binary or f"{REMOTE_DIR}/benchmark_model", use_gpu, use_nnapi)
+    results = bench_android(target, models, threads, options)
+    paths = {m.name: str(m) for m in models}
+    for r in results:
+        r["path"] = paths[r["model"]]
+    return results
+
+
+TARGETS: dict[str, Callable[..., list[dict]]] = {"local": _local, "rpi": _ssh, "ssh": _ssh, "android": _android}

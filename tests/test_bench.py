@@ -1,0 +1,195 @@
+"""Bench: harness statistics, local results, a real SSH device on 127.0.0.1, adb with a stand-in."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sshd
+from conftest import run_cli
+from models import colour_images, keras_mean_colour, to_tflite
+from edgetl.bench.android import parse_benchmark_output
+from edgetl.bench.harness import BenchOptions, measure_callable
+
+DATA = Path(__file__).parent / "data"
+RESULT_KEYS = {"model", "runtime", "threads", "size_bytes", "init_ms", "first_ms", "mean_ms", "std_ms", "min_ms",
+               "p50_ms", "p90_ms", "p99_ms", "fps", "peak_rss_mb", "device"}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    images, _ = colour_images()
+    keras_model = keras_mean_colour(size=32)
+    big = np.concatenate([np.kron(images, np.ones((1, 2, 2, 1), np.uint8))])
+    return [to_tflite(keras_model, d / "fp32.tflite"), to_tflite(keras_model, d / "int8.tflite", "uint8", big)]
+
+
+def busy(ms: float):
+    """A call with known latency: spin for ``ms`` milliseconds."""
+    ns = int(ms * 1e6)
+
+    def call():
+        end = time.perf_counter_ns() + ns
+        while time.perf_counter_ns() < end:
+            pass
+    return call
+
+
+def test_statistics_of_a_known_latency():
+    m = measure_callable(busy(2.0), BenchOptions(runs=60, warmup=3, min_seconds=0))
+    assert m["runs"] == 60
+    assert 2.0 <= m["min_ms"] <= m["p50_ms"] <= m["p90_ms"] <= m["p99_ms"]
+    assert 2.0 <= m["p50_ms"] < 2.3 and abs(m["fps"] - 1000 / m["mean_ms"]) < 1e-9
+    assert m["harness_overhead_pct"] < 2.0
+    m = measure_callable(busy(1.0), BenchOptions(runs=5, warmup=0, min_seconds=0.3))
+    assert m["runs"] >= 250  # min_seconds keeps measuring past `runs`
+
+
+def test_local_bench_json_csv_plot(models, tmp_path):
+    proc = run_cli("bench", *models, "--threads", "1,2", "--runs", "30", "--warmup", "3", "--min-seconds", "0",
+                   "--json", "--csv", tmp_path / "b.csv", "--plot", tmp_path / "b.png",
+                   "--e2e", DATA / "benchmark_model_v2.txt")
+    assert proc.returncode == 2 and "cannot read image for --e2e" in proc.stderr
+    image = tmp_path / "photo.png"
+    import cv2
+
+    cv2.imwrite(str(image), np.full((120, 160, 3), 90, np.uint8))
+    proc = run_cli("bench", *models, "--threads", "1,2", "--runs", "30", "--warmup", "3", "--min-seconds", "0",
+                   "--json", "--csv", tmp_path / "b.csv", "--plot", tmp_path / "b.png", "--e2e", image)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    assert len(results) == 4 and all(RESULT_KEYS <= set(r) for r in results)
+    assert [r["threads"] for r in results] == [1, 2, 1, 2]
+    assert results[0]["device"]["arch"] and results[0]["device"]["cores"] >= 1
+    assert all(r["e2e"]["total_ms"] >= r["e2e"]["preprocess_ms"] > 0 for r in results)
+    assert (tmp_path / "b.csv").read_text().count("\n") == 5
+    assert (tmp_path / "b.png").stat().st_size > 5000
+
+
+HIDE_EDGETL = '''import sys
+class HideEdgetl:
+    """Make this Python look like a device without edgetl (only the copied runner has it)."""
+    def find_spec(self, name, path=None, target=None):
+        if name == "edgetl" and not sys.path[0].endswith(".pyz"):
+            raise ImportError("edgetl is not installed here")
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is not installed here")
+sys.meta_path.insert(0, HideEdgetl())
+'''
+
+
+def fake_device_python(root: Path, blocked: tuple[str, ...] = ()) -> Path:
+    """This test's Python, with edgetl hidden (and ``blocked`` packages missing), as a device's python3."""
+    site = root / "site"
+    site.mkdir(parents=True)
+    (site / "sitecustomize.py").write_text(f"BLOCKED = {blocked!r}\n" + HIDE_EDGETL)
+    wrapper = root / "python3"
+    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} \"$@\"\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    return wrapper
+
+
+@pytest.fixture(scope="module")
+def ssh_server(tmp_path_factory):
+    if not sshd.SSHD:
+        pytest.skip("no OpenSSH server installed (.ci/run installs openssh-server)")
+    server = sshd.start(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+@pytest.mark.ssh
+def test_bench_over_ssh_matches_local_form(ssh_server, models, tmp_path):
+    device_python = fake_device_python(tmp_path / "dev")
+    common = ["--threads", "1", "--runs", "20", "--warmup", "2", "--min-seconds", "0", "--json"]
+    local = json.loads(run_cli("bench", models[1], *common).stdout)
+    proc = run_cli("bench", *models, *common, "--device", "rpi", "--host", "mypi", "--host", "mypi",
+                   "--ssh-config", ssh_server.config, "--remote-python", device_python)
+    assert proc.returncode == 0, proc.stderr
+    remote = json.loads(proc.stdout)
+    assert len(remote) == 4  # two models on two (parallel) connections to the same host
+    assert set(remote[0]) == set(local[0]) and set(remote[0]["device"]) == set(local[0]["device"])
+    assert {r["device"]["target"] for r in remote} == {"ssh:mypi"}
+    assert [r["model"] for r in remote[:2]] == ["fp32.tflite", "int8.tflite"]
+    assert all(r["p50_ms"] > 0 and r["runtime"].startswith("ai-edge-litert") for r in remote)
+
+
+@pytest.mark.ssh
+@pytest.mark.parametrize("host,message", [("nohost", "cannot connect over SSH"), ("badkey", "cannot connect over SSH")])
+def test_ssh_failures_are_one_line_exit_2(ssh_server, models, host, message):
+    t0 = time.time()
+    proc = run_cli("bench", models[0], "--device", "rpi", "--host", host, "--ssh-config", ssh_server.config,
+                   "--min-seconds", "0", "--runs", "5")
+    assert proc.returncode == 2
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and host in errors[0], proc.stderr
+    assert time.time() - t0 < 60
+
+
+@pytest.mark.ssh
+def test_missing_runtime_on_the_device(ssh_server, models, tmp_path):
+    device_python = fake_device_python(tmp_path / "dev", blocked=("ai_edge_litert", "tflite_runtime", "tensorflow"))
+    proc = run_cli("bench", models[0], "--device", "rpi", "--host", "mypi", "--ssh-config", ssh_server.config,
+                   "--remote-python", device_python, "--min-seconds", "0", "--runs", "5")
+    assert proc.returncode == 2
+    assert "mypi: no TFLite runtime is installed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_parse_benchmark_model_output_both_formats():
+    old = parse_benchmark_output((DATA / "benchmark_model_v2.txt").read_text())
+    assert old["init_ms"] == pytest.approx(31.412) and old["first_ms"] == pytest.approx(18.734)
+    assert old["mean_ms"] == pytest.approx(12.2543) and old["min_ms"] == pytest.approx(11.986)
+    assert old["runs"] == 80 and old["p50_ms"] is None and old["peak_rss_mb"] == pytest.approx(14.6289)
+    new = parse_benchmark_output((DATA / "benchmark_model_v3.txt").read_text())
+    assert new["p50_ms"] == pytest.approx(7.829) and new["runs"] == 128 and new["init_ms"] == pytest.approx(912.57)
+    assert new["fps"] == pytest.approx(1e6 / 7868.02)
+
+
+def test_android_command_sequence_with_a_stand_in_adb(models, tmp_path):
+    """No phone exists here: a stand-in `adb` on PATH records its arguments and answers like a phone
+    (getprop values, and recorded benchmark_model output). What is tested is edgetl's command
+    sequence and parsing, not a phone."""
+    log = tmp_path / "adb.log"
+    fake = tmp_path / "bin" / "adb"
+    fake.parent.mkdir()
+    fake.write_text(f"""#!{sys.executable}
+import sys, json
+args = sys.argv[1:]
+open({str(log)!r}, "a").write(json.dumps(args) + "\\n")
+if args[:2] == ["-s", "PHONE1"]:
+    args = args[2:]
+if args[0] == "shell" and args[1].startswith("getprop"):
+    print({{"ro.product.model": "Pixel 7", "ro.board.platform": "gs201", "ro.build.version.release": "14",
+           "ro.product.cpu.abi": "arm64-v8a"}}[args[1].split()[1]])
+elif args[0] == "shell" and args[1].endswith("benchmark_model"):
+    print(open({str(DATA / 'benchmark_model_v3.txt')!r}).read())
+""")
+    fake.chmod(0o755)
+    binary = tmp_path / "benchmark_model"
+    binary.write_bytes(b"\x7fELF stand-in")
+    env = {"PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    proc = run_cli("bench", models[1], "--device", "android", "--serial", "PHONE1", "--benchmark-binary", binary,
+                   "--threads", "2,4", "--use-gpu", "--runs", "50", "--warmup", "5", "--min-seconds", "1", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    assert RESULT_KEYS <= set(results[0]) and results[0]["device"]["model"] == "Pixel 7"
+    assert results[0]["p50_ms"] == pytest.approx(7.829) and [r["threads"] for r in results] == [2, 4]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert all(c[:2] == ["-s", "PHONE1"] for c in calls)
+    verbs = [" ".join(c[2:4]) for c in calls]
+    assert verbs[0] == "shell mkdir -p /data/local/tmp/edgetl"
+    assert ["push", str(binary), "/data/local/tmp/edgetl/benchmark_model"] == calls[1][2:]
+    assert calls[2][2:] == ["shell", "chmod 755 /data/local/tmp/edgetl/benchmark_model"]
+    assert ["push", str(models[1]), "/data/local/tmp/edgetl/int8.tflite"] in [c[2:] for c in calls]
+    runs = [c[2:] for c in calls if c[3:4] == ["/data/local/tmp/edgetl/benchmark_model"]]
+    assert len(runs) == 2 and "--num_threads=4" in runs[1] and "--use_gpu=true" in runs[0]
+    assert "--graph=/data/local/tmp/edgetl/int8.tflite" in runs[0] and "--num_runs=50" in runs[0]
+    proc = run_cli("bench", models[1], "--device", "android", env={"PATH": str(fake.parent.parent / "empty")})
+    assert proc.returncode == 2 and "adb is not installed" in proc.stderr
