@@ -329,6 +329,59 @@ def bench(
         out.print(f"harness overhead vs a bare loop: {min(overheads):+.2f}% to {max(overheads):+.2f}%")
 
 
+@app.command()
+def live(
+    model: Path = typer.Argument(..., help="A .tflite or .onnx model."),
+    source: str = typer.Option("0", "--source", help="Camera index, video file, rtsp/http URL, folder or glob, or picamera2."),
+    width: int = typer.Option(0, help="Camera width request."),
+    height: int = typer.Option(0, help="Camera height request."),
+    fps: float = typer.Option(0, help="Camera FPS request."),
+    top_k: int = typer.Option(3, "--top-k", min=1, help="Labels shown per frame."),
+    smooth: int = typer.Option(0, help="Average scores over about N frames (exponential moving average)."),
+    threshold: float = typer.Option(0.0, help="Below this top score the label shows as 'uncertain'."),
+    realtime: bool = typer.Option(False, "--realtime", help="Drop frames of a video file like a camera would."),
+    headless: bool = typer.Option(False, "--headless", help="No window, print instead (automatic without a display)."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Write the annotated video (e.g. out.mp4)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after N frames."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after S seconds."),
+    reconnect: float = typer.Option(10.0, "--reconnect", help="Seconds to retry a lost camera or stream."),
+    labels: Optional[Path] = LABELS,
+    threads: Optional[int] = THREADS,
+    json_out: bool = typer.Option(False, "--json", help="One JSON line per frame, then a summary line."),
+) -> None:
+    """Classify a camera, video, stream or folder frame by frame, on screen or headless."""
+    import json
+
+    from edgetl.live import CaptureRequest, LiveOptions, run
+    from edgetl.live.overlay import has_gui
+
+    show = False
+    if not headless:
+        show, why = has_gui()
+        if not show:
+            err.print(f"running headless: {why}")
+
+    def on_frame(r) -> None:
+        if json_out:
+            print(json.dumps(r.to_dict()), flush=True)
+        elif not show:
+            out.print(f"frame {r.index}: {r.label} " + ", ".join(f"{n} {s:.2f}" for n, s in r.top)
+                      + f" ({r.latency_ms['total']:.1f} ms)")
+
+    summary = run(model, source, LiveOptions(top_k=top_k, smooth=smooth, threshold=threshold, realtime=realtime,
+                                             max_frames=max_frames, duration=duration, reconnect=reconnect),
+                  CaptureRequest(width, height, fps), show=show, record=record, on_frame=on_frame,
+                  threads=threads, labels=labels)
+    s = summary.to_dict()
+    if json_out:
+        print(json.dumps(s), flush=True)
+    else:
+        out.print(f"{s['frames']} frames in {s['seconds']:.1f} s: {s['fps']:.1f} FPS, p50 {s['p50_ms']:.1f} ms, "
+                  f"p90 {s['p90_ms']:.1f} ms, {s['dropped']} dropped, {s['skipped']} unreadable ({s['ended']})"
+                  + (f"; video written to {record}" if record else ""))
+    raise typer.Exit(1 if s["ended"] == "source lost" else 0)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning EdgetlError into one line and exit code 2 (1 for gates)."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -1,7 +1,9 @@
 """What a file claims to be (its extension) and what it is (its first bytes)."""
 from __future__ import annotations
 
-IMAGE_EXTENSIONS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".bmp": "bmp", ".gif": "gif", ".webp": "webp"}
+from edgetl.runtime.preprocess import IMAGE_EXTENSIONS
+
+__all__ = ["IMAGE_EXTENSIONS", "is_supported", "looks_truncated", "sniff"]
 
 _SIGNATURES = (
     (b"\xff\xd8\xff", "jpeg"),

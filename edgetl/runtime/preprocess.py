@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 RESIZE_METHODS = ("resize", "center_crop")
+IMAGE_EXTENSIONS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".bmp": "bmp", ".gif": "gif", ".webp": "webp"}
+"""File extensions edgetl reads, and the format each names."""
 
 
 @functools.cache

@@ -1,0 +1,65 @@
+"""Live classification from a camera, a video, a stream or a folder (no TensorFlow)."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from edgetl.errors import EdgetlError
+from edgetl.live.pipeline import FrameResult, LiveOptions, Summary, classify_stream
+from edgetl.live.sources import CaptureRequest, open_source
+from edgetl.runtime import Classifier, load
+
+
+def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOptions | None = None,
+        request: CaptureRequest | None = None, show: bool = False, record: str | Path | None = None,
+        on_frame: Callable[[FrameResult], None] | None = None, threads: int | None = None,
+        labels: str | Path | None = None) -> Summary:
+    """Classify every frame of ``source`` (see :class:`LiveOptions`), calling ``on_frame`` for each,
+    showing a window when ``show`` and writing the annotated video to ``record``. Returns the summary;
+    Ctrl-C ends the run cleanly."""
+    from edgetl.live.overlay import annotate
+
+    opts = options or LiveOptions()
+    clf = model if isinstance(model, Classifier) else load(model, threads=threads, labels=labels)
+    src = open_source(source, request)
+    summary = Summary()
+    writer = None
+    cv2 = None
+    if show or record:
+        from edgetl.runtime.preprocess import _cv2
+
+        cv2 = _cv2()
+    fps_clock: list[float] = []
+    try:
+        for result in classify_stream(clf, src, opts, summary):
+            if on_frame:
+                on_frame(result)
+            if not (show or record):
+                continue
+            now = time.perf_counter()
+            fps_clock = [t for t in fps_clock if now - t < 1.0] + [now]
+            image = annotate(result.frame, result.top, result.label, len(fps_clock), result.latency_ms)
+            if record:
+                if writer is None:
+                    h, w = image.shape[:2]
+                    writer = cv2.VideoWriter(str(record), cv2.VideoWriter_fourcc(*"mp4v"), src.fps or 30.0, (w, h))
+                    if not writer.isOpened():
+                        raise EdgetlError("cannot write the video", path=record, fix="use a .mp4 or .avi path in a writable folder")
+                writer.write(image)
+            if show:
+                cv2.imshow("edgetl live", image)
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    summary.ended = "quit"
+                    break
+    except KeyboardInterrupt:
+        summary.ended = "interrupted"
+    finally:
+        if writer is not None:
+            writer.release()
+        if show and cv2 is not None:
+            cv2.destroyAllWindows()
+    return summary
+
+
+__all__ = ["CaptureRequest", "LiveOptions", "Summary", "run"]

@@ -1,0 +1,203 @@
+"""`edgetl live`: frames -> shared preprocessing -> runtime -> labels, smoothed, shown, recorded.
+
+Capture runs in its own thread. Live sources (cameras, streams) keep only the newest frame, so
+inference never works on a stale one and a slow model builds no queue; files are read in order,
+every frame classified, with decoding and resizing overlapped with inference."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgetl.live.sources import FrameError, Source
+from edgetl.runtime import Classifier
+
+
+@dataclass
+class LiveOptions:
+    """How frames are classified and when to stop."""
+
+    top_k: int = 3
+    smooth: int = 0
+    """Exponential moving average of scores over about this many frames (0: off)."""
+    threshold: float = 0.0
+    """Below this top score the label shows as "uncertain"."""
+    realtime: bool = False
+    """Treat a file like a camera: drop frames instead of classifying every one."""
+    max_frames: int | None = None
+    duration: float | None = None
+    reconnect: float = 10.0
+    """Seconds to keep retrying a camera or stream that stopped delivering."""
+
+
+@dataclass
+class Packet:
+    """A frame from the capture thread, already resized to the model's input."""
+
+    index: int
+    frame: np.ndarray
+    pixels: np.ndarray
+    wait_ms: float
+    preprocess_ms: float
+
+
+@dataclass
+class FrameResult:
+    """One classified frame."""
+
+    index: int
+    time: float
+    top: list[tuple[str, float]]
+    label: str
+    latency_ms: dict[str, float]
+    frame: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict:
+        """The JSON line of this frame."""
+        return {"frame": self.index, "time": round(self.time, 4), "label": self.label,
+                "top": [{"label": label, "score": round(score, 5)} for label, score in self.top],
+                "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()}}
+
+
+@dataclass
+class Summary:
+    """What a run did."""
+
+    frames: int = 0
+    dropped: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    ended: str = "end of source"
+
+    def to_dict(self) -> dict:
+        """The JSON summary line."""
+        lat = np.array(self.latencies or [0.0])
+        return {"frames": self.frames, "dropped": self.dropped, "skipped": self.skipped,
+                "fps": self.frames / self.seconds if self.seconds else 0.0,
+                "p50_ms": float(np.percentile(lat, 50)), "p90_ms": float(np.percentile(lat, 90)),
+                "seconds": self.seconds, "ended": self.ended}
+
+
+class Capture:
+    """Reads the source in a thread; ``get`` returns the next packet (None at the end)."""
+
+    def __init__(self, source: Source, prepare: Callable[[np.ndarray], np.ndarray], keep_latest: bool,
+                 reconnect: float):
+        self.source, self.prepare, self.keep_latest, self.reconnect = source, prepare, keep_latest, reconnect
+        self.dropped = self.skipped = 0
+        self.lost = False
+        self._q: queue.Queue = queue.Queue(maxsize=1 if keep_latest else 4)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="edgetl-capture", daemon=True)
+        self._thread.start()
+
+    def _reconnect(self) -> bool:
+        deadline, delay = time.monotonic() + self.reconnect, 0.1
+        while time.monotonic() < deadline and not self._stop.is_set():
+            time.sleep(delay)
+            if self.source.reopen():
+                return True
+            delay = min(delay * 2, 2.0)
+        return False
+
+    def _put(self, item) -> None:
+        if self.keep_latest:
+            try:
+                self._q.get_nowait()
+                self.dropped += 1
+            except queue.Empty:
+                pass
+            self._q.put(item)
+        else:
+            while not self._stop.is_set():
+                try:
+                    self._q.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+    def _run(self) -> None:
+        index = 0
+        try:
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    frame = self.source.read()
+                except FrameError:
+                    if not self.source.live:
+                        self.skipped += 1
+                        continue
+                    if self._reconnect():
+                        continue
+                    self.lost = True
+                    break
+                if frame is None:
+                    break
+                t1 = time.perf_counter()
+                pixels = self.prepare(frame)
+                t2 = time.perf_counter()
+                self._put(Packet(index, frame, pixels, (t1 - t0) * 1e3, (t2 - t1) * 1e3))
+                index += 1
+        finally:
+            self._put(None)
+
+    def get(self) -> Packet | None:
+        """The next packet; None when the source ended."""
+        return self._q.get()
+
+    def stop(self) -> None:
+        """Stop reading and release the source."""
+        self._stop.set()
+        try:
+            while True:
+                self._q.get_nowait()
+        except queue.Empty:
+            pass
+        self._thread.join(timeout=5)
+        self.source.close()
+
+
+def classify_stream(clf: Classifier, source: Source, options: LiveOptions,
+                    summary: Summary) -> Iterator[FrameResult]:
+    """Classify frames from ``source`` until it ends, a limit is reached, or the caller stops."""
+    capture = Capture(source, clf.resize, keep_latest=source.live or options.realtime, reconnect=options.reconnect)
+    ema: np.ndarray | None = None
+    alpha = 2.0 / (options.smooth + 1) if options.smooth > 1 else 1.0
+    start = time.perf_counter()
+    try:
+        while True:
+            if options.max_frames is not None and summary.frames >= options.max_frames:
+                summary.ended = "max frames"
+                break
+            if options.duration is not None and time.perf_counter() - start >= options.duration:
+                summary.ended = "duration"
+                break
+            t_wait = time.perf_counter()
+            packet = capture.get()
+            waited = (time.perf_counter() - t_wait) * 1e3
+            if packet is None:
+                summary.ended = "source lost" if capture.lost else "end of source"
+                break
+            t0 = time.perf_counter()
+            x = clf.to_input(packet.pixels[None])
+            probs = clf.probabilities(clf.infer(x))[0]
+            t1 = time.perf_counter()
+            ema = probs if ema is None else alpha * probs + (1 - alpha) * ema
+            order = np.argsort(-ema)[: options.top_k]
+            top = [(clf.labels[i], float(ema[i])) for i in order]
+            label = top[0][0] if top[0][1] >= options.threshold else "uncertain"
+            infer_ms = (t1 - t0) * 1e3
+            latency = {"capture_wait": waited, "preprocess": packet.preprocess_ms, "inference": infer_ms,
+                       "total": packet.preprocess_ms + infer_ms}
+            summary.frames += 1
+            summary.latencies.append(latency["total"])
+            yield FrameResult(packet.index, time.perf_counter() - start, top, label, latency, packet.frame)
+    finally:
+        summary.seconds = time.perf_counter() - start
+        summary.dropped, summary.skipped = capture.dropped, capture.skipped
+        capture.stop()

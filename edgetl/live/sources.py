@@ -1,0 +1,203 @@
+"""Frame sources: camera index, video file, RTSP/HTTP stream, folder or glob of images, picamera2.
+
+Each yields RGB uint8 frames. numpy and OpenCV only."""
+from __future__ import annotations
+
+import abc
+import glob
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgetl.errors import EdgetlError
+from edgetl.runtime.preprocess import IMAGE_EXTENSIONS, DecodeError, _cv2, decode
+
+
+@dataclass
+class CaptureRequest:
+    """What the user asked the camera for (0 = the camera's default)."""
+
+    width: int = 0
+    height: int = 0
+    fps: float = 0
+
+
+class Source(abc.ABC):
+    """A source of RGB frames. ``read`` returns a frame, None at the end, or raises ``FrameError``
+    for one unreadable frame; ``live`` sources (cameras, streams) can drop frames and reconnect."""
+
+    name: str = ""
+    live: bool = False
+    fps: float = 0.0
+    frame_count: int | None = None
+
+    @abc.abstractmethod
+    def read(self) -> np.ndarray | None:
+        """The next RGB frame, or None at the end."""
+
+    def reopen(self) -> bool:
+        """Try to open the source again after a failure; True when it works."""
+        return False
+
+    def close(self) -> None:
+        """Release the device or file."""
+
+
+class FrameError(Exception):
+    """One frame could not be read; the next may work."""
+
+
+class VideoSource(Source):
+    """cv2.VideoCapture over a camera index, a video file or a stream URL."""
+
+    def __init__(self, target: int | str, live: bool, request: CaptureRequest | None = None):
+        self.target, self.live, self.request = target, live, request or CaptureRequest()
+        self.name = f"camera {target}" if isinstance(target, int) else str(target)
+        self.cap = self._open()
+        if self.cap is None:
+            raise self._missing()
+        self.fps = float(self.cap.get(_cv2().CAP_PROP_FPS) or 0)
+        count = int(self.cap.get(_cv2().CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = count if count > 0 and not live else None
+
+    def _open(self):
+        cv2 = _cv2()
+        cap = cv2.VideoCapture(self.target)
+        if not cap.isOpened():
+            cap.release()
+            return None
+        if isinstance(self.target, int):
+            for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, self.request.width),
+                                (cv2.CAP_PROP_FRAME_HEIGHT, self.request.height), (cv2.CAP_PROP_FPS, self.request.fps)):
+                if value:
+                    cap.set(prop, value)
+        return cap
+
+    def _missing(self) -> EdgetlError:
+        if isinstance(self.target, int):
+            found = available_cameras()
+            listing = ", ".join(map(str, found)) if found else "none"
+            return EdgetlError(f"camera {self.target} cannot be opened (missing or busy); cameras that open: {listing}",
+                               fix="choose --source N from that list, a video file, a folder or a URL")
+        return EdgetlError("cannot open this video or stream", path=self.target,
+                           fix="check the path or URL, and that OpenCV was built with the codec (ffmpeg)")
+
+    def read(self) -> np.ndarray | None:
+        ok, frame = self.cap.read()
+        if not ok or frame is None:
+            if self.live:
+                raise FrameError(f"{self.name}: no frame")
+            return None
+        return _cv2().cvtColor(frame, _cv2().COLOR_BGR2RGB)
+
+    def reopen(self) -> bool:
+        self.cap.release()
+        cap = self._open()
+        if cap is None:
+            return False
+        self.cap = cap
+        return True
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class ImagesSource(Source):
+    """Image files from a folder (sorted) or a glob pattern, in order."""
+
+    def __init__(self, pattern: str):
+        p = Path(pattern)
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS) if p.is_dir() else \
+            sorted(Path(f) for f in glob.glob(pattern) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise EdgetlError("no images here", path=pattern, fix="give a folder or glob of jpg/png/bmp/gif/webp files")
+        self.files, self.i, self.name, self.frame_count = files, 0, pattern, len(files)
+
+    def read(self) -> np.ndarray | None:
+        if self.i >= len(self.files):
+            return None
+        f = self.files[self.i]
+        self.i += 1
+        try:
+            return decode(f)
+        except (DecodeError, OSError) as e:
+            raise FrameError(f"{f}: {e}") from None
+
+
+class Picamera2Source(Source):
+    """The Raspberry Pi camera through picamera2 (libcamera)."""
+
+    live = True
+
+    def __init__(self, request: CaptureRequest | None = None):
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise EdgetlError("picamera2 is not installed", fix="on a Pi: sudo apt install python3-picamera2 and create the "
+                                                               "venv with --system-site-packages (devices/rpi/README.md)") from None
+        r = request or CaptureRequest()
+        self.cam = Picamera2()
+        config = self.cam.create_video_configuration(main={"format": "RGB888", "size": (r.width or 1280, r.height or 720)})
+        self.cam.configure(config)
+        self.cam.start()
+        self.name, self.fps = "picamera2", r.fps or 30.0
+
+    def read(self) -> np.ndarray | None:
+        # picamera2's "RGB888" is BGR in memory order; flip to RGB
+        return np.ascontiguousarray(self.cam.capture_array()[..., ::-1])
+
+    def close(self) -> None:
+        self.cam.stop()
+
+
+def available_cameras(limit: int = 6) -> list[int]:
+    """Camera indices OpenCV can open now."""
+    cv2 = _cv2()
+    found = []
+    for i in range(limit):
+        if os.name == "posix" and not os.path.exists(f"/dev/video{i}"):
+            continue
+        cap = cv2.VideoCapture(i)
+        if cap.isOpened():
+            found.append(i)
+        cap.release()
+    return found
+
+
+def _kind(spec: str) -> str:
+    if spec == "picamera2":
+        return "picamera2"
+    if spec.isdigit():
+        return "camera"
+    if "://" in spec:
+        return "stream"
+    if Path(spec).is_dir() or any(ch in spec for ch in "*?["):
+        return "images"
+    return "file"
+
+
+def _file(spec: str, request: CaptureRequest) -> Source:
+    if not Path(spec).exists():
+        raise EdgetlError("no such file", path=spec, fix="give a video file, a folder of images, a camera index or a URL")
+    if Path(spec).suffix.lower() in IMAGE_EXTENSIONS:
+        return ImagesSource(spec)
+    return VideoSource(spec, live=False)
+
+
+# Source kind -> opener. A new kind of source is one entry here.
+SOURCES: dict[str, Callable[[str, CaptureRequest], Source]] = {
+    "camera": lambda spec, req: VideoSource(int(spec), live=True, request=req),
+    "stream": lambda spec, req: VideoSource(spec, live=True, request=req),
+    "images": lambda spec, req: ImagesSource(spec),
+    "file": _file,
+    "picamera2": lambda spec, req: Picamera2Source(req),
+}
+
+
+def open_source(spec: str | int, request: CaptureRequest | None = None) -> Source:
+    """Open a source from what the user typed for --source."""
+    spec = str(spec)
+    return SOURCES[_kind(spec)](spec, request or CaptureRequest())

@@ -1,0 +1,134 @@
+"""Live classification with real OpenCV on real video files and folders."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import run_cli, write_rgb
+from models import keras_mean_colour, to_tflite
+from test_runtime import run_without_tensorflow
+from edgetl.live import LiveOptions, run
+from edgetl.live.pipeline import Summary, classify_stream
+from edgetl.live.sources import VideoSource
+from edgetl.runtime import load
+
+COLOURS = ("red", "green", "blue")
+
+
+def colour_frame(cls: int, rng, h: int = 96, w: int = 128) -> np.ndarray:
+    img = rng.integers(0, 50, (h, w, 3)).astype(np.uint8)
+    img[..., cls] = 220
+    return img
+
+
+@pytest.fixture(scope="module")
+def colour_model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("live")
+    rng = np.random.default_rng(0)
+    calib = np.stack([colour_frame(i % 3, rng, 16, 16) for i in range(12)])
+    path = to_tflite(keras_mean_colour(), d / "colour.tflite", "uint8", calib)
+    (d / "labels.txt").write_text("\n".join(COLOURS) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> tuple:
+    """A real mp4 written with cv2.VideoWriter: 20 red, 20 green, 20 blue frames."""
+    path = tmp_path_factory.mktemp("video") / "colours.mp4"
+    rng = np.random.default_rng(1)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (128, 96))
+    truth = [i // 20 for i in range(60)]
+    for cls in truth:
+        writer.write(cv2.cvtColor(colour_frame(cls, rng), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path, truth
+
+
+def json_lines(stdout: str) -> tuple[list[dict], dict]:
+    docs = [json.loads(line) for line in stdout.splitlines()]
+    return docs[:-1], docs[-1]
+
+
+def test_every_frame_of_a_video_is_classified(colour_model, video):
+    path, truth = video
+    proc = run_cli("live", colour_model, "--source", path, "--json", "--headless")
+    assert proc.returncode == 0, proc.stderr
+    frames, summary = json_lines(proc.stdout)
+    expected = int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT))
+    assert summary["frames"] == len(frames) == expected == 60
+    assert summary["fps"] > 0 and summary["dropped"] == 0 and summary["ended"] == "end of source"
+    assert [f["frame"] for f in frames] == list(range(60))
+    assert [f["label"] for f in frames] == [COLOURS[c] for c in truth]
+    f0 = frames[0]
+    assert set(f0) >= {"frame", "time", "top", "latency_ms"} and set(f0["latency_ms"]) >= {"preprocess", "inference", "total"}
+    assert len(f0["top"]) == 3 and f0["top"][0]["score"] >= f0["top"][1]["score"]
+
+
+def test_record_limits_smoothing_and_threshold(colour_model, video, tmp_path):
+    path, truth = video
+    out = tmp_path / "annotated.mp4"
+    proc = run_cli("live", colour_model, "--source", path, "--record", out, "--max-frames", "25", "--smooth", "5",
+                   "--threshold", "0.99", "--json")
+    assert proc.returncode == 0, proc.stderr
+    frames, summary = json_lines(proc.stdout)
+    assert summary["frames"] == 25 and summary["ended"] == "max frames"
+    assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 25
+    # after the switch from red to green the smoothed score takes a few frames to follow
+    assert frames[20]["top"][0]["label"] == "red" and frames[24]["top"][0]["label"] == "green"
+    assert all(f["label"] == "uncertain" for f in frames if f["top"][0]["score"] < 0.99)
+
+
+def test_realtime_file_drops_instead_of_queueing(colour_model, video):
+    path, _ = video
+    proc = run_cli("live", colour_model, "--source", path, "--realtime", "--json")
+    frames, summary = json_lines(proc.stdout)
+    assert summary["frames"] + summary["dropped"] in (60, 61) and summary["frames"] >= 1
+
+
+def test_folder_source_skips_unreadable_images(colour_model, tmp_path):
+    rng = np.random.default_rng(2)
+    for i in range(9):
+        write_rgb(tmp_path / "frames" / f"{i:02d}.png", colour_frame(i % 3, rng))
+    (tmp_path / "frames" / "05b.jpg").write_bytes(b"\xff\xd8\xff broken")
+    proc = run_cli("live", colour_model, "--source", tmp_path / "frames", "--json")
+    assert proc.returncode == 0, proc.stderr
+    frames, summary = json_lines(proc.stdout)
+    assert summary["frames"] == 9 and summary["skipped"] == 1
+    assert [f["label"] for f in frames] == [COLOURS[i % 3] for i in range(9)]
+    proc = run_cli("live", colour_model, "--source", str(tmp_path / "frames" / "0*.png"), "--json")
+    assert json_lines(proc.stdout)[1]["frames"] == 9
+
+
+@pytest.mark.parametrize("source,message", [("7", "camera 7 cannot be opened"), ("nothing.mp4", "no such file")])
+def test_missing_camera_or_file_is_one_line_exit_2(colour_model, source, message):
+    proc = run_cli("live", colour_model, "--source", source)
+    assert proc.returncode == 2
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in proc.stderr
+
+
+def test_a_live_source_that_disappears_is_retried_then_ends(colour_model, video, tmp_path):
+    """A camera unplugged mid-run: the source stops delivering and cannot be reopened."""
+    copy = tmp_path / "cam.mp4"
+    copy.write_bytes(video[0].read_bytes())
+    source = VideoSource(str(copy), live=True)
+    copy.unlink()  # the open handle keeps reading; reopening fails like an unplugged camera
+    summary = Summary()
+    frames = list(classify_stream(load(colour_model), source, LiveOptions(reconnect=0.6), summary))
+    assert summary.ended == "source lost" and summary.frames == len(frames) >= 1
+    assert summary.seconds >= 0.6
+
+
+def test_live_runs_without_tensorflow(colour_model, video):
+    proc = run_without_tensorflow("live", colour_model, "--source", video[0], "--json", "--max-frames", "5")
+    assert proc.returncode == 0, proc.stderr
+    assert json_lines(proc.stdout)[1]["frames"] == 5
+
+
+def test_python_api_callback(colour_model, video):
+    seen = []
+    summary = run(colour_model, str(video[0]), LiveOptions(max_frames=7), on_frame=seen.append)
+    assert summary.frames == 7 and [r.index for r in seen] == list(range(7))
