@@ -161,6 +161,8 @@ def train(
     dropout: Optional[float] = typer.Option(None, help="Dropout before the classifier (default 0.2)."),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment",
                                            help="Augmentation (default on); off trains stage 1 on cached features."),
+    feature_cache: Optional[bool] = typer.Option(None, "--feature-cache/--no-feature-cache",
+                                                 help="Without augmentation, stage 1 on features computed once (default on)."),
     label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing (default 0)."),
     class_weight: Optional[str] = typer.Option(None, help="none (default) or auto for imbalanced data."),
     schedule: Optional[str] = typer.Option(None, help="cosine (default) or constant."),
@@ -380,6 +382,68 @@ def live(
                   f"p90 {s['p90_ms']:.1f} ms, {s['dropped']} dropped, {s['skipped']} unreadable ({s['ended']})"
                   + (f"; video written to {record}" if record else ""))
     raise typer.Exit(1 if s["ended"] == "source lost" else 0)
+
+
+@app.command()
+def doctor(json_out: bool = JSON) -> None:
+    """Versions, runtimes that load, cached ImageNet weights, cameras, GPUs and known conflicts."""
+    from edgetl.doctor import diagnose
+
+    d = diagnose()
+    if json_out:
+        print_json(d)
+        raise typer.Exit(1 if d["conflicts"] else 0)
+    table = Table("package", "version", title="installed")
+    for pkg, ver in d["versions"].items():
+        if ver:
+            table.add_row(pkg, ver)
+    out.print(table)
+    for name, info in d["runtimes"].items():
+        extra = info.get("providers") or info.get("delegates") or []
+        out.print(f"runtime {name}: " + ("[green]loads[/] " + ", ".join(extra) if info["loads"] else f"[red]missing[/] ({info['error']})"))
+    tf = d["tensorflow"]
+    out.print("TensorFlow: " + (f"{tf['version']}, GPUs: {', '.join(tf['gpus']) or 'none visible'}" if tf["installed"]
+                                else "not installed (fine on a device; training needs edgetl[train])"))
+    w = d["imagenet_weights"]
+    for name, path in w.items():
+        if name != "cache_dir":
+            out.print(f"ImageNet weights {name}: " + (f"cached at {path}" if path else
+                      f"[yellow]not cached[/] in {w['cache_dir']} (downloads on first use; offline use --weights PATH)"))
+    cv = d["opencv"]
+    if cv.get("version"):
+        out.print(f"OpenCV {cv['version']}: window {'yes' if cv['window'] else 'no (' + cv['why_not'] + ')'}; "
+                  f"cameras that open: {cv['cameras'] or 'none'}")
+    for c in d["conflicts"]:
+        out.print(f"[red]conflict:[/] {c}")
+    raise typer.Exit(1 if d["conflicts"] else 0)
+
+
+@app.command()
+def demo(
+    project: Path = typer.Option(Path("runs"), help="Where the dataset and runs/demo* go."),
+    weights: Optional[str] = typer.Option(None, help="Backbone weights file for transfer learning."),
+    per_class: int = typer.Option(80, help="Images drawn per class."),
+    epochs: Optional[int] = typer.Option(None, help="Stage 1 epochs (default: 8 with weights, 30 from scratch)."),
+    threads: int = typer.Option(2, help="Threads for verification, bench and live."),
+    json_out: bool = JSON,
+) -> None:
+    """The whole path on a dataset edgetl draws itself: check, train, export, verify, bench, live."""
+    from edgetl.demo import DemoOptions, run_demo
+
+    s = run_demo(DemoOptions(project=str(project), per_class=per_class, weights=weights, epochs=epochs, threads=threads))
+    if json_out:
+        print_json(s)
+        return
+    table = Table("artifact", "verified", "accuracy", "size MB", "p50 ms", "FPS", title=f"edgetl demo: {s['run']}")
+    for a in s["artifacts"]:
+        table.add_row(Path(a["file"]).name, "[green]✓[/]" if a["verified"] else "[red]✗[/]", f"{a['accuracy']:.4f}",
+                      f"{a['size_mb']:.2f}", f"{a['p50_ms']:.2f}" if a["p50_ms"] else "—", f"{a['fps']:.0f}" if a["fps"] else "—")
+    out.print(table)
+    lv = s["live"]
+    out.print(f"training: {s['training']}; Keras val accuracy {s['keras_accuracy']:.4f}")
+    out.print(f"live ({lv['model']} on {lv['video']}): {lv['frames']} frames at {lv['fps']:.0f} FPS, p50 {lv['p50_ms']:.1f} ms")
+    out.print(f"dataset: {s['dataset']}\nrun: {s['run']} (model.keras, history.png, confusion_matrix.png, metrics.json)\n"
+              f"artifacts: {s['run']}/export (labels.txt, manifest.json, report.md)\ntook {s['minutes']:.1f} min")
 
 
 def main(argv: list[str] | None = None) -> None:

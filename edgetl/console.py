@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import sys
@@ -19,19 +20,21 @@ out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty()
 
 
 @contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Send everything written to stdout, by Python or by C++ libraries (converters print there),
-    to stderr, so stdout keeps only results (--json)."""
+def quiet_stdout() -> Iterator[None]:
+    """Discard what converters print on stdout, from Python or C++ (stdout keeps only results,
+    such as --json); errors still reach stderr."""
     sys.stdout.flush()
     saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(2, 1)
-        with contextlib.redirect_stdout(sys.stderr):
+        os.dup2(devnull, 1)
+        with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+        os.close(devnull)
 
 
 def log(message: str) -> None:

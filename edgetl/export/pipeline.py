@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetl.console import err, stdout_to_stderr
+from edgetl.console import err, quiet_stdout
 from edgetl.data.audit import Audit
 from edgetl.data.cache import load_images
 from edgetl.errors import EdgetlError
@@ -147,6 +147,9 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # tf2onnx's deprecation notices are not the user's business
 
     seconds: dict[str, float] = {}
     t = time.perf_counter()
@@ -174,7 +177,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     def make(name: str, fmt: Format, build: Callable[[], None]) -> Check:
         t0 = time.perf_counter()
         try:
-            with stdout_to_stderr():
+            with quiet_stdout():
                 build()
         except EdgetlError:
             raise

@@ -88,7 +88,7 @@ def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
     if w not in (None, "imagenet") and not Path(w).is_file():
         raise EdgetlError("no such weights file", path=w, fix="give a Keras .weights.h5 file, or --weights imagenet/none")
     try:
-        return ctor(input_shape=(size, size, 3), include_top=False, weights=w, pooling="avg", **kwargs)
+        base = ctor(input_shape=(size, size, 3), include_top=False, weights=w, pooling="avg", **kwargs)
     except Exception as e:
         if w == "imagenet" and imagenet_cached(spec, alpha, size) is None:
             cache = keras_cache_dir() / spec.weight_file(alpha, size)
@@ -101,6 +101,13 @@ def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
             raise EdgetlError(f"these weights do not fit {spec.name} (alpha {alpha}): {str(e).splitlines()[0][:200]}",
                               path=w, fix="give weights saved from the same backbone without its top") from e
         raise
+    if w is None:
+        # From scratch on a small dataset, Keras's BatchNorm momentum (0.999) leaves the moving
+        # statistics at their initial values for thousands of steps, so inference sees garbage.
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.9
+    return base
 
 
 def build_classifier(spec: BackboneSpec, base, size: int, num_classes: int, dropout: float):

@@ -40,6 +40,9 @@ class TrainConfig:
     dropout: float = 0.2
     augment: bool = True
     """Random flip, rotation, zoom and contrast during training (never exported)."""
+    feature_cache: bool = True
+    """Without augmentation, train stage 1 on backbone features computed once; off runs the frozen
+    base every epoch, as the tutorials do (for comparison)."""
     label_smoothing: float = 0.0
     class_weight: str = "none"
     """"none" or "auto" (inverse class frequency)."""

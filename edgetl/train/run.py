@@ -155,12 +155,16 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
     if not state.stage1_done:
         start = state.epoch + 1
         t1 = time.perf_counter()
-        if cfg.augment:
-            state.path_taken = "through the frozen base (augmentation on)"
-            log(f"stage 1: training the head through the frozen {spec.name} base each epoch (augmentation on)")
+        if cfg.weights == "none" or cfg.augment or not cfg.feature_cache:
+            if cfg.weights == "none":
+                base.trainable = True  # nothing pretrained to keep: the whole network learns
+                state.path_taken = "whole network from scratch (no pretrained weights to freeze)"
+            else:
+                state.path_taken = "through the frozen base" + (" (augmentation on)" if cfg.augment else " (feature cache off)")
+            log(f"stage 1: {state.path_taken}, {spec.name} run every epoch")
             with strategy.scope():
                 inp = keras.Input((cfg.size, cfg.size, 3), dtype="float32")
-                trainer = keras.Model(inp, model(augmenter(cfg.seed)(inp)))
+                trainer = keras.Model(inp, model(augmenter(cfg.seed)(inp))) if cfg.augment else model
                 trainer.compile(optimizer(cfg.lr, cfg.schedule, steps * cfg.epochs, steps * start), loss_fn(cfg.label_smoothing), metrics=metrics)
             ckpt = Checkpointer(work, state, 1, model, cfg.patience, cfg.epochs + cfg.fine_tune_epochs, log=log)
             trainer.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=start,

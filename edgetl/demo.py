@@ -1,0 +1,163 @@
+"""`edgetl demo`: the whole path on a dataset it draws itself, in minutes on a CPU."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgetl.console import log
+
+CLASSES = ("ball", "box", "cone")
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A lit, textured background: a colour gradient, a few random strokes, sensor noise."""
+    from edgetl.runtime.preprocess import _cv2
+
+    cv2 = _cv2()
+    a, b = rng.integers(30, 226, 3), rng.integers(30, 226, 3)
+    t = np.linspace(0, 1, size)[:, None, None]
+    img = (a * (1 - t) + b * t).repeat(size, axis=1).astype(np.float32)
+    img = np.ascontiguousarray(np.rot90(img, rng.integers(0, 4)))
+    for _ in range(rng.integers(2, 7)):
+        p1, p2 = rng.integers(0, size, 2), rng.integers(0, size, 2)
+        cv2.line(img, tuple(map(int, p1)), tuple(map(int, p2)), tuple(float(c) for c in rng.integers(0, 255, 3)),
+                 int(rng.integers(1, 4)))
+    return img
+
+
+def draw_object(kind: str, rng: np.random.Generator, size: int = 128) -> np.ndarray:
+    """One photo-like RGB image: a shaded ball, a box in perspective or a striped cone, at a random
+    place, scale and angle, under random lighting, with blur and noise."""
+    from edgetl.runtime.preprocess import _cv2
+
+    cv2 = _cv2()
+    img = _background(rng, size)
+    colour = rng.integers(20, 235, 3).astype(float)
+    cx, cy = (rng.uniform(0.3, 0.7, 2) * size).astype(int)
+    r = int(size * rng.uniform(0.15, 0.28))
+    if kind == "ball":
+        for k in range(r, 0, -1):  # radial shading from an off-centre highlight
+            shade = 0.45 + 0.75 * (1 - k / r)
+            cv2.circle(img, (int(cx - 0.25 * (r - k)), int(cy - 0.25 * (r - k))), k,
+                       tuple(float(c) for c in np.clip(colour * shade, 0, 255)), -1)
+    elif kind == "box":
+        angle = rng.uniform(0, 90)
+        front = cv2.boxPoints(((float(cx), float(cy)), (2.0 * r, 1.6 * r), angle)).astype(np.int32)
+        top = front + np.array([int(0.35 * r), -int(0.45 * r)])
+        cv2.fillPoly(img, [top], tuple(float(c) for c in np.clip(colour * 1.25, 0, 255)))
+        cv2.fillPoly(img, [front], tuple(float(c) for c in colour))
+        cv2.polylines(img, [front], True, (20.0, 20.0, 20.0), 1)
+    else:
+        tip = (cx + int(rng.integers(-r // 3, r // 3 + 1)), cy - int(1.3 * r))
+        base = np.array([[cx - r, cy + r], [cx + r, cy + r], list(tip)], np.int32)
+        cv2.fillPoly(img, [base], tuple(float(c) for c in colour))
+        for k in (0.35, 0.65):  # white stripes
+            y = int(tip[1] + k * (cy + r - tip[1]))
+            half = int(k * r)
+            cv2.line(img, (cx - half, y), (cx + half, y), (245.0, 245.0, 245.0), max(2, r // 6))
+    gain, offset = rng.uniform(0.6, 1.3), rng.uniform(-30, 30)
+    img = img * gain + offset
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.2))
+    img = img + rng.normal(0, rng.uniform(3, 10), img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_dataset(root: str | Path, per_class: int = 80, size: int = 128, seed: int = 0) -> Path:
+    """Write DATA/<class>/*.jpg for the three demo classes (reused when already there)."""
+    from edgetl.runtime.preprocess import _cv2
+
+    cv2 = _cv2()
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for kind in CLASSES:
+        folder = root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            path = folder / f"{kind}_{i:03d}.jpg"
+            image = draw_object(kind, rng, size)
+            if not path.exists():
+                cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return root
+
+
+@dataclass
+class DemoOptions:
+    """How big the demo is."""
+
+    project: str = "runs"
+    per_class: int = 80
+    weights: str | None = None
+    """A backbone weights file; default: ImageNet from Keras's cache when there, else from scratch."""
+    epochs: int | None = None
+    threads: int = 2
+    bench_seconds: float = 2.0
+
+
+def run_demo(opts: DemoOptions) -> dict:
+    """data check -> train -> export --all -> verify -> bench -> live; returns the summary."""
+    from edgetl.bench import bench
+    from edgetl.bench.harness import BenchOptions
+    from edgetl.data.audit import audit
+    from edgetl.export.pipeline import FORMATS, ExportOptions, export
+    from edgetl.export.verify import Gates
+    from edgetl.live import LiveOptions, run
+    from edgetl.models.backbones import BACKBONES, imagenet_cached
+    from edgetl.train import TrainConfig, train
+
+    t0 = time.perf_counter()
+    data = make_dataset(Path(opts.project) / "demo-data", opts.per_class)
+    report = audit(data)
+    log(f"[1/6] data check: {len(report.records)} images in {len(report.classes)} classes at {data} "
+        f"({'clean' if report.clean else f'{len(report.problems)} problems'})")
+    if opts.weights:
+        cfg = TrainConfig(data=str(data), weights=opts.weights, size=128, epochs=opts.epochs or 8, fine_tune_epochs=2)
+        how = f"MobileNetV2 at 128 px from {opts.weights}"
+    elif imagenet_cached(BACKBONES["mobilenet_v2"], 1.0, 128):
+        cfg = TrainConfig(data=str(data), weights="imagenet", size=128, epochs=opts.epochs or 8, fine_tune_epochs=2)
+        how = "MobileNetV2 at 128 px with ImageNet weights from Keras's cache"
+    else:
+        cfg = TrainConfig(data=str(data), weights="none", alpha=0.35, size=96, epochs=opts.epochs or 30,
+                          fine_tune_epochs=0, augment=False, lr=3e-3, patience=8)
+        how = ("MobileNetV2 (alpha 0.35, 96 px) from scratch: no ImageNet weights in Keras's cache "
+               "(pass --weights PATH for transfer learning)")
+    cfg.project, cfg.name = opts.project, "demo"
+    log(f"[2/6] train: {how}")
+    result = train(cfg)
+    log(f"[3/6] export --all and verify against Keras")
+    exported = export(result.path, ExportOptions(formats=list(FORMATS), gates=Gates(), threads=opts.threads))
+    artifacts = [exported.folder / c.file for c in exported.checks if (exported.folder / c.file).exists()]
+    log(f"[4/6] bench at {opts.threads} threads")
+    results = bench(artifacts, [opts.threads], options=BenchOptions(runs=50, warmup=5, min_seconds=opts.bench_seconds))
+    log("[5/6] live over a video of held-out images")
+    video = _write_video(report, result.path / "demo.mp4")
+    int8 = exported.folder / "model_int8.tflite"
+    model = int8 if int8.exists() else artifacts[0]
+    live_summary = run(model, str(video), LiveOptions(), threads=opts.threads).to_dict()
+    speed = {r["model"]: r for r in results}
+    rows = [{"file": str(exported.folder / c.file), "verified": c.passed, "accuracy": c.accuracy,
+             "size_mb": c.size_bytes / 1e6, "p50_ms": speed.get(c.file, {}).get("p50_ms"),
+             "fps": speed.get(c.file, {}).get("fps")} for c in exported.checks]
+    summary = {"run": str(result.path), "dataset": str(data), "training": how, "val_accuracy": result.metrics["val_accuracy"],
+               "keras_accuracy": exported.keras_accuracy, "artifacts": rows,
+               "live": {"model": model.name, "video": str(video), **live_summary},
+               "minutes": (time.perf_counter() - t0) / 60}
+    (result.path / "demo_summary.json").write_text(json.dumps(summary, indent=1))
+    log(f"[6/6] done in {summary['minutes']:.1f} min")
+    return summary
+
+
+def _write_video(report, path: Path) -> Path:
+    from edgetl.runtime.preprocess import _cv2, load
+
+    cv2 = _cv2()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (320, 240))
+    for r in report.split("val"):
+        frame = cv2.cvtColor(load(r.path, 240, 320), cv2.COLOR_RGB2BGR)
+        for _ in range(3):
+            writer.write(frame)
+    writer.release()
+    return path

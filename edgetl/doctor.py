@@ -1,0 +1,109 @@
+"""`edgetl doctor`: what is installed, which runtimes load, whether weights are cached, cameras, GPUs."""
+from __future__ import annotations
+
+import importlib
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "onnxruntime-gpu",
+            "ai-edge-litert", "tflite-runtime", "opencv-python-headless", "opencv-python", "opencv-contrib-python",
+            "numpy", "protobuf", "flatbuffers", "mediapipe", "picamera2")
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _major(v: str | None) -> int:
+    try:
+        return int((v or "0").split(".")[0])
+    except ValueError:
+        return 0
+
+
+def _conflicts(v: dict[str, str | None]) -> list[str]:
+    """Known-incompatible pairs, each with what to do."""
+    found = []
+    if v["tensorflow"] and v["tensorflow-cpu"]:
+        found.append("tensorflow and tensorflow-cpu are both installed and overwrite each other: "
+                     "pip uninstall -y tensorflow tensorflow-cpu, then install edgetl[train] or edgetl[train-gpu]")
+    wheels = [p for p in ("opencv-python-headless", "opencv-python", "opencv-contrib-python") if v[p]]
+    if len({v[p] for p in wheels}) > 1:  # same version: the files are the same build, which one wins is harmless
+        found.append(f"{', '.join(f'{p} {v[p]}' for p in wheels)} all provide cv2 and overwrite each other: keep one "
+                     "(opencv-python-headless on devices, opencv-python for a live window)")
+    if v["onnxruntime"] and v["onnxruntime-gpu"]:
+        found.append("onnxruntime and onnxruntime-gpu are both installed: uninstall one")
+    if v["tensorflow"] or v["tensorflow-cpu"]:
+        if v["protobuf"] and _major(v["protobuf"]) < 4:
+            found.append(f"protobuf {v['protobuf']} is too old for TensorFlow 2.21: pip install -U protobuf")
+    if v["tflite-runtime"] and _major(v["numpy"]) >= 2 and not v["ai-edge-litert"]:
+        found.append("tflite-runtime wheels are built for numpy 1.x and fail with numpy 2: install ai-edge-litert")
+    return found
+
+
+def _runtimes() -> dict[str, dict]:
+    from edgetl.runtime.litert import INTERPRETERS
+
+    out: dict[str, dict] = {}
+    for module, package in INTERPRETERS[:2]:
+        try:
+            importlib.import_module(module)
+            out[package] = {"loads": True, "delegates": ["XNNPACK (CPU, default)"]}
+        except ImportError as e:
+            out[package] = {"loads": False, "error": str(e)}
+    try:
+        import onnxruntime as ort
+
+        out["onnxruntime"] = {"loads": True, "providers": ort.get_available_providers()}
+    except ImportError as e:
+        out["onnxruntime"] = {"loads": False, "error": str(e)}
+    return out
+
+
+def _tensorflow() -> dict:
+    try:
+        import os
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import tensorflow as tf
+    except ImportError:
+        return {"installed": False}
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return {"installed": True, "version": tf.__version__, "gpus": gpus, "cuda_build": tf.test.is_built_with_cuda()}
+
+
+def _weights() -> dict[str, str | None]:
+    from edgetl.models.backbones import BACKBONES, imagenet_cached, keras_cache_dir
+
+    out = {}
+    for name, spec in BACKBONES.items():
+        found = imagenet_cached(spec, 1.0, spec.default_size)
+        out[name] = str(found) if found else None
+    out["cache_dir"] = str(keras_cache_dir())
+    return out
+
+
+def _opencv() -> dict:
+    try:
+        from edgetl.live.overlay import has_gui
+        from edgetl.live.sources import available_cameras
+
+        gui, why = has_gui()
+        import cv2
+
+        return {"version": cv2.__version__, "window": gui, "why_not": why or None, "cameras": available_cameras()}
+    except ImportError as e:
+        return {"version": None, "error": str(e)}
+
+
+def diagnose() -> dict:
+    """Everything doctor checks, as a dict (the --json output)."""
+    v = _versions()
+    return {"versions": v, "runtimes": _runtimes(), "tensorflow": _tensorflow(), "imagenet_weights": _weights(),
+            "opencv": _opencv(), "conflicts": _conflicts(v)}
