@@ -5,7 +5,9 @@ Every built model takes RGB pixels 0..255 (float32) and normalises inside the gr
 exported artifact inherits the same contract."""
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +90,8 @@ def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
     if w not in (None, "imagenet") and not Path(w).is_file():
         raise EdgetlError("no such weights file", path=w, fix="give a Keras .weights.h5 file, or --weights imagenet/none")
     try:
-        base = ctor(input_shape=(size, size, 3), include_top=False, weights=w, pooling="avg", **kwargs)
+        with contextlib.redirect_stdout(sys.stderr):  # Keras's download progress is not a result
+            base = ctor(input_shape=(size, size, 3), include_top=False, weights=w, pooling="avg", **kwargs)
     except Exception as e:
         if w == "imagenet" and imagenet_cached(spec, alpha, size) is None:
             cache = keras_cache_dir() / spec.weight_file(alpha, size)

@@ -1,0 +1,63 @@
+"""A wheel of this checkout installs with only the `device` extra and runs predict; doctor; demo."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli, write_rgb
+from models import keras_mean_colour, to_tflite
+
+
+@pytest.mark.slow
+def test_wheel_with_device_extra_runs_predict_without_tensorflow(tmp_path):
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)], check=True,
+                   capture_output=True, timeout=600)
+    wheel = next(dist.glob("edgetl-*.whl"))
+    env_dir = tmp_path / "device-venv"
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    proc = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{wheel}[device]"], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    listed = subprocess.run([str(py), "-m", "pip", "list", "--format=json"], capture_output=True, text=True).stdout
+    names = {p["name"].lower() for p in json.loads(listed)}
+    assert {"ai-edge-litert", "onnxruntime", "opencv-python-headless", "numpy"} <= names
+    assert not names & {"tensorflow", "tensorflow-cpu", "keras"}
+    rng = np.random.default_rng(0)
+    calib = rng.integers(0, 255, (8, 16, 16, 3)).astype(np.uint8)
+    (tmp_path / "m").mkdir()
+    model = to_tflite(keras_mean_colour(), tmp_path / "m" / "colour.tflite", "uint8", calib)
+    (tmp_path / "m" / "labels.txt").write_text("red\ngreen\nblue\n")
+    img = np.zeros((40, 40, 3), np.uint8)
+    img[..., 1] = 230
+    photo = write_rgb(tmp_path / "green.png", img)
+    proc = subprocess.run([str(env_dir / "bin" / "edgetl"), "predict", str(model), str(photo), "--json"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["top"][0]["label"] == "green"
+
+
+def test_doctor_reports_versions_runtimes_and_weights():
+    proc = run_cli("doctor", "--json")
+    assert proc.returncode in (0, 1), proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["versions"]["numpy"] and d["runtimes"]["ai-edge-litert"]["loads"]
+    assert "CPUExecutionProvider" in d["runtimes"]["onnxruntime"]["providers"]
+    assert set(d["imagenet_weights"]) >= {"mobilenet_v2", "efficientnet_b0", "cache_dir"}
+    assert d["tensorflow"]["installed"] and isinstance(d["tensorflow"]["gpus"], list)
+    assert isinstance(d["opencv"]["cameras"], list) and isinstance(d["conflicts"], list)
+    assert (proc.returncode == 1) == bool(d["conflicts"])
+
+
+def test_cli_usage_errors_exit_2():
+    assert run_cli("train", "data", "--epochs", "zero").returncode == 2
+    assert run_cli("nonsense").returncode == 2
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("edgetl ")

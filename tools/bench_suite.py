@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""edgetl's benchmark suite: every ratio the project promises, measured side by side in one run
+with the project's own harness, written to BENCHMARKS.md.
+
+    python tools/bench_suite.py [--shared ../shared] [--out BENCHMARKS.md] [--seconds 3]
+
+Needs the dev install. With ../shared present it trains the hymenoptera quality-bar model; without
+it, a model on generated data (figures are then marked as such)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+MOBILENET_V2_224_MACS = 300e6
+
+
+def section(title: str) -> None:
+    print(f"\n== {title}", file=sys.stderr, flush=True)
+
+
+def runtime_overhead(model: Path, threads: int, seconds: float) -> dict:
+    """Classifier.classify (on a model-sized image, so resizing is a no-op) vs the raw
+    set_tensor / invoke / get_tensor loop, same interpreter settings; preprocessing separately."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgetl.bench.harness import BenchOptions, measure_callable
+    from edgetl.runtime import load
+
+    opts = BenchOptions(runs=300, warmup=30, min_seconds=seconds)
+    clf = load(model, threads=threads)
+    image = np.random.default_rng(0).integers(0, 256, (clf.pixels.height, clf.pixels.width, 3), np.uint8)
+    raw = Interpreter(model_path=str(model), num_threads=threads)
+    raw.allocate_tensors()
+    i, o = raw.get_input_details()[0]["index"], raw.get_output_details()[0]["index"]
+    x = clf.prepare(image)
+
+    def raw_loop():
+        raw.set_tensor(i, x)
+        raw.invoke()
+        return raw.get_tensor(o)
+
+    # alternate the two measurements so drift and turbo affect both
+    a, b = [], []
+    for _ in range(3):
+        b.append(measure_callable(raw_loop, opts)["p50_ms"])
+        a.append(measure_callable(lambda: clf.classify(image), opts)["p50_ms"])
+    photo = np.random.default_rng(1).integers(0, 256, (720, 1280, 3), np.uint8)
+    pre = measure_callable(lambda: clf.prepare(photo), BenchOptions(runs=100, warmup=5, min_seconds=1))["p50_ms"]
+    return {"classify_p50_ms": float(np.median(a)), "raw_p50_ms": float(np.median(b)),
+            "ratio": float(np.median(a) / np.median(b)), "preprocess_720p_p50_ms": pre}
+
+
+def peak_gmacs() -> dict:
+    """Single-core float32 multiply-add rate measured with a large matmul (OpenBLAS), and the
+    int8 rate estimated from it (x4 with VNNI dot-product instructions, else x2)."""
+    import subprocess
+
+    code = ("import numpy as np, time\n"
+            "a = np.random.rand(1024, 1024).astype(np.float32); b = np.random.rand(1024, 1024).astype(np.float32)\n"
+            "a @ b\nt = time.perf_counter(); n = 20\nfor _ in range(n): a @ b\n"
+            "print(n * 1024**3 / (time.perf_counter() - t) / 1e9)")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    fp32 = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout)
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    vnni = "avx512_vnni" in flags or "avx_vnni" in flags or " asimddp" in flags
+    return {"fp32_gmacs_per_core": fp32, "int8_gmacs_per_core_est": fp32 * (4 if vnni else 2), "vnni": vnni}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--shared", default=os.environ.get("EDGETL_SHARED", str(Path(__file__).resolve().parents[2] / "shared")))
+    p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "BENCHMARKS.md"))
+    p.add_argument("--seconds", type=float, default=3.0, help="Minimum seconds per latency measurement.")
+    p.add_argument("--workdir", default=None)
+    a = p.parse_args()
+    t_start = time.perf_counter()
+
+    from edgetl.bench import bench
+    from edgetl.bench.device import device_facts
+    from edgetl.bench.harness import BenchOptions
+    from edgetl.data.audit import audit
+    from edgetl.data.cache import load_images
+    from edgetl.export.pipeline import FORMATS, ExportOptions, export
+    from edgetl.live import LiveOptions, run as live_run
+    from edgetl.runtime.preprocess import _cv2, load as load_image
+    from edgetl.train import TrainConfig, train
+
+    work = Path(a.workdir or tempfile.mkdtemp(prefix="edgetl-bench-"))
+    shared = Path(a.shared)
+    weights = shared / "weights" / "mobilenet_v2_imagenet_no_top.weights.h5"
+    data = shared / "datasets" / "hymenoptera"
+    real = weights.exists() and data.exists()
+    if not real:
+        from edgetl.demo import make_dataset
+
+        data = make_dataset(work / "demo-data", 80)
+    w = str(weights) if real else "none"
+    facts = device_facts()
+    results: dict = {"machine": facts, "date": time.strftime("%Y-%m-%d"), "real_data": real}
+
+    section("data loading: cold decode vs disk cache")
+    os.environ["EDGETL_CACHE"] = str(work / "cache")
+    paths = [r.path for r in audit(data).records]
+    t = time.perf_counter()
+    load_images(paths, 224, 224)
+    cold = time.perf_counter() - t
+    t = time.perf_counter()
+    load_images(paths, 224, 224)
+    warm = time.perf_counter() - t
+    results["loading"] = {"images": len(paths), "cold_images_per_s": len(paths) / cold,
+                          "cached_images_per_s": len(paths) / warm, "ratio": cold / warm}
+
+    section("stage 1: cached features vs through the frozen base (10 epochs, no augmentation)")
+    stage1 = {}
+    for name, cache in (("cached", True), ("through_base", False)):
+        cfg = TrainConfig(data=str(data), weights=w, epochs=10, fine_tune_epochs=0, augment=False, feature_cache=cache,
+                          patience=100, project=str(work / "runs"), name=f"stage1_{name}")
+        r = train(cfg)
+        stage1[name] = {"seconds": r.metrics["seconds"]["stage1"], "val_accuracy": r.metrics["val_accuracy"]}
+    stage1["speedup"] = stage1["through_base"]["seconds"] / stage1["cached"]["seconds"]
+    results["stage1"] = stage1
+
+    section("quality-bar training run (defaults) and export --all")
+    run = train(TrainConfig(data=str(data), weights=w, project=str(work / "runs"), name="quality"))
+    results["training"] = {k: run.metrics[k] for k in ("val_accuracy", "seconds", "images_per_s", "epochs", "best")}
+    exported = export(run.path, ExportOptions(formats=list(FORMATS)))
+    results["export"] = {"keras_accuracy": exported.keras_accuracy, "seconds": exported.seconds,
+                         "checks": [c.to_dict() for c in exported.checks]}
+    folder = exported.folder
+
+    section("latency: every artifact at 1 and 2 threads, one run")
+    models = [folder / n for n in ("model_fp32.tflite", "model_fp16.tflite", "model_int8.tflite", "model.onnx",
+                                   "model_int8.onnx")]
+    lat = bench(models, [1, 2], options=BenchOptions(runs=200, warmup=20, min_seconds=a.seconds))
+    results["latency"] = [{k: r[k] for k in ("model", "threads", "p50_ms", "p90_ms", "fps", "init_ms", "size_bytes",
+                                             "harness_overhead_pct")} for r in lat]
+    by = {(r["model"], r["threads"]): r for r in lat}
+    peak = peak_gmacs()
+    results["roofline"] = peak
+    ratios = {}
+    for t in (1, 2):
+        ratios[f"tflite_int8_vs_fp32_{t}t"] = by[("model_fp32.tflite", t)]["p50_ms"] / by[("model_int8.tflite", t)]["p50_ms"]
+        ratios[f"onnx_int8_vs_fp32_{t}t"] = by[("model.onnx", t)]["p50_ms"] / by[("model_int8.onnx", t)]["p50_ms"]
+    bound_fp32 = MOBILENET_V2_224_MACS / (peak["fp32_gmacs_per_core"] * 1e9) * 1e3
+    bound_int8 = MOBILENET_V2_224_MACS / (peak["int8_gmacs_per_core_est"] * 1e9) * 1e3
+    for name, bound in (("model_fp32.tflite", bound_fp32), ("model_int8.tflite", bound_int8),
+                        ("model.onnx", bound_fp32), ("model_int8.onnx", bound_int8)):
+        ratios[f"{name}_vs_roofline_1t"] = by[(name, 1)]["p50_ms"] / bound
+    results["ratios"] = ratios
+    results["roofline"] |= {"fp32_bound_ms_1t": bound_fp32, "int8_bound_ms_1t": bound_int8}
+
+    section("runtime overhead: Classifier.classify vs the raw interpreter loop")
+    results["overhead"] = {t: runtime_overhead(folder / "model_int8.tflite", t, a.seconds) for t in (1, 2)}
+    results["overhead_fp32"] = runtime_overhead(folder / "model_fp32.tflite", 1, a.seconds)
+
+    section("live pipeline on a 720p video vs bare inference (int8, same threads)")
+    cv2 = _cv2()
+    video = work / "720p.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30, (1280, 720))
+    for rec in audit(data).split("val")[:60]:
+        frame = cv2.cvtColor(load_image(rec.path, 720, 1280), cv2.COLOR_RGB2BGR)
+        for _ in range(5):
+            writer.write(frame)
+    writer.release()
+    live = {}
+    for t in (1, 2):
+        s = live_run(folder / "model_int8.tflite", str(video), LiveOptions(), threads=t).to_dict()
+        live[t] = {"pipeline_fps": s["fps"], "bare_fps": by[("model_int8.tflite", t)]["fps"],
+                   "ratio": s["fps"] / by[("model_int8.tflite", t)]["fps"], "frames": s["frames"]}
+    results["live"] = live
+    results["suite_seconds"] = time.perf_counter() - t_start
+    (work / "bench_suite.json").write_text(json.dumps(results, indent=1, default=str))
+    Path(a.out).write_text(render(results))
+    print(render(results))
+    print(f"raw results: {work / 'bench_suite.json'}", file=sys.stderr)
+    return 0
+
+
+def render(r: dict) -> str:
+    """BENCHMARKS.md from the results."""
+    m = r["machine"]
+    src = "hymenoptera with the shared ImageNet MobileNetV2 weights" if r["real_data"] else "generated data (no ../shared)"
+    L = [f"# edgetl benchmarks", "",
+         f"Measured {r['date']} by `python tools/bench_suite.py` on {m['cpu']} ({m['arch']}, {m['cores']} cores), "
+         f"{m['os']}, Python {m['python']}; {src}. Suite run time {r['suite_seconds'] / 60:.1f} min.", "",
+         "## Latency, MobileNetV2 224 (p50 of steady-state inference, one run, side by side)", "",
+         "| model | threads | p50 ms | p90 ms | FPS | size MB |", "|---|---|---|---|---|---|"]
+    for x in r["latency"]:
+        L.append(f"| {x['model']} | {x['threads']} | {x['p50_ms']:.2f} | {x['p90_ms']:.2f} | {x['fps']:.0f} | "
+                 f"{x['size_bytes'] / 1e6:.2f} |")
+    q = r["ratios"]
+    rf = r["roofline"]
+    L += ["", "## Ratios", "",
+          "| what | figure |", "|---|---|",
+          f"| TFLite int8 vs fp32 speed-up, 1 / 2 threads | {q['tflite_int8_vs_fp32_1t']:.2f}x / {q['tflite_int8_vs_fp32_2t']:.2f}x |",
+          f"| ONNX int8 vs fp32 speed-up, 1 / 2 threads | {q['onnx_int8_vs_fp32_1t']:.2f}x / {q['onnx_int8_vs_fp32_2t']:.2f}x |",
+          f"| fp32 roofline bound, 1 core ({rf['fp32_gmacs_per_core']:.0f} GMAC/s measured matmul) | {rf['fp32_bound_ms_1t']:.2f} ms |",
+          f"| int8 roofline bound, 1 core (est. {rf['int8_gmacs_per_core_est']:.0f} GMAC/s{', VNNI' if rf['vnni'] else ''}) | {rf['int8_bound_ms_1t']:.2f} ms |",
+          f"| TFLite fp32 / int8 p50 vs its bound, 1 thread | {q['model_fp32.tflite_vs_roofline_1t']:.2f}x / {q['model_int8.tflite_vs_roofline_1t']:.2f}x |",
+          f"| ONNX fp32 / int8 p50 vs its bound, 1 thread | {q['model.onnx_vs_roofline_1t']:.2f}x / {q['model_int8.onnx_vs_roofline_1t']:.2f}x |"]
+    for t, o in r["overhead"].items():
+        L.append(f"| `Classifier.classify` vs raw interpreter loop, int8, {t} thread(s), p50 | {o['ratio']:.3f} "
+                 f"({o['classify_p50_ms']:.3f} vs {o['raw_p50_ms']:.3f} ms) |")
+    o = r["overhead_fp32"]
+    L.append(f"| `Classifier.classify` vs raw interpreter loop, fp32, 1 thread, p50 | {o['ratio']:.3f} "
+             f"({o['classify_p50_ms']:.3f} vs {o['raw_p50_ms']:.3f} ms) |")
+    L.append(f"| preprocessing of a 720p frame to 224 (reported separately) | {r['overhead'][1]['preprocess_720p_p50_ms']:.2f} ms |")
+    overheads = [x["harness_overhead_pct"] for x in r["latency"]]
+    L.append(f"| bench harness overhead vs a bare loop | {min(overheads):+.2f}% to {max(overheads):+.2f}% |")
+    for t, lv in r["live"].items():
+        L.append(f"| live pipeline FPS on 720p video vs bare int8 FPS, {t} thread(s) | {lv['pipeline_fps']:.0f} vs "
+                 f"{lv['bare_fps']:.0f} ({lv['ratio']:.0%}) |")
+    s1 = r["stage1"]
+    L.append(f"| stage 1, 10 epochs: cached features vs through the frozen base | {s1['cached']['seconds']:.1f} s vs "
+             f"{s1['through_base']['seconds']:.1f} s ({s1['speedup']:.1f}x); val acc {s1['cached']['val_accuracy']:.4f} vs "
+             f"{s1['through_base']['val_accuracy']:.4f} |")
+    ld = r["loading"]
+    L.append(f"| data loading, {ld['images']} images at 224: cold decode vs disk cache | {ld['cold_images_per_s']:.0f} vs "
+             f"{ld['cached_images_per_s']:.0f} images/s ({ld['ratio']:.0f}x) |")
+    tr = r["training"]
+    L.append(f"| training (defaults): val accuracy, stage 1 / stage 2 wall time | {tr['val_accuracy']:.4f}, "
+             f"{tr['seconds'].get('stage1', 0):.0f} s / {tr['seconds'].get('stage2', 0):.0f} s |")
+    if tr["images_per_s"].get("stage2"):
+        L.append(f"| training images/s, stage 1 (through base, augmented) / stage 2 (fine-tuning) | "
+                 f"{tr['images_per_s']['stage1']:.0f} / {tr['images_per_s']['stage2']:.0f} |")
+    L += ["", "## Accuracy of each artifact vs Keras", "",
+          f"Keras: {r['export']['keras_accuracy']:.4f} on the validation images.", "",
+          "| artifact | accuracy | Δ points | top-1 agreement | max prob diff | size MB | export s |", "|---|---|---|---|---|---|---|"]
+    secs = r["export"]["seconds"]
+    names = {"model_fp32.tflite": "fp32", "model_fp16.tflite": "fp16", "model_dynamic.tflite": "dynamic",
+             "model_int8.tflite": "int8", "model.onnx": "onnx", "model_int8.onnx": "onnx_int8"}
+    for c in r["export"]["checks"]:
+        L.append(f"| {c['file']} | {c['accuracy']:.4f} | {-c['drop_points']:+.2f} | {c['agreement']:.1%} | "
+                 f"{c['max_prob_diff']:.2g} | {c['size_bytes'] / 1e6:.2f} | {secs.get('convert_' + names.get(c['file'], ''), 0):.1f} |")
+    L += ["", "Anchors: XNNPACK on a Raspberry Pi 4 runs MobileNetV2 fp32 in 41-46 ms and int8 in 17-20 ms (4 threads); "
+          "a Pixel 3 runs int8 in 12 ms on its CPU. This machine is an x86 server core with AVX-512, far faster than either.", ""]
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
