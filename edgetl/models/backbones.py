@@ -123,7 +123,10 @@ def build_classifier(spec: BackboneSpec, base, size: int, num_classes: int, drop
     if not spec.normalises_itself:
         lo, hi = spec.base_range
         x = keras.layers.Rescaling((hi - lo) / 255.0, offset=lo, name="normalise")(x)
-    features = base(x, training=False)
+    # No training=False here: Keras 3 runs a BatchNormalization layer whose `trainable` is False in
+    # inference mode anyway (frozen transfer learning, and stage 2 where edgetl freezes every BN),
+    # while a from-scratch base must run BN in training mode so its moving statistics are learnt.
+    features = base(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(features)
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name=f"edgetl_{spec.name}"), keras.Model(inputs, features, name="features")
