@@ -114,3 +114,15 @@ def shapes_export(shapes_run):
 
     return export(shapes_run.path, ExportOptions(formats=["fp32", "int8", "onnx", "onnx_int8"],
                                                  gates=Gates(max_drop=100, min_agreement=0)))
+
+
+@pytest.fixture(scope="session")
+def ssh_server(tmp_path_factory):
+    """A real OpenSSH server on 127.0.0.1 with ssh_config aliases mypi, badkey, nohost."""
+    import sshd
+
+    if not sshd.SSHD:
+        pytest.skip("no OpenSSH server installed (.ci/run installs openssh-server)")
+    server = sshd.start(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sshd
 from conftest import run_cli
 from models import colour_images, keras_mean_colour, to_tflite
 from edgetl.bench.android import parse_benchmark_output
@@ -94,15 +93,6 @@ def fake_device_python(root: Path, blocked: tuple[str, ...] = ()) -> Path:
     wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} \"$@\"\n")
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
     return wrapper
-
-
-@pytest.fixture(scope="module")
-def ssh_server(tmp_path_factory):
-    if not sshd.SSHD:
-        pytest.skip("no OpenSSH server installed (.ci/run installs openssh-server)")
-    server = sshd.start(tmp_path_factory.mktemp("sshd"))
-    yield server
-    server.stop()
 
 
 @pytest.mark.ssh

@@ -168,7 +168,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
                 trainer.compile(optimizer(cfg.lr, cfg.schedule, steps * cfg.epochs, steps * start), loss_fn(cfg.label_smoothing), metrics=metrics)
             ckpt = Checkpointer(work, state, 1, model, cfg.patience, cfg.epochs + cfg.fine_tune_epochs, log=log)
             trainer.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=start,
-                        class_weight=weights, callbacks=[ckpt], verbose=0)
+                        class_weight=weights, callbacks=[ckpt], verbose=0, shuffle=False)  # tf.data shuffles
         else:
             state.path_taken = "cached backbone features (no augmentation)"
             log(f"stage 1: cached backbone features (no augmentation): {spec.name} features computed once, the head trained on them")
@@ -216,7 +216,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
         log(f"stage 2: fine-tuning {trainable} layers from layer {at} of {n_layers} at lr {lr2:g}, BatchNorm frozen")
         ckpt = Checkpointer(work, state, 2, model, cfg.patience, end, log=log)
         trainer.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=start, class_weight=weights,
-                    callbacks=[ckpt], verbose=0)
+                    callbacks=[ckpt], verbose=0, shuffle=False)  # tf.data shuffles
         done = state.epoch + 1 - start
         state.seconds["stage2"] = state.seconds.get("stage2", 0) + time.perf_counter() - t2
         state.seconds["stage2_images_per_s"] = done * len(x["train"]) / max(state.seconds["stage2"], 1e-9)

@@ -1,0 +1,124 @@
+"""The device side on an emulated Raspberry Pi: Debian bookworm arm64 and Python 3.11 under
+qemu-aarch64 (Cortex-A72), built by tools/pi-emulator. Same answers as on this x86 machine;
+timings under emulation mean nothing and are not checked."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli
+from edgetl.runtime import load
+
+pytestmark = pytest.mark.arm64
+EMULATOR = ROOT / "tools" / "pi-emulator"
+
+
+@pytest.fixture(scope="session")
+def pi():
+    """Build (or reuse) the emulated Pi; skip with the reason when the registries are out of reach."""
+    proc = subprocess.run([str(EMULATOR), "--build"], capture_output=True, text=True, timeout=3600)
+    if proc.returncode == 3:
+        pytest.skip(proc.stderr.strip().splitlines()[-1])
+    assert proc.returncode == 0, proc.stderr
+
+    def run(*args: str, env: dict | None = None, cpu: str = "cortex-a72") -> subprocess.CompletedProcess:
+        return subprocess.run([str(EMULATOR), "--cpu", cpu, "python", *map(str, args)], capture_output=True,
+                              text=True, timeout=900, env=dict(os.environ) | (env or {}))
+    return run
+
+
+def step(model: Path) -> float:
+    """One quantization step of the model's output probabilities (0 for float outputs)."""
+    if model.suffix == ".tflite":
+        out = load(model).output
+        return out.scale if out.quantized else 0.0
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(model))
+    inits = {i.name: i for i in proto.graph.initializer}
+    last = next(n for n in proto.graph.node if proto.graph.output[0].name in n.output)
+    if last.op_type == "DequantizeLinear":
+        return float(numpy_helper.to_array(inits[last.input[1]]))
+    return 0.0
+
+
+def test_device_side_imports_without_tensorflow(pi):
+    code = ("import platform, importlib.util, edgetl.runtime, edgetl.bench.runner, edgetl.live, edgetl.cli;"
+            "print(platform.machine(), platform.python_version(), importlib.util.find_spec('tensorflow'))")
+    proc = pi("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    machine, version, tf = proc.stdout.split()
+    assert machine == "aarch64" and version.startswith("3.11") and tf == "None"
+    assert pi("-c", "import platform; print(platform.machine())", cpu="cortex-a76").stdout.strip() == "aarch64"
+
+
+@pytest.mark.slow
+def test_predict_and_eval_match_x86(pi, shapes_export, shapes_data):
+    folder = shapes_export.folder
+    images = shapes_data / "val" / "circle"
+    for name in ("model_fp32.tflite", "model_int8.tflite", "model.onnx", "model_int8.onnx"):
+        model = folder / name
+        arm = pi("-m", "edgetl", "predict", model, images, shapes_data / "val" / "square", "--json", "--top-k", "3")
+        x86 = run_cli("predict", model, images, shapes_data / "val" / "square", "--json", "--top-k", "3")
+        assert arm.returncode == 0 and x86.returncode == 0, arm.stderr[-2000:]
+        arm_docs = [json.loads(line) for line in arm.stdout.splitlines()]
+        x86_docs = [json.loads(line) for line in x86.stdout.splitlines()]
+        assert len(arm_docs) == len(x86_docs) == 20
+        tol = step(model) + 1e-6 if "int8" in name else 1e-5
+        for a, b in zip(arm_docs, x86_docs):
+            assert a["path"] == b["path"] and a["top"][0]["label"] == b["top"][0]["label"], name
+            scores_a = {t["label"]: t["score"] for t in a["top"]}
+            scores_b = {t["label"]: t["score"] for t in b["top"]}
+            assert max(abs(scores_a[k] - scores_b[k]) for k in scores_b) <= tol, (name, a, b)
+    for name in ("model_int8.tflite", "model.onnx"):
+        arm = pi("-m", "edgetl", "eval", folder / name, shapes_data, "--json")
+        x86 = run_cli("eval", folder / name, shapes_data, "--json")
+        assert arm.returncode == 0, arm.stderr[-2000:]
+        assert json.loads(arm.stdout)["confusion"] == json.loads(x86.stdout)["confusion"]
+
+
+@pytest.mark.slow
+def test_live_and_bench_on_arm64(pi, shapes_export, shapes_data, tmp_path):
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64))
+    for f in sorted((shapes_data / "val").rglob("*.jpg"))[::3]:
+        writer.write(cv2.resize(cv2.imread(str(f)), (96, 64)))
+    writer.release()
+    model = shapes_export.folder / "model_int8.tflite"
+    arm = pi("-m", "edgetl", "live", model, "--source", video, "--json")
+    x86 = run_cli("live", model, "--source", video, "--json")
+    assert arm.returncode == 0, arm.stderr[-2000:]
+    arm_lines = [json.loads(line) for line in arm.stdout.splitlines()]
+    x86_lines = [json.loads(line) for line in x86.stdout.splitlines()]
+    assert arm_lines[-1]["frames"] == x86_lines[-1]["frames"] == int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
+    assert [f["label"] for f in arm_lines[:-1]] == [f["label"] for f in x86_lines[:-1]]
+    proc = pi("-m", "edgetl", "bench", model, "--runs", "5", "--warmup", "1", "--min-seconds", "0", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)[0]
+    assert result["device"]["arch"] == "aarch64" and result["runtime"].startswith("ai-edge-litert")
+
+
+@pytest.mark.slow
+@pytest.mark.ssh
+def test_bench_over_ssh_on_the_emulated_pi(pi, ssh_server, shapes_export, tmp_path):
+    """`edgetl bench --device rpi` end to end, the remote Python being the emulated Pi's, with
+    edgetl absent there so the copied zipapp runner is what runs on arm64."""
+    wrapper = tmp_path / "pi-python3"
+    wrapper.write_text(f"#!/bin/sh\nEDGETL_PI_NO_CHECKOUT=1 exec {EMULATOR} python \"$@\"\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    proc = run_cli("bench", shapes_export.folder / "model_int8.tflite", shapes_export.folder / "model.onnx",
+                   "--device", "rpi", "--host", "mypi", "--ssh-config", ssh_server.config, "--remote-python", wrapper,
+                   "--runs", "5", "--warmup", "1", "--min-seconds", "0", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(proc.stdout)
+    assert [r["model"] for r in results] == ["model_int8.tflite", "model.onnx"]
+    assert all(r["device"]["arch"] == "aarch64" and r["device"]["target"] == "ssh:mypi" for r in results)
+    assert results[1]["runtime"].startswith("onnxruntime")
