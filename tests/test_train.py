@@ -31,7 +31,7 @@ def test_hymenoptera_reaches_the_quality_bar(hymenoptera_run):
     assert m["epochs"]["stage1"] >= 1 and set(m["per_class"]) == {"ants", "bees"}
     assert (run.path / "labels.txt").read_text() == "ants\nbees\n"
     log = (run.path / "train.log").read_text()
-    assert "through the frozen mobilenet_v2 base" in log and "BatchNorm frozen" in log
+    assert "through the frozen base (augmentation on)" in log and "BatchNorm frozen" in log
 
 
 @pytest.mark.slow
@@ -43,7 +43,25 @@ def test_efficientnet_from_scratch_run_folder_is_complete(tmp_path):
     doc = json.loads(proc.stdout)
     assert doc["epochs"] == {"stage1": 2, "stage2": 1}
     assert RUN_FILES <= {p.name for p in (tmp_path / "run").iterdir()}
-    assert "cached backbone features" in (tmp_path / "run" / "train.log").read_text()
+    assert "whole network from scratch" in (tmp_path / "run" / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_without_augmentation_stage1_trains_on_cached_features(tmp_path):
+    """A pretrained base (here: weights saved from a base built in the test) and --no-augment:
+    features computed once, the head trained on them; --no-feature-cache runs the base each epoch."""
+    from edgetl.models.backbones import BACKBONES, build_base
+
+    weights = tmp_path / "backbone.weights.h5"
+    build_base(BACKBONES["mobilenet_v2"], 48, 0.35, "none").save_weights(weights)
+    data = make_shapes(tmp_path / "data", per_class=12, size=48)
+    for flag, phrase in (("--feature-cache", "cached backbone features"), ("--no-feature-cache", "feature cache off")):
+        out = tmp_path / flag
+        proc = run_cli("train", data, "--weights", weights, "--alpha", "0.35", "--size", "48", "--epochs", "2",
+                       "--fine-tune-epochs", "0", "--no-augment", flag, "--out", out)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert phrase in (out / "train.log").read_text()
+        assert phrase in json.loads((out / "metrics.json").read_text())["stage1_path"]
 
 
 def test_each_backbone_sees_the_range_it_was_trained_on():
