@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetl._callable import make_callable
 from edgetl.console import track
 from edgetl.data.audit import Audit, audit
 from edgetl.data.cache import decode_all
@@ -103,3 +104,6 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     y_true = np.array([index[r.label] for r in records])
     y_pred = probs.argmax(axis=1)
     return EvalResult(str(clf.path), clf.runtime, name, report(y_true, y_pred, clf.labels), rate, y_pred, probs)
+
+
+make_callable(__name__, evaluate)

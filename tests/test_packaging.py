@@ -61,3 +61,20 @@ def test_cli_usage_errors_exit_2():
     assert run_cli("nonsense").returncode == 2
     proc = run_cli("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("edgetl ")
+
+
+def test_python_api_entry_points(tmp_path):
+    """edgetl.audit/train/export/load/bench/evaluate are reachable from `import edgetl`, in any order."""
+    import edgetl
+    import edgetl.train as train_pkg  # importing the subpackage first must not shadow the function
+
+    assert callable(edgetl.train) and edgetl.train is train_pkg and callable(edgetl.export) and callable(edgetl.bench)
+    assert edgetl.TrainConfig().backbone == "mobilenet_v2" and callable(edgetl.evaluate) and callable(edgetl.audit)
+    rng = np.random.default_rng(0)
+    (tmp_path / "m").mkdir()
+    model = to_tflite(keras_mean_colour(), tmp_path / "m" / "c.tflite", "uint8", rng.integers(0, 255, (4, 16, 16, 3)).astype(np.uint8))
+    from edgetl.bench.harness import BenchOptions
+
+    result = edgetl.bench([model], threads=[1], options=BenchOptions(runs=5, warmup=1, min_seconds=0))
+    assert result[0]["model"] == "c.tflite" and result[0]["p50_ms"] > 0
+    assert edgetl.load(model).num_classes == 3

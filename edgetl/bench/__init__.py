@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgetl._callable import make_callable
+
 
 def bench(models: list[str | Path], threads: list[int | None] | None = None, device: str = "local",
           hosts: list[str] | None = None, options=None, **target) -> list[dict]:
@@ -24,3 +26,5 @@ def bench(models: list[str | Path], threads: list[int | None] | None = None, dev
 
 
 __all__ = ["bench"]
+
+make_callable(__name__, bench)

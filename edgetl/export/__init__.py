@@ -1,4 +1,5 @@
 """TFLite and ONNX export with embedded metadata and verification (imports TensorFlow when run)."""
+from edgetl._callable import make_callable
 
 
 def export(*args, **kwargs):
@@ -9,3 +10,5 @@ def export(*args, **kwargs):
 
 
 __all__ = ["export"]
+
+make_callable(__name__, export)

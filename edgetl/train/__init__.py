@@ -1,4 +1,5 @@
 """Two-stage transfer learning (imports TensorFlow when a run starts)."""
+from edgetl._callable import make_callable
 from edgetl.train.config import TrainConfig, load_config
 
 
@@ -10,3 +11,5 @@ def train(*args, **kwargs):
 
 
 __all__ = ["TrainConfig", "load_config", "train"]
+
+make_callable(__name__, train)
