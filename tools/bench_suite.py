@@ -70,6 +70,9 @@ def peak_gmacs() -> dict:
             "a @ b\nt = time.perf_counter(); n = 20\nfor _ in range(n): a @ b\n"
             "print(n * 1024**3 / (time.perf_counter() - t) / 1e9)")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # This workplace pins OpenBLAS to a conservative kernel on some CPUs; the roofline wants the real one.
+    env.pop("OPENBLAS_CORETYPE", None)
+    env.pop("OPENBLAS_L2_SIZE", None)
     fp32 = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout)
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     vnni = "avx512_vnni" in flags or "avx_vnni" in flags or " asimddp" in flags

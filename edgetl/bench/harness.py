@@ -49,7 +49,7 @@ class BenchResult:
     rss_delta_mb: float
     runs: int
     harness_overhead_pct: float
-    """Per-call timing cost of this harness against one bare loop over the same calls, in %."""
+    """What the harness's per-call timing adds to mean_ms, against a bare loop, in %."""
     device: dict = field(default_factory=dict)
     e2e: dict | None = None
     """preprocess_ms and total_ms (p50) when an image was given."""
@@ -103,14 +103,15 @@ def bare_loop_ns(call: Callable[[], object], n: int) -> int:
     return clock() - t0
 
 
-def harness_overhead_pct(call: Callable[[], object], n: int = 50) -> float:
-    """How much the per-call timing adds over a bare loop of the same calls, in %, measured on
-    alternating rounds so drift affects both alike."""
-    harness, bare = 0, 0
-    for _ in range(3):
-        harness += int(time_calls(call, n, 0).sum())
-        bare += bare_loop_ns(call, n)
-    return 100.0 * (harness - bare) / bare if bare else 0.0
+def harness_overhead_pct(mean_ns: float, n: int = 20000) -> float:
+    """What timing each call adds to a measured latency of ``mean_ns``, in %: the per-call samples
+    of a call that does nothing, against a bare loop over the same call (best of three rounds each)."""
+    def noop() -> None:
+        return None
+
+    per_sample = min(float(time_calls(noop, n, 0).mean()) for _ in range(3))
+    per_bare = min(bare_loop_ns(noop, n) / n for _ in range(3))
+    return 100.0 * max(0.0, per_sample - per_bare) / mean_ns if mean_ns else 0.0
 
 
 def measure_callable(call: Callable[[], object], options: BenchOptions) -> dict:
@@ -119,7 +120,7 @@ def measure_callable(call: Callable[[], object], options: BenchOptions) -> dict:
         call()
     samples = time_calls(call, options.runs, options.min_seconds)
     return stats(samples) | {"runs": len(samples), "samples_ms": (samples / 1e6).tolist(),
-                             "harness_overhead_pct": harness_overhead_pct(call)}
+                             "harness_overhead_pct": harness_overhead_pct(float(samples.mean()))}
 
 
 def bench_model(path: str | Path, options: BenchOptions, device: dict | None = None) -> BenchResult:
