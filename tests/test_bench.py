@@ -73,6 +73,8 @@ def test_local_bench_json_csv_plot(models, tmp_path):
 
 
 HIDE_EDGETL = '''import sys
+# An editable install finds edgetl modules outside any copied runner: drop it, as on a real device.
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
 class HideEdgetl:
     """Make this Python look like a device without edgetl (only the copied runner has it)."""
     def find_spec(self, name, path=None, target=None):

@@ -69,11 +69,6 @@ def _class_weights(y: np.ndarray, n: int) -> dict[int, float]:
     return {i: float(len(y) / (n * c)) if c else 0.0 for i, c in enumerate(counts)}
 
 
-def work_final(work: Path) -> Path:
-    """The name a run folder will have when it completes."""
-    return run_dir.final_path(work)
-
-
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, **overrides) -> TrainResult:
     """Train a classifier on ``config.data`` (or continue an interrupted run) and return the run.
 
@@ -95,12 +90,12 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         cfg.save(work / "config.yaml")
         pre.save(work / "audit.json")
     log = RunLog(work / "train.log")
-    log(f"run folder: {work_final(work)} (in progress at {work})")
+    log(f"run folder: {run_dir.final_path(work)} (in progress at {work})")
     try:
         return _train(cfg, work, resume is not None, log)
     except KeyboardInterrupt:
         log("interrupted")
-        raise Interrupted(f"training stopped; resume with: edgetl train --resume {work_final(work)}") from None
+        raise Interrupted(f"training stopped; resume with: edgetl train --resume {run_dir.final_path(work)}") from None
 
 
 def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainResult:
@@ -114,7 +109,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
     result = Audit.load_file(work / "audit.json")
     skipped = result.skipped
     if skipped:
-        log(f"{len(skipped)} file(s) skipped by the audit; reasons in {work_final(work) / 'audit.json'}")
+        log(f"{len(skipped)} file(s) skipped by the audit; reasons in {run_dir.final_path(work) / 'audit.json'}")
     classes, n = result.classes, len(result.classes)
     write_labels(work / "labels.txt", classes)
     state = RunState.load(work) if resuming else RunState()
@@ -273,8 +268,8 @@ def _finish(cfg, work, state, model, x, y, classes, log, load_s) -> TrainResult:
         "skipped_files": len(Audit.load_file(work / "audit.json").skipped),
     }
     (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    for f in ("last.weights.h5",):
-        (work / f).unlink(missing_ok=True)
+    for checkpoint in ("last.weights.h5", "best.weights.h5"):  # model.keras holds the best weights now
+        (work / checkpoint).unlink(missing_ok=True)
     final = run_dir.finish(work)
     log(f"val accuracy {metrics['val_accuracy']:.4f}; run saved to {final}")
     return TrainResult(final, metrics)
