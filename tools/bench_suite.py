@@ -219,7 +219,7 @@ def render(r: dict) -> str:
              f"({o['classify_p50_ms']:.3f} vs {o['raw_p50_ms']:.3f} ms) |")
     L.append(f"| preprocessing of a 720p frame to 224 (reported separately) | {r['overhead'][1]['preprocess_720p_p50_ms']:.2f} ms |")
     overheads = [x["harness_overhead_pct"] for x in r["latency"]]
-    L.append(f"| bench harness overhead vs a bare loop | {min(overheads):+.2f}% to {max(overheads):+.2f}% |")
+    L.append(f"| bench harness overhead vs a bare loop (timing instrumentation per call) | {min(overheads):+.4f}% to {max(overheads):+.4f}% |")
     for t, lv in r["live"].items():
         L.append(f"| live pipeline FPS on 720p video vs bare int8 FPS, {t} thread(s) | {lv['pipeline_fps']:.0f} vs "
                  f"{lv['bare_fps']:.0f} ({lv['ratio']:.0%}) |")
