@@ -325,7 +325,7 @@ def bench(
     for r in results:
         if r.get("e2e"):
             out.print(f"{r['model']} ({r['threads'] or 'default'} thr) end to end: preprocess "
-                      f"{r['e2e']['preprocess_ms']:.2f} ms, with inference {r['e2e']['total_ms']:.2f} ms (p50)")
+                      f"{r['e2e']['preprocess_ms']:.2f} ms, with inference {r['e2e']['total_ms']:.2f} ms (p50s, in sequence)")
     overheads = [r["harness_overhead_pct"] for r in results if r.get("harness_overhead_pct") is not None]
     if overheads:
         out.print(f"harness overhead vs a bare loop: {min(overheads):+.2f}% to {max(overheads):+.2f}%")

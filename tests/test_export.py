@@ -63,6 +63,7 @@ def test_artifacts_carry_labels_and_contract_inside(shapes_export, tmp_path):
         clf = load(alone)
         assert clf.labels == ["circle", "square", "triangle"], name
         assert (clf.pixels.height, clf.pixels.mean, clf.pixels.std, clf.pixels.resize) == (48, 0.0, 1.0, "resize")
+        assert clf.output_kind == "probabilities", name  # edgetl's models say they end in softmax
     int8 = load(folder / "model_int8.tflite")
     assert int8.input.dtype == np.uint8 and abs(int8.input.scale - 1) < 1e-3 and int8.input.zero_point == 0
     import onnx

@@ -69,7 +69,8 @@ class LiteRTBackend:
         self._batch = int(inp["shape"][0])
         meta = tflite_metadata.read(content)
         self.info = ModelInfo(_tensor(inp), _tensor(outp), labels=meta.get("labels"),
-                              pixels=meta.get("pixels") or {k: meta[k] for k in ("mean", "std") if k in meta})
+                              pixels=meta.get("pixels") or {k: meta[k] for k in ("mean", "std") if k in meta},
+                              output_kind="probabilities" if "pixels" in meta else None)  # edgetl ends in softmax
         self._set, self._invoke, self._get = self.interpreter.set_tensor, self.interpreter.invoke, self.interpreter.get_tensor
 
     def run(self, x: np.ndarray) -> np.ndarray:

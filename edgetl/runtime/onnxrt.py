@@ -51,7 +51,8 @@ class OnnxBackend:
         meta = self.session.get_modelmeta().custom_metadata_map
         labels = json.loads(meta["labels"]) if "labels" in meta else None
         pixels = json.loads(meta["edgetl"]) if "edgetl" in meta else {}
-        self.info = ModelInfo(_tensor(inp), _tensor(outp), labels=labels, pixels=pixels)
+        self.info = ModelInfo(_tensor(inp), _tensor(outp), labels=labels, pixels=pixels,
+                              output_kind="probabilities" if "edgetl" in meta else None)  # edgetl ends in softmax
         self._run = self.session.run
 
     def run(self, x: np.ndarray) -> np.ndarray:

@@ -59,4 +59,5 @@ class ModelInfo:
     pixels: dict = field(default_factory=dict)
     """Embedded or side-car :class:`PixelSpec` fields (may be partial)."""
     output_kind: str | None = None
-    """"probabilities" or "logits" when the model says; None to detect."""
+    """"probabilities" when the model says so (edgetl's own end in softmax); None to detect from the
+    values (softmax is applied unless they already form a distribution)."""
