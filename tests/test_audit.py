@@ -159,3 +159,10 @@ def test_hymenoptera_counts_and_only_real_problems():
     assert result.counts() == {"ants": {"train": 124, "val": 70}, "bees": {"train": 121, "val": 83}}
     flagged = {p.path.rsplit("/", 1)[-1] for p in result.problems if p.severity != "info"}
     assert flagged == {"imageNotFound.gif"}  # a "we're sorry, this image could not be found" placeholder
+
+
+def test_recorded_paths_are_absolute_so_later_stages_run_from_anywhere(tmp_path, monkeypatch):
+    make_shapes(tmp_path / "d", per_class=3)
+    monkeypatch.chdir(tmp_path)
+    result = audit("d")
+    assert result.records and all(r.path.startswith(str(tmp_path)) for r in result.records)

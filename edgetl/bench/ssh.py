@@ -52,7 +52,7 @@ def _check(t: SshTarget, proc: subprocess.CompletedProcess, what: str) -> None:
 def bench_host(t: SshTarget, models: list[Path], threads: list[int | None], options: BenchOptions) -> list[dict]:
     """Copy the models (and the runner when edgetl is not installed there), run the harness on the
     device and return its results, marked with the host."""
-    proc = _ssh(t, "mktemp -d /tmp/edgetl-bench.XXXXXX", timeout=t.connect_timeout + 20)
+    proc = _ssh(t, "mktemp -d", timeout=t.connect_timeout + 20)
     _check(t, proc, "creating a folder")
     remote = proc.stdout.decode().strip()
     try:

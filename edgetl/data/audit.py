@@ -259,7 +259,7 @@ def audit(root: str | Path, options: AuditOptions | None = None, workers: int | 
     ``DATA/{train,val[,test]}/<class>/*``. Never raises for a bad file; raises
     :class:`EdgetlError` only when DATA itself is not a dataset folder."""
     opts = options or AuditOptions()
-    root = Path(root)
+    root = Path(root).absolute()  # later stages read these paths from any working directory
     layout, files, problems = _discover(root)
     classes = sorted({c for per_split in files.values() for c in per_split})
     if not classes:
