@@ -126,7 +126,7 @@ def run_demo(opts: DemoOptions) -> dict:
     cfg.project, cfg.name = opts.project, "demo"
     log(f"[2/6] train: {how}")
     result = train(cfg)
-    log(f"[3/6] export --all and verify against Keras")
+    log("[3/6] export --all and verify against Keras")
     exported = export(result.path, ExportOptions(formats=list(FORMATS), gates=Gates(), threads=opts.threads))
     artifacts = [exported.folder / c.file for c in exported.checks if (exported.folder / c.file).exists()]
     log(f"[4/6] bench at {opts.threads} threads")

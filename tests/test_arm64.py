@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -193,7 +192,7 @@ def render(r: dict) -> str:
     """BENCHMARKS.md from the results."""
     m = r["machine"]
     src = "hymenoptera with the shared ImageNet MobileNetV2 weights" if r["real_data"] else "generated data (no ../shared)"
-    L = [f"# edgetl benchmarks", "",
+    L = ["# edgetl benchmarks", "",
          f"Measured {r['date']} by `python tools/bench_suite.py` on {m['cpu']} ({m['arch']}, {m['cores']} cores), "
          f"{m['os']}, Python {m['python']}; {src}. Suite run time {r['suite_seconds'] / 60:.1f} min.", "",
          "## Latency, MobileNetV2 224 (p50 of steady-state inference, one run, side by side)", "",

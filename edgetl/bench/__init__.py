@@ -22,7 +22,12 @@ def bench(models: list[str | Path], threads: list[int | None] | None = None, dev
             raise EdgetlError("no such model file", path=p, fix="give .tflite or .onnx files (edgetl export writes RUN/export/)")
     if device not in TARGETS:
         raise EdgetlError(f"unknown --device {device}", fix=f"choose one of {', '.join(TARGETS)}")
-    return TARGETS[device](paths, threads or [None], options or BenchOptions(), hosts=hosts or [], **target)
+    threads = threads or [None]
+    results = TARGETS[device](paths, threads, options or BenchOptions(), hosts=hosts or [], **target)
+    order = [p for p in paths for _ in threads]  # every target returns (host x) model x threads, in order
+    for i, r in enumerate(results):
+        r["path"] = str(order[i % len(order)])
+    return results
 
 
 __all__ = ["bench"]

@@ -140,8 +140,9 @@ def bench_model(path: str | Path, options: BenchOptions, device: dict | None = N
     infer = clf.infer
     m = measure_callable(lambda: infer(x), options)
     e2e = _end_to_end(clf, options, m["p50_ms"]) if options.e2e_image else None
+    peak = peak_rss_mb()
     return BenchResult(model=path.name, runtime=clf.runtime, threads=options.threads, size_bytes=path.stat().st_size,
-                       init_ms=init_ms, first_ms=first_ms, peak_rss_mb=peak_rss_mb(), rss_delta_mb=peak_rss_mb() - rss0,
+                       init_ms=init_ms, first_ms=first_ms, peak_rss_mb=peak, rss_delta_mb=peak - rss0,
                        device=device or {}, e2e=e2e, **m)
 
 

@@ -12,8 +12,8 @@ def _local(models: list[Path], threads: list[int | None], options: BenchOptions,
     from edgetl.bench.runner import run
 
     results = run([str(m) for m in models], threads, options)
-    for r, m in zip(results, [m for m in models for _ in threads]):
-        r["model"], r["device"]["target"], r["path"] = m.name, "local", str(m)
+    for r in results:
+        r["device"]["target"] = "local"
     return results
 
 
@@ -24,11 +24,7 @@ def _ssh(models: list[Path], threads: list[int | None], options: BenchOptions, h
     if not hosts:
         raise EdgetlError("--device rpi needs --host", fix="give --host user@host or an alias from ~/.ssh/config")
     targets = [SshTarget(h, remote_python=remote_python, ssh_config=ssh_config) for h in hosts]
-    results = bench_hosts(targets, models, threads, options)
-    paths = {m.name: str(m) for m in models}
-    for r in results:
-        r["path"] = paths[r["model"]]
-    return results
+    return bench_hosts(targets, models, threads, options)
 
 
 def _android(models: list[Path], threads: list[int | None], options: BenchOptions, serial: str | None = None,
@@ -39,11 +35,7 @@ def _android(models: list[Path], threads: list[int | None], options: BenchOption
     if bad:
         raise EdgetlError("Android benchmarks run TFLite models only", path=bad[0], fix="give .tflite files")
     target = AdbTarget(serial, benchmark_binary or f"{REMOTE_DIR}/benchmark_model", use_gpu, use_nnapi)
-    results = bench_android(target, models, threads, options)
-    paths = {m.name: str(m) for m in models}
-    for r in results:
-        r["path"] = paths[r["model"]]
-    return results
+    return bench_android(target, models, threads, options)
 
 
 TARGETS: dict[str, Callable[..., list[dict]]] = {"local": _local, "rpi": _ssh, "ssh": _ssh, "android": _android}

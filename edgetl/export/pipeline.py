@@ -154,22 +154,17 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     model = keras.saving.load_model(str(model_file), compile=False)
-    load = lambda recs: load_images([r.path for r in recs], pixels.height, pixels.width, pixels.resize)  # noqa: E731
     calib_records = _stratified(result_audit.split("train"), opts.calib_samples)
-    calib = load(calib_records)
-    held_out = result_audit.split("test") or result_audit.split("val")
-    pixels_val = load(held_out)
-    y_val = np.array([r.label for r in held_out])
-    ref = reference(model_file, pixels_val, y_val)
+    calib = load_images([r.path for r in calib_records], pixels.height, pixels.width, pixels.resize)
+    pixels_val, ref = _held_out_reference(run_path, result_audit, pixels)
     seconds["load_and_reference"] = time.perf_counter() - t
-    err.print(f"Keras reference: accuracy {ref.accuracy:.4f} on {len(held_out)} held-out images; "
+    err.print(f"Keras reference: accuracy {ref.accuracy:.4f} on {len(ref.labels)} held-out images; "
               f"calibrating on {len(calib)} training images")
 
     work = run_path / ".export.incomplete"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     write_labels(work / "labels.txt", labels)
-    made: dict[str, Callable[[], None]] = {}
     checks: list[Check] = []
     attempts: list[Check] = []
     fmt_names = [f for f in FORMATS if f in opts.formats or f == "fp32"]
@@ -239,6 +234,13 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     return ExportResult(final, checks, attempts, ref.accuracy, seconds)
 
 
+def _held_out_reference(run_path: Path, result_audit: Audit, pixels: PixelSpec) -> tuple[np.ndarray, Reference]:
+    """The held-out images (test, else val) at the model's size and the Keras model's answers on them."""
+    held_out = result_audit.split("test") or result_audit.split("val")
+    images = load_images([r.path for r in held_out], pixels.height, pixels.width, pixels.resize)
+    return images, reference(run_path / "model.keras", images, np.array([r.label for r in held_out]))
+
+
 def _onnx_fp32(model, work: Path, labels, pixels, opset: int) -> None:
     import onnx
 
@@ -265,8 +267,9 @@ def _onnx_int8(model, work: Path, labels, pixels, opset: int, calib: np.ndarray)
 
 def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: PixelSpec, checks: list[Check],
                    attempts: list[Check], ref: Reference, seconds: dict) -> None:
+    shown = checks + [a for a in attempts if a not in checks]
     artifacts = []
-    for c in checks + [a for a in attempts if a not in checks]:
+    for c in shown:
         path = work / c.file if (work / c.file).exists() else work / "rejected" / c.file
         artifacts.append({"file": str(path.relative_to(work)), "format": c.format, "precision": c.precision,
                           "size_bytes": c.size_bytes, "sha256": _sha256(path), "verified": c.passed})
@@ -281,7 +284,7 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
     lines = [f"# Export report for {run_path}", "", f"Keras accuracy: {ref.accuracy:.4f} on {len(ref.labels)} held-out images.",
              "", "| ok | file | precision | size MB | accuracy | drop (pts) | agreement | max prob diff | ms |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for c in checks + [a for a in attempts if a not in checks]:
+    for c in shown:
         lines.append(f"| {'✓' if c.passed else '✗'} | {c.file} | {c.precision} | {c.size_bytes / 1e6:.2f} | {c.accuracy:.4f} | "
                      f"{c.drop_points:+.2f} | {c.agreement:.1%} | {c.max_prob_diff:.2g} | {c.latency_ms:.1f} |")
     (work / "report.md").write_text("\n".join(lines) + "\n")
@@ -294,11 +297,8 @@ def verify_run(run: str | Path | None = None, gates: Gates | None = None, thread
     if not (folder / MANIFEST).is_file():
         raise EdgetlError("no export in this run", path=run_path, fix=f"run `edgetl export {run_path}` first")
     manifest = json.loads((folder / MANIFEST).read_text())
-    pixels = PixelSpec.from_dict(manifest["input"])
-    result_audit = Audit.load_file(run_path / "audit.json")
-    held_out = result_audit.split("test") or result_audit.split("val")
-    pixels_val = load_images([r.path for r in held_out], pixels.height, pixels.width, pixels.resize)
-    ref = reference(run_path / "model.keras", pixels_val, np.array([r.label for r in held_out]))
+    pixels_val, ref = _held_out_reference(run_path, Audit.load_file(run_path / "audit.json"),
+                                          PixelSpec.from_dict(manifest["input"]))
     checks = [verify(folder / a["file"], ref, pixels_val, gates or Gates(), a["format"], a["precision"], threads)
               for a in manifest["artifacts"] if a["verified"] and (folder / a["file"]).exists()]
     return ExportResult(folder, checks, [], ref.accuracy, {})

@@ -111,7 +111,7 @@ def load_config(path: str | Path | None, overrides: dict) -> TrainConfig:
         for key, value in loaded.items():
             k = str(key).replace("-", "_")
             if k not in known:
-                raise EdgetlError(f"unknown option '{key}'", path=p, fix=f"use options of `edgetl train --help`")
+                raise EdgetlError(f"unknown option '{key}'", path=p, fix="use options of `edgetl train --help`")
             values[k] = value
     values |= {k: v for k, v in overrides.items() if v is not None}
     return TrainConfig(**values).validate()

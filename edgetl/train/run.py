@@ -104,7 +104,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
     import tensorflow as tf
 
     from edgetl.models.backbones import build_base, build_classifier, build_head, freeze_for_fine_tuning, get_backbone
-    from edgetl.train.stages import Checkpointer, RunState, augmenter, dataset, loss_fn, optimizer
+    from edgetl.train.stages import Checkpointer, RunState, dataset, loss_fn, optimizer, with_augmentation
 
     result = Audit.load_file(work / "audit.json")
     skipped = result.skipped
@@ -158,8 +158,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
                 state.path_taken = "through the frozen base" + (" (augmentation on)" if cfg.augment else " (feature cache off)")
             log(f"stage 1: {state.path_taken}, {spec.name} run every epoch")
             with strategy.scope():
-                inp = keras.Input((cfg.size, cfg.size, 3), dtype="float32")
-                trainer = keras.Model(inp, model(augmenter(cfg.seed)(inp))) if cfg.augment else model
+                trainer = with_augmentation(model, cfg.size, cfg.seed) if cfg.augment else model
                 trainer.compile(optimizer(cfg.lr, cfg.schedule, steps * cfg.epochs, steps * start), loss_fn(cfg.label_smoothing), metrics=metrics)
             ckpt = Checkpointer(work, state, 1, model, cfg.patience, cfg.epochs + cfg.fine_tune_epochs, log=log)
             trainer.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=start,
@@ -204,23 +203,20 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
             lr2 = cfg.fine_tune_lr or cfg.lr / 10
             end = state.stage1_epochs + cfg.fine_tune_epochs
             start = state.epoch + 1
-            inp = keras.Input((cfg.size, cfg.size, 3), dtype="float32")
-            trainer = keras.Model(inp, model(augmenter(cfg.seed)(inp))) if cfg.augment else model
+            trainer = with_augmentation(model, cfg.size, cfg.seed) if cfg.augment else model
             trainer.compile(optimizer(lr2, cfg.schedule, steps * cfg.fine_tune_epochs, steps * (start - state.stage1_epochs)),
                             loss_fn(cfg.label_smoothing), metrics=metrics)
         log(f"stage 2: fine-tuning {trainable} layers from layer {at} of {n_layers} at lr {lr2:g}, BatchNorm frozen")
         ckpt = Checkpointer(work, state, 2, model, cfg.patience, end, log=log)
         trainer.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=start, class_weight=weights,
                     callbacks=[ckpt], verbose=0, shuffle=False)  # tf.data shuffles
-        done = state.epoch + 1 - start
         state.seconds["stage2"] = state.seconds.get("stage2", 0) + time.perf_counter() - t2
-        state.seconds["stage2_images_per_s"] = done * len(x["train"]) / max(state.seconds["stage2"], 1e-9)
         state.save(work)
 
-    return _finish(cfg, work, state, model, x, y, classes, log, load_s)
+    return _finish(cfg, work, state, model, x, y, classes, log, load_s, len(skipped))
 
 
-def _finish(cfg, work, state, model, x, y, classes, log, load_s) -> TrainResult:
+def _finish(cfg, work, state, model, x, y, classes, log, load_s, skipped: int) -> TrainResult:
     import keras
     import tensorflow as tf
 
@@ -260,12 +256,12 @@ def _finish(cfg, work, state, model, x, y, classes, log, load_s) -> TrainResult:
         "confusion": evals["val"].confusion,
         "test_accuracy": evals["test"].accuracy if "test" in evals else None,
         "epochs": {"stage1": len(s1), "stage2": len(s2)},
-        "seconds": {"load": load_s, **{k: v for k, v in state.seconds.items() if k.startswith("stage") and "per_s" not in k}},
-        "images_per_s": {"stage1": len(s1) * len(x["train"]) / max(state.seconds.get("stage1", 0), 1e-9),
-                         "stage2": state.seconds.get("stage2_images_per_s")},
+        "seconds": {"load": load_s, **state.seconds},
+        "images_per_s": {f"stage{i}": len(h) * len(x["train"]) / state.seconds[f"stage{i}"] if h else None
+                         for i, h in ((1, s1), (2, s2))},
         "stage1_path": state.path_taken,
         "images": {s: len(v) for s, v in x.items()},
-        "skipped_files": len(Audit.load_file(work / "audit.json").skipped),
+        "skipped_files": skipped,
     }
     (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
     for checkpoint in ("last.weights.h5", "best.weights.h5"):  # model.keras holds the best weights now

@@ -114,6 +114,12 @@ def augmenter(seed: int) -> keras.Sequential:
     ], name="augment")
 
 
+def with_augmentation(model: keras.Model, size: int, seed: int) -> keras.Model:
+    """A training wrapper that augments its input before ``model`` (which is what gets saved)."""
+    inp = keras.Input((size, size, 3), dtype="float32")
+    return keras.Model(inp, model(augmenter(seed)(inp)))
+
+
 def dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, shuffle: bool) -> tf.data.Dataset:
     """uint8 images and one-hot labels as a prefetched tf.data pipeline in a seeded order."""
     ds = tf.data.Dataset.from_tensor_slices((x, y))
