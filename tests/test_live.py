@@ -11,7 +11,7 @@ from conftest import run_cli, write_rgb
 from models import keras_mean_colour, to_tflite
 from test_runtime import run_without_tensorflow
 from edgetl.live import LiveOptions, run
-from edgetl.live.pipeline import Summary, classify_stream
+from edgetl.live.pipeline import Summary, classify_stream, model_pixels
 from edgetl.live.sources import VideoSource
 from edgetl.runtime import load
 
@@ -75,7 +75,10 @@ def test_record_limits_smoothing_and_threshold(colour_model, video, tmp_path):
     assert proc.returncode == 0, proc.stderr
     frames, summary = json_lines(proc.stdout)
     assert summary["frames"] == 25 and summary["ended"] == "max frames"
-    assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 25
+    recorded = cv2.VideoCapture(str(out))
+    assert int(recorded.get(cv2.CAP_PROP_FRAME_COUNT)) == 25
+    ok, first = recorded.read()  # BGR on disk: a red source frame is red below the label panel
+    assert ok and first[-10:, -10:].mean(axis=(0, 1)).argmax() == 2
     # after the switch from red to green the smoothed score takes a few frames to follow
     assert frames[20]["top"][0]["label"] == "red" and frames[24]["top"][0]["label"] == "green"
     assert all(f["label"] == "uncertain" for f in frames if f["top"][0]["score"] < 0.99)
@@ -132,3 +135,22 @@ def test_python_api_callback(colour_model, video):
     seen = []
     summary = run(colour_model, str(video[0]), LiveOptions(max_frames=7), on_frame=seen.append)
     assert summary.frames == 7 and [r.index for r in seen] == list(range(7))
+
+
+@pytest.mark.parametrize("method", ["resize", "center_crop"])
+def test_live_pixels_are_the_shared_resize_of_the_rgb_frame(colour_model, tmp_path, method):
+    """The pipeline resizes BGR frames and swaps channels afterwards (cheaper at 224 than at 720p);
+    the model must still get exactly what the shared path makes of the RGB frame."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "hd.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (1280, 720))
+    writer.write(cv2.resize(rng.integers(0, 256, (45, 80, 3), dtype=np.uint8), (1280, 720), interpolation=cv2.INTER_CUBIC))
+    writer.release()
+    ok, bgr = cv2.VideoCapture(str(path)).read()
+    assert ok
+    clf = load(colour_model)
+    clf.pixels.resize = method
+    expected = clf.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    got = model_pixels(clf, bgr)
+    assert got.shape == expected.shape == (clf.pixels.height, clf.pixels.width, 3)
+    np.testing.assert_array_equal(got, expected)

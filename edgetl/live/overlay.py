@@ -6,12 +6,12 @@ import numpy as np
 from edgetl.runtime.preprocess import _cv2
 
 
-def annotate(frame_rgb: np.ndarray, top: list[tuple[str, float]], label: str, fps: float,
+def annotate(frame_bgr: np.ndarray, top: list[tuple[str, float]], label: str, fps: float,
              latency_ms: dict[str, float]) -> np.ndarray:
     """A BGR copy of the frame with the top-k labels and scores, a confidence bar, FPS and the
     latency split drawn on it."""
     cv2 = _cv2()
-    img = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+    img = frame_bgr
     h, w = img.shape[:2]
     scale = max(0.5, w / 1280)
     panel_h = int((40 + 28 * len(top) + 30) * scale)

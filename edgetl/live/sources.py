@@ -1,6 +1,7 @@
 """Frame sources: camera index, video file, RTSP/HTTP stream, folder or glob of images, picamera2.
 
-Each yields RGB uint8 frames. numpy and OpenCV only."""
+Each yields BGR uint8 frames, OpenCV's own order (no conversion of full-size frames; the pipeline
+swaps channels after resizing). numpy and OpenCV only."""
 from __future__ import annotations
 
 import abc
@@ -26,7 +27,7 @@ class CaptureRequest:
 
 
 class Source(abc.ABC):
-    """A source of RGB frames. ``read`` returns a frame, None at the end, or raises ``FrameError``
+    """A source of BGR frames. ``read`` returns a frame, None at the end, or raises ``FrameError``
     for one unreadable frame; ``live`` sources (cameras, streams) can drop frames and reconnect."""
 
     name: str = ""
@@ -36,7 +37,7 @@ class Source(abc.ABC):
 
     @abc.abstractmethod
     def read(self) -> np.ndarray | None:
-        """The next RGB frame, or None at the end."""
+        """The next BGR frame, or None at the end."""
 
     def reopen(self) -> bool:
         """Try to open the source again after a failure; True when it works."""
@@ -91,7 +92,7 @@ class VideoSource(Source):
             if self.live:
                 raise FrameError(f"{self.name}: no frame")
             return None
-        return _cv2().cvtColor(frame, _cv2().COLOR_BGR2RGB)
+        return frame
 
     def reopen(self) -> bool:
         self.cap.release()
@@ -122,9 +123,10 @@ class ImagesSource(Source):
         f = self.files[self.i]
         self.i += 1
         try:
-            return decode(f)
+            rgb = decode(f)
         except (DecodeError, OSError) as e:
             raise FrameError(f"{f}: {e}") from None
+        return _cv2().cvtColor(rgb, _cv2().COLOR_RGB2BGR)
 
 
 class Picamera2Source(Source):
@@ -146,8 +148,7 @@ class Picamera2Source(Source):
         self.name, self.fps = "picamera2", r.fps or 30.0
 
     def read(self) -> np.ndarray | None:
-        # picamera2's "RGB888" is BGR in memory order; flip to RGB
-        return np.ascontiguousarray(self.cam.capture_array()[..., ::-1])
+        return self.cam.capture_array()  # picamera2's "RGB888" is BGR in memory order
 
     def close(self) -> None:
         self.cam.stop()
