@@ -227,6 +227,8 @@ def export(
     io: str = typer.Option("uint8", "--io", help="int8 TFLite input/output type: uint8, int8 or float."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset."),
     calib_samples: int = typer.Option(300, "--calib-samples", help="Calibration images (stratified from train)."),
+    bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",
+                                         help="Correct the int8 TFLite model's depthwise biases on the calibration images."),
     max_drop: float = typer.Option(1.0, "--max-drop", help="Largest accuracy drop vs Keras, in points."),
     min_agreement: float = typer.Option(0.98, "--min-agreement", help="Smallest top-1 agreement with Keras (0..1)."),
     threads: Optional[int] = THREADS,
@@ -240,7 +242,8 @@ def export(
         {"int8"} if int8 else set()) | ({"onnx"} if onnx else set()) | ({"onnx_int8"} if onnx and int8 else set())
     formats = list(FORMATS) if all_formats else [f for f in FORMATS if f in wanted]
     result = run_export(run, ExportOptions(formats=formats, io=io, opset=opset, calib_samples=calib_samples,
-                                           gates=Gates(max_drop, min_agreement), threads=threads))
+                                           bias_correction=bias_correction, gates=Gates(max_drop, min_agreement),
+                                           threads=threads))
     if json_out:
         print_json({"folder": str(result.folder), "ok": result.ok, "keras_accuracy": result.keras_accuracy,
                     "checks": [c.to_dict() for c in result.checks], "int8_fallback": [a.to_dict() for a in result.attempts]})

@@ -23,11 +23,12 @@ def test_hymenoptera_artifacts_meet_the_quality_bar(hymenoptera_export):
     assert result.ok
     for f in ("model_fp32.tflite", "model.onnx"):
         assert checks[f].agreement == 1.0 and checks[f].max_prob_diff < 1e-4, f
-    # The issue's bar is a drop of at most 0.5 point. On hymenoptera's 153 val images one image is
-    # 0.65 point, and the int8 model flips one borderline bee (Keras 0.58 -> int8 0.44): measured
-    # drop 0.65 point, agreement 99.3%. Asserted here: no more than that one image of net loss.
-    one_image = 100 / json.loads((result.folder / "report.json").read_text())["images"] + 1e-9
-    assert checks["model_int8.tflite"].drop_points <= one_image and checks["model_int8.tflite"].agreement >= 0.99
+    # The issue's bar: int8 TFLite within 0.5 point of Keras, agreement >= 99%. Plain post-training
+    # quantization missed it by one borderline image (Keras 0.58 -> int8 0.44); the depthwise bias
+    # correction brings the largest probability error from 0.14 to about 0.08.
+    assert checks["model_int8.tflite"].drop_points <= 0.5 and checks["model_int8.tflite"].agreement >= 0.99
+    correction = json.loads((result.folder / "report.json").read_text())["int8_bias_correction"]
+    assert correction["layers"] == 17 and correction["kept"]
     assert checks["model_int8.onnx"].drop_points <= 1.0
     assert checks["model_int8.tflite"].size_bytes < 0.35 * checks["model_fp32.tflite"].size_bytes
     manifest = json.loads((result.folder / "manifest.json").read_text())
@@ -119,3 +120,59 @@ def test_efficientnet_exports_to_every_format(tmp_path):
           f"agreement {int8['agreement']:.1%}; fallback: {[(a['file'], a['passed']) for a in doc['int8_fallback']]}")
     report = json.loads((tmp_path / "run" / "export" / "report.json").read_text())
     assert len(report["checks"]) == 6
+
+
+def _depthwise_mean_error(int8_model: bytes, float_model: bytes, images: np.ndarray) -> np.ndarray:
+    """Per-channel mean (int8 - float) output of the first depthwise convolution where the float
+    value lies inside the int8 range (clipped values carry no bias to correct), by the real TFLite
+    interpreter keeping every intermediate tensor."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    q = Interpreter(model_content=int8_model, experimental_preserve_all_tensors=True)
+    f = Interpreter(model_content=float_model, experimental_preserve_all_tensors=True)
+    q.allocate_tensors()
+    f.allocate_tensors()
+    op = next(o for o in q._get_ops_details() if o["op_name"] == "DEPTHWISE_CONV_2D")
+    out = q.get_tensor_details()[op["outputs"][0]]
+    f_index = next(t["index"] for t in f.get_tensor_details() if t["name"] == out["name"])
+    scale, zero = out["quantization"]
+    low, high = (-127 - zero) * scale, (126 - zero) * scale
+    total = count = 0
+    for image in images:
+        q.set_tensor(q.get_input_details()[0]["index"], image[None])
+        f.set_tensor(f.get_input_details()[0]["index"], image[None].astype(np.float32))
+        q.invoke()
+        f.invoke()
+        ref = f.get_tensor(f_index)[0]
+        inside = (ref > low) & (ref < high)
+        total = total + (((q.get_tensor(out["index"])[0].astype(np.float32) - zero) * scale - ref) * inside).sum(axis=(0, 1))
+        count = count + inside.sum(axis=(0, 1))
+    return total / np.maximum(count, 1)
+
+
+def test_bias_correction_removes_the_depthwise_mean_error(shapes_run):
+    """On a real int8 model: the first depthwise layer's per-channel mean error shrinks, and the
+    model keeps its ops and size (only bias values change)."""
+    import keras
+
+    from edgetl.data.audit import Audit
+    from edgetl.data.cache import load_images
+    from edgetl.export import tflite
+    from edgetl.export.bias_correction import correct_biases, corrected
+
+    model = keras.saving.load_model(str(shapes_run.path / "model.keras"))
+    records = Audit.load_file(shapes_run.path / "audit.json").split("train")
+    size = model.input_shape[1]
+    calib = load_images([r.path for r in records], size, size)
+    plain, info = tflite.int8(model, calib, bias_correction=False)
+    assert info is None
+    fp32 = tflite.fp32(model)
+    fixed = corrected(plain, fp32, calib)
+    assert len(fixed) == len(plain) and fixed != plain
+    before, after = _depthwise_mean_error(plain, fp32, calib), _depthwise_mean_error(fixed, fp32, calib)
+    print(f"first depthwise layer, mean |channel mean error|: {np.abs(before).mean():.4g} -> {np.abs(after).mean():.4g}")
+    # what is left is finer than an output quantization step, which no bias can move
+    assert np.abs(after).mean() < 0.75 * np.abs(before).mean()
+    chosen, report = correct_biases(plain, fp32, calib)
+    assert report.layers == 17 and report.kept == (report.error_after < report.error_before)
+    assert chosen == (corrected(plain, fp32, calib[np.arange(len(calib)) % 4 != 3]) if report.kept else plain)

@@ -19,6 +19,7 @@ from edgetl.data.audit import Audit
 from edgetl.data.cache import load_images
 from edgetl.errors import EdgetlError
 from edgetl.export import metadata, tflite
+from edgetl.export.bias_correction import BiasCorrection
 from edgetl.export import onnx as onnx_export
 from edgetl.export.verify import Check, Gates, Reference, reference, verify
 from edgetl.runtime.classifier import MANIFEST
@@ -66,6 +67,8 @@ class ExportOptions:
     """Input/output type of the int8 TFLite model: uint8 (pixels 0..255), int8 or float."""
     opset: int = onnx_export.DEFAULT_OPSET
     calib_samples: int = 300
+    bias_correction: bool = True
+    """Correct the depthwise biases of the int8 TFLite model on the calibration images."""
     gates: Gates = field(default_factory=Gates)
     threads: int | None = None
 
@@ -195,11 +198,22 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
             _write(work / fmt.file, data)
         return build
 
+    corrections: list[BiasCorrection] = []
+
+    def int8_corrected() -> bytes:
+        data, correction = tflite.int8(model, calib, opts.io, opts.bias_correction)
+        if correction:
+            corrections.append(correction)
+            err.print(f"int8 bias correction of {correction.layers} depthwise layers: mean output difference from "
+                      f"float on held-back calibration images {correction.error_before:.4f} -> "
+                      f"{correction.error_after:.4f} ({'kept' if correction.kept else 'not kept'})")
+        return data
+
     builders: dict[str, Callable[[], None]] = {
         "fp32": tflite_builder(lambda: tflite.fp32(model), FORMATS["fp32"], "fp32"),
         "fp16": tflite_builder(lambda: tflite.fp16(model), FORMATS["fp16"], "fp16"),
         "dynamic": tflite_builder(lambda: tflite.dynamic(model), FORMATS["dynamic"], "dynamic"),
-        "int8": tflite_builder(lambda: tflite.int8(model, calib, opts.io), FORMATS["int8"], "int8"),
+        "int8": tflite_builder(lambda: int8_corrected(), FORMATS["int8"], "int8"),
         "int8_mixed": tflite_builder(lambda: tflite.int8_selective(model, calib, opts.io)[0], _MIXED, "int8 mixed"),
         "onnx": lambda: _onnx_fp32(model, work, labels, pixels, opts.opset),
         "onnx_int8": lambda: _onnx_int8(model, work, labels, pixels, opts.opset, calib),
@@ -226,7 +240,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     for f in work.iterdir():
         if f.is_file() and f.suffix in (".tflite", ".onnx") and f.name not in kept:
             f.unlink()
-    _write_reports(work, run_path, manifest, labels, pixels, checks, attempts, ref, seconds)
+    _write_reports(work, run_path, manifest, labels, pixels, checks, attempts, ref, seconds, corrections)
     final = run_path / "export"
     if final.exists():
         shutil.rmtree(final)
@@ -266,7 +280,7 @@ def _onnx_int8(model, work: Path, labels, pixels, opset: int, calib: np.ndarray)
 
 
 def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: PixelSpec, checks: list[Check],
-                   attempts: list[Check], ref: Reference, seconds: dict) -> None:
+                   attempts: list[Check], ref: Reference, seconds: dict, corrections: list[BiasCorrection]) -> None:
     shown = checks + [a for a in attempts if a not in checks]
     artifacts = []
     for c in shown:
@@ -279,7 +293,8 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }, indent=1))
     report = {"keras_accuracy": ref.accuracy, "images": len(ref.labels), "checks": [c.to_dict() for c in checks],
-              "int8_fallback": [a.to_dict() for a in attempts], "seconds": seconds}
+              "int8_fallback": [a.to_dict() for a in attempts], "seconds": seconds,
+              "int8_bias_correction": corrections[0].to_dict() if corrections else None}
     (work / "report.json").write_text(json.dumps(report, indent=1))
     lines = [f"# Export report for {run_path}", "", f"Keras accuracy: {ref.accuracy:.4f} on {len(ref.labels)} held-out images.",
              "", "| ok | file | precision | size MB | accuracy | drop (pts) | agreement | max prob diff | ms |",
@@ -287,6 +302,10 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
     for c in shown:
         lines.append(f"| {'✓' if c.passed else '✗'} | {c.file} | {c.precision} | {c.size_bytes / 1e6:.2f} | {c.accuracy:.4f} | "
                      f"{c.drop_points:+.2f} | {c.agreement:.1%} | {c.max_prob_diff:.2g} | {c.latency_ms:.1f} |")
+    for c in corrections:
+        lines += ["", f"int8 bias correction ({c.layers} depthwise layers): mean output difference from the float model "
+                      f"on held-back calibration images {c.error_before:.4f} -> {c.error_after:.4f}, "
+                      f"{'kept' if c.kept else 'not kept'}."]
     (work / "report.md").write_text("\n".join(lines) + "\n")
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from edgetl.export.bias_correction import BiasCorrection, correct_biases
+
 IO_TYPES = ("uint8", "int8", "float")
 
 
@@ -65,9 +67,14 @@ def _int8_converter(model, calib: np.ndarray, io: str, builtins_only: bool = Tru
     return conv
 
 
-def int8(model, calib: np.ndarray, io: str = "uint8") -> bytes:
-    """Full-integer: every op int8, input pixels as ``io`` (uint8 0..255 by default)."""
-    return _int8_converter(model, calib, io).convert()
+def int8(model, calib: np.ndarray, io: str = "uint8", bias_correction: bool = True) -> tuple[bytes, BiasCorrection | None]:
+    """Full-integer: every op int8, input pixels as ``io`` (uint8 0..255 by default); with
+    ``bias_correction``, the depthwise biases corrected on the calibration images
+    (:mod:`edgetl.export.bias_correction`). Returns the model and what the correction did."""
+    quantized = _int8_converter(model, calib, io).convert()
+    if not bias_correction:
+        return quantized, None
+    return correct_biases(quantized, fp32(model), calib)
 
 
 def int8_selective(model, calib: np.ndarray, io: str = "uint8", keep_float: int = 5) -> tuple[bytes, list[str]]:
