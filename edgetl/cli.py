@@ -425,7 +425,7 @@ def doctor(json_out: bool = JSON) -> None:
 def demo(
     project: Path = typer.Option(Path("runs"), help="Where the dataset and runs/demo* go."),
     weights: Optional[str] = typer.Option(None, help="Backbone weights file for transfer learning."),
-    per_class: int = typer.Option(80, help="Images drawn per class."),
+    per_class: Optional[int] = typer.Option(None, help="Images drawn per class (default 80 with pretrained weights, 300 from scratch)."),
     epochs: Optional[int] = typer.Option(None, help="Stage 1 epochs (default: 8 with weights, 30 from scratch)."),
     threads: int = typer.Option(2, help="Threads for verification, bench and live."),
     json_out: bool = JSON,

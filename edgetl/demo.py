@@ -89,7 +89,8 @@ class DemoOptions:
     """How big the demo is."""
 
     project: str = "runs"
-    per_class: int = 80
+    per_class: int | None = None
+    """Images drawn per class; default 80 with pretrained weights, 300 from scratch."""
     weights: str | None = None
     """A backbone weights file; default: ImageNet from Keras's cache when there, else from scratch."""
     epochs: int | None = None
@@ -108,22 +109,23 @@ def run_demo(opts: DemoOptions) -> dict:
     from edgetl.train import TrainConfig, train
 
     t0 = time.perf_counter()
-    data = make_dataset(Path(opts.project) / "demo-data", opts.per_class)
+    if opts.weights:
+        cfg = TrainConfig(weights=opts.weights, size=128, epochs=opts.epochs or 8, fine_tune_epochs=2)
+        how = f"MobileNetV2 at 128 px from {opts.weights}"
+    elif _imagenet_available():
+        cfg = TrainConfig(weights="imagenet", size=128, epochs=opts.epochs or 8, fine_tune_epochs=2)
+        how = "MobileNetV2 at 128 px with ImageNet weights (Keras's cache)"
+    else:  # measured on the demo data: 300 per class, augmented, lr 3e-3 -> val 0.93 in about 2.5 min
+        cfg = TrainConfig(weights="none", alpha=0.35, size=96, epochs=opts.epochs or 40, fine_tune_epochs=0,
+                          lr=3e-3, patience=12)
+        how = ("MobileNetV2 (alpha 0.35, 96 px) from scratch on 300 images per class, because ImageNet weights "
+               "are neither in Keras's cache nor downloadable here; pass --weights PATH for transfer learning")
+    per_class = opts.per_class or (300 if cfg.weights == "none" else 80)
+    data = make_dataset(Path(opts.project) / "demo-data", per_class)
     report = audit(data)
     log(f"[1/6] data check: {len(report.records)} images in {len(report.classes)} classes at {data} "
         f"({'clean' if report.clean else f'{len(report.problems)} problems'})")
-    if opts.weights:
-        cfg = TrainConfig(data=str(data), weights=opts.weights, size=128, epochs=opts.epochs or 8, fine_tune_epochs=2)
-        how = f"MobileNetV2 at 128 px from {opts.weights}"
-    elif _imagenet_available():
-        cfg = TrainConfig(data=str(data), weights="imagenet", size=128, epochs=opts.epochs or 8, fine_tune_epochs=2)
-        how = "MobileNetV2 at 128 px with ImageNet weights (Keras's cache)"
-    else:
-        cfg = TrainConfig(data=str(data), weights="none", alpha=0.35, size=96, epochs=opts.epochs or 40,
-                          fine_tune_epochs=0, augment=False, lr=1e-3, patience=12)
-        how = ("MobileNetV2 (alpha 0.35, 96 px) from scratch, because ImageNet weights are neither in Keras's cache "
-               "nor downloadable here: expect modest accuracy; pass --weights PATH for transfer learning")
-    cfg.project, cfg.name = opts.project, "demo"
+    cfg.data, cfg.project, cfg.name = str(data), opts.project, "demo"
     log(f"[2/6] train: {how}")
     result = train(cfg)
     log("[3/6] export --all and verify against Keras")

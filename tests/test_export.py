@@ -89,6 +89,15 @@ def test_failed_gate_rejects_and_walks_the_int8_ladder(shapes_run, tmp_path):
     assert (run / "export" / "rejected" / "model_int8.tflite").exists()
     assert not (run / "export" / "model_int8.tflite").exists()
     assert "Traceback" not in proc.stderr
+    # the mixed rung really keeps layers in float, and still takes and gives uint8
+    from ai_edge_litert.interpreter import Interpreter
+
+    mixed = Interpreter(str(run / "export" / "rejected" / "model_int8_mixed.tflite"))
+    tensors = mixed.get_tensor_details()
+    float_convs = [op for op in mixed._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")
+                   and tensors[op["outputs"][0]]["dtype"] == np.float32]
+    assert float_convs, "no layer was kept in float"
+    assert mixed.get_input_details()[0]["dtype"] == np.uint8 and mixed.get_output_details()[0]["dtype"] == np.uint8
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ images it was not measured on. Validation images are never used.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +42,9 @@ class BiasCorrection:
 def _interpreter(model: bytes, keep_tensors: bool):
     from edgetl.runtime.litert import interpreter_class
 
-    it = interpreter_class()[0](model_content=model, experimental_preserve_all_tensors=keep_tensors, num_threads=1)
+    with warnings.catch_warnings():  # keeping every tensor is the point here, not a debugging leftover
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+        it = interpreter_class()[0](model_content=model, experimental_preserve_all_tensors=keep_tensors, num_threads=1)
     it.allocate_tensors()
     return it
 

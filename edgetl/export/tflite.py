@@ -77,23 +77,34 @@ def int8(model, calib: np.ndarray, io: str = "uint8", bias_correction: bool = Tr
     return correct_biases(quantized, fp32(model), calib)
 
 
-def int8_selective(model, calib: np.ndarray, io: str = "uint8", keep_float: int = 5) -> tuple[bytes, list[str]]:
-    """int8 with the ``keep_float`` layers of largest quantization error left in float. Returns the
-    model and the names of those layers."""
+def int8_selective(model, calib: np.ndarray, io: str = "uint8", keep_float: int = 10) -> tuple[bytes, list[str]]:
+    """int8 with the ``keep_float`` layers of largest quantization error left in float, input and
+    output still as ``io``. Returns the model and the names of those layers."""
     import tensorflow as tf
+    from tensorflow.lite.python.convert import mlir_quantize
 
     conv = _int8_converter(model, calib, io, builtins_only=False)
-    debug_data = _representative(calib[: min(len(calib), 64)])
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=debug_data)
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=conv,
+                                                         debug_dataset=_representative(calib[: min(len(calib), 64)]))
     debugger.run()
     stats = debugger.layer_statistics
     # RMSE relative to the quantization step: large means quantization hurts this layer most.
     ranked = sorted(stats, key=lambda name: -_relative_error(stats[name]))
-    worst = ranked[:keep_float]
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=worst)
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=debug_data,
-                                                         debug_options=options)
-    return debugger.get_nondebug_quantized_model(), worst
+    worst = [_quantized_tensor_name(name) for name in ranked[:keep_float]]
+    io_type = {"uint8": tf.uint8, "int8": tf.int8, "float": tf.float32}[io]
+    # The debugger's own get_nondebug_quantized_model drops the input/output types; quantize its
+    # calibrated model here instead, with those layers denylisted.
+    mixed = mlir_quantize(debugger.calibrated_model, input_data_type=io_type, output_data_type=io_type,
+                          denylisted_nodes=worst,
+                          disable_per_channel_for_dense_layers=conv._experimental_disable_per_channel_quantization_for_dense_layers)
+    return mixed, worst
+
+
+def _quantized_tensor_name(numeric_verify: str) -> str:
+    """The layer a QuantizationDebugger statistic is about: its keys read
+    ``NumericVerify/<tensor name><one digit>:<index>``."""
+    name = numeric_verify.removeprefix("NumericVerify/").rsplit(":", 1)[0]
+    return name[:-1] if name[-1:].isdigit() else name
 
 
 def _relative_error(layer: dict) -> float:
