@@ -189,8 +189,19 @@ def main() -> int:
 
 
 def live_cpu_budget(video: Path, model: Path) -> dict:
-    """CPU milliseconds one 720p frame costs in each live stage, measured alone (process time, so a
-    decoder's helper threads count): what bounds the pipeline on a machine with few cores."""
+    """CPU milliseconds one 720p frame costs in each live stage, measured alone in a fresh process
+    (process time, so a decoder's helper threads count, and nothing else of the suite's does): what
+    bounds the pipeline on a machine with few cores."""
+    import subprocess
+
+    code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_suite; " \
+           f"print(json.dumps(bench_suite.live_stage_costs({str(video)!r}, {str(model)!r})))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def live_stage_costs(video: str, model: str) -> dict:
+    """See :func:`live_cpu_budget`; runs in the fresh process."""
     from edgetl.live.pipeline import model_pixels
     from edgetl.runtime import load
     from edgetl.runtime.preprocess import _cv2
