@@ -63,35 +63,24 @@ def _dequantize(value: np.ndarray, detail: dict) -> np.ndarray:
     return value.astype(np.float32) if not scale else (value.astype(np.float32) - zero) * np.float32(scale)
 
 
-def _float_outputs(float_model: bytes, names: list[str], images: np.ndarray) -> dict[str, np.ndarray]:
-    it = _interpreter(float_model, keep_tensors=True)
-    index = {t["name"]: t["index"] for t in it.get_tensor_details()}
-    missing = [n for n in names if n not in index]
-    if missing:
-        raise ValueError(f"the float model has no tensor named {missing[0]!r}")
-    inp = it.get_input_details()[0]["index"]
-    out: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for image in images:
-        it.set_tensor(inp, image[None].astype(np.float32))
-        it.invoke()
-        for n in names:
-            out[n].append(it.get_tensor(index[n])[0].copy())
-    return {n: np.stack(v) for n, v in out.items()}
-
-
-def _mean_error(model: bytes, op: dict, reference: np.ndarray, images: np.ndarray) -> np.ndarray:
-    """Per-channel mean of int8 output minus float output where neither is clipped."""
+def _mean_error(model: bytes, op: dict, reference, reference_index: int, images: np.ndarray) -> np.ndarray:
+    """Per-channel mean of the int8 output of ``op`` minus the float model's (``reference``, an
+    interpreter keeping its tensors) where the float value lies inside the int8 output's range.
+    The float model runs alongside, image by image, so no activations are stored."""
     it = _interpreter(model, keep_tensors=True)
     detail = it.get_tensor_details()[op["outputs"][0]]
-    inp = it.get_input_details()[0]
+    inp, ref_inp = it.get_input_details()[0], reference.get_input_details()[0]["index"]
     scale, zero = detail["quantization"]
     info = np.iinfo(detail["dtype"])
     low, high = (info.min - zero + 1) * scale, (info.max - zero - 1) * scale
     total = count = 0
-    for image, ref in zip(images, reference):
+    for image in images:
         it.set_tensor(inp["index"], _as_input(image[None], inp))
+        reference.set_tensor(ref_inp, image[None].astype(np.float32))
         it.invoke()
+        reference.invoke()
         q = _dequantize(it.get_tensor(detail["index"])[0], detail)
+        ref = reference.get_tensor(reference_index)[0]
         inside = (ref > low) & (ref < high)
         axes = tuple(range(q.ndim - 1))
         total = total + ((q - ref) * inside).sum(axis=axes)
@@ -121,12 +110,16 @@ def corrected(int8_model: bytes, float_model: bytes, images: np.ndarray) -> byte
     probe = _interpreter(int8_model, keep_tensors=False)
     details = probe.get_tensor_details()
     ops = [op for op in probe._get_ops_details() if op["op_name"] in CORRECTED_OPS]
-    reference = _float_outputs(float_model, [details[op["outputs"][0]]["name"] for op in ops], images)
+    reference = _interpreter(float_model, keep_tensors=True)
+    float_index = {t["name"]: t["index"] for t in reference.get_tensor_details()}
+    missing = [details[op["outputs"][0]]["name"] for op in ops if details[op["outputs"][0]]["name"] not in float_index]
+    if missing:
+        raise ValueError(f"the float model has no tensor named {missing[0]!r}")
     buf = bytearray(int8_model)
     graph = schema.Model.GetRootAs(buf, 0)
     tensors = graph.Subgraphs(0)
     for op in ops:
-        error = _mean_error(bytes(buf), op, reference[details[op["outputs"][0]]["name"]], images)
+        error = _mean_error(bytes(buf), op, reference, float_index[details[op["outputs"][0]]["name"]], images)
         bias = details[op["inputs"][2]]
         stored = graph.Buffers(tensors.Tensors(bias["index"]).Buffer()).DataAsNumpy()
         if isinstance(stored, int) or stored.size != 4 * error.size:  # no data of its own: leave it
