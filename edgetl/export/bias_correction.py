@@ -5,7 +5,8 @@ error: with nine weights per channel the rounding errors do not average out, and
 channel's mean reaches every later layer (Nagel et al., "Data-Free Quantization Through Weight
 Equalization and Bias Correction", 2019). For each depthwise convolution in graph order, this module
 measures the mean difference between the int8 model's output and the float model's output over the
-calibration images (counting only values neither model clips), and subtracts it from the layer's
+calibration images (counting only positions where the float value lies inside the int8 output's
+range, so clipping is not taken for bias), and subtracts it from the layer's
 int32 bias, so the layers after it see the corrected output. Nothing else in the model changes: it
 stays full-integer, same ops, same size.
 
@@ -15,9 +16,14 @@ images it was not measured on. Validation images are never used.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from edgetl.runtime.classifier import input_transform
+from edgetl.runtime.litert import interpreter_class, tensor_spec
+from edgetl.runtime.spec import PixelSpec
 
 CORRECTED_OPS = ("DEPTHWISE_CONV_2D",)
 
@@ -40,8 +46,6 @@ class BiasCorrection:
 
 
 def _interpreter(model: bytes, keep_tensors: bool):
-    from edgetl.runtime.litert import interpreter_class
-
     with warnings.catch_warnings():  # keeping every tensor is the point here, not a debugging leftover
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
         it = interpreter_class()[0](model_content=model, experimental_preserve_all_tensors=keep_tensors, num_threads=1)
@@ -49,18 +53,12 @@ def _interpreter(model: bytes, keep_tensors: bool):
     return it
 
 
-def _as_input(images: np.ndarray, detail: dict) -> np.ndarray:
-    """uint8 pixels -> the model's input tensor type (float, or quantized with its scale/zero point)."""
-    if detail["dtype"] == np.float32:
-        return images.astype(np.float32)
-    scale, zero = detail["quantization"]
-    info = np.iinfo(detail["dtype"])
-    return np.clip(np.rint(images / scale + zero), info.min, info.max).astype(detail["dtype"])
-
-
-def _dequantize(value: np.ndarray, detail: dict) -> np.ndarray:
-    scale, zero = detail["quantization"]
-    return value.astype(np.float32) if not scale else (value.astype(np.float32) - zero) * np.float32(scale)
+def _feeder(interpreter) -> tuple[int, Callable[[np.ndarray], np.ndarray]]:
+    """The input index of ``interpreter`` and the runtime layer's own mapping of uint8 pixels to
+    that input (edgetl's models take pixels 0..255: mean 0, std 1)."""
+    detail = interpreter.get_input_details()[0]
+    height, width = (int(v) for v in detail["shape"][1:3])
+    return detail["index"], input_transform(PixelSpec(height, width, 0.0, 1.0), tensor_spec(detail))
 
 
 def _mean_error(model: bytes, op: dict, reference, reference_index: int, images: np.ndarray) -> np.ndarray:
@@ -69,17 +67,17 @@ def _mean_error(model: bytes, op: dict, reference, reference_index: int, images:
     The float model runs alongside, image by image, so no activations are stored."""
     it = _interpreter(model, keep_tensors=True)
     detail = it.get_tensor_details()[op["outputs"][0]]
-    inp, ref_inp = it.get_input_details()[0], reference.get_input_details()[0]["index"]
-    scale, zero = detail["quantization"]
-    info = np.iinfo(detail["dtype"])
-    low, high = (info.min - zero + 1) * scale, (info.max - zero - 1) * scale
+    out = tensor_spec(detail)
+    (inp, to_input), (ref_inp, to_ref) = _feeder(it), _feeder(reference)
+    info = np.iinfo(out.dtype)
+    low, high = (info.min - out.zero_point + 1) * out.scale, (info.max - out.zero_point - 1) * out.scale
     total = count = 0
     for image in images:
-        it.set_tensor(inp["index"], _as_input(image[None], inp))
-        reference.set_tensor(ref_inp, image[None].astype(np.float32))
+        it.set_tensor(inp, to_input(image[None]))
+        reference.set_tensor(ref_inp, to_ref(image[None]))
         it.invoke()
         reference.invoke()
-        q = _dequantize(it.get_tensor(detail["index"])[0], detail)
+        q = out.dequantize(it.get_tensor(detail["index"])[0])
         ref = reference.get_tensor(reference_index)[0]
         inside = (ref > low) & (ref < high)
         axes = tuple(range(q.ndim - 1))
@@ -91,14 +89,16 @@ def _mean_error(model: bytes, op: dict, reference, reference_index: int, images:
 def _output_error(model: bytes, float_model: bytes, images: np.ndarray) -> float:
     """Mean absolute difference of the dequantized outputs of the two models."""
     q, f = _interpreter(model, False), _interpreter(float_model, False)
-    qi, qo, fi, fo = q.get_input_details()[0], q.get_output_details()[0], f.get_input_details()[0], f.get_output_details()[0]
+    (qi, q_input), (fi, f_input) = _feeder(q), _feeder(f)
+    qo, fo = q.get_output_details()[0], f.get_output_details()[0]
+    q_out = tensor_spec(qo)
     diffs = []
     for image in images:
-        q.set_tensor(qi["index"], _as_input(image[None], qi))
-        f.set_tensor(fi["index"], image[None].astype(np.float32))
+        q.set_tensor(qi, q_input(image[None]))
+        f.set_tensor(fi, f_input(image[None]))
         q.invoke()
         f.invoke()
-        diffs.append(np.abs(_dequantize(q.get_tensor(qo["index"]), qo) - f.get_tensor(fo["index"])).mean())
+        diffs.append(np.abs(q_out.dequantize(q.get_tensor(qo["index"])) - f.get_tensor(fo["index"])).mean())
     return float(np.mean(diffs))
 
 

@@ -55,6 +55,38 @@ def _sidecar(path: Path) -> dict:
         return {}
 
 
+def input_transform(spec: PixelSpec, t: TensorSpec) -> Callable[[np.ndarray], np.ndarray]:
+    """Map an (N, H, W, 3) uint8 pixel batch to the input tensor ``t`` of a model whose pixel
+    contract is ``spec``, exactly: float normalisation, then the tensor's own scale and zero point,
+    then the layout."""
+    quantized = t.quantized
+    if spec.mean is None or spec.std is None:
+        # The model did not say: raw pixels for a quantized input, 0..255 floats otherwise.
+        a, b = (1.0, float(-128 if t.dtype == np.int8 else 0)) if quantized else (1.0, 0.0)
+    else:
+        a, b = 1.0 / spec.std, -spec.mean / spec.std
+        if quantized:
+            a, b = a / t.scale, b / t.scale + t.zero_point
+    nchw = t.layout == "NCHW"
+
+    def layout(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if nchw else x
+
+    identity = abs(a - 1) < 1e-6
+    if quantized:
+        info = np.iinfo(t.dtype)
+        if identity and abs(b) < 1e-6 and t.dtype == np.uint8:
+            return layout
+        if identity and abs(b + 128) < 1e-6 and t.dtype == np.int8:
+            return lambda x: layout((x ^ np.uint8(0x80)).view(np.int8))
+        return lambda x: layout(np.clip(np.rint(x * np.float32(a) + np.float32(b)), info.min, info.max)
+                                .astype(t.dtype))
+    dtype = t.dtype
+    if identity and abs(b) < 1e-9:
+        return lambda x: layout(x.astype(dtype))
+    return lambda x: layout((x.astype(np.float32) * np.float32(a) + np.float32(b)).astype(dtype))
+
+
 class Classifier:
     """A loaded model with its input contract, labels and output decoding.
 
@@ -71,43 +103,12 @@ class Classifier:
         self.pixels = pixels
         self.output_kind = output_kind
         self.infer = backend.run
-        self._to_input = self._input_transform()
+        self._to_input = input_transform(self.pixels, self.input)
 
     @property
     def num_classes(self) -> int:
         """Number of model outputs."""
         return int(self.output.shape[-1])
-
-    def _input_transform(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Map an (N, H, W, 3) uint8 pixel batch to the model's input tensor, exactly: float
-        normalisation, then the input tensor's own scale and zero point, then the layout."""
-        spec, t = self.pixels, self.input
-        quantized = t.quantized
-        if spec.mean is None or spec.std is None:
-            # The model did not say: raw pixels for a quantized input, 0..255 floats otherwise.
-            a, b = (1.0, float(-128 if t.dtype == np.int8 else 0)) if quantized else (1.0, 0.0)
-        else:
-            a, b = 1.0 / spec.std, -spec.mean / spec.std
-            if quantized:
-                a, b = a / t.scale, b / t.scale + t.zero_point
-        nchw = t.layout == "NCHW"
-
-        def layout(x: np.ndarray) -> np.ndarray:
-            return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if nchw else x
-
-        identity = abs(a - 1) < 1e-6
-        if quantized:
-            info = np.iinfo(t.dtype)
-            if identity and abs(b) < 1e-6 and t.dtype == np.uint8:
-                return layout
-            if identity and abs(b + 128) < 1e-6 and t.dtype == np.int8:
-                return lambda x: layout((x ^ np.uint8(0x80)).view(np.int8))
-            return lambda x: layout(np.clip(np.rint(x * np.float32(a) + np.float32(b)), info.min, info.max)
-                                    .astype(t.dtype))
-        dtype = t.dtype
-        if identity and abs(b) < 1e-9:
-            return lambda x: layout(x.astype(dtype))
-        return lambda x: layout((x.astype(np.float32) * np.float32(a) + np.float32(b)).astype(dtype))
 
     def resize(self, image: np.ndarray) -> np.ndarray:
         """The shared resize path at this model's input size."""
@@ -126,11 +127,7 @@ class Classifier:
 
     def probabilities(self, raw: np.ndarray) -> np.ndarray:
         """Raw output batch -> (N, classes) float32 probabilities."""
-        out = raw.reshape(raw.shape[0], -1)
-        if self.output.quantized:
-            out = (out.astype(np.float32) - self.output.zero_point) * np.float32(self.output.scale)
-        else:
-            out = out.astype(np.float32, copy=False)
+        out = self.output.dequantize(raw.reshape(raw.shape[0], -1))
         if self.output_kind == "probabilities" or (self.output_kind is None and self._is_distribution(out)):
             return out
         e = np.exp(out - out.max(axis=1, keepdims=True))

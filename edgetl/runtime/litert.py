@@ -38,7 +38,8 @@ def _version(package: str) -> str:
         return "?"
 
 
-def _tensor(d: dict) -> TensorSpec:
+def tensor_spec(d: dict) -> TensorSpec:
+    """A TFLite interpreter's tensor details as a :class:`TensorSpec`."""
     scale, zero_point = d.get("quantization", (0.0, 0))
     shape = tuple(int(s) for s in d["shape"])
     layout = "NCHW" if len(shape) == 4 and shape[1] == 3 and shape[3] != 3 else "NHWC"
@@ -68,7 +69,7 @@ class LiteRTBackend:
         self._in, self._out = inp["index"], outp["index"]
         self._batch = int(inp["shape"][0])
         meta = tflite_metadata.read(content)
-        self.info = ModelInfo(_tensor(inp), _tensor(outp), labels=meta.get("labels"),
+        self.info = ModelInfo(tensor_spec(inp), tensor_spec(outp), labels=meta.get("labels"),
                               pixels=meta.get("pixels") or {k: meta[k] for k in ("mean", "std") if k in meta},
                               output_kind="probabilities" if "pixels" in meta else None)  # edgetl ends in softmax
         self._set, self._invoke, self._get = self.interpreter.set_tensor, self.interpreter.invoke, self.interpreter.get_tensor

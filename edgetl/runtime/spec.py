@@ -48,6 +48,12 @@ class TensorSpec:
         """True for an integer tensor with a quantization scale."""
         return self.scale > 0 and np.issubdtype(self.dtype, np.integer)
 
+    def dequantize(self, values: np.ndarray) -> np.ndarray:
+        """Real values of this tensor's contents, as float32."""
+        if self.quantized:
+            return (values.astype(np.float32) - self.zero_point) * np.float32(self.scale)
+        return values.astype(np.float32, copy=False)
+
 
 @dataclass
 class ModelInfo:
