@@ -47,7 +47,6 @@ class Packet:
     index: int
     frame: np.ndarray
     pixels: np.ndarray
-    read_ms: float
     preprocess_ms: float
 
 
@@ -167,7 +166,6 @@ class Capture:
         index = 0
         try:
             while not self._stop.is_set():
-                t0 = time.perf_counter()
                 try:
                     frame = self.source.read()
                 except FrameError:
@@ -180,17 +178,17 @@ class Capture:
                     break
                 if frame is None:
                     break
-                self._frames.put((index, frame, (time.perf_counter() - t0) * 1e3))
+                self._frames.put((index, frame))
                 index += 1
         finally:
             self._frames.put(None)
 
     def _resize(self) -> None:
         while (item := self._frames.get()) is not None:
-            index, frame, read_ms = item
+            index, frame = item
             t0 = time.perf_counter()
             pixels = self.prepare(frame)
-            self._packets.put(Packet(index, frame, pixels, read_ms, (time.perf_counter() - t0) * 1e3))
+            self._packets.put(Packet(index, frame, pixels, (time.perf_counter() - t0) * 1e3))
         self._packets.put(None)
 
     def get(self) -> Packet | None:
