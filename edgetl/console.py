@@ -11,12 +11,16 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from edgetl.text import clean
 
 T = TypeVar("T")
 
-# Wide enough for tables when piped or logged (a terminal uses its own width).
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+# Wide enough for tables when piped or logged (a terminal uses its own width). No emoji codes:
+# a label such as ":fire:" is shown as typed. Values from files go through edgetl.text.safe.
+err = Console(stderr=True, highlight=False, emoji=False, width=None if sys.stderr.isatty() else 160)
+out = Console(highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 160)
 
 
 @contextlib.contextmanager
@@ -38,8 +42,13 @@ def quiet_stdout() -> Iterator[None]:
 
 
 def log(message: str) -> None:
-    """A progress or status line for people, on stderr."""
-    err.print(message)
+    """A progress or status line for people, on stderr, printed as plain text (no markup)."""
+    err.print(clean(message, keep_newlines=True), markup=False, soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    """The one line a failed command prints: "error: ..." with the message as plain text."""
+    err.print(Text("error: ", style="red") + Text(clean(message)), soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

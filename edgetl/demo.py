@@ -15,7 +15,7 @@ CLASSES = ("ball", "box", "cone")
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     """A lit, textured background: a colour gradient, a few random strokes, sensor noise."""
-    from edgetl.runtime.preprocess import _cv2
+    from edgetl.image import cv2 as _cv2
 
     cv2 = _cv2()
     a, b = rng.integers(30, 226, 3), rng.integers(30, 226, 3)
@@ -32,7 +32,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 def draw_object(kind: str, rng: np.random.Generator, size: int = 128) -> np.ndarray:
     """One photo-like RGB image: a shaded ball, a box in perspective or a striped cone, at a random
     place, scale and angle, under random lighting, with blur and noise."""
-    from edgetl.runtime.preprocess import _cv2
+    from edgetl.image import cv2 as _cv2
 
     cv2 = _cv2()
     img = _background(rng, size)
@@ -68,7 +68,7 @@ def draw_object(kind: str, rng: np.random.Generator, size: int = 128) -> np.ndar
 
 def make_dataset(root: str | Path, per_class: int = 80, size: int = 128, seed: int = 0) -> Path:
     """Write DATA/<class>/*.jpg for the three demo classes (reused when already there)."""
-    from edgetl.runtime.preprocess import _cv2
+    from edgetl.image import cv2 as _cv2
 
     cv2 = _cv2()
     root = Path(root)
@@ -171,7 +171,7 @@ def _imagenet_available() -> bool:
 
 
 def _write_video(report, path: Path) -> Path:
-    from edgetl.runtime.preprocess import _cv2, load
+    from edgetl.image import cv2 as _cv2, load
 
     cv2 = _cv2()
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (320, 240))

@@ -61,9 +61,11 @@ def test_every_bad_file_is_explained(messy):
     assert ".DS_Store" not in r and ".hidden" not in result.classes
     assert result.classes == ["circle", "empty_class", "square", "triangle"]
     skipped = {p.path.rsplit("/", 1)[-1] for p in result.skipped}
-    assert skipped == {"empty.jpg", "notes.jpg", "cut.jpg", "broken.png", "scan.jpg"}
+    # A non-image (readme.txt, scan.tif) is skipped like a broken image: it never becomes a training record.
+    assert skipped == {"empty.jpg", "notes.jpg", "cut.jpg", "broken.png", "scan.jpg", "readme.txt", "scan.tif"}
     accepted = {r.path.rsplit("/", 1)[-1] for r in result.records}
     assert not skipped & accepted and "copy.JPG" in accepted
+    assert all(r.width > 0 and r.height > 0 for r in result.records)
     assert not result.clean and result.errors
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import write_rgb
-from edgetl.runtime.preprocess import DecodeError, decode, decode_bytes, load, resize
+from edgetl.image import DecodeError, decode, decode_bytes, load, resize
 
 
 def test_resize_and_center_crop_shapes():

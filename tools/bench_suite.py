@@ -94,7 +94,7 @@ def main() -> int:
     from edgetl.data.cache import load_images
     from edgetl.export.pipeline import FORMATS, ExportOptions, export
     from edgetl.live import LiveOptions, run as live_run
-    from edgetl.runtime.preprocess import _cv2, load as load_image
+    from edgetl.image import cv2 as _cv2, load as load_image
     from edgetl.train import TrainConfig, train
 
     work = Path(a.workdir or tempfile.mkdtemp(prefix="edgetl-bench-"))
@@ -206,7 +206,7 @@ def live_stage_costs(video: str, model: str) -> dict:
     """See :func:`live_cpu_budget`; runs in the fresh process."""
     from edgetl.live.pipeline import model_pixels
     from edgetl.runtime import load
-    from edgetl.runtime.preprocess import _cv2
+    from edgetl.image import cv2 as _cv2
 
     cv2 = _cv2()
     clf = load(model, threads=1)

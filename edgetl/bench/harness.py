@@ -150,17 +150,17 @@ def _end_to_end(clf, options: BenchOptions, inference_p50_ms: float) -> dict:
     """p50 of decoding (optional) + resizing + input mapping of a real image file, and that plus the
     steady-state inference p50: what a camera pipeline pays per frame, done in sequence."""
     from edgetl.errors import EdgetlError
-    from edgetl.runtime import preprocess
+    from edgetl.image import DecodeError, decode_bytes, read_file
 
     try:
-        data = np.fromfile(options.e2e_image, np.uint8)
-        decoded = preprocess.decode_bytes(data)
-    except (OSError, preprocess.DecodeError) as e:
+        data = read_file(options.e2e_image)
+        decoded = decode_bytes(data)
+    except DecodeError as e:
         raise EdgetlError(f"cannot read image for --e2e ({e})", path=options.e2e_image,
                           fix="give a jpg, png, bmp, gif or webp photo") from e
 
     def prep():
-        image = preprocess.decode_bytes(data) if options.e2e_decode else decoded
+        image = decode_bytes(data) if options.e2e_decode else decoded
         return clf.prepare(image)
 
     short = BenchOptions(runs=max(20, options.runs // 4), warmup=3, min_seconds=min(options.min_seconds, 2.0))

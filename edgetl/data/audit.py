@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.console import track
-from edgetl.data.formats import IMAGE_EXTENSIONS, is_supported, looks_truncated, sniff
 from edgetl.errors import EdgetlError
-from edgetl.runtime.preprocess import DecodeError, decode_bytes
+from edgetl.image import IMAGE_EXTENSIONS, DecodeError, TooLarge, decode_bytes, is_supported, looks_truncated, max_pixels, read_file, sniff
+from edgetl.text import clean, has_control
 
 SPLITS = ("train", "val", "test")
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -35,6 +35,8 @@ class AuditOptions:
     """Largest/smallest class count above which imbalance is reported (warning)."""
     min_per_class: int = 2
     """A class needs this many usable images to be split into train and val."""
+    max_pixels: int = field(default_factory=max_pixels)
+    """Images whose header claims more pixels are refused before decoding (decompression bombs)."""
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Problem:
     severity: str = ERROR
     scope: str = "file"
     """"file" (that file is skipped when an error) or "dataset" (a class or the folder itself)."""
+    skipped: bool = False
+    """The file is left out of every split (unreadable, not an image, too large, corrupt)."""
 
 
 @dataclass
@@ -95,8 +99,8 @@ class Audit:
 
     @property
     def skipped(self) -> list[Problem]:
-        """Files that were left out (file-level errors)."""
-        return [p for p in self.problems if p.severity == ERROR and p.scope == "file"]
+        """Files that were left out, each with its reason."""
+        return [p for p in self.problems if p.skipped]
 
     @property
     def clean(self) -> bool:
@@ -155,26 +159,30 @@ class _FileCheck:
 
     @property
     def ok(self) -> bool:
-        return not any(p.severity == ERROR for p in self.problems)
+        """Decoded and usable: only such files become records (a skipped non-image never does)."""
+        return bool(self.sha256) and not any(p.severity == ERROR for p in self.problems)
 
 
 def _visible(entries) -> list[Path]:
     return sorted(p for p in entries if not p.name.startswith((".", "_")) and p.name != "Thumbs.db")
 
 
-def _check_file(path: Path, min_side: int) -> _FileCheck:
+def _check_file(path: Path, opts: AuditOptions) -> _FileCheck:
     """Everything that can be wrong with one file, without raising."""
     check = _FileCheck(path, [])
-    add = lambda reason, sev=ERROR: check.problems.append(Problem(str(path), reason, sev))  # noqa: E731
+
+    def add(reason: str, severity: str = ERROR) -> None:
+        check.problems.append(Problem(str(path), reason, severity))
+
     ext = path.suffix.lower()
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        add(f"unreadable: {e.strerror}")
-        return check
     if ext not in IMAGE_EXTENSIONS:
-        add(f"not an image extension ({ext or 'none'}); edgetl reads {', '.join(sorted(IMAGE_EXTENSIONS))}",
+        add(f"skipped: not an image extension ({ext or 'none'}); edgetl reads {', '.join(sorted(IMAGE_EXTENSIONS))}",
             WARNING)
+        return check
+    try:
+        data = read_file(path)
+    except DecodeError as e:
+        add(f"unreadable: {e}")
         return check
     if not data:
         add("empty file (0 bytes)")
@@ -191,7 +199,10 @@ def _check_file(path: Path, min_side: int) -> _FileCheck:
         add(f"truncated {fmt.upper()}: the file ends before its end marker")
         return check
     try:
-        img = decode_bytes(data)
+        img = decode_bytes(data, opts.max_pixels)
+    except TooLarge as e:
+        add(f"too large: {e}")
+        return check
     except DecodeError:
         add(f"corrupt {fmt.upper()}: it cannot be decoded")
         return check
@@ -201,8 +212,8 @@ def _check_file(path: Path, min_side: int) -> _FileCheck:
         add(f"a {fmt.upper()} file with a {ext} extension (read fine)", INFO)
     if fmt == "gif":
         add("GIF: the first frame is used", INFO)
-    if min(check.height, check.width) < min_side:
-        add(f"tiny image {check.width}x{check.height} (under {min_side} px): probably a thumbnail or icon",
+    if min(check.height, check.width) < opts.min_side:
+        add(f"tiny image {check.width}x{check.height} (under {opts.min_side} px): probably a thumbnail or icon",
             WARNING)
     flat = _flat_fraction(img)
     if flat > 0.93:
@@ -238,17 +249,38 @@ def _discover(root: Path) -> tuple[str, dict[str, dict[str, list[Path]]], list[P
         for p in subdirs:
             if p not in split_dirs:
                 problems.append(Problem(str(p), "folder beside train/ val/ test/ is ignored", WARNING, "dataset"))
-        files = {p.name.lower(): {c.name: _files_under(c) for c in _visible(p.iterdir()) if c.is_dir()}
-                 for p in split_dirs}
+        files = {p.name.lower(): {c.name: _files_under(c, problems) for c in _visible(_listing(p, problems))
+                                  if c.is_dir()} for p in split_dirs}
     else:
         layout = "folders"
-        files = {"": {c.name: _files_under(c) for c in subdirs}}
+        files = {"": {c.name: _files_under(c, problems) for c in subdirs}}
     return layout, files, problems
 
 
-def _files_under(folder: Path) -> list[Path]:
+def _listing(folder: Path, problems: list[Problem]) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError as e:
+        problems.append(Problem(str(folder), f"folder cannot be read ({e.strerror}): its images are left out", WARNING))
+        return []
+
+
+def _files_under(folder: Path, problems: list[Problem]) -> list[Path]:
+    """Every file below ``folder``; symlinked folders are followed once (a link loop is reported,
+    not walked forever) and a folder that cannot be read is reported, never silently skipped."""
     out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    seen: set[str] = set()
+
+    def unreadable(e: OSError) -> None:
+        problems.append(Problem(str(e.filename), f"folder cannot be read ({e.strerror}): its images are left out", WARNING))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            problems.append(Problem(dirpath, "symlinked folder already read through another path: left out", INFO))
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         out.extend(Path(dirpath) / f for f in filenames if not f.startswith(".") and f != "Thumbs.db")
     return sorted(out)
@@ -265,12 +297,18 @@ def audit(root: str | Path, options: AuditOptions | None = None, workers: int | 
     if not classes:
         raise EdgetlError("no class folders found", path=root,
                           fix="put images in DATA/<class>/ or DATA/train/<class>/ folders")
+    named = [c for c in classes if has_control(c)]
+    for c in named:  # a newline in a class name would shift every label after it in labels.txt
+        problems.append(Problem(str(root / c), f"class folder name {clean(c)!r} holds a control character "
+                                "(newline, tab, escape): rename the folder", scope="dataset"))
     todo = [(s, c, f) for s, per in files.items() for c, fs in per.items() for f in fs]
     with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
-        checks = list(track(pool.map(lambda t: _check_file(t[2], opts.min_side), todo),
+        checks = list(track(pool.map(lambda t: _check_file(t[2], opts), todo),
                             "Checking images", total=len(todo)))
     good: dict[tuple[str, str], list[_FileCheck]] = defaultdict(list)
     for (split, cls, _), check in zip(todo, checks):
+        if not check.ok:
+            check.problems[0].skipped = True
         problems.extend(check.problems)
         if check.ok:
             good[(split, cls)].append(check)

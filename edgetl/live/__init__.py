@@ -27,7 +27,7 @@ def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOpti
     writer = None
     cv2 = None
     if show or record:
-        from edgetl.runtime.preprocess import _cv2
+        from edgetl.image import cv2 as _cv2
 
         cv2 = _cv2()
     fps_clock: list[float] = []

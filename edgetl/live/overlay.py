@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgetl.runtime.preprocess import _cv2
+from edgetl.image import cv2 as _cv2
 
 
 def annotate(frame_bgr: np.ndarray, top: list[tuple[str, float]], label: str, fps: float,
