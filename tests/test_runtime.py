@@ -118,7 +118,8 @@ def test_bad_models_give_one_line_and_exit_2(tmp_path, colour_models):
         tmp_path / "missing.tflite": "no such model file",
         truncated: "not a valid TFLite model",
         tmp_path / "text.onnx": "not a valid ONNX model",
-        tmp_path / "model.pt": "unknown model type",
+        tmp_path / "model.pt": "not a model type edgetl runs",
+        tmp_path: "this is a folder, not a model file",
         tmp_path / "vector.tflite": "not an RGB image batch",
     }
     for model, message in cases.items():
@@ -189,7 +190,7 @@ def test_device_side_never_imports_tensorflow(tmp_path, colour_models):
 def test_training_and_runtime_see_the_same_pixels(tmp_path):
     """The training loader (decode+resize cache) and the runtime's preprocessing agree within 1 level."""
     from edgetl.data.cache import load_images
-    from edgetl.runtime.preprocess import decode
+    from edgetl.image import decode
 
     rng = np.random.default_rng(1)
     path = write_rgb(tmp_path / "photo.jpg", rng.integers(0, 255, (240, 320, 3), np.uint8))

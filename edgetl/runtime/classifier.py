@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.errors import EdgetlError
-from edgetl.runtime import preprocess
-from edgetl.runtime.labels import resolve_labels
+from edgetl.image import DecodeError, decode, resize
+from edgetl.runtime.labels import check_label_list, resolve_labels
 from edgetl.runtime.spec import ModelInfo, PixelSpec, TensorSpec
 
 
@@ -50,9 +50,13 @@ def _sidecar(path: Path) -> dict:
     """labels and pixel spec from a manifest.json beside the model (edgetl run and export folders)."""
     file = path.parent / MANIFEST
     try:
-        return json.loads(file.read_text()) if file.exists() else {}
-    except (OSError, ValueError):
-        return {}
+        side = json.loads(file.read_text(encoding="utf-8")) if file.exists() else {}
+    except (OSError, ValueError) as e:
+        raise EdgetlError(f"cannot read the manifest beside the model ({e})", path=file,
+                          fix="re-export the model, or move it out of this folder") from None
+    if not isinstance(side, dict):
+        raise EdgetlError("the manifest is not a JSON object", path=file, fix="re-export the model")
+    return side
 
 
 def input_transform(spec: PixelSpec, t: TensorSpec) -> Callable[[np.ndarray], np.ndarray]:
@@ -93,8 +97,15 @@ class Classifier:
     ``classify`` takes an RGB uint8 image of any size; ``infer`` takes an already prepared input
     batch and does nothing but run the model (what a benchmark should time)."""
 
-    def __init__(self, path: Path, backend, labels: list[str], pixels: PixelSpec, output_kind: str | None):
+    def __init__(self, path: Path, backend, labels: list[str], pixels: PixelSpec, output_kind: str | None,
+                 labelled: bool = True, manifest: dict | None = None):
         self.path = path
+        self.manifest = manifest or {}
+        """The manifest.json beside the model, when there is one (edgetl run and export folders)."""
+        self.unlabelled_logits = False
+        """Set once outputs were seen that are not probabilities while no labels name them."""
+        self.labelled = labelled
+        """False when no labels file or metadata named the classes (they are class_0, class_1, ...)."""
         self.backend = backend
         self.runtime: str = backend.runtime
         self.input: TensorSpec = backend.info.input
@@ -112,7 +123,7 @@ class Classifier:
 
     def resize(self, image: np.ndarray) -> np.ndarray:
         """The shared resize path at this model's input size."""
-        return preprocess.resize(image, self.pixels.height, self.pixels.width, self.pixels.resize)
+        return resize(image, self.pixels.height, self.pixels.width, self.pixels.resize)
 
     def prepare(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Model input for one RGB image (H, W, 3) or several, of any size."""
@@ -130,6 +141,9 @@ class Classifier:
         out = self.output.dequantize(raw.reshape(raw.shape[0], -1))
         if self.output_kind == "probabilities" or (self.output_kind is None and self._is_distribution(out)):
             return out
+        if not self.labelled:
+            # Neither probabilities nor named classes: maybe a feature extractor, whose "top class" means nothing.
+            self.unlabelled_logits = True
         e = np.exp(out - out.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
@@ -160,8 +174,8 @@ class Classifier:
     def classify_file(self, path: str | Path, top_k: int | None = None) -> list[Category]:
         """Decode an image file and classify it."""
         try:
-            image = preprocess.decode(path)
-        except (preprocess.DecodeError, OSError) as e:
+            image = decode(path)
+        except (DecodeError, OSError) as e:
             raise EdgetlError(f"cannot read image ({e})", path=path, fix="give a jpg, png, bmp, gif or webp file") from e
         return self.classify(image, top_k)
 
@@ -173,17 +187,23 @@ def load(path: str | Path, threads: int | None = None, labels: str | Path | None
     else a manifest.json beside it, else defaults (0..255 pixels, squash resize), with ``mean``/``std``
     overriding the normalisation of float inputs."""
     path = Path(path)
+    kinds = ", ".join(BACKENDS)
+    if path.is_dir():
+        raise EdgetlError("this is a folder, not a model file", path=path,
+                          fix=f"give a {kinds} file (edgetl export writes them to RUN/export/)")
     factory = BACKENDS.get(path.suffix.lower())
     if factory is None:
-        raise EdgetlError(f"unknown model type '{path.suffix}'", path=path,
-                          fix=f"give a {', '.join(BACKENDS)} file")
+        raise EdgetlError(f"'{path.suffix or path.name}' is not a model type edgetl runs", path=path,
+                          fix=f"give a {kinds} file")
     if not path.is_file():
         raise EdgetlError("no such model file", path=path, fix="check the path (edgetl export writes RUN/export/)")
     backend = factory(path, threads=threads, provider=provider)
     info: ModelInfo = backend.info
     _check_image_input(path, info.input)
+    _check_class_output(path, info.output)
     side = _sidecar(path)
-    fields = dict(side.get("input", {})) | dict(info.pixels)
+    # Each source is checked on its own, then the model's own metadata wins over the side-car.
+    fields = PixelSpec.check_fields(side.get("input", {}), path.parent / MANIFEST) | PixelSpec.check_fields(info.pixels, path)
     if mean is not None and std is not None:
         fields |= {"mean": mean, "std": std}
     h, w = _input_hw(info.input)
@@ -191,9 +211,18 @@ def load(path: str | Path, threads: int | None = None, labels: str | Path | None
     if "height" not in fields or "width" not in fields:
         raise EdgetlError("the model has a dynamic input size and no metadata saying which to use", path=path,
                           fix="export it with a fixed input size")
-    pixels = PixelSpec.from_dict(fields)
-    names = resolve_labels(int(info.output.shape[-1]), labels, info.labels or side.get("labels"), path)
-    return Classifier(path, backend, names, pixels, info.output_kind)
+    pixels = PixelSpec.from_dict(fields, path)
+    side_labels = check_label_list(side["labels"], path.parent / MANIFEST, "labels") if "labels" in side else None
+    names, labelled = resolve_labels(int(info.output.shape[-1]), labels, info.labels or side_labels, path)
+    return Classifier(path, backend, names, pixels, info.output_kind, labelled, side)
+
+
+def _check_class_output(path: Path, t: TensorSpec) -> None:
+    """A classifier's output is one score per class: (N, C), or (N, 1, 1, C) from a convolutional head."""
+    shape = tuple(t.shape)
+    if len(shape) < 2 or any(d != 1 for d in shape[1:-1]) or shape[-1] < 1:
+        raise EdgetlError(f"output {shape} is not a vector of class scores: this is not an image classifier "
+                          "(a detector, pose or segmentation model?)", path=path, fix="edgetl runs image classifiers")
 
 
 def _input_hw(t: TensorSpec) -> tuple[int, int]:

@@ -5,17 +5,45 @@ from pathlib import Path
 
 from edgetl.errors import EdgetlError
 
+BACKGROUND = frozenset({"background", "__background__", "???", ""})
+"""First entries that mean "no class" in label files shipped with Google's ImageNet models: a
+list one longer than the model's outputs is accepted only when it starts with one of these."""
+MAX_LABELS_BYTES = 4 << 20
+"""A labels file larger than this is not a labels file (4 MiB is about 100,000 long names)."""
+
 
 def read_labels(path: str | Path) -> list[str]:
-    """Class names from a text file, one per line (blank lines at the end dropped)."""
+    """Class names from a UTF-8 text file, one per line (blank lines at the end dropped)."""
     p = Path(path)
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        with p.open("rb") as f:
+            data = f.read(MAX_LABELS_BYTES + 1)
     except OSError as e:
         raise EdgetlError(f"cannot read labels file ({e.strerror})", path=p, fix="give a text file, one label per line")
+    if len(data) > MAX_LABELS_BYTES:
+        raise EdgetlError(f"labels file is over {MAX_LABELS_BYTES >> 20} MiB", path=p,
+                          fix="give a text file, one label per line")
+    return parse_labels(data, p)
+
+
+def parse_labels(data: bytes, source: str | Path) -> list[str]:
+    """Labels from the bytes of a labels file; ``source`` names it in errors."""
+    try:
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        raise EdgetlError(f"labels are not UTF-8 text (byte {e.start})", path=source,
+                          fix="save the labels file as UTF-8, one label per line") from None
     while lines and not lines[-1].strip():
         lines.pop()
     return [line.strip() for line in lines]
+
+
+def check_label_list(value: object, source: str | Path, field: str) -> list[str]:
+    """``value`` if it is a list of strings, else an error naming ``source`` and ``field``."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise EdgetlError(f"{field} is not a list of class names", path=source,
+                          fix="re-export the model, or give --labels FILE")
+    return value
 
 
 def write_labels(path: str | Path, labels: list[str]) -> None:
@@ -24,11 +52,12 @@ def write_labels(path: str | Path, labels: list[str]) -> None:
 
 
 def resolve_labels(n_outputs: int, explicit: str | Path | None, embedded: list[str] | None,
-                   model_path: Path) -> list[str]:
-    """Pick the labels for a model with ``n_outputs`` classes.
+                   model_path: Path) -> tuple[list[str], bool]:
+    """The labels for a model with ``n_outputs`` classes, and whether any source named them.
 
-    A list one longer than the outputs whose first entry is a background class (as shipped with
-    Google's ImageNet models) is accepted and the first entry dropped."""
+    A list one longer than the outputs is accepted when its first entry is a background class
+    (as shipped with Google's ImageNet models) and that entry is dropped; any other count mismatch
+    is an error naming both counts, never a silent shift."""
     source, labels = None, None
     if explicit is not None:
         source, labels = Path(explicit), read_labels(explicit)
@@ -38,10 +67,10 @@ def resolve_labels(n_outputs: int, explicit: str | Path | None, embedded: list[s
         source = model_path.parent / "labels.txt"
         labels = read_labels(source)
     if labels is None:
-        return [f"class_{i}" for i in range(n_outputs)]
-    if len(labels) == n_outputs + 1:
-        return labels[1:]
+        return [f"class_{i}" for i in range(n_outputs)], False
+    if len(labels) == n_outputs + 1 and labels[0].strip().lower() in BACKGROUND:
+        return labels[1:], True
     if len(labels) != n_outputs:
         raise EdgetlError(f"{len(labels)} labels for a model with {n_outputs} outputs", path=source,
                           fix="give the labels file that belongs to this model (--labels FILE)")
-    return labels
+    return labels, True

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,11 @@ class LiteRTBackend:
         outp = self.interpreter.get_output_details()[0]
         self._in, self._out = inp["index"], outp["index"]
         self._batch = int(inp["shape"][0])
-        meta = tflite_metadata.read(content)
+        try:
+            meta = tflite_metadata.read(content)
+        except (tflite_metadata.MetadataError, IndexError, struct.error) as e:
+            raise EdgetlError(f"the model's metadata is damaged ({e})", path=path,
+                              fix="re-export the model, or strip its metadata") from None
         self.info = ModelInfo(tensor_spec(inp), tensor_spec(outp), labels=meta.get("labels"),
                               pixels=meta.get("pixels") or {k: meta[k] for k in ("mean", "std") if k in meta},
                               output_kind="probabilities" if "pixels" in meta else None)  # edgetl ends in softmax

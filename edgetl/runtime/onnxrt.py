@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.errors import EdgetlError
+from edgetl.runtime.labels import check_label_list
+from edgetl.runtime.onnx_external import check_external_data
 from edgetl.runtime.spec import ModelInfo, TensorSpec
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
@@ -21,6 +23,14 @@ def _tensor(node, fallback_layout: str = "NHWC") -> TensorSpec:
     if len(shape) == 4:
         layout = "NCHW" if shape[1] == 3 and shape[3] != 3 else "NHWC"
     return TensorSpec(node.name, shape, np.dtype(_DTYPES[node.type]), layout=layout)
+
+
+def _json_field(meta: dict, key: str, path: Path):
+    try:
+        return json.loads(meta[key])
+    except ValueError as e:
+        raise EdgetlError(f"metadata '{key}' is not valid JSON ({e})", path=path,
+                          fix="re-export the model, or give --labels FILE") from None
 
 
 class OnnxBackend:
@@ -39,6 +49,7 @@ class OnnxBackend:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        check_external_data(path)
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=[provider])
         except Exception as e:  # onnxruntime raises its own pybind exception types
@@ -49,8 +60,8 @@ class OnnxBackend:
         inp, outp = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self._in, self._out = inp.name, [outp.name]
         meta = self.session.get_modelmeta().custom_metadata_map
-        labels = json.loads(meta["labels"]) if "labels" in meta else None
-        pixels = json.loads(meta["edgetl"]) if "edgetl" in meta else {}
+        labels = check_label_list(_json_field(meta, "labels", path), path, "metadata 'labels'") if "labels" in meta else None
+        pixels = _json_field(meta, "edgetl", path) if "edgetl" in meta else {}
         self.info = ModelInfo(_tensor(inp), _tensor(outp), labels=labels, pixels=pixels,
                               output_kind="probabilities" if "edgetl" in meta else None)  # edgetl ends in softmax
         self._run = self.session.run

@@ -1,9 +1,14 @@
 """The contract a model carries: what pixels it wants and what its output means."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+from edgetl.errors import EdgetlError
+from edgetl.image import RESIZE_METHODS
 
 
 @dataclass
@@ -19,16 +24,52 @@ class PixelSpec:
     mean: float | None = None
     std: float | None = None
     resize: str = "resize"
-    """"resize" (squash the frame) or "center_crop"; see :mod:`edgetl.runtime.preprocess`."""
+    """"resize" (squash the frame) or "center_crop"; see :mod:`edgetl.image`."""
 
     def to_dict(self) -> dict:
         """JSON-ready form, as written into manifests and model metadata."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PixelSpec":
-        """Read what :meth:`to_dict` wrote (unknown keys ignored)."""
-        return cls(**{k: d[k] for k in ("height", "width", "mean", "std", "resize") if k in d})
+    def from_dict(cls, d: object, source: str | Path = "the model") -> "PixelSpec":
+        """Read what :meth:`to_dict` wrote (unknown keys ignored), checking every field's type and
+        value: a crafted or damaged contract is an error naming ``source`` and the field."""
+        values = cls.check_fields(d, source)
+        missing = [k for k in ("height", "width") if k not in values]
+        if missing:
+            raise EdgetlError(f"input contract has no {' or '.join(missing)}", path=source,
+                              fix="re-export the model with edgetl")
+        return cls(**values)
+
+    @staticmethod
+    def check_fields(d: object, source: str | Path = "the model") -> dict:
+        """The known fields of a possibly partial contract, each checked (see :meth:`from_dict`)."""
+        def bad(field: str, why: str) -> EdgetlError:
+            return EdgetlError(f"input contract field '{field}' {why}", path=source,
+                               fix="re-export the model with edgetl, or give a model without this metadata")
+
+        if not isinstance(d, dict):
+            raise bad("input", "is not a mapping")
+        values: dict = {}
+        for key in ("height", "width"):
+            if key in d:
+                v = d[key]
+                if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= 16384:
+                    raise bad(key, f"is {v!r}, not a size in pixels")
+                values[key] = v
+        for key in ("mean", "std"):
+            if d.get(key) is not None:
+                v = d[key]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise bad(key, f"is {v!r}, not a number")
+                values[key] = float(v)
+        if values.get("std") == 0:
+            raise bad("std", "is 0 (pixels would be divided by zero)")
+        if "resize" in d:
+            if d["resize"] not in RESIZE_METHODS:
+                raise bad("resize", f"is {d['resize']!r}, not one of {', '.join(RESIZE_METHODS)}")
+            values["resize"] = d["resize"]
+        return values
 
 
 @dataclass

@@ -6,6 +6,7 @@ import io
 import json
 import struct
 import zipfile
+import zlib
 
 import flatbuffers
 from flatbuffers.table import Table
@@ -14,6 +15,8 @@ from edgetl.runtime import _metadata_schema as md
 
 METADATA_NAME = "TFLITE_METADATA"
 SPEC_FILE = "edgetl.json"
+MAX_ASSOCIATED_BYTES = 16 << 20
+"""Labels and edgetl.json are kilobytes; an associated file that unpacks to more is refused."""
 
 # Field slots of the TFLite model schema (tensorflow/lite/schema/schema.fbs) used here.
 _MODEL_BUFFERS, _MODEL_METADATA = 12, 16
@@ -85,35 +88,78 @@ def metadata_buffer(model: bytes, name: str = METADATA_NAME) -> bytes | None:
     return None
 
 
-def associated_files(model: bytes) -> dict[str, bytes]:
-    """Files zipped onto the end of the model (labels, edgetl.json), by name."""
+class MetadataError(ValueError):
+    """The model's metadata is damaged or crafted (the message names the field)."""
+
+
+def associated_file(model: bytes, name: str) -> bytes | None:
+    """One file zipped onto the end of the model, or None. Only that entry is read, and only when
+    it is stored or deflated, not encrypted, and at most ``MAX_ASSOCIATED_BYTES`` unpacked (a
+    zip bomb in a model file is refused, not inflated)."""
     try:
         with zipfile.ZipFile(io.BytesIO(model)) as z:
-            return {n: z.read(n) for n in z.namelist()}
-    except zipfile.BadZipFile:
-        return {}
+            try:
+                info = z.getinfo(name)
+            except KeyError:
+                return None
+            if info.flag_bits & 0x1:
+                raise MetadataError(f"associated file {name} is encrypted")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise MetadataError(f"associated file {name} uses an unsupported compression ({info.compress_type})")
+            if info.file_size > MAX_ASSOCIATED_BYTES:
+                raise MetadataError(f"associated file {name} unpacks to {info.file_size} bytes "
+                                    f"(over {MAX_ASSOCIATED_BYTES >> 20} MiB)")
+            with z.open(info) as f:
+                data = f.read(MAX_ASSOCIATED_BYTES + 1)  # the header's size may lie
+            if len(data) > MAX_ASSOCIATED_BYTES:
+                raise MetadataError(f"associated file {name} unpacks to over {MAX_ASSOCIATED_BYTES >> 20} MiB")
+            return data
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, zlib.error) as e:
+        raise MetadataError(f"associated files are not a readable zip ({e})") from None
+
+
+def _text(value) -> str:
+    return (value or b"").decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
 
 
 def read(model: bytes) -> dict:
     """What the model's metadata says: ``labels``, ``mean``/``std`` (float input normalisation),
-    ``pixels`` (edgetl's full pixel spec when it made the model) and ``name``. Empty when none."""
+    ``pixels`` (edgetl's full pixel spec when it made the model) and ``name``. Empty when none.
+    Raises :class:`MetadataError` naming the field when the metadata is damaged."""
     raw = metadata_buffer(model)
     if raw is None or not md.ModelMetadata.ModelMetadataBufferHasIdentifier(raw, 0):
         return {}
-    meta = md.ModelMetadataT.InitFromObj(md.ModelMetadata.GetRootAs(raw, 0))
-    files = associated_files(model)
-    out: dict = {"name": (meta.name or b"").decode() if isinstance(meta.name, bytes) else meta.name}
+    try:
+        meta = md.ModelMetadataT.InitFromObj(md.ModelMetadata.GetRootAs(raw, 0))
+    except (IndexError, struct.error, UnicodeDecodeError) as e:
+        raise MetadataError(f"the TFLITE_METADATA table is corrupt ({type(e).__name__})") from None
+    out: dict = {"name": _text(meta.name)}
     sub = (meta.subgraphMetadata or [None])[0]
     if sub is not None and sub.inputTensorMetadata:
         for unit in sub.inputTensorMetadata[0].processUnits or []:
             if unit.optionsType == md.ProcessUnitOptions.NormalizationOptions:
-                out["mean"] = float(list(unit.options.mean)[0])
-                out["std"] = float(list(unit.options.std)[0])
+                mean, std = unit.options.mean, unit.options.std
+                mean, std = [] if mean is None else list(mean), [] if std is None else list(std)
+                if not mean or not std:
+                    raise MetadataError("NormalizationOptions has no mean or std")
+                out["mean"], out["std"] = float(mean[0]), float(std[0])
     if sub is not None and sub.outputTensorMetadata:
         for f in sub.outputTensorMetadata[0].associatedFiles or []:
-            fname = f.name.decode() if isinstance(f.name, bytes) else f.name
-            if f.type == md.AssociatedFileType.TENSOR_AXIS_LABELS and fname in files:
-                out["labels"] = files[fname].decode().splitlines()
-    if SPEC_FILE in files:
-        out["pixels"] = json.loads(files[SPEC_FILE])
+            fname = _text(f.name)
+            if f.type == md.AssociatedFileType.TENSOR_AXIS_LABELS:
+                data = associated_file(model, fname)
+                if data is not None:
+                    try:
+                        out["labels"] = data.decode("utf-8-sig").splitlines()
+                    except UnicodeDecodeError as e:
+                        raise MetadataError(f"labels file {fname} is not UTF-8 (byte {e.start})") from None
+                    break
+    spec = associated_file(model, SPEC_FILE)
+    if spec is not None:
+        try:
+            out["pixels"] = json.loads(spec)
+        except ValueError as e:
+            raise MetadataError(f"{SPEC_FILE} is not valid JSON ({e})") from None
+        if not isinstance(out["pixels"], dict):
+            raise MetadataError(f"{SPEC_FILE} is not a JSON object")
     return out
