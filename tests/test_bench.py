@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
+from fake_device import fake_device_python
 from models import colour_images, keras_mean_colour, to_tflite
 from edgetl.bench.android import parse_benchmark_output
 from edgetl.bench.harness import BenchOptions, measure_callable
@@ -70,31 +70,6 @@ def test_local_bench_json_csv_plot(models, tmp_path):
     assert all(r["e2e"]["total_ms"] >= r["e2e"]["preprocess_ms"] > 0 for r in results)
     assert (tmp_path / "b.csv").read_text().count("\n") == 5
     assert (tmp_path / "b.png").stat().st_size > 5000
-
-
-HIDE_EDGETL = '''import sys
-# An editable install finds edgetl modules outside any copied runner: drop it, as on a real device.
-sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
-class HideEdgetl:
-    """Make this Python look like a device without edgetl (only the copied runner has it)."""
-    def find_spec(self, name, path=None, target=None):
-        if name == "edgetl" and not sys.path[0].endswith(".pyz"):
-            raise ImportError("edgetl is not installed here")
-        if name.split(".")[0] in BLOCKED:
-            raise ImportError(f"{name} is not installed here")
-sys.meta_path.insert(0, HideEdgetl())
-'''
-
-
-def fake_device_python(root: Path, blocked: tuple[str, ...] = ()) -> Path:
-    """This test's Python, with edgetl hidden (and ``blocked`` packages missing), as a device's python3."""
-    site = root / "site"
-    site.mkdir(parents=True)
-    (site / "sitecustomize.py").write_text(f"BLOCKED = {blocked!r}\n" + HIDE_EDGETL)
-    wrapper = root / "python3"
-    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} \"$@\"\n")
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-    return wrapper
 
 
 @pytest.mark.ssh

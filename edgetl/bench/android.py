@@ -1,13 +1,20 @@
-"""Benchmark on an Android phone through adb with TFLite's own `benchmark_model` binary."""
+"""Benchmark on an Android phone through adb with TFLite's own `benchmark_model` binary.
+
+`adb shell` joins its arguments into one string for the phone's ``sh -c``, so every command is
+built with ``shlex.join``; models are pushed under fixed names into a folder of their own, which is
+removed after the run whatever happens."""
 from __future__ import annotations
 
 import re
+import secrets
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgetl.bench.harness import BenchOptions
 from edgetl.errors import EdgetlError
+from edgetl.text import has_control
 
 REMOTE_DIR = "/data/local/tmp/edgetl"
 _NUM = r"([\d.]+(?:e[+-]?\d+)?)"
@@ -29,6 +36,11 @@ class AdbTarget:
     use_gpu: bool = False
     use_nnapi: bool = False
     timeout: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.serial is not None and (not self.serial or self.serial.startswith("-") or has_control(self.serial)
+                                        or any(ch.isspace() for ch in self.serial)):
+            raise EdgetlError(f"{self.serial!r} is not an adb serial", fix="give --serial as `adb devices` lists it")
 
 
 def parse_benchmark_output(text: str) -> dict:
@@ -68,30 +80,44 @@ def _adb(t: AdbTarget, *args: str, timeout: float | None = None) -> str:
     return proc.stdout
 
 
+def _shell(t: AdbTarget, *words: str, timeout: float | None = None) -> str:
+    """Run a command on the phone, every word quoted for its shell."""
+    return _adb(t, "shell", shlex.join(words), timeout=timeout)
+
+
 def bench_android(t: AdbTarget, models: list[Path], threads: list[int | None], options: BenchOptions) -> list[dict]:
-    """Push each model (and a local benchmark binary), run it per thread count, parse the output."""
-    _adb(t, "shell", f"mkdir -p {REMOTE_DIR}")
-    binary = t.benchmark_binary
-    if Path(binary).is_file():
-        _adb(t, "push", binary, f"{REMOTE_DIR}/benchmark_model")
-        binary = f"{REMOTE_DIR}/benchmark_model"
-        _adb(t, "shell", f"chmod 755 {binary}")
-    props = {k: _adb(t, "shell", f"getprop {k}").strip() for k in
-             ("ro.product.model", "ro.board.platform", "ro.build.version.release", "ro.product.cpu.abi")}
-    device = {"target": f"adb:{t.serial or 'default'}", "cpu": props["ro.board.platform"], "model": props["ro.product.model"],
-              "os": f"Android {props['ro.build.version.release']}", "arch": props["ro.product.cpu.abi"],
-              "runtime": "benchmark_model", "delegate": "gpu" if t.use_gpu else "nnapi" if t.use_nnapi else "cpu"}
-    results = []
-    for model in models:
-        remote = f"{REMOTE_DIR}/{model.name}"
-        _adb(t, "push", str(model), remote)
-        for n in threads:
-            flags = [f"--graph={remote}", f"--num_runs={options.runs}", f"--warmup_runs={options.warmup}",
-                     f"--min_secs={options.min_seconds}"]
-            flags += [f"--num_threads={n}"] if n else []
-            flags += ["--use_gpu=true"] if t.use_gpu else []
-            flags += ["--use_nnapi=true"] if t.use_nnapi else []
-            parsed = parse_benchmark_output(_adb(t, "shell", binary, *flags))
-            results.append({"model": model.name, "runtime": f"benchmark_model ({device['delegate']})", "threads": n,
-                            "size_bytes": model.stat().st_size, **parsed, "device": device})
-    return results
+    """Push each model (and a local benchmark binary) into a folder of this run's, run it per
+    thread count, parse the output, and remove the folder."""
+    work = f"{REMOTE_DIR}/run-{secrets.token_hex(4)}"
+    _shell(t, "mkdir", "-p", work)
+    try:
+        binary = t.benchmark_binary
+        if Path(binary).is_file():
+            _adb(t, "push", str(Path(binary).resolve()), f"{work}/benchmark_model")  # absolute: never an option
+            binary = f"{work}/benchmark_model"
+            _shell(t, "chmod", "755", binary)
+        props = {k: _shell(t, "getprop", k).strip() for k in
+                 ("ro.product.model", "ro.board.platform", "ro.build.version.release", "ro.product.cpu.abi")}
+        device = {"target": f"adb:{t.serial or 'default'}", "cpu": props["ro.board.platform"],
+                  "model": props["ro.product.model"], "os": f"Android {props['ro.build.version.release']}",
+                  "arch": props["ro.product.cpu.abi"], "runtime": "benchmark_model",
+                  "delegate": "gpu" if t.use_gpu else "nnapi" if t.use_nnapi else "cpu"}
+        results = []
+        for i, model in enumerate(models):
+            remote = f"{work}/{i}.tflite"
+            _adb(t, "push", str(model.resolve()), remote)
+            for n in threads:
+                flags = [f"--graph={remote}", f"--num_runs={options.runs}", f"--warmup_runs={options.warmup}",
+                         f"--min_secs={options.min_seconds}"]
+                flags += [f"--num_threads={n}"] if n else []
+                flags += ["--use_gpu=true"] if t.use_gpu else []
+                flags += ["--use_nnapi=true"] if t.use_nnapi else []
+                parsed = parse_benchmark_output(_shell(t, binary, *flags))
+                results.append({"model": model.name, "runtime": f"benchmark_model ({device['delegate']})", "threads": n,
+                                "size_bytes": model.stat().st_size, **parsed, "device": device})
+        return results
+    finally:
+        try:
+            _shell(t, "rm", "-rf", work, timeout=60)
+        except EdgetlError:
+            pass  # the phone went away; nothing more can be cleaned

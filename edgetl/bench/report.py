@@ -54,17 +54,21 @@ def plot(results: list[dict], path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from edgetl.metrics import PLAIN_TEXT, save_figure
+    from edgetl.text import clean
+
     labels, data = [], []
     for r in results:
         samples = r.get("samples_ms") or [v for v in (r.get("min_ms"), r.get("mean_ms")) if v is not None]
-        labels.append(f"{r['model']}\n{r.get('threads') or 'default'} thr, {r.get('device', {}).get('target', 'local')}")
+        labels.append(f"{clean(r['model'])}\n{r.get('threads') or 'default'} thr, {r.get('device', {}).get('target', 'local')}")
         data.append(samples)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(data)), 4.5))
-    ax.boxplot(data, showfliers=False)
-    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8, rotation=20, ha="right")
-    ax.set_ylabel("latency (ms)")
-    ax.set_title("edgetl bench: steady-state latency per inference")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with plt.rc_context(PLAIN_TEXT):  # model names are plain text, never maths
+        fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(data)), 4.5))
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8, rotation=20, ha="right")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title("edgetl bench: steady-state latency per inference")
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        save_figure(fig, path)
     plt.close(fig)

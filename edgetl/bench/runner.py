@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
 
 from edgetl.bench.device import device_facts
 from edgetl.bench.harness import BenchOptions, bench_model
@@ -24,6 +27,38 @@ def run(models: list[str], threads: list[int | None], options: BenchOptions) -> 
     return out
 
 
+def _end(message: str | None) -> None:
+    """Stop this runner and anything it started (its own process group), from any thread."""
+    if message:
+        print(json.dumps({"error": message}), flush=True)
+    try:
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+    finally:
+        os._exit(3)
+
+
+def guard(deadline: float | None, stop_on_stdin_eof: bool) -> None:
+    """Make this runner end by itself when a remote benchmark is abandoned: after ``deadline``
+    seconds, and when standard input closes (the SSH connection that started it is gone).
+    The runner leads its own process group, so ending it ends all of it."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:  # already a group leader
+        pass
+    if deadline:
+        timer = threading.Timer(deadline, _end, [f"the benchmark took longer than {deadline:.0f} s (--timeout)"])
+        timer.daemon = True
+        timer.start()
+    if stop_on_stdin_eof:
+        def watch() -> None:
+            # The raw descriptor, not sys.stdin: a daemon thread blocked inside a buffered reader
+            # aborts the interpreter at exit.
+            while os.read(0, 4096):
+                pass
+            _end(None)
+        threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line of the runner (the same options as `edgetl bench` on the device)."""
     p = argparse.ArgumentParser(prog="edgetl-bench-runner")
@@ -33,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--min-seconds", type=float, default=5.0)
     p.add_argument("--e2e", default=None)
+    p.add_argument("--deadline", type=float, default=None, help="Stop after this many seconds.")
+    p.add_argument("--stop-on-stdin-eof", action="store_true", help="Stop when standard input closes.")
     a = p.parse_args(argv)
+    guard(a.deadline, a.stop_on_stdin_eof)
     threads = [int(t) for t in a.threads.split(",") if t] or [None]
     try:
         results = run(a.models, threads, BenchOptions(runs=a.runs, warmup=a.warmup, min_seconds=a.min_seconds,

@@ -1,18 +1,40 @@
 """Benchmark on Linux boards over SSH (a Raspberry Pi, a Jetson, any host `ssh NAME` reaches).
 
-Host names go through OpenSSH, so aliases in ~/.ssh/config (HostName, Port, User, IdentityFile) work."""
+Host names go through OpenSSH, so aliases in ~/.ssh/config (HostName, Port, User, IdentityFile) and
+the user's host-key checking apply; edgetl adds only BatchMode (never a password prompt) and
+timeouts, and never overrides host-key checking.
+
+What crosses to the device's shell: every remote command is a list of words joined with
+``shlex.join``, so each word, including anything a user or a file supplied, reaches the remote
+shell quoted. Model files are copied under fixed names (``0.tflite``, ``1.onnx``); their local
+names are used only for labelling results. The remote runner watches its standard input and its
+own deadline, so it ends with the connection (done, error, timeout, Ctrl-C), and its folder is
+removed on every path."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgetl.bench import zipapp
 from edgetl.bench.harness import BenchOptions
 from edgetl.errors import EdgetlError
+from edgetl.image import IMAGE_EXTENSIONS
+from edgetl.text import has_control
+
+MODEL_SUFFIXES = (".tflite", ".onnx")
+DEFAULT_TIMEOUT = 900.0
+_REMOTE_DIR = re.compile(r"/[A-Za-z0-9._/-]+")
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+CLEANUP_S = 60.0
+"""How long Ctrl-C waits for each device to remove its benchmark folder."""
 
 
 @dataclass
@@ -23,22 +45,46 @@ class SshTarget:
     remote_python: str = "python3"
     ssh_config: str | None = None
     connect_timeout: int = 10
-    timeout: float = 900.0
+    timeout: float = DEFAULT_TIMEOUT
+    """Seconds the whole remote benchmark may take; the runner stops itself after this too."""
+
+    def __post_init__(self) -> None:
+        check_host(self.host)
 
 
-def _ssh(t: SshTarget, command: str, stdin: bytes | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+def check_host(host: str) -> str:
+    """``host`` if it can only be read as a host name or alias: never as an ssh option
+    (``-oProxyCommand=...``), never with spaces or control characters."""
+    if not host or host.startswith("-") or any(ch.isspace() for ch in host) or has_control(host):
+        raise EdgetlError(f"{host!r} is not a host name", fix="give --host NAME, user@NAME or an alias from ~/.ssh/config")
+    return host
+
+
+def _base_args(t: SshTarget) -> list[str]:
     args = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={t.connect_timeout}", "-o", "ServerAliveInterval=15"]
     if t.ssh_config:
         args += ["-F", t.ssh_config]
+    return args + ["--", t.host]  # "--": nothing after it is read as an option by ssh
+
+
+def remote_command(*words: str) -> str:
+    """One remote shell command from words, each quoted: what ssh sends to the device's shell."""
+    return shlex.join(words)
+
+
+def ssh(t: SshTarget, command: str, stdin: bytes | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run ``command`` (built with :func:`remote_command`) on the device and wait for it."""
     try:
-        return subprocess.run(args + [t.host, command], input=stdin, capture_output=True, timeout=timeout or t.timeout)
+        return subprocess.run(_base_args(t) + [command], input=stdin, capture_output=True, timeout=timeout or t.timeout)
     except subprocess.TimeoutExpired:
-        raise EdgetlError(f"{t.host}: no answer within {timeout or t.timeout:.0f} s", fix="check the device is up") from None
+        raise EdgetlError(f"{t.host}: no answer within {timeout or t.timeout:.0f} s",
+                          fix="check the device is up, or give a longer --timeout") from None
     except FileNotFoundError:
         raise EdgetlError("the ssh client is not installed", fix="install OpenSSH (apt-get install openssh-client)") from None
 
 
-def _check(t: SshTarget, proc: subprocess.CompletedProcess, what: str) -> None:
+def check(t: SshTarget, proc: subprocess.CompletedProcess, what: str) -> None:
+    """Raise one clear error when a remote step failed (exit 255 is ssh's own: no connection)."""
     if proc.returncode == 0:
         return
     lines = proc.stderr.decode(errors="replace").strip().splitlines()
@@ -49,43 +95,112 @@ def _check(t: SshTarget, proc: subprocess.CompletedProcess, what: str) -> None:
     raise EdgetlError(f"{t.host}: {what} failed ({last})")
 
 
+def make_remote_dir(t: SshTarget) -> str:
+    """A new private folder on the device; its path is checked before anything uses it."""
+    proc = ssh(t, remote_command("mktemp", "-d"), timeout=t.connect_timeout + 20)
+    check(t, proc, "creating a folder")
+    remote = proc.stdout.decode(errors="replace").strip()
+    if not _REMOTE_DIR.fullmatch(remote) or ".." in remote.split("/"):
+        raise EdgetlError(f"{t.host}: mktemp printed {remote[:80]!r}, not one absolute path",
+                          fix="check that `ssh HOST mktemp -d` prints a folder (a login script printing text breaks it)")
+    return remote
+
+
+def copy_file(t: SshTarget, data: bytes, remote_path: str, label: str) -> None:
+    """Write ``data`` to ``remote_path`` on the device (the path travels as a quoted argument)."""
+    check(t, ssh(t, remote_command("sh", "-c", 'cat > "$1"', "sh", remote_path), stdin=data), f"copying {label}")
+
+
+def remove_remote_dir(t: SshTarget, remote: str) -> None:
+    """Best effort: remove the run's folder (never raises: it runs on error paths too)."""
+    try:
+        ssh(t, remote_command("rm", "-rf", "--", remote), timeout=t.connect_timeout + 20)
+    except EdgetlError:
+        pass
+
+
+def runner_command(t: SshTarget, remote: str) -> list[str]:
+    """The words that start the benchmark runner there: edgetl's when installed, else the zipapp."""
+    probe = ssh(t, remote_command(t.remote_python, "-c", "import edgetl.bench.runner"), timeout=120)
+    if probe.returncode == 255:
+        check(t, probe, "checking for edgetl")
+    if probe.returncode == 0:
+        return [t.remote_python, "-m", "edgetl.bench.runner"]
+    copy_file(t, zipapp.build().read_bytes(), f"{remote}/runner.pyz", "the runner")
+    return [t.remote_python, f"{remote}/runner.pyz"]
+
+
+def run_watched(t: SshTarget, words: list[str]) -> subprocess.CompletedProcess:
+    """Run a runner command that ends itself when its standard input closes. This process holds
+    the write end of that pipe until the command is done, and lets go of it (by ending the ssh
+    client) on timeout and on Ctrl-C, so the runner on the device stops too."""
+    keep_open, write_end = os.pipe()
+    try:
+        proc = subprocess.Popen(_base_args(t) + [remote_command(*words)], stdin=keep_open,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    finally:
+        os.close(keep_open)
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+    try:
+        out, err = proc.communicate(timeout=t.timeout + t.connect_timeout + 30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise EdgetlError(f"{t.host}: the benchmark did not finish within {t.timeout:.0f} s; it was stopped",
+                          fix="give a longer --timeout, or fewer models and thread counts") from None
+    except BaseException:  # Ctrl-C: end the connection so the runner stops, then let it propagate
+        proc.kill()
+        proc.communicate()
+        raise
+    finally:
+        os.close(write_end)
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _end_live_runs() -> None:
+    """Kill every benchmark connection still open: their runners see the end of their input and stop."""
+    with _LIVE_LOCK:
+        for proc in _LIVE:
+            proc.kill()
+
+
+def _remote_name(i: int, path: Path) -> str:
+    suffix = path.suffix.lower()
+    return f"{i}{suffix if suffix in MODEL_SUFFIXES or suffix in IMAGE_EXTENSIONS else '.bin'}"
+
+
 def bench_host(t: SshTarget, models: list[Path], threads: list[int | None], options: BenchOptions) -> list[dict]:
     """Copy the models (and the runner when edgetl is not installed there), run the harness on the
     device and return its results, marked with the host."""
-    proc = _ssh(t, "mktemp -d", timeout=t.connect_timeout + 20)
-    _check(t, proc, "creating a folder")
-    remote = proc.stdout.decode().strip()
+    remote = make_remote_dir(t)
     try:
         files = list(models) + ([Path(options.e2e_image)] if options.e2e_image else [])
-        names = []
+        paths = []
         for i, f in enumerate(files):
-            name = f"{i}_{f.name}"
-            _check(t, _ssh(t, f"cat > {remote}/{name}", stdin=f.read_bytes()), f"copying {f.name}")
-            names.append(name)
-        py = shlex.quote(t.remote_python)
-        has_edgetl = _ssh(t, f"{py} -c 'import edgetl.bench.runner'", timeout=120).returncode == 0
-        if has_edgetl:
-            runner = f"{py} -m edgetl.bench.runner"
-        else:
-            _check(t, _ssh(t, f"cat > {remote}/runner.pyz", stdin=zipapp.build().read_bytes()), "copying the runner")
-            runner = f"{py} {remote}/runner.pyz"
-        model_args = " ".join(f"{remote}/{n}" for n in names[: len(models)])
+            paths.append(f"{remote}/{_remote_name(i, f)}")
+            copy_file(t, f.read_bytes(), paths[-1], f.name)
         given = ",".join(str(x) for x in threads if x)
-        opts = (f"--runs {options.runs} --warmup {options.warmup} --min-seconds {options.min_seconds}"
-                + (f" --threads {given}" if given else "") + (f" --e2e {remote}/{names[-1]}" if options.e2e_image else ""))
-        proc = _ssh(t, f"cd {remote} && {runner} {model_args} {opts}")
+        words = runner_command(t, remote) + paths[: len(models)] + [
+            "--runs", str(options.runs), "--warmup", str(options.warmup), "--min-seconds", str(options.min_seconds),
+            "--deadline", str(t.timeout), "--stop-on-stdin-eof"]
+        words += ["--threads", given] if given else []
+        words += ["--e2e", paths[-1]] if options.e2e_image else []
+        proc = run_watched(t, words)
         out = proc.stdout.decode(errors="replace").strip().splitlines()
         try:
             doc = json.loads(out[-1]) if out else None
         except ValueError:
             doc = None
-        if isinstance(doc, dict) and "error" in doc:
+        if isinstance(doc, dict) and isinstance(doc.get("error"), str):
             raise EdgetlError(f"{t.host}: {doc['error']}")
-        _check(t, proc, "the benchmark")
+        check(t, proc, "the benchmark")
         if not isinstance(doc, list):
             raise EdgetlError(f"{t.host}: the runner printed no result", fix=f"check that `{t.remote_python}` runs there")
     finally:
-        _ssh(t, f"rm -rf {remote}", timeout=t.connect_timeout + 20)
+        remove_remote_dir(t, remote)
     for r, model in zip(doc, [m for m in models for _ in threads]):
         r["model"] = model.name
         r["device"]["target"] = f"ssh:{t.host}"
@@ -94,8 +209,18 @@ def bench_host(t: SshTarget, models: list[Path], threads: list[int | None], opti
 
 def bench_hosts(targets: list[SshTarget], models: list[Path], threads: list[int | None], options: BenchOptions) -> list[dict]:
     """Run on every host in parallel; raise one EdgetlError listing each host that failed."""
-    with ThreadPoolExecutor(max(1, len(targets))) as pool:
-        futures = [pool.submit(bench_host, t, models, threads, options) for t in targets]
+    pool = ThreadPoolExecutor(max(1, len(targets)))
+    futures = [pool.submit(bench_host, t, models, threads, options) for t in targets]
+    try:
+        wait(futures)
+    except KeyboardInterrupt:
+        # Ctrl-C: stop the runners, then give each host's thread the time to remove its folder
+        # (a thread abandoned at interpreter exit would leave it behind).
+        _end_live_runs()
+        wait(futures, timeout=CLEANUP_S)
+        raise
+    finally:
+        pool.shutdown(wait=False)
     results, failures = [], []
     for f in futures:
         try:

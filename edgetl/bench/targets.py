@@ -18,23 +18,27 @@ def _local(models: list[Path], threads: list[int | None], options: BenchOptions,
 
 
 def _ssh(models: list[Path], threads: list[int | None], options: BenchOptions, hosts: list[str],
-         remote_python: str = "python3", ssh_config: str | None = None, **_) -> list[dict]:
-    from edgetl.bench.ssh import SshTarget, bench_hosts
+         remote_python: str = "python3", ssh_config: str | None = None, timeout: float | None = None, **_) -> list[dict]:
+    from edgetl.bench.ssh import DEFAULT_TIMEOUT, SshTarget, bench_hosts
 
     if not hosts:
         raise EdgetlError("--device rpi needs --host", fix="give --host user@host or an alias from ~/.ssh/config")
-    targets = [SshTarget(h, remote_python=remote_python, ssh_config=ssh_config) for h in hosts]
+    targets = [SshTarget(h, remote_python=remote_python, ssh_config=ssh_config, timeout=timeout or DEFAULT_TIMEOUT)
+               for h in hosts]
     return bench_hosts(targets, models, threads, options)
 
 
 def _android(models: list[Path], threads: list[int | None], options: BenchOptions, serial: str | None = None,
-             benchmark_binary: str | None = None, use_gpu: bool = False, use_nnapi: bool = False, **_) -> list[dict]:
+             benchmark_binary: str | None = None, use_gpu: bool = False, use_nnapi: bool = False,
+             timeout: float | None = None, **_) -> list[dict]:
     from edgetl.bench.android import REMOTE_DIR, AdbTarget, bench_android
+    from edgetl.bench.ssh import DEFAULT_TIMEOUT
 
     bad = [m for m in models if m.suffix != ".tflite"]
     if bad:
         raise EdgetlError("Android benchmarks run TFLite models only", path=bad[0], fix="give .tflite files")
-    target = AdbTarget(serial, benchmark_binary or f"{REMOTE_DIR}/benchmark_model", use_gpu, use_nnapi)
+    target = AdbTarget(serial, benchmark_binary or f"{REMOTE_DIR}/benchmark_model", use_gpu, use_nnapi,
+                       timeout or DEFAULT_TIMEOUT)
     return bench_android(target, models, threads, options)
 
 
