@@ -1,6 +1,7 @@
 """The `edgetl` command: parse options, call one library function, print the result."""
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -9,8 +10,9 @@ import typer
 from rich.table import Table
 
 from edgetl import __version__
-from edgetl.console import err, out, print_json
+from edgetl.console import err, error_line, out, print_json
 from edgetl.errors import EdgetlError
+from edgetl.text import clean, safe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="edgetl: photos in, a fast verified classifier for the edge out.")
@@ -39,12 +41,18 @@ def data_check(
     val_split: float = typer.Option(0.2, help="Validation fraction when DATA has no train/val folders."),
     seed: int = typer.Option(0, help="Seed of the stratified split."),
     min_side: int = typer.Option(32, help="Warn about images whose shorter side is below this."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1,
+                                             help="Refuse images whose header claims more pixels (default 100,000,000 "
+                                                  "or $EDGETL_MAX_PIXELS): decompression bombs cost nothing."),
     json_out: bool = JSON,
 ) -> None:
     """Audit a photo folder: counts per class and split, every bad file with its reason, imbalance."""
     from edgetl.data.audit import AuditOptions, audit
 
-    result = audit(folder, AuditOptions(val_split=val_split, seed=seed, min_side=min_side))
+    options = AuditOptions(val_split=val_split, seed=seed, min_side=min_side)
+    if max_pixels:
+        options.max_pixels = max_pixels
+    result = audit(folder, options)
     if json_out:
         print_json(result.to_dict())
     else:
@@ -54,13 +62,13 @@ def data_check(
 
 def _print_audit(result) -> None:
     counts = result.counts()
-    table = Table(title=f"{result.root} ({result.layout} layout)")
+    table = Table(title=f"{safe(result.root)} ({result.layout} layout)")
     table.add_column("class")
     for s in result.splits:
         table.add_column(s, justify="right")
     table.add_column("total", justify="right")
     for c, per in counts.items():
-        table.add_row(c, *[str(per[s]) for s in result.splits], str(sum(per.values())))
+        table.add_row(safe(c), *[str(per[s]) for s in result.splits], str(sum(per.values())))
     table.add_row("[bold]all", *[f"[bold]{sum(p[s] for p in counts.values())}" for s in result.splits],
                   f"[bold]{len(result.records)}")
     out.print(table)
@@ -70,11 +78,12 @@ def _print_audit(result) -> None:
                   + "height {min}-{max} (median {median:.0f})".format(**sizes["height"]))
     colour = {"error": "red", "warning": "yellow", "info": "dim"}
     for p in result.problems:
-        out.print(f"[{colour[p.severity]}]{p.severity:7}[/] {p.path}: {p.reason}")
+        out.print(f"[{colour[p.severity]}]{p.severity:7}[/] {safe(p.path)}: {safe(p.reason)}")
     n_err = sum(p.severity == "error" for p in result.problems)
     n_warn = sum(p.severity == "warning" for p in result.problems)
     verdict = "[green]clean[/]" if result.clean else f"[red]{n_err} error(s)[/], [yellow]{n_warn} warning(s)[/]"
-    out.print(f"{len(result.records)} of {result.scanned} files usable, {len(result.classes)} classes: {verdict}")
+    n = len(result.classes)
+    out.print(f"{len(result.records)} of {result.scanned} files usable, {n} class{'' if n == 1 else 'es'}: {verdict}")
 
 
 THREADS = typer.Option(None, "--threads", help="Inference threads (default: the runtime's choice).")
@@ -98,19 +107,26 @@ def predict(
     from edgetl.runtime import load
 
     clf = load(model, threads=threads, labels=labels, provider=provider)
+    warned = False
     for path, top in run_predict(clf, list(images), top_k):
+        if clf.unlabelled_logits and not warned:
+            warned = True
+            err.print(f"[yellow]warning:[/] {safe(model)} has no labels and its outputs are not probabilities: if it is "
+                      "a feature extractor rather than a classifier, these scores mean nothing (give --labels FILE if "
+                      "it is a classifier)", soft_wrap=True)
         if json_out:
-            print(json.dumps({"path": str(path), "top": [{"index": c.index, "label": c.label, "score": c.score}
+            print(json.dumps({"path": clean(path), "top": [{"index": c.index, "label": c.label, "score": c.score}
                                                          for c in top]}), flush=True)
         else:
-            out.print(f"{path}: " + ", ".join(f"{c.label} {c.score:.3f}" for c in top))
+            out.print(f"{clean(path)}: " + ", ".join(f"{clean(c.label)} {c.score:.3f}" for c in top), markup=False)
 
 
 @app.command("eval")
 def eval_cmd(
     model: Path = typer.Argument(..., help="A .tflite, .onnx or .keras model."),
     data: Path = typer.Argument(..., help="A dataset folder (any layout `data check` accepts)."),
-    split: str = typer.Option("auto", help="auto (test, else val; all images of a one-level folder), train, val, test, all."),
+    split: str = typer.Option("auto", help="auto: the held-out images (test/, else val/; for a one-level folder the "
+                                           "seeded split training made); or train, val, test, all."),
     labels: Optional[Path] = LABELS,
     threads: Optional[int] = THREADS,
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the confusion matrix PNG here."),
@@ -127,18 +143,23 @@ def eval_cmd(
         print_json(res.to_dict())
         return
     rep = res.report
-    out.print(f"{res.model} ({res.runtime}) on {data} [{res.split}]: accuracy [bold]{rep.accuracy:.4f}[/] "
-              f"({round(rep.accuracy * rep.count)}/{rep.count}), {res.images_per_s:.1f} images/s")
+    out.print(f"{safe(res.model)} ({safe(res.runtime)}) on {safe(data)}, split {res.split} ({rep.count} images: "
+              f"{safe(res.how)}): accuracy [bold]{rep.accuracy:.4f}[/] ({round(rep.accuracy * rep.count)}/{rep.count}), "
+              f"{res.images_per_s:.1f} images/s")
     table = Table("class", "precision", "recall", "support")
     for c in rep.per_class:
-        table.add_row(c.label, f"{c.precision:.3f}", f"{c.recall:.3f}", str(c.support))
+        table.add_row(safe(c.label), f"{c.precision:.3f}", f"{c.recall:.3f}", str(c.support))
     out.print(table)
-    cm = Table("true \\ predicted", *rep.labels, title="confusion matrix")
+    cm = Table("true \\ predicted", *map(safe, rep.labels), title="confusion matrix")
     for label, row in zip(rep.labels, rep.confusion):
-        cm.add_row(label, *map(str, row))
+        cm.add_row(safe(label), *map(str, row))
     out.print(cm)
+    if res.skipped:
+        out.print(f"[yellow]{len(res.skipped)} file(s) skipped[/] (not counted):")
+        for item in res.skipped:
+            out.print(f"  {safe(item['path'])}: {safe(item['reason'])}")
     if plot:
-        out.print(f"confusion matrix written to {plot}")
+        out.print(f"confusion matrix written to {safe(plot)}")
 
 
 @app.command()
@@ -181,23 +202,33 @@ def train(
     from edgetl.train import load_config
     from edgetl.train.run import train as run_train
 
+    # Every option by name: a new local variable can never become a config key by accident.
+    overrides = {
+        "data": data, "backbone": backbone, "alpha": alpha, "size": size, "weights": weights, "resize": resize,
+        "epochs": epochs, "fine_tune_epochs": fine_tune_epochs, "fine_tune_at": fine_tune_at, "unfreeze": unfreeze,
+        "batch_size": batch_size, "lr": lr, "fine_tune_lr": fine_tune_lr, "dropout": dropout, "augment": augment,
+        "feature_cache": feature_cache, "label_smoothing": label_smoothing, "class_weight": class_weight,
+        "schedule": schedule, "patience": patience, "seed": seed, "val_split": val_split, "strategy": strategy,
+        "mixed_precision": mixed_precision, "cache": cache, "project": project, "name": name, "out": out_dir,
+    }
+    overrides = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items() if v is not None}
     if resume is not None:
-        result = run_train(resume=resume)
+        if config is not None:
+            raise EdgetlError("--resume keeps the run's own config.yaml; --config cannot be combined with it",
+                              fix="leave out --config")
+        result = run_train(resume=resume, **overrides)
     else:
-        overrides = {k: v for k, v in locals().items() if k not in ("config", "resume", "json_out", "load_config", "run_train", "out_dir")}
-        overrides["out"] = out_dir
-        overrides = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}
         result = run_train(load_config(config, overrides))
     if json_out:
         print_json({"run": str(result.path), **result.metrics})
     else:
         m = result.metrics
-        out.print(f"[bold]{result.path}[/]: val accuracy {m['val_accuracy']:.4f} (best epoch {m['best']['epoch']}, "
+        out.print(f"[bold]{safe(result.path)}[/]: val accuracy {m['val_accuracy']:.4f} (best epoch {m['best']['epoch']}, "
                   f"stage {m['best']['stage']}); model.keras, history.png, confusion_matrix.png, metrics.json")
 
 
 def _print_checks(result) -> None:
-    table = Table(title=f"{result.folder} (Keras accuracy {result.keras_accuracy:.4f})")
+    table = Table(title=f"{safe(result.folder)} (Keras accuracy {result.keras_accuracy:.4f})")
     for col in ("", "file", "precision", "size MB", "accuracy", "Δ pts", "agreement", "max Δp", "ms"):
         table.add_column(col, justify="left" if col in ("", "file", "precision") else "right")
     seen = set()
@@ -205,7 +236,7 @@ def _print_checks(result) -> None:
         if c.file in seen:
             continue
         seen.add(c.file)
-        table.add_row("[green]✓[/]" if c.passed else "[red]✗[/]", c.file, c.precision, f"{c.size_bytes / 1e6:.2f}",
+        table.add_row("[green]✓[/]" if c.passed else "[red]✗[/]", safe(c.file), c.precision, f"{c.size_bytes / 1e6:.2f}",
                       f"{c.accuracy:.4f}", f"{-c.drop_points:+.2f}", f"{c.agreement:.1%}", f"{c.max_prob_diff:.2g}",
                       f"{c.latency_ms:.1f}")
     out.print(table)
@@ -213,7 +244,7 @@ def _print_checks(result) -> None:
         if not c.passed:
             hint = ("try --calib-samples 500, or ship the fallback the table shows passing"
                     if c.precision == "int8" else "check the calibration data and the --max-drop gate")
-            out.print(f"[red]✗ {c.file}[/]: {c.note}; kept as rejected/{c.file}; {hint}")
+            out.print(f"[red]✗ {safe(c.file)}[/]: {safe(c.note)}; kept as rejected/{safe(c.file)}; {hint}")
 
 
 @app.command()
@@ -249,7 +280,7 @@ def export(
                     "checks": [c.to_dict() for c in result.checks], "int8_fallback": [a.to_dict() for a in result.attempts]})
     else:
         _print_checks(result)
-        out.print(f"artifacts, labels.txt, manifest.json, report.md in {result.folder}")
+        out.print(f"artifacts, labels.txt, manifest.json, report.md in {safe(result.folder)}")
     raise typer.Exit(0 if result.ok else 1)
 
 
@@ -289,6 +320,8 @@ def bench(
     benchmark_binary: Optional[str] = typer.Option(None, help="benchmark_model: a local file (pushed) or a path on the phone."),
     use_gpu: bool = typer.Option(False, "--use-gpu", help="Android: GPU delegate."),
     use_nnapi: bool = typer.Option(False, "--use-nnapi", help="Android: NNAPI delegate."),
+    timeout: float = typer.Option(900.0, "--timeout", min=1,
+                                  help="Seconds a device benchmark may take before it is stopped (SSH, adb)."),
     csv_file: Optional[Path] = typer.Option(None, "--csv", help="Write the comparison as CSV."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a latency box plot PNG."),
     json_out: bool = JSON,
@@ -305,7 +338,7 @@ def bench(
     opts = BenchOptions(runs=runs, warmup=warmup, min_seconds=min_seconds, e2e_image=str(e2e) if e2e else None)
     results = run_bench(models, thread_list, device=device, hosts=host, options=opts, remote_python=remote_python,
                         ssh_config=str(ssh_config) if ssh_config else None, serial=serial,
-                        benchmark_binary=benchmark_binary, use_gpu=use_gpu, use_nnapi=use_nnapi)
+                        benchmark_binary=benchmark_binary, use_gpu=use_gpu, use_nnapi=use_nnapi, timeout=timeout)
     if csv_file:
         write_csv(results, csv_file)
     if plot:
@@ -318,16 +351,17 @@ def bench(
         table.add_column(col, justify="left" if col in ("model", "format", "precision", "target") else "right")
     for row in rows(results):
         fmt = lambda v, f: "—" if v is None else format(v, f)  # noqa: E731
-        table.add_row(row["model"], row["format"], row["precision"], f"{row['size_mb']:.2f}", fmt(row["accuracy"], ".4f"),
+        table.add_row(safe(row["model"]), row["format"], row["precision"], f"{row['size_mb']:.2f}", fmt(row["accuracy"], ".4f"),
                       row["target"], str(row["threads"] or "default"), fmt(row["init_ms"], ".0f"), fmt(row["p50_ms"], ".2f"),
                       fmt(row["p90_ms"], ".2f"), fmt(row["fps"], ".1f"))
     out.print(table)
     dev = results[0].get("device", {}) if results else {}
     out.print(f"device: {dev.get('cpu')} ({dev.get('arch')}, {dev.get('cores')} cores), {dev.get('os')}, "
-              f"governor {dev.get('governor')}, throttled {dev.get('throttled')}; runtime {results[0]['runtime'] if results else ''}")
+              f"governor {dev.get('governor')}, throttled {dev.get('throttled')}; runtime {results[0]['runtime'] if results else ''}",
+              markup=False)
     for r in results:
         if r.get("e2e"):
-            out.print(f"{r['model']} ({r['threads'] or 'default'} thr) end to end: preprocess "
+            out.print(f"{safe(r['model'])} ({r['threads'] or 'default'} thr) end to end: preprocess "
                       f"{r['e2e']['preprocess_ms']:.2f} ms, with inference {r['e2e']['total_ms']:.2f} ms (p50s, in sequence)")
     overheads = [r["harness_overhead_pct"] for r in results if r.get("harness_overhead_pct") is not None]
     if overheads:
@@ -370,8 +404,8 @@ def live(
         if json_out:
             print(json.dumps(r.to_dict()), flush=True)
         elif not show:
-            out.print(f"frame {r.index}: {r.label} " + ", ".join(f"{n} {s:.2f}" for n, s in r.top)
-                      + f" ({r.latency_ms['total']:.1f} ms)")
+            out.print(f"frame {r.index}: {clean(r.label)} " + ", ".join(f"{clean(n)} {s:.2f}" for n, s in r.top)
+                      + f" ({r.latency_ms['total']:.1f} ms)", markup=False)
 
     summary = run(model, source, LiveOptions(top_k=top_k, smooth=smooth, threshold=threshold, realtime=realtime,
                                              max_frames=max_frames, duration=duration, reconnect=reconnect),
@@ -383,7 +417,7 @@ def live(
     else:
         out.print(f"{s['frames']} frames in {s['seconds']:.1f} s: {s['fps']:.1f} FPS, p50 {s['p50_ms']:.1f} ms, "
                   f"p90 {s['p90_ms']:.1f} ms, {s['dropped']} dropped, {s['skipped']} unreadable ({s['ended']})"
-                  + (f"; video written to {record}" if record else ""))
+                  + (f"; video written to {safe(record)}" if record else ""))
     raise typer.Exit(1 if s["ended"] == "source lost" else 0)
 
 
@@ -449,16 +483,26 @@ def demo(
               f"artifacts: {s['run']}/export (labels.txt, manifest.json, report.md)\ntook {s['minutes']:.1f} min")
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning EdgetlError into one line and exit code 2 (1 for gates)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    for stream in (sys.stdout, sys.stderr):  # file names need not be UTF-8: never die printing one
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    # systemd and `kill` stop a program with SIGTERM: end like Ctrl-C (live prints its summary,
+    # training stays resumable), not mid-write.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app(args=args, prog_name="edgetl")  # typer handles usage errors (exit 2) and typer.Exit
     except EdgetlError as e:
         if debug:
             raise
-        err.print(f"[red]error:[/] {e}", soft_wrap=True)
+        error_line(str(e))
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -466,5 +510,5 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # a bug or an unexpected environment: still one line unless --debug
         if debug:
             raise
-        err.print(f"[red]error:[/] {type(e).__name__}: {e} (run with --debug for the traceback)", soft_wrap=True)
+        error_line(f"{type(e).__name__}: {e} (run with --debug for the traceback)")
         sys.exit(1)

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgetl._callable import make_callable
 from edgetl.console import track
-from edgetl.data.audit import Audit, audit
+from edgetl.data.audit import Audit, AuditOptions, audit
 from edgetl.data.cache import decode_all
-from edgetl.data.formats import IMAGE_EXTENSIONS
+from edgetl.image import IMAGE_EXTENSIONS
 from edgetl.errors import EdgetlError
 from edgetl.metrics import Report, report
 from edgetl.runtime import Category, Classifier, load
@@ -52,17 +52,21 @@ class EvalResult:
     """Throughput of preprocessing-free inference (prepared inputs, one at a time)."""
     predictions: np.ndarray
     probabilities: np.ndarray
+    skipped: list[dict] = field(default_factory=list)
+    """Files of the dataset that could not be used, each with its reason (``path``, ``reason``)."""
+    how: str = ""
+    """How the split was chosen, in words (for a one-level folder: the seeded split training used)."""
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return {"model": self.model, "runtime": self.runtime, "split": self.split,
-                "images_per_s": self.images_per_s} | self.report.to_dict()
+        return {"model": self.model, "runtime": self.runtime, "split": self.split, "split_how": self.how,
+                "images_per_s": self.images_per_s, "skipped": self.skipped} | self.report.to_dict()
 
 
 def pick_split(result: Audit, split: str) -> tuple[str, list]:
-    """The records to evaluate: ``auto`` is test, else val for train/val folders, and every image
-    for a one-level folder."""
-    if split == "all" or (split == "auto" and result.layout == "folders"):
+    """The records to evaluate: ``auto`` is the held-out split, test if there is one, else val
+    (for a one-level folder, the same seeded split training makes); ``all`` is every image."""
+    if split == "all":
         return "all", result.records
     if split == "auto":
         split = "test" if "test" in result.splits else "val"
@@ -92,8 +96,14 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     """Accuracy, per-class precision/recall and the confusion matrix of a model over a dataset
     folder of any layout the audit accepts. Dataset classes are matched to model labels by name."""
     clf = model if isinstance(model, Classifier) else load(model, threads=threads, labels=labels)
-    result = audit(data)
+    split_settings = clf.manifest.get("split") if isinstance(clf.manifest.get("split"), dict) else {}
+    options = AuditOptions(**{k: v for k, v in split_settings.items() if k in ("val_split", "seed")
+                              and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    result = audit(data, options)
     name, records = pick_split(result, split)
+    how = (f"the split training makes of a one-level folder (seed {options.seed}, {options.val_split:.0%} held out)"
+           if result.layout == "folders" and name != "all" else f"the folder's {name}/ images" if name != "all"
+           else "every image, training images included")
     missing = [c for c in result.classes if c not in clf.labels]
     if missing:
         raise EdgetlError(f"dataset classes {missing} are not among the model's labels {clf.labels[:10]}",
@@ -103,7 +113,9 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     probs, rate = run_on_pixels(clf, pixels)
     y_true = np.array([index[r.label] for r in records])
     y_pred = probs.argmax(axis=1)
-    return EvalResult(str(clf.path), clf.runtime, name, report(y_true, y_pred, clf.labels), rate, y_pred, probs)
+    skipped = [{"path": p.path, "reason": p.reason} for p in result.skipped]
+    return EvalResult(str(clf.path), clf.runtime, name, report(y_true, y_pred, clf.labels), rate, y_pred, probs,
+                      skipped, how)
 
 
 make_callable(__name__, evaluate)

@@ -1,9 +1,13 @@
 """Classification metrics with numpy only (used by train, verify and eval alike)."""
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
+
+from edgetl.text import clean
 
 
 @dataclass
@@ -59,16 +63,30 @@ def plot_confusion(rep: Report, path: str, title: str = "Confusion matrix") -> N
 
     cm = np.array(rep.confusion)
     n = len(rep.labels)
-    fig, ax = plt.subplots(figsize=(2 + 0.6 * n, 1.6 + 0.6 * n))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(n), rep.labels, rotation=45, ha="right")
-    ax.set_yticks(range(n), rep.labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{title} (accuracy {rep.accuracy:.3f})")
-    for i in range(n):
-        for j in range(n):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    labels = [clean(label) for label in rep.labels]
+    with plt.rc_context(PLAIN_TEXT):  # class names are plain text: "$x$" is not maths, "_" not a subscript
+        fig, ax = plt.subplots(figsize=(2 + 0.6 * n, 1.6 + 0.6 * n))
+        ax.imshow(cm, cmap="Blues")
+        ax.set_xticks(range(n), labels, rotation=45, ha="right")
+        ax.set_yticks(range(n), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{clean(title)} (accuracy {rep.accuracy:.3f})")
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
+        fig.tight_layout()
+        save_figure(fig, path)
     plt.close(fig)
+
+
+PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+"""matplotlib settings under which every string is drawn as it is."""
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Save a matplotlib figure as PNG under a temporary name, then rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.console import track
-from edgetl.runtime.preprocess import load
+from edgetl.errors import EdgetlError
+from edgetl.image import DecodeError, load
 
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"
 
 
 def cache_dir() -> Path:
@@ -23,12 +24,34 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EDGETL_CACHE", Path.home() / ".cache" / "edgetl")) / "images"
 
 
-def _key(paths: list[str], height: int, width: int, method: str) -> str:
+def file_sha256(path: str) -> str:
+    """sha256 of a file's content, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _key(hashes: list[str], height: int, width: int, method: str) -> str:
+    """Keyed on what the files contain, not on their names or times: a file rewritten with the
+    same size and mtime (cp -p, rsync -t, tar x) gets a new key."""
     h = hashlib.sha256(f"{_CACHE_VERSION}|{height}|{width}|{method}".encode())
-    for p in paths:
-        st = os.stat(p)
-        h.update(f"|{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    for digest in hashes:
+        h.update(f"|{digest}".encode())
     return h.hexdigest()[:32]
+
+
+def _cached(file: Path, n: int, height: int, width: int) -> np.ndarray | None:
+    """The cached array when it is what this key promises, else None (and the file removed)."""
+    try:
+        images = np.load(file, allow_pickle=False)
+    except (OSError, ValueError):
+        images = None
+    if images is not None and images.dtype == np.uint8 and images.shape == (n, height, width, 3):
+        return images
+    file.unlink(missing_ok=True)
+    return None
 
 
 def decode_all(paths: list[str], height: int, width: int, method: str = "resize",
@@ -38,7 +61,11 @@ def decode_all(paths: list[str], height: int, width: int, method: str = "resize"
     out = np.empty((len(paths), height, width, 3), np.uint8)
 
     def work(i: int) -> None:
-        out[i] = load(paths[i], height, width, method)
+        try:
+            out[i] = load(paths[i], height, width, method)
+        except DecodeError as e:  # the file changed since the audit, or was never checked
+            raise EdgetlError(f"cannot decode this image ({e})", path=paths[i],
+                              fix="run `edgetl data check` on the folder and fix or remove the file") from None
 
     with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
         for _ in track(pool.map(work, range(len(paths))), f"Decoding {len(paths)} images", total=len(paths)):
@@ -47,17 +74,18 @@ def decode_all(paths: list[str], height: int, width: int, method: str = "resize"
 
 
 def load_images(paths: list[str], height: int, width: int, method: str = "resize",
-                use_cache: bool = True) -> np.ndarray:
-    """The images at ``paths`` as (N, H, W, 3) uint8, from the disk cache when the same files
-    (path, size, mtime) were decoded at the same size before."""
+                use_cache: bool = True, hashes: list[str] | None = None) -> np.ndarray:
+    """The images at ``paths`` as (N, H, W, 3) uint8, from the disk cache when files of the same
+    content (``hashes``, the audit's sha256 of each file; computed when not given) were decoded at
+    the same size before."""
     if not use_cache:
         return decode_all(paths, height, width, method)
-    file = cache_dir() / f"{_key(paths, height, width, method)}.npy"
+    hashes = hashes if hashes is not None else [file_sha256(p) for p in paths]
+    file = cache_dir() / f"{_key(hashes, height, width, method)}.npy"
     if file.exists():
-        try:
-            return np.load(file)
-        except (OSError, ValueError):
-            file.unlink(missing_ok=True)
+        images = _cached(file, len(paths), height, width)
+        if images is not None:
+            return images
     images = decode_all(paths, height, width, method)
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(f".tmp{os.getpid()}.npy")

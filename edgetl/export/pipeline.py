@@ -17,15 +17,15 @@ import numpy as np
 from edgetl.console import err, quiet_stdout
 from edgetl.data.audit import Audit
 from edgetl.data.cache import load_images
+from edgetl import runs
 from edgetl.errors import EdgetlError
 from edgetl.export import metadata, tflite
 from edgetl.export.bias_correction import BiasCorrection
 from edgetl.export import onnx as onnx_export
 from edgetl.export.verify import Check, Gates, Reference, reference, verify
 from edgetl.runtime.classifier import MANIFEST
-from edgetl.runtime.labels import write_labels
+from edgetl.runtime.labels import check_label_list, write_labels
 from edgetl.runtime.spec import PixelSpec
-from edgetl.train.run_dir import latest_run
 
 
 class StepFailed(EdgetlError):
@@ -137,13 +137,21 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
         raise EdgetlError(f"unknown format(s) {unknown}", fix=f"choose from {', '.join(FORMATS)}")
     if opts.io not in tflite.IO_TYPES:
         raise EdgetlError(f"--io {opts.io} is not one of {', '.join(tflite.IO_TYPES)}")
-    run_path = Path(run) if run is not None else latest_run()
+    run_path = Path(run) if run is not None else runs.latest_run()
+    if not run_path.is_dir():
+        raise EdgetlError("no such run folder", path=run_path,
+                          fix="give a finished run folder from `edgetl train` (runs/expN)")
     model_file = run_path / "model.keras"
     if not model_file.is_file():
-        raise EdgetlError("no model.keras in this folder", path=run_path,
+        raise EdgetlError("no model.keras in this folder: not a finished run", path=run_path,
                           fix="give a finished run folder from `edgetl train` (runs/expN)")
-    manifest = json.loads((run_path / MANIFEST).read_text())
-    labels, pixels = manifest["labels"], PixelSpec.from_dict(manifest["input"])
+    try:
+        manifest = json.loads((run_path / MANIFEST).read_text(encoding="utf-8"))
+        labels = check_label_list(manifest["labels"], run_path / MANIFEST, "labels")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise EdgetlError(f"the run's manifest cannot be read ({type(e).__name__}: {e})", path=run_path / MANIFEST,
+                          fix="train the run again") from None
+    pixels = PixelSpec.from_dict(manifest.get("input"), run_path / MANIFEST)
     result_audit = Audit.load_file(run_path / "audit.json")
     if opts.calib_samples < 100 and any(FORMATS[f].needs_calibration for f in opts.formats):
         err.print(f"[yellow]warning:[/] --calib-samples {opts.calib_samples} is under 100: int8 ranges may be poor")
@@ -158,100 +166,103 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     t = time.perf_counter()
     model = keras.saving.load_model(str(model_file), compile=False)
     calib_records = _stratified(result_audit.split("train"), opts.calib_samples)
-    calib = load_images([r.path for r in calib_records], pixels.height, pixels.width, pixels.resize)
+    calib = load_images([r.path for r in calib_records], pixels.height, pixels.width, pixels.resize,
+                        hashes=[r.sha256 for r in calib_records])
     pixels_val, ref = _held_out_reference(run_path, result_audit, pixels)
     seconds["load_and_reference"] = time.perf_counter() - t
     err.print(f"Keras reference: accuracy {ref.accuracy:.4f} on {len(ref.labels)} held-out images; "
               f"calibrating on {len(calib)} training images")
 
-    work = run_path / ".export.incomplete"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
-    write_labels(work / "labels.txt", labels)
-    checks: list[Check] = []
-    attempts: list[Check] = []
-    fmt_names = [f for f in FORMATS if f in opts.formats or f == "fp32"]
-
-    def make(name: str, fmt: Format, build: Callable[[], None]) -> Check:
-        t0 = time.perf_counter()
+    with runs.locked(run_path, "an export"):
+        runs.remove_stale_work(run_path, "export")
+        work = runs.work_folder(run_path, "export")
         try:
-            with quiet_stdout():
-                build()
-        except EdgetlError:
+            write_labels(work / "labels.txt", labels)
+            checks: list[Check] = []
+            attempts: list[Check] = []
+            fmt_names = [f for f in FORMATS if f in opts.formats or f == "fp32"]
+
+            def make(name: str, fmt: Format, build: Callable[[], None]) -> Check:
+                t0 = time.perf_counter()
+                try:
+                    with quiet_stdout():
+                        build()
+                except EdgetlError:
+                    raise
+                except Exception as e:
+                    raise StepFailed(f"{name} conversion failed: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]}",
+                                     path=run_path, fix="run with --debug for details; other formats can still be exported "
+                                                        "by leaving this one out") from e
+                seconds[f"convert_{name}"] = time.perf_counter() - t0
+                check = verify(work / fmt.file, ref, pixels_val, opts.gates, fmt.kind, fmt.precision, opts.threads)
+                mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
+                err.print(f"{mark} {fmt.file}: accuracy {check.accuracy:.4f} ({-check.drop_points:+.2f} pts), agreement "
+                          f"{check.agreement:.1%}, max prob diff {check.max_prob_diff:.2g}, {check.size_bytes / 1e6:.2f} MB, "
+                          f"{check.latency_ms:.1f} ms{'' if check.passed else ' — ' + check.note}")
+                return check
+
+            def tflite_builder(fn: Callable[[], bytes], fmt: Format, name: str) -> Callable[[], None]:
+                def build() -> None:
+                    data = metadata.embed_tflite(fn(), f"{manifest.get('backbone', 'model')} {name}", labels, pixels)
+                    _write(work / fmt.file, data)
+                return build
+
+            corrections: list[BiasCorrection] = []
+
+            def int8_corrected() -> bytes:
+                data, correction = tflite.int8(model, calib, opts.io, opts.bias_correction)
+                if correction:
+                    corrections.append(correction)
+                    err.print(f"int8 bias correction of {correction.layers} depthwise layers: mean output difference from "
+                              f"float on held-back calibration images {correction.error_before:.4f} -> "
+                              f"{correction.error_after:.4f} ({'kept' if correction.kept else 'not kept'})")
+                return data
+
+            builders: dict[str, Callable[[], None]] = {
+                "fp32": tflite_builder(lambda: tflite.fp32(model), FORMATS["fp32"], "fp32"),
+                "fp16": tflite_builder(lambda: tflite.fp16(model), FORMATS["fp16"], "fp16"),
+                "dynamic": tflite_builder(lambda: tflite.dynamic(model), FORMATS["dynamic"], "dynamic"),
+                "int8": tflite_builder(lambda: int8_corrected(), FORMATS["int8"], "int8"),
+                "int8_mixed": tflite_builder(lambda: tflite.int8_selective(model, calib, opts.io)[0], _MIXED, "int8 mixed"),
+                "onnx": lambda: _onnx_fp32(model, work, labels, pixels, opts.opset),
+                "onnx_int8": lambda: _onnx_int8(model, work, labels, pixels, opts.opset, calib),
+            }
+            for name in fmt_names:
+                check = make(name, FORMATS[name], builders[name])
+                checks.append(check)
+                if name == "int8" and not check.passed:
+                    for rung in INT8_LADDER:
+                        fmt = _MIXED if rung == "int8_mixed" else FORMATS[rung]
+                        existing = next((c for c in checks if c.file == fmt.file), None)
+                        attempt = existing or make(rung, fmt, builders[rung])
+                        attempts.append(attempt)
+                        if attempt.passed:
+                            err.print(f"int8 missed its gate; {fmt.file} passes and is the one to ship")
+                            break
+            kept = {c.file for c in checks} | {a.file for a in attempts if a.passed}
+            rejected = [c for c in checks + attempts if not c.passed]
+            if rejected:
+                (work / "rejected").mkdir()
+                for c in rejected:
+                    if (work / c.file).exists():
+                        os.replace(work / c.file, work / "rejected" / c.file)
+            for f in work.iterdir():
+                if f.is_file() and f.suffix in (".tflite", ".onnx") and f.name not in kept:
+                    f.unlink()
+            _write_reports(work, run_path, manifest, labels, pixels, checks, attempts, ref, seconds, corrections)
+            final = run_path / "export"
+            runs.swap_in(work, final)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)  # a failed or interrupted export leaves nothing
             raise
-        except Exception as e:
-            shutil.rmtree(work, ignore_errors=True)
-            raise StepFailed(f"{name} conversion failed: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]}",
-                             path=run_path, fix="run with --debug for details; other formats can still be exported "
-                                                "by leaving this one out") from e
-        seconds[f"convert_{name}"] = time.perf_counter() - t0
-        check = verify(work / fmt.file, ref, pixels_val, opts.gates, fmt.kind, fmt.precision, opts.threads)
-        mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
-        err.print(f"{mark} {fmt.file}: accuracy {check.accuracy:.4f} ({-check.drop_points:+.2f} pts), agreement "
-                  f"{check.agreement:.1%}, max prob diff {check.max_prob_diff:.2g}, {check.size_bytes / 1e6:.2f} MB, "
-                  f"{check.latency_ms:.1f} ms{'' if check.passed else ' — ' + check.note}")
-        return check
-
-    def tflite_builder(fn: Callable[[], bytes], fmt: Format, name: str) -> Callable[[], None]:
-        def build() -> None:
-            data = metadata.embed_tflite(fn(), f"{manifest.get('backbone', 'model')} {name}", labels, pixels)
-            _write(work / fmt.file, data)
-        return build
-
-    corrections: list[BiasCorrection] = []
-
-    def int8_corrected() -> bytes:
-        data, correction = tflite.int8(model, calib, opts.io, opts.bias_correction)
-        if correction:
-            corrections.append(correction)
-            err.print(f"int8 bias correction of {correction.layers} depthwise layers: mean output difference from "
-                      f"float on held-back calibration images {correction.error_before:.4f} -> "
-                      f"{correction.error_after:.4f} ({'kept' if correction.kept else 'not kept'})")
-        return data
-
-    builders: dict[str, Callable[[], None]] = {
-        "fp32": tflite_builder(lambda: tflite.fp32(model), FORMATS["fp32"], "fp32"),
-        "fp16": tflite_builder(lambda: tflite.fp16(model), FORMATS["fp16"], "fp16"),
-        "dynamic": tflite_builder(lambda: tflite.dynamic(model), FORMATS["dynamic"], "dynamic"),
-        "int8": tflite_builder(lambda: int8_corrected(), FORMATS["int8"], "int8"),
-        "int8_mixed": tflite_builder(lambda: tflite.int8_selective(model, calib, opts.io)[0], _MIXED, "int8 mixed"),
-        "onnx": lambda: _onnx_fp32(model, work, labels, pixels, opts.opset),
-        "onnx_int8": lambda: _onnx_int8(model, work, labels, pixels, opts.opset, calib),
-    }
-    for name in fmt_names:
-        check = make(name, FORMATS[name], builders[name])
-        checks.append(check)
-        if name == "int8" and not check.passed:
-            for rung in INT8_LADDER:
-                fmt = _MIXED if rung == "int8_mixed" else FORMATS[rung]
-                existing = next((c for c in checks if c.file == fmt.file), None)
-                attempt = existing or make(rung, fmt, builders[rung])
-                attempts.append(attempt)
-                if attempt.passed:
-                    err.print(f"int8 missed its gate; {fmt.file} passes and is the one to ship")
-                    break
-    kept = {c.file for c in checks} | {a.file for a in attempts if a.passed}
-    rejected = [c for c in checks + attempts if not c.passed]
-    if rejected:
-        (work / "rejected").mkdir()
-        for c in rejected:
-            if (work / c.file).exists():
-                os.replace(work / c.file, work / "rejected" / c.file)
-    for f in work.iterdir():
-        if f.is_file() and f.suffix in (".tflite", ".onnx") and f.name not in kept:
-            f.unlink()
-    _write_reports(work, run_path, manifest, labels, pixels, checks, attempts, ref, seconds, corrections)
-    final = run_path / "export"
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(work, final)
     return ExportResult(final, checks, attempts, ref.accuracy, seconds)
 
 
 def _held_out_reference(run_path: Path, result_audit: Audit, pixels: PixelSpec) -> tuple[np.ndarray, Reference]:
     """The held-out images (test, else val) at the model's size and the Keras model's answers on them."""
     held_out = result_audit.split("test") or result_audit.split("val")
-    images = load_images([r.path for r in held_out], pixels.height, pixels.width, pixels.resize)
+    images = load_images([r.path for r in held_out], pixels.height, pixels.width, pixels.resize,
+                         hashes=[r.sha256 for r in held_out])
     return images, reference(run_path / "model.keras", images, np.array([r.label for r in held_out]))
 
 
@@ -288,7 +299,7 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
         artifacts.append({"file": str(path.relative_to(work)), "format": c.format, "precision": c.precision,
                           "size_bytes": c.size_bytes, "sha256": _sha256(path), "verified": c.passed})
     (work / MANIFEST).write_text(json.dumps({
-        "labels": labels, "input": pixels.to_dict(), "backbone": manifest.get("backbone"),
+        "labels": labels, "input": pixels.to_dict(), "backbone": manifest.get("backbone"), "split": manifest.get("split"),
         "run": str(run_path), "artifacts": artifacts, "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }, indent=1))
@@ -310,14 +321,31 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
 
 
 def verify_run(run: str | Path | None = None, gates: Gates | None = None, threads: int | None = None) -> ExportResult:
-    """Verify the artifacts already in RUN/export/ again (same images, same gates as export)."""
-    run_path = Path(run) if run is not None else latest_run()
+    """Verify the artifacts already in RUN/export/ again (same images, same gates as export).
+
+    An artifact the manifest lists as verified that is missing, or whose sha256 differs from the
+    one recorded at export (replaced or modified since), fails without being run."""
+    run_path = Path(run) if run is not None else runs.latest_run()
     folder = run_path / "export"
     if not (folder / MANIFEST).is_file():
         raise EdgetlError("no export in this run", path=run_path, fix=f"run `edgetl export {run_path}` first")
-    manifest = json.loads((folder / MANIFEST).read_text())
-    pixels_val, ref = _held_out_reference(run_path, Audit.load_file(run_path / "audit.json"),
-                                          PixelSpec.from_dict(manifest["input"]))
-    checks = [verify(folder / a["file"], ref, pixels_val, gates or Gates(), a["format"], a["precision"], threads)
-              for a in manifest["artifacts"] if a["verified"] and (folder / a["file"]).exists()]
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        listed = [a for a in manifest["artifacts"] if a["verified"]]
+        pixels = PixelSpec.from_dict(manifest["input"], folder / MANIFEST)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise EdgetlError(f"the manifest cannot be read ({type(e).__name__}: {e})", path=folder / MANIFEST,
+                          fix=f"export again: edgetl export {run_path}") from None
+    if not listed:
+        raise EdgetlError("the manifest lists no verified artifact", path=folder / MANIFEST,
+                          fix=f"export again: edgetl export {run_path}")
+    pixels_val, ref = _held_out_reference(run_path, Audit.load_file(run_path / "audit.json"), pixels)
+    checks = []
+    for a in listed:
+        path = folder / a["file"]
+        problem = ("missing: the file is gone since export" if not path.is_file()
+                   else "modified since export: its sha256 differs from the manifest's"
+                   if _sha256(path) != a.get("sha256") else None)
+        checks.append(Check.failed(a["file"], a["format"], a["precision"], problem) if problem else
+                      verify(path, ref, pixels_val, gates or Gates(), a["format"], a["precision"], threads))
     return ExportResult(folder, checks, [], ref.accuracy, {})

@@ -43,6 +43,11 @@ class Check:
         """JSON-ready form."""
         return asdict(self)
 
+    @classmethod
+    def failed(cls, file: str, fmt: str, precision: str, note: str) -> "Check":
+        """A check that failed before the artifact could be run (missing, modified)."""
+        return cls(file, fmt, precision, 0, 0.0, 0.0, 0.0, 0.0, 0.0, "", False, note)
+
 
 @dataclass
 class Reference:

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgetl.live.sources import FrameError, Source
 from edgetl.runtime import Classifier
-from edgetl.runtime.preprocess import _cv2
+from edgetl.image import cv2 as _cv2
 
 
 @dataclass
@@ -88,6 +88,12 @@ class Summary:
                 "seconds": self.seconds, "ended": self.ended}
 
 
+TIMED_OUT = object()
+"""What :meth:`Capture.get` returns when the caller's deadline passed before a frame came."""
+READER_JOIN_S = 10.0
+"""How long stopping waits for a reader inside ``read()`` (bounded by the source's read timeout)."""
+
+
 class _Handover:
     """Frames passed from one thread to the next: a short queue for files (every frame kept), or a
     one-place box for live sources whose unread item is replaced by the newer one and counted."""
@@ -113,14 +119,17 @@ class _Handover:
             except queue.Full:
                 continue
 
-    def get(self):
-        """The next item; None once the pipeline is stopping."""
+    def get(self, deadline: float | None = None):
+        """The next item; None once the pipeline is stopping; ``TIMED_OUT`` once the
+        ``time.monotonic()`` deadline has passed."""
         while True:
             try:
                 return self._q.get(timeout=0.1)
             except queue.Empty:
                 if self.stop.is_set():
                     return None
+                if deadline is not None and time.monotonic() >= deadline:
+                    return TIMED_OUT
 
     def drain(self) -> None:
         """Empty the hand-over so that a blocked producer can see the stop."""
@@ -191,18 +200,20 @@ class Capture:
             self._packets.put(Packet(index, frame, pixels, (time.perf_counter() - t0) * 1e3))
         self._packets.put(None)
 
-    def get(self) -> Packet | None:
-        """The next packet; None when the source ended."""
-        return self._packets.get()
+    def get(self, deadline: float | None = None):
+        """The next packet; None when the source ended; ``TIMED_OUT`` after ``deadline``."""
+        return self._packets.get(deadline)
 
     def stop(self) -> None:
-        """Stop reading and release the source."""
+        """Stop reading and release the source once no thread is inside ``read()`` any more
+        (releasing a capture that another thread is reading from can crash OpenCV)."""
         self._stop.set()
         self._packets.drain()
         self._frames.drain()
         for t in self._threads:
-            t.join(timeout=5)
-        self.source.close()
+            t.join(timeout=READER_JOIN_S)
+        if not any(t.is_alive() for t in self._threads):
+            self.source.close()
 
 
 def model_pixels(clf: Classifier, frame_bgr: np.ndarray) -> np.ndarray:
@@ -219,17 +230,18 @@ def classify_stream(clf: Classifier, source: Source, options: LiveOptions,
     ema: np.ndarray | None = None
     alpha = 2.0 / (options.smooth + 1) if options.smooth > 1 else 1.0
     start = time.perf_counter()
+    deadline = time.monotonic() + options.duration if options.duration is not None else None
     try:
         while True:
             if options.max_frames is not None and summary.frames >= options.max_frames:
                 summary.ended = "max frames"
                 break
-            if options.duration is not None and time.perf_counter() - start >= options.duration:
+            t_wait = time.perf_counter()
+            packet = capture.get(deadline)
+            waited = (time.perf_counter() - t_wait) * 1e3
+            if packet is TIMED_OUT or (deadline is not None and time.monotonic() >= deadline):
                 summary.ended = "duration"
                 break
-            t_wait = time.perf_counter()
-            packet = capture.get()
-            waited = (time.perf_counter() - t_wait) * 1e3
             if packet is None:
                 summary.ended = "source lost" if capture.lost else "end of source"
                 break

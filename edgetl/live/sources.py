@@ -14,7 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.errors import EdgetlError
-from edgetl.runtime.preprocess import IMAGE_EXTENSIONS, DecodeError, _cv2, decode
+from edgetl.image import IMAGE_EXTENSIONS, DecodeError, cv2 as _cv2, decode
+
+
+OPEN_TIMEOUT_MS = 10_000
+READ_TIMEOUT_MS = 5_000
+"""A stream that delivers no frame for this long counts as lost (then --reconnect applies)."""
 
 
 @dataclass
@@ -66,7 +71,12 @@ class VideoSource(Source):
 
     def _open(self):
         cv2 = _cv2()
-        cap = cv2.VideoCapture(self.target)
+        if self.live and isinstance(self.target, str):
+            # A stream that stalls must not hang on FFmpeg's 30 s default: bounded open and read.
+            cap = cv2.VideoCapture(self.target, cv2.CAP_ANY, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
+                                                              cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
+        else:
+            cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
             cap.release()
             return None

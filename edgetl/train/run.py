@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,12 @@ import yaml
 from edgetl.console import err
 from edgetl.data.audit import Audit, AuditOptions, audit
 from edgetl.data.cache import load_images
+from edgetl import runs
 from edgetl.errors import EdgetlError
 from edgetl.runtime.classifier import MANIFEST
 from edgetl.runtime.labels import write_labels
 from edgetl.runtime.spec import PixelSpec
-from edgetl.train import run_dir
+from edgetl.text import clean
 from edgetl.train.config import TrainConfig
 
 
@@ -43,9 +45,14 @@ class RunLog:
         self.file = path.open("a", encoding="utf-8")
 
     def __call__(self, message: str) -> None:
-        err.print(message, highlight=False, markup=False, soft_wrap=True)
-        self.file.write(f"{time.strftime('%H:%M:%S')} {message}\n")
-        self.file.flush()
+        err.print(clean(message, keep_newlines=True), highlight=False, markup=False, soft_wrap=True)
+        if not self.file.closed:
+            self.file.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        """Stop writing train.log (the folder is about to go)."""
+        self.file.close()
 
 
 def _strategy(name: str, log: RunLog):
@@ -72,10 +79,12 @@ def _class_weights(y: np.ndarray, n: int) -> dict[int, float]:
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, **overrides) -> TrainResult:
     """Train a classifier on ``config.data`` (or continue an interrupted run) and return the run.
 
-    ``edgetl.train(data="photos/", epochs=10)`` works as well as passing a :class:`TrainConfig`."""
+    ``edgetl.train(data="photos/", epochs=10)`` works as well as passing a :class:`TrainConfig`.
+    Every setting is checked before a run folder is made; a run that fails before its first
+    epoch is finished is removed again (there is nothing to resume)."""
     if resume is not None:
-        work = run_dir.resume_path(resume)
-        cfg = TrainConfig(**yaml.safe_load((work / "config.yaml").read_text()))
+        work = runs.resume_path(resume)
+        cfg = _resumed_config(work, config, overrides)
     else:
         cfg = (config or TrainConfig(**overrides)).validate()
         if not cfg.data:
@@ -83,19 +92,73 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         from edgetl.models import get_backbone
 
         get_backbone(cfg.backbone)
+        check_weights(cfg.weights)
+        runs.check_new_run(cfg.project, cfg.out)
         # The audit runs before the run folder exists, so bad data leaves nothing behind.
         pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed))
         pre.require_trainable()
-        work = run_dir.new_run(cfg.project, cfg.name, cfg.out)
+        work = runs.new_run(cfg.project, cfg.name, cfg.out)
         cfg.save(work / "config.yaml")
         pre.save(work / "audit.json")
-    log = RunLog(work / "train.log")
-    log(f"run folder: {run_dir.final_path(work)} (in progress at {work})")
+    with runs.locked(work, "this training run"):
+        log = RunLog(work / "train.log")
+        log(f"run folder: {runs.final_path(work)} (in progress at {work})")
+        try:
+            return _train(cfg, work, resume is not None, log)
+        except BaseException as e:
+            if not _has_finished_epoch(work):
+                log.close()
+                shutil.rmtree(work, ignore_errors=True)
+                if isinstance(e, KeyboardInterrupt):
+                    raise Interrupted("training stopped before its first epoch finished; nothing to resume, "
+                                      "the run folder was removed") from None
+                raise
+            if isinstance(e, KeyboardInterrupt):
+                log("interrupted")
+                raise Interrupted(f"training stopped; resume with: edgetl train --resume {runs.final_path(work)}") from None
+            if isinstance(e, EdgetlError):
+                e.args = (f"{e.args[0]} (the run can be resumed: edgetl train --resume {runs.final_path(work)})",)
+            raise
+
+
+def _has_finished_epoch(work: Path) -> bool:
+    return (work / "last.weights.h5").exists()
+
+
+# Settings a resumed run may change: they do not alter what was already trained.
+RESUMABLE = ("weights", "epochs", "fine_tune_epochs", "patience", "cache", "strategy")
+
+
+def _resumed_config(work: Path, config: TrainConfig | None, overrides: dict) -> TrainConfig:
+    """The run's saved settings, with the few a resume can honour taken from the caller; any
+    other setting given is an error rather than silently ignored."""
     try:
-        return _train(cfg, work, resume is not None, log)
-    except KeyboardInterrupt:
-        log("interrupted")
-        raise Interrupted(f"training stopped; resume with: edgetl train --resume {run_dir.final_path(work)}") from None
+        saved = TrainConfig(**yaml.safe_load((work / "config.yaml").read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, TypeError) as e:
+        raise EdgetlError(f"cannot read the run's settings ({type(e).__name__})", path=work / "config.yaml",
+                          fix="start a new run; this one cannot be resumed") from None
+    given = dict(overrides) if config is None else {k: v for k, v in config.to_dict().items()
+                                                   if v != getattr(TrainConfig(), k)}
+    given = {k: v for k, v in given.items() if v is not None}
+    refused = sorted(k for k, v in given.items() if k not in RESUMABLE and v != getattr(saved, k))
+    if refused:
+        raise EdgetlError(f"--resume keeps the run's own settings; cannot change {', '.join(refused)}",
+                          path=runs.final_path(work),
+                          fix=f"leave those options out, or start a new run (resumable changes: {', '.join(RESUMABLE)})")
+    changed = {k: v for k, v in given.items() if k in RESUMABLE}
+    if "weights" in changed and _has_finished_epoch(work):
+        changed.pop("weights")  # trained weights are in the checkpoint; the backbone file no longer matters
+    cfg = TrainConfig(**(saved.to_dict() | changed)).validate()
+    check_weights(cfg.weights)
+    cfg.save(work / "config.yaml")
+    return cfg
+
+
+def check_weights(weights: str) -> None:
+    """A backbone weights file must exist before anything is made (imagenet and none need no file)."""
+    if weights not in ("imagenet", "none") and not Path(weights).is_file():
+        raise EdgetlError("no such weights file", path=weights,
+                          fix="give a Keras backbone weights file (.weights.h5), or --weights imagenet / none")
 
 
 def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainResult:
@@ -104,12 +167,12 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
     import tensorflow as tf
 
     from edgetl.models.backbones import build_base, build_classifier, build_head, freeze_for_fine_tuning, get_backbone
-    from edgetl.train.stages import Checkpointer, RunState, dataset, loss_fn, optimizer, with_augmentation
+    from edgetl.train.stages import Checkpointer, RunState, dataset, load_checkpoint, loss_fn, optimizer, with_augmentation
 
     result = Audit.load_file(work / "audit.json")
     skipped = result.skipped
     if skipped:
-        log(f"{len(skipped)} file(s) skipped by the audit; reasons in {run_dir.final_path(work) / 'audit.json'}")
+        log(f"{len(skipped)} file(s) skipped by the audit; reasons in {runs.final_path(work) / 'audit.json'}")
     classes, n = result.classes, len(result.classes)
     write_labels(work / "labels.txt", classes)
     state = RunState.load(work) if resuming else RunState()
@@ -120,7 +183,8 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
 
     t0 = time.perf_counter()
     splits = {s: result.split(s) for s in result.splits}
-    x = {s: load_images([r.path for r in recs], cfg.size, cfg.size, cfg.resize, use_cache=cfg.cache)
+    x = {s: load_images([r.path for r in recs], cfg.size, cfg.size, cfg.resize, use_cache=cfg.cache,
+                        hashes=[r.sha256 for r in recs])
          for s, recs in splits.items()}
     y = {s: np.array([r.label for r in recs], np.int64) for s, recs in splits.items()}
     onehot = {s: np.eye(n, dtype=np.float32)[v] for s, v in y.items()}
@@ -139,7 +203,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
         model, features = build_classifier(spec, base, cfg.size, n, cfg.dropout)
     base.trainable = False
     if state.epoch >= 0:
-        model.load_weights(work / "last.weights.h5")
+        load_checkpoint(model, work / "last.weights.h5")
     weights = _class_weights(y["train"], n) if cfg.class_weight == "auto" else None
     steps = int(np.ceil(len(x["train"]) / cfg.batch_size))
     train_ds = dataset(x["train"], onehot["train"], cfg.batch_size, cfg.seed, shuffle=True)
@@ -191,7 +255,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
     if cfg.fine_tune_epochs > 0 and state.epoch + 1 < state.stage1_epochs + cfg.fine_tune_epochs:
         t2 = time.perf_counter()
         if state.stage == 1:  # start fine-tuning from the best stage-1 weights
-            model.load_weights(work / "best.weights.h5")
+            load_checkpoint(model, work / "best.weights.h5")
             state.wait = 0
         n_layers = len(base.layers)
         at = cfg.fine_tune_at if cfg.fine_tune_at is not None else (
@@ -222,8 +286,9 @@ def _finish(cfg, work, state, model, x, y, classes, log, load_s, skipped: int) -
 
     from edgetl.metrics import plot_confusion, report
     from edgetl.train.plots import plot_history
+    from edgetl.train.stages import load_checkpoint
 
-    model.load_weights(work / "best.weights.h5")
+    load_checkpoint(model, work / "best.weights.h5")
     best = next(h for h in state.history if h["epoch"] == state.best_epoch)
     log(f"best epoch {state.best_epoch + 1} (stage {best['stage']}): val_loss {best['val_loss']:.4f} "
         f"val_acc {best['val_accuracy']:.4f}")
@@ -241,6 +306,7 @@ def _finish(cfg, work, state, model, x, y, classes, log, load_s, skipped: int) -
     pixels = PixelSpec(cfg.size, cfg.size, mean=0.0, std=1.0, resize=cfg.resize)
     (work / MANIFEST).write_text(json.dumps({
         "labels": classes, "input": pixels.to_dict(), "backbone": cfg.backbone, "alpha": cfg.alpha,
+        "split": {"val_split": cfg.val_split, "seed": cfg.seed},
         "artifacts": [{"file": "model.keras", "format": "keras"}],
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
     }, indent=1))
@@ -266,6 +332,6 @@ def _finish(cfg, work, state, model, x, y, classes, log, load_s, skipped: int) -
     (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
     for checkpoint in ("last.weights.h5", "best.weights.h5"):  # model.keras holds the best weights now
         (work / checkpoint).unlink(missing_ok=True)
-    final = run_dir.finish(work)
+    final = runs.finish(work)
     log(f"val accuracy {metrics['val_accuracy']:.4f}; run saved to {final}")
     return TrainResult(final, metrics)

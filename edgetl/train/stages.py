@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from edgetl.console import err
+from edgetl.errors import EdgetlError
 
 
 @dataclass
@@ -47,7 +48,22 @@ class RunState:
     def load(cls, work: Path) -> "RunState":
         """Read state.json, or a fresh state."""
         f = work / "state.json"
-        return cls(**json.loads(f.read_text())) if f.exists() else cls()
+        if not f.exists():
+            return cls()
+        try:
+            return cls(**json.loads(f.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as e:
+            raise EdgetlError(f"the run's state is damaged ({type(e).__name__})", path=f,
+                              fix="this run cannot be resumed: start a new run (or restore the file from a backup)") from None
+
+
+def load_checkpoint(model: keras.Model, path: Path) -> None:
+    """Load saved weights, or say which file is damaged (a crash or a full disk during a save)."""
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise EdgetlError(f"the checkpoint cannot be read ({type(e).__name__})", path=path,
+                          fix="this run cannot be resumed from it: start a new run") from None
 
 
 def save_weights(model: keras.Model, path: Path) -> None:

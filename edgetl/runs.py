@@ -1,0 +1,162 @@
+"""Run folders: auto-named (runs/exp, runs/exp2, ...), built under a hidden in-progress name and
+renamed when the run completes, so a crash never leaves a folder that looks finished.
+
+The same protocol serves export: a unique hidden work folder per attempt, a lock per run so two
+processes never write one run at once, and a rename-aside swap so there is never a moment without
+a complete folder in place."""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from edgetl.errors import EdgetlError
+
+INCOMPLETE = ".incomplete"
+LOCK = ".edgetl.lock"
+
+
+def in_progress(final: Path) -> Path:
+    """Where a run lives until it completes: runs/.exp3.incomplete for runs/exp3."""
+    return final.parent / f".{final.name}{INCOMPLETE}"
+
+
+def final_path(path: Path) -> Path:
+    """The finished name of a run folder given either name."""
+    if path.name.startswith(".") and path.name.endswith(INCOMPLETE):
+        return path.parent / path.name[1: -len(INCOMPLETE)]
+    return path
+
+
+def _auto_name(root: Path, name: str) -> Path:
+    taken = {final_path(p).name for p in root.iterdir()}
+    n = 1
+    while (f"{name}{n}" if n > 1 else name) in taken:
+        n += 1
+    return root / (f"{name}{n}" if n > 1 else name)
+
+
+def check_new_run(project: str | Path, out: str | Path | None) -> None:
+    """Raise before anything is created when a new run could not be made where asked."""
+    if out is None:
+        return
+    final = Path(out)
+    if final.exists() and (not final.is_dir() or any(final.iterdir())):
+        raise EdgetlError("run folder exists and is not empty", path=final, fix="choose another --out, or delete it")
+    if in_progress(final).exists():
+        raise EdgetlError("an interrupted run of this name exists", path=in_progress(final),
+                          fix=f"resume it with `edgetl train --resume {final}`, or delete {in_progress(final)}")
+
+
+def new_run(project: str | Path, name: str, out: str | Path | None = None) -> Path:
+    """Reserve a run folder and return its in-progress path. Auto-named runs retry with the next
+    number when another process took the name first."""
+    check_new_run(project, out)
+    if out is not None:
+        work = in_progress(Path(out))
+        work.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            work.mkdir()
+        except FileExistsError:
+            raise EdgetlError("another run is being written here", path=work, fix="choose another --out") from None
+        return work
+    root = Path(project)
+    root.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        work = in_progress(_auto_name(root, name))
+        try:
+            work.mkdir()
+            return work
+        except FileExistsError:
+            continue  # a concurrent `edgetl train` took this number a moment ago
+    raise EdgetlError("could not reserve a run folder name", path=root, fix="give --out FOLDER")
+
+
+def resume_path(run: str | Path) -> Path:
+    """The in-progress folder of an interrupted run named either way."""
+    p = Path(run)
+    work = in_progress(final_path(p))
+    if work.is_dir():
+        return work
+    if final_path(p).is_dir():
+        raise EdgetlError("this run already completed", path=final_path(p), fix="start a new run without --resume")
+    raise EdgetlError("no interrupted run here", path=p, fix="give the folder `edgetl train` printed when it stopped")
+
+
+def finish(work: Path) -> Path:
+    """Rename a completed run to its final name."""
+    final = final_path(work)
+    if final.exists() and not any(final.iterdir()):
+        final.rmdir()
+    os.replace(work, final)
+    return final
+
+
+@contextlib.contextmanager
+def locked(folder: Path, what: str) -> Iterator[None]:
+    """Hold this folder's lock while writing into it; a second process gets a clear error
+    instead of destroying the first one's work."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EdgetlError(f"another edgetl process is writing {what} here", path=folder,
+                              fix="wait for it to finish, then run this again") from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock; the empty lock file stays (removing it would race)
+
+
+def work_folder(parent: Path, name: str) -> Path:
+    """A new, unique hidden folder in ``parent`` to build ``name`` in."""
+    return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=INCOMPLETE, dir=parent))
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the
+    system or file system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def swap_in(work: Path, final: Path) -> None:
+    """Put a completed ``work`` folder in place of ``final`` so that ``final`` is at every moment
+    either the old or the new complete folder: one atomic exchange where the system has it,
+    else the old folder is renamed aside just before the new one takes its name. The old one is
+    removed after."""
+    if not final.exists():
+        os.replace(work, final)
+        return
+    if _exchange(work, final):
+        shutil.rmtree(work, ignore_errors=True)  # work now holds the old folder
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=final.parent))
+    os.replace(final, aside / final.name)
+    os.replace(work, final)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def remove_stale_work(parent: Path, name: str) -> None:
+    """Remove work folders of ``name`` that no process is writing (left by a crash)."""
+    for p in parent.glob(f".{name}.*{INCOMPLETE}"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def latest_run(project: str | Path = "runs") -> Path:
+    """The most recently finished run under ``project`` (for `edgetl export` without RUN)."""
+    root = Path(project)
+    runs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "model.keras").exists()] \
+        if root.is_dir() else []
+    if not runs:
+        raise EdgetlError("no finished training run found", path=root, fix="train one with `edgetl train DATA`, or name RUN")
+    return max(runs, key=lambda p: (p / "model.keras").stat().st_mtime)
