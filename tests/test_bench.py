@@ -127,15 +127,16 @@ def test_android_command_sequence_with_a_stand_in_adb(models, tmp_path):
     fake = tmp_path / "bin" / "adb"
     fake.parent.mkdir()
     fake.write_text(f"""#!{sys.executable}
-import sys, json
+import sys, json, shlex
 args = sys.argv[1:]
 open({str(log)!r}, "a").write(json.dumps(args) + "\\n")
 if args[:2] == ["-s", "PHONE1"]:
     args = args[2:]
-if args[0] == "shell" and args[1].startswith("getprop"):
+words = shlex.split(args[1]) if args[0] == "shell" else []  # what the phone's sh -c would run
+if words[:1] == ["getprop"]:
     print({{"ro.product.model": "Pixel 7", "ro.board.platform": "gs201", "ro.build.version.release": "14",
-           "ro.product.cpu.abi": "arm64-v8a"}}[args[1].split()[1]])
-elif args[0] == "shell" and args[1].endswith("benchmark_model"):
+           "ro.product.cpu.abi": "arm64-v8a"}}[words[1]])
+elif words and words[0].endswith("benchmark_model"):
     print(open({str(DATA / 'benchmark_model_v3.txt')!r}).read())
 """)
     fake.chmod(0o755)
@@ -150,13 +151,15 @@ elif args[0] == "shell" and args[1].endswith("benchmark_model"):
     assert results[0]["p50_ms"] == pytest.approx(7.829) and [r["threads"] for r in results] == [2, 4]
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert all(c[:2] == ["-s", "PHONE1"] for c in calls)
-    verbs = [" ".join(c[2:4]) for c in calls]
-    assert verbs[0] == "shell mkdir -p /data/local/tmp/edgetl"
-    assert ["push", str(binary), "/data/local/tmp/edgetl/benchmark_model"] == calls[1][2:]
-    assert calls[2][2:] == ["shell", "chmod 755 /data/local/tmp/edgetl/benchmark_model"]
-    assert ["push", str(models[1]), "/data/local/tmp/edgetl/int8.tflite"] in [c[2:] for c in calls]
-    runs = [c[2:] for c in calls if c[3:4] == ["/data/local/tmp/edgetl/benchmark_model"]]
+    shell = [c[3].split() if c[2] == "shell" else c[2:] for c in calls]
+    assert shell[0][:2] == ["mkdir", "-p"] and shell[0][2].startswith("/data/local/tmp/edgetl/run-")
+    work = shell[0][2]  # a folder of this run's, removed at the end
+    assert ["push", str(binary), f"{work}/benchmark_model"] == shell[1]
+    assert shell[2] == ["chmod", "755", f"{work}/benchmark_model"]
+    assert ["push", str(models[1]), f"{work}/0.tflite"] in shell  # a fixed name on the phone
+    runs = [c for c in shell if c[0] == f"{work}/benchmark_model"]
     assert len(runs) == 2 and "--num_threads=4" in runs[1] and "--use_gpu=true" in runs[0]
-    assert "--graph=/data/local/tmp/edgetl/int8.tflite" in runs[0] and "--num_runs=50" in runs[0]
+    assert f"--graph={work}/0.tflite" in runs[0] and "--num_runs=50" in runs[0]
+    assert shell[-1] == ["rm", "-rf", work]
     proc = run_cli("bench", models[1], "--device", "android", env={"PATH": str(fake.parent.parent / "empty")})
     assert proc.returncode == 2 and "adb is not installed" in proc.stderr

@@ -1,6 +1,7 @@
 """The `edgetl` command: parse options, call one library function, print the result."""
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
@@ -8,15 +9,28 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
 from edgetl import __version__
 from edgetl.console import err, error_line, out, print_json
 from edgetl.errors import EdgetlError
 from edgetl.text import clean, safe
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="edgetl: photos in, a fast verified classifier for the edge out.")
-data_app = typer.Typer(no_args_is_help=True, help="Inspect a photo folder.")
+WORKFLOW = ("data", "train", "export", "verify", "predict", "eval", "bench", "live", "doctor", "demo")
+
+
+class WorkflowOrder(TyperGroup):
+    """Lists commands in the order a user meets them, not alphabetically or by definition."""
+
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: WORKFLOW.index(n) if n in WORKFLOW else len(WORKFLOW))
+
+
+# Plain click help (rich_markup_mode=None): no "<bool>" beside flags, argument names as typed.
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=WorkflowOrder,
+                  rich_markup_mode=None, help="edgetl: photos in, a fast verified classifier for the edge out.")
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Inspect a photo folder.")
 app.add_typer(data_app, name="data")
 
 JSON = typer.Option(False, "--json", help="Machine-readable result on stdout.")
@@ -37,7 +51,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 @data_app.command("check")
 def data_check(
-    folder: Path = typer.Argument(..., help="DATA/<class>/* or DATA/{train,val[,test]}/<class>/*"),
+    folder: Path = typer.Argument(..., metavar="DATA", help="DATA/<class>/* or DATA/{train,val[,test]}/<class>/*"),
     val_split: float = typer.Option(0.2, help="Validation fraction when DATA has no train/val folders."),
     seed: int = typer.Option(0, help="Seed of the stratified split."),
     min_side: int = typer.Option(32, help="Warn about images whose shorter side is below this."),
@@ -101,8 +115,6 @@ def predict(
     json_out: bool = typer.Option(False, "--json", help="One JSON object per image on stdout."),
 ) -> None:
     """Classify images: a line per image with its top-k labels and scores."""
-    import json
-
     from edgetl.evaluate import predict as run_predict
     from edgetl.runtime import load
 
@@ -237,7 +249,7 @@ def _print_checks(result) -> None:
             continue
         seen.add(c.file)
         table.add_row("[green]✓[/]" if c.passed else "[red]✗[/]", safe(c.file), c.precision, f"{c.size_bytes / 1e6:.2f}",
-                      f"{c.accuracy:.4f}", f"{-c.drop_points:+.2f}", f"{c.agreement:.1%}", f"{c.max_prob_diff:.2g}",
+                      f"{c.accuracy:.4f}", f"{c.delta_points:+.2f}", f"{c.agreement:.1%}", f"{c.max_prob_diff:.2g}",
                       f"{c.latency_ms:.1f}")
     out.print(table)
     for c in result.checks:
@@ -347,18 +359,33 @@ def bench(
         print_json([{k: v for k, v in r.items() if k != "samples_ms"} for r in results])
         return
     table = Table(title="edgetl bench")
-    for col in ("model", "format", "precision", "size MB", "accuracy", "target", "threads", "init ms", "p50 ms", "p90 ms", "FPS"):
+    columns = ("model", "format", "precision", "size MB", "accuracy", "target", "threads", "init ms", "mean ms",
+               "std ms", "p50 ms", "p90 ms", "p99 ms", "FPS", "peak RSS MB")
+    for col in columns:
         table.add_column(col, justify="left" if col in ("model", "format", "precision", "target") else "right")
+
+    def num(v, f: str) -> str:
+        return "—" if v is None else format(v, f)
+
     for row in rows(results):
-        fmt = lambda v, f: "—" if v is None else format(v, f)  # noqa: E731
-        table.add_row(safe(row["model"]), row["format"], row["precision"], f"{row['size_mb']:.2f}", fmt(row["accuracy"], ".4f"),
-                      row["target"], str(row["threads"] or "default"), fmt(row["init_ms"], ".0f"), fmt(row["p50_ms"], ".2f"),
-                      fmt(row["p90_ms"], ".2f"), fmt(row["fps"], ".1f"))
+        table.add_row(safe(row["model"]), row["format"], row["precision"], f"{row['size_mb']:.2f}",
+                      num(row["accuracy"], ".4f"), safe(row["target"]), str(row["threads"] or "default"),
+                      num(row["init_ms"], ".0f"), num(row["mean_ms"], ".2f"), num(row["std_ms"], ".2f"),
+                      num(row["p50_ms"], ".2f"), num(row["p90_ms"], ".2f"), num(row["p99_ms"], ".2f"),
+                      num(row["fps"], ".1f"), num(row["peak_rss_mb"], ".0f"))
     out.print(table)
-    dev = results[0].get("device", {}) if results else {}
-    out.print(f"device: {dev.get('cpu')} ({dev.get('arch')}, {dev.get('cores')} cores), {dev.get('os')}, "
-              f"governor {dev.get('governor')}, throttled {dev.get('throttled')}; runtime {results[0]['runtime'] if results else ''}",
-              markup=False)
+    for dev in {json.dumps(r.get("device", {}), sort_keys=True): r.get("device", {}) for r in results}.values():
+        facts = {k: ("not available" if dev.get(k) is None else dev.get(k)) for k in
+                 ("cpu", "arch", "cores", "os", "governor", "throttled", "temperature_c", "target")}
+        out.print(f"device {facts['target']}: {facts['cpu']} ({facts['arch']}, {facts['cores']} cores), {facts['os']}; "
+                  f"governor {facts['governor']}, throttled {facts['throttled']}, temperature {facts['temperature_c']}",
+                  markup=False)
+    out.print("runtime: " + ", ".join(sorted({r["runtime"] for r in results})), markup=False)
+    over = sorted({(r["threads"], r["device"].get("cores")) for r in results
+                   if r.get("threads") and r.get("device", {}).get("cores") and r["threads"] > r["device"]["cores"]})
+    for t, cores in over:
+        err.print(f"[yellow]warning:[/] --threads {t} is more than the device's {cores} cores: threads then wait for "
+                  "each other and latency rises; measure up to the core count")
     for r in results:
         if r.get("e2e"):
             out.print(f"{safe(r['model'])} ({r['threads'] or 'default'} thr) end to end: preprocess "
@@ -389,8 +416,6 @@ def live(
     json_out: bool = typer.Option(False, "--json", help="One JSON line per frame, then a summary line."),
 ) -> None:
     """Classify a camera, video, stream or folder frame by frame, on screen or headless."""
-    import json
-
     from edgetl.live import CaptureRequest, LiveOptions, run
     from edgetl.live.overlay import has_gui
 
@@ -404,8 +429,9 @@ def live(
         if json_out:
             print(json.dumps(r.to_dict()), flush=True)
         elif not show:
-            out.print(f"frame {r.index}: {clean(r.label)} " + ", ".join(f"{clean(n)} {s:.2f}" for n, s in r.top)
-                      + f" ({r.latency_ms['total']:.1f} ms)", markup=False)
+            scores = ", ".join(f"{clean(n)} {s:.2f}" for n, s in r.top)
+            shown = scores if r.label != "uncertain" else f"uncertain ({scores})"
+            out.print(f"frame {r.index}: {shown} ({r.latency_ms['total']:.1f} ms)", markup=False)
 
     summary = run(model, source, LiveOptions(top_k=top_k, smooth=smooth, threshold=threshold, realtime=realtime,
                                              max_frames=max_frames, duration=duration, reconnect=reconnect),
@@ -435,9 +461,15 @@ def doctor(json_out: bool = JSON) -> None:
         if ver:
             table.add_row(pkg, ver)
     out.print(table)
+    loaded = [name for name, info in d["runtimes"].items() if info["loads"]]
     for name, info in d["runtimes"].items():
         extra = info.get("providers") or info.get("delegates") or []
-        out.print(f"runtime {name}: " + ("[green]loads[/] " + ", ".join(extra) if info["loads"] else f"[red]missing[/] ({info['error']})"))
+        if info["loads"]:
+            out.print(f"runtime {name}: [green]loads[/] " + ", ".join(extra))
+        elif name == "tflite-runtime" and "ai-edge-litert" in loaded:
+            out.print(f"runtime {name}: [dim]not installed (optional: the older TFLite runtime; ai-edge-litert is used)[/]")
+        else:
+            out.print(f"runtime {name}: [red]missing[/] ({safe(info['error'])})")
     tf = d["tensorflow"]
     out.print("TensorFlow: " + (f"{tf['version']}, GPUs: {', '.join(tf['gpus']) or 'none visible'}" if tf["installed"]
                                 else "not installed (fine on a device; training needs edgetl[train])"))
@@ -451,7 +483,9 @@ def doctor(json_out: bool = JSON) -> None:
         out.print(f"OpenCV {cv['version']}: window {'yes' if cv['window'] else 'no (' + cv['why_not'] + ')'}; "
                   f"cameras that open: {cv['cameras'] or 'none'}")
     for c in d["conflicts"]:
-        out.print(f"[red]conflict:[/] {c}")
+        out.print(f"[red]conflict:[/] {safe(c)}")
+    for note in d["notes"]:
+        out.print(f"[yellow]note:[/] {safe(note)}")
     raise typer.Exit(1 if d["conflicts"] else 0)
 
 

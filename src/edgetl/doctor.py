@@ -33,7 +33,7 @@ def _conflicts(v: dict[str, str | None]) -> list[str]:
     if v["tensorflow"] and v["tensorflow-cpu"]:
         found.append("tensorflow and tensorflow-cpu are both installed and overwrite each other: "
                      "pip uninstall -y tensorflow tensorflow-cpu, then install edgetl[train] or edgetl[train-gpu]")
-    wheels = [p for p in ("opencv-python-headless", "opencv-python", "opencv-contrib-python") if v[p]]
+    wheels = _opencv_wheels(v)
     if len({v[p] for p in wheels}) > 1:  # same version: the files are the same build, which one wins is harmless
         found.append(f"{', '.join(f'{p} {v[p]}' for p in wheels)} all provide cv2 and overwrite each other: keep one "
                      "(opencv-python-headless on devices, opencv-python for a live window)")
@@ -44,6 +44,21 @@ def _conflicts(v: dict[str, str | None]) -> list[str]:
             found.append(f"protobuf {v['protobuf']} is too old for TensorFlow 2.21: pip install -U protobuf")
     if v["tflite-runtime"] and _major(v["numpy"]) >= 2 and not v["ai-edge-litert"]:
         found.append("tflite-runtime wheels are built for numpy 1.x and fail with numpy 2: install ai-edge-litert")
+    return found
+
+
+def _opencv_wheels(v: dict[str, str | None]) -> list[str]:
+    return [p for p in ("opencv-python-headless", "opencv-python", "opencv-contrib-python") if v[p]]
+
+
+def _notes(v: dict[str, str | None]) -> list[str]:
+    """Things worth knowing that do not break anything now (doctor still exits 0)."""
+    found = []
+    wheels = _opencv_wheels(v)
+    if len(wheels) > 1 and len({v[p] for p in wheels}) == 1:
+        found.append(f"{' and '.join(wheels)} are both installed (mediapipe, in edgetl[dev], brings "
+                     "opencv-contrib-python): at the same version they hold the same cv2 and work; uninstalling "
+                     "one removes cv2 for both, so reinstall the one you keep with --force-reinstall")
     return found
 
 
@@ -106,4 +121,4 @@ def diagnose() -> dict:
     """Everything doctor checks, as a dict (the --json output)."""
     v = _versions()
     return {"versions": v, "runtimes": _runtimes(), "tensorflow": _tensorflow(), "imagenet_weights": _weights(),
-            "opencv": _opencv(), "conflicts": _conflicts(v)}
+            "opencv": _opencv(), "conflicts": _conflicts(v), "notes": _notes(v)}

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 COLUMNS = ("model", "format", "precision", "size_mb", "accuracy", "target", "threads", "runtime", "init_ms",
-           "p50_ms", "p90_ms", "fps")
+           "mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms", "fps", "peak_rss_mb")
 
 
 def _precision(name: str) -> str:
@@ -34,7 +34,8 @@ def rows(results: list[dict]) -> list[dict]:
         out.append({"model": r["model"], "format": path.suffix.lstrip("."), "precision": _precision(path.name),
                     "size_mb": r["size_bytes"] / 1e6, "accuracy": _accuracy(path),
                     "target": r.get("device", {}).get("target", "local"), "threads": r["threads"], "runtime": r["runtime"],
-                    "init_ms": r["init_ms"], "p50_ms": r["p50_ms"], "p90_ms": r["p90_ms"], "fps": r["fps"]})
+                    **{k: r.get(k) for k in ("init_ms", "mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms", "fps",
+                                             "peak_rss_mb")}})
     return out
 
 

@@ -2,6 +2,7 @@
 device uses: accuracy, drop vs Keras, top-1 agreement, max probability difference, size, latency."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +40,11 @@ class Check:
     passed: bool
     note: str = ""
 
+    @property
+    def delta_points(self) -> float:
+        """Accuracy minus Keras's, in points, rounded to 0.01 (never printed as -0.00)."""
+        return round(-self.drop_points, 2) + 0.0
+
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return asdict(self)
@@ -56,6 +62,18 @@ class Reference:
     probs: np.ndarray
     labels: np.ndarray
     accuracy: float
+
+
+def too_few_images(n: int, gates: Gates) -> str | None:
+    """Why ``n`` held-out images cannot prove the gates, or None when they can. With no
+    disagreement seen in n images, the 95 % upper bound of the disagreement rate is about 3/n
+    (the rule of three), so proving agreement >= A needs about 3 / (1 - A) images; and one image
+    must move accuracy by no more than the allowed drop."""
+    need = max(math.ceil(3 / max(1e-9, 1 - gates.min_agreement)), math.ceil(100 / max(gates.max_drop, 1e-9)))
+    if n >= need:
+        return None
+    return (f"only {n} held-out images: one image moves accuracy by {100 / max(n, 1):.1f} points, so passing the gates "
+            f"proves little; about {need} images would (add validation images, or a test/ split)")
 
 
 def reference(model_path: Path, pixels: np.ndarray, y: np.ndarray) -> Reference:

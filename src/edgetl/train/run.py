@@ -172,7 +172,11 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
     result = Audit.load_file(work / "audit.json")
     skipped = result.skipped
     if skipped:
-        log(f"{len(skipped)} file(s) skipped by the audit; reasons in {runs.final_path(work) / 'audit.json'}")
+        log(f"{len(skipped)} file(s) skipped by the audit (`edgetl data check {cfg.data}` lists each with its reason):")
+        for p in skipped[:10]:
+            log(f"  skipped {p.path}: {p.reason}")
+        if len(skipped) > 10:
+            log(f"  ... and {len(skipped) - 10} more")
     classes, n = result.classes, len(result.classes)
     write_labels(work / "labels.txt", classes)
     state = RunState.load(work) if resuming else RunState()
@@ -316,7 +320,9 @@ def _finish(cfg, work, state, model, x, y, classes, log, load_s, skipped: int) -
         "val_accuracy": evals["val"].accuracy,
         "best": {"epoch": state.best_epoch + 1, "stage": best["stage"], "val_loss": best["val_loss"],
                  "val_accuracy": best["val_accuracy"]},
-        "final_epoch": {k: state.history[-1][k] for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")},
+        # Epochs are counted from 1 here, as in the log (history.json keeps Keras's 0-based index).
+        "final_epoch": {k: state.history[-1][k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+        | {"epoch": state.history[-1]["epoch"] + 1},
         "per_class": {c.label: {"precision": c.precision, "recall": c.recall, "support": c.support}
                       for c in evals["val"].per_class},
         "confusion": evals["val"].confusion,

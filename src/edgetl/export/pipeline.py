@@ -22,7 +22,7 @@ from edgetl.errors import EdgetlError
 from edgetl.export import metadata, tflite
 from edgetl.export.bias_correction import BiasCorrection
 from edgetl.export import onnx as onnx_export
-from edgetl.export.verify import Check, Gates, Reference, reference, verify
+from edgetl.export.verify import Check, Gates, Reference, reference, too_few_images, verify
 from edgetl.runtime.classifier import MANIFEST
 from edgetl.runtime.labels import check_label_list, write_labels
 from edgetl.runtime.spec import PixelSpec
@@ -172,6 +172,9 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     seconds["load_and_reference"] = time.perf_counter() - t
     err.print(f"Keras reference: accuracy {ref.accuracy:.4f} on {len(ref.labels)} held-out images; "
               f"calibrating on {len(calib)} training images")
+    small = too_few_images(len(ref.labels), opts.gates)
+    if small:
+        err.print(f"[yellow]warning:[/] {small}")
 
     with runs.locked(run_path, "an export"):
         runs.remove_stale_work(run_path, "export")
@@ -196,7 +199,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
                 seconds[f"convert_{name}"] = time.perf_counter() - t0
                 check = verify(work / fmt.file, ref, pixels_val, opts.gates, fmt.kind, fmt.precision, opts.threads)
                 mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
-                err.print(f"{mark} {fmt.file}: accuracy {check.accuracy:.4f} ({-check.drop_points:+.2f} pts), agreement "
+                err.print(f"{mark} {fmt.file}: accuracy {check.accuracy:.4f} ({check.delta_points:+.2f} pts), agreement "
                           f"{check.agreement:.1%}, max prob diff {check.max_prob_diff:.2g}, {check.size_bytes / 1e6:.2f} MB, "
                           f"{check.latency_ms:.1f} ms{'' if check.passed else ' — ' + check.note}")
                 return check
@@ -249,7 +252,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
             for f in work.iterdir():
                 if f.is_file() and f.suffix in (".tflite", ".onnx") and f.name not in kept:
                     f.unlink()
-            _write_reports(work, run_path, manifest, labels, pixels, checks, attempts, ref, seconds, corrections)
+            _write_reports(work, run_path, manifest, labels, pixels, checks, attempts, ref, seconds, corrections, small)
             final = run_path / "export"
             runs.swap_in(work, final)
         except BaseException:
@@ -291,7 +294,8 @@ def _onnx_int8(model, work: Path, labels, pixels, opset: int, calib: np.ndarray)
 
 
 def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: PixelSpec, checks: list[Check],
-                   attempts: list[Check], ref: Reference, seconds: dict, corrections: list[BiasCorrection]) -> None:
+                   attempts: list[Check], ref: Reference, seconds: dict, corrections: list[BiasCorrection],
+                   small: str | None) -> None:
     shown = checks + [a for a in attempts if a not in checks]
     artifacts = []
     for c in shown:
@@ -305,14 +309,15 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
     }, indent=1))
     report = {"keras_accuracy": ref.accuracy, "images": len(ref.labels), "checks": [c.to_dict() for c in checks],
               "int8_fallback": [a.to_dict() for a in attempts], "seconds": seconds,
-              "int8_bias_correction": corrections[0].to_dict() if corrections else None}
+              "int8_bias_correction": corrections[0].to_dict() if corrections else None, "held_out_warning": small}
     (work / "report.json").write_text(json.dumps(report, indent=1))
     lines = [f"# Export report for {run_path}", "", f"Keras accuracy: {ref.accuracy:.4f} on {len(ref.labels)} held-out images.",
-             "", "| ok | file | precision | size MB | accuracy | drop (pts) | agreement | max prob diff | ms |",
+             *(["", f"**Warning:** {small}."] if small else []),
+             "", "| ok | file | precision | size MB | accuracy | Δ pts vs Keras | agreement | max prob diff | ms |",
              "|---|---|---|---|---|---|---|---|---|"]
     for c in shown:
         lines.append(f"| {'✓' if c.passed else '✗'} | {c.file} | {c.precision} | {c.size_bytes / 1e6:.2f} | {c.accuracy:.4f} | "
-                     f"{c.drop_points:+.2f} | {c.agreement:.1%} | {c.max_prob_diff:.2g} | {c.latency_ms:.1f} |")
+                     f"{c.delta_points:+.2f} | {c.agreement:.1%} | {c.max_prob_diff:.2g} | {c.latency_ms:.1f} |")
     for c in corrections:
         lines += ["", f"int8 bias correction ({c.layers} depthwise layers): mean output difference from the float model "
                       f"on held-back calibration images {c.error_before:.4f} -> {c.error_after:.4f}, "

@@ -10,8 +10,12 @@ from edgetl.errors import EdgetlError
 
 def _local(models: list[Path], threads: list[int | None], options: BenchOptions, **_) -> list[dict]:
     from edgetl.bench.runner import run
+    from edgetl.console import track
 
-    results = run([str(m) for m in models], threads, options)
+    combos = [(m, t) for m in models for t in threads]
+    results = []
+    for model, t in track(combos, f"Benchmarking {len(models)} model(s) x {len(threads)} thread count(s)"):
+        results.extend(run([str(model)], [t], options))
     for r in results:
         r["device"]["target"] = "local"
     return results

@@ -34,6 +34,8 @@ class BackboneSpec:
     alphas: tuple[float, ...] = (1.0,)
     weight_file: Callable[[float, int], str] = lambda alpha, size: ""
     """File name of the ImageNet no-top weights in Keras's cache (``~/.keras/models``)."""
+    weight_url: str = ""
+    """Where Keras downloads that file from (the folder; the file name is appended)."""
 
 
 def _mobilenet_file(alpha: float, size: int) -> str:
@@ -46,12 +48,14 @@ BACKBONES: dict[str, BackboneSpec] = {
         name="mobilenet_v2", application="MobileNetV2", default_size=224, min_size=32,
         base_range=(-1.0, 1.0), normalises_itself=False,
         fine_tune_at=lambda n: 100 * n // 154,  # block_12 onwards, as in the Keras transfer-learning guide
-        alphas=(0.35, 0.5, 0.75, 1.0, 1.3, 1.4), weight_file=_mobilenet_file),
+        alphas=(0.35, 0.5, 0.75, 1.0, 1.3, 1.4), weight_file=_mobilenet_file,
+        weight_url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"),
     "efficientnet_b0": BackboneSpec(
         name="efficientnet_b0", application="EfficientNetB0", default_size=224, min_size=32,
         base_range=(0.0, 255.0), normalises_itself=True,
         fine_tune_at=lambda n: n - 20,  # the top 20 layers, as in the Keras EfficientNet guide
-        weight_file=lambda alpha, size: "efficientnetb0_notop.h5"),
+        weight_file=lambda alpha, size: "efficientnetb0_notop.h5",
+        weight_url="https://storage.googleapis.com/keras-applications/"),
 }
 
 
@@ -74,6 +78,16 @@ def imagenet_cached(spec: BackboneSpec, alpha: float = 1.0, size: int = 224) -> 
     return path if path.is_file() else None
 
 
+def root_cause(e: BaseException) -> str:
+    """The innermost reason in an exception chain, in words ("[Errno -2] Name or service not known")."""
+    seen = set()
+    while (e.__cause__ or e.__context__) is not None and id(e) not in seen:
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:200]
+
+
 def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
     """The Keras application without its top, global-average-pooled, with ``weights``:
     "imagenet" (Keras's download and cache), "none", or a weights file."""
@@ -94,12 +108,13 @@ def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
             base = ctor(input_shape=(size, size, 3), include_top=False, weights=w, pooling="avg", **kwargs)
     except Exception as e:
         if w == "imagenet" and imagenet_cached(spec, alpha, size) is None:
-            cache = keras_cache_dir() / spec.weight_file(alpha, size)
+            name = spec.weight_file(alpha, size)
             raise EdgetlError(
-                f"ImageNet weights for {spec.name} are not in Keras's cache ({cache}) and could not be "
-                f"downloaded ({type(e).__name__})",
-                fix="copy the file there, pass --weights PATH to a backbone weights file, or train from scratch "
-                    "with --weights none") from e
+                f"ImageNet weights for {spec.name} are not in Keras's cache ({keras_cache_dir() / name}) and could not "
+                f"be downloaded ({root_cause(e)})",
+                fix=f"download {spec.weight_url}{name} on a machine with internet access and copy it there; or give "
+                    "a backbone weights file (weights=PATH; on the command line --weights PATH); or train from "
+                    "scratch (weights=\"none\")") from e
         if w not in (None, "imagenet"):
             raise EdgetlError(f"these weights do not fit {spec.name} (alpha {alpha}): {str(e).splitlines()[0][:200]}",
                               path=w, fix="give weights saved from the same backbone without its top") from e
