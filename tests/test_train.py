@@ -211,5 +211,8 @@ def test_offline_imagenet_weights_error_names_cache_and_alternatives(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")][0]
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in line
-    assert "--weights PATH" in line and "--weights none" in line
+    assert "--weights PATH" in line and 'weights="none"' in line
+    # the cause in words (not "Exception") and where the file comes from
+    assert "could not be downloaded (Exception)" not in line and "could not be downloaded (" in line
+    assert "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/" in line
     assert not (tmp_path / "runs").exists() or not any(p.name == "exp" for p in (tmp_path / "runs").iterdir())

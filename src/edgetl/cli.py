@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -14,9 +15,10 @@ from typer.core import TyperGroup
 from edgetl import __version__
 from edgetl.console import err, error_line, out, print_json
 from edgetl.errors import EdgetlError
+from edgetl.native_logs import DEBUG_ENV
 from edgetl.text import clean, safe
 
-WORKFLOW = ("data", "train", "export", "verify", "predict", "eval", "bench", "live", "doctor", "demo")
+WORKFLOW = ("data", "train", "export", "verify", "predict", "eval", "bench", "live", "report", "doctor", "demo")
 
 
 class WorkflowOrder(TyperGroup):
@@ -205,6 +207,8 @@ def train(
     strategy: Optional[str] = typer.Option(None, help="auto, mirrored, multiworker or none (tf.distribute)."),
     mixed_precision: Optional[bool] = typer.Option(None, "--mixed-precision/--no-mixed-precision", help="float16 on GPU."),
     cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="Keep decoded images on disk (default on)."),
+    tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
+                                               help="TensorBoard logs in RUN/tensorboard/ (view: tensorboard --logdir RUN/tensorboard)."),
     project: Optional[str] = typer.Option(None, help="Parent of auto-named runs (default runs)."),
     name: Optional[str] = typer.Option(None, help="Run name stem (default exp: runs/exp, runs/exp2, ...)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Exact run folder."),
@@ -221,7 +225,8 @@ def train(
         "batch_size": batch_size, "lr": lr, "fine_tune_lr": fine_tune_lr, "dropout": dropout, "augment": augment,
         "feature_cache": feature_cache, "label_smoothing": label_smoothing, "class_weight": class_weight,
         "schedule": schedule, "patience": patience, "seed": seed, "val_split": val_split, "strategy": strategy,
-        "mixed_precision": mixed_precision, "cache": cache, "project": project, "name": name, "out": out_dir,
+        "mixed_precision": mixed_precision, "cache": cache, "tensorboard": tensorboard, "project": project, "name": name,
+        "out": out_dir,
     }
     overrides = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items() if v is not None}
     if resume is not None:
@@ -448,6 +453,25 @@ def live(
 
 
 @app.command()
+def report(
+    runs: list[Path] = typer.Argument(..., metavar="RUN...", help="Run folders (runs/exp ...)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="With several runs: where the comparison page goes "
+                                                                  "(default: compare.html beside the first run)."),
+) -> None:
+    """One self-contained HTML page per run: is it good, where does it fail, what to ship."""
+    from edgetl.report import write_comparison, write_report
+
+    for run in runs:
+        if not (run / "config.yaml").is_file():
+            raise EdgetlError("not a run folder (no config.yaml)", path=run, fix="give a folder `edgetl train` wrote")
+    if len(runs) == 1:
+        page = write_report(runs[0])
+    else:
+        page = write_comparison(runs, out_file or runs[0].parent / "compare.html")
+    out.print(f"report: {clean(page)}", markup=False)
+
+
+@app.command()
 def doctor(json_out: bool = JSON) -> None:
     """Versions, runtimes that load, cached ImageNet weights, cameras, GPUs and known conflicts."""
     from edgetl.doctor import diagnose
@@ -525,6 +549,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning EdgetlError into one line and exit code 2 (1 for gates)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # native libraries' own log lines are shown too
     for stream in (sys.stdout, sys.stderr):  # file names need not be UTF-8: never die printing one
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")

@@ -82,11 +82,10 @@ def _runtimes() -> dict[str, dict]:
 
 
 def _tensorflow() -> dict:
-    try:
-        import os
+    from edgetl.native_logs import quiet_import
 
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import tensorflow as tf
+    try:
+        tf = quiet_import("tensorflow")
     except ImportError:
         return {"installed": False}
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]

@@ -27,7 +27,29 @@ def bench(models: list[str | Path], threads: list[int | None] | None = None, dev
     order = [p for p in paths for _ in threads]  # every target returns (host x) model x threads, in order
     for i, r in enumerate(results):
         r["path"] = str(order[i % len(order)])
+    _keep_with_run(paths, results)
     return results
+
+
+def _keep_with_run(paths: list[Path], results: list[dict]) -> None:
+    """When every model is one run's export (RUN/export/*), keep the results beside them and
+    refresh RUN/report.html, so the run's page shows its latest benchmark."""
+    import json
+    import os
+
+    from edgetl.report import refresh
+    from edgetl.report.facts import BENCH_FILE
+
+    folders = {p.resolve().parent for p in paths}
+    if len(folders) != 1:
+        return
+    folder = folders.pop()
+    if folder.name != "export" or not (folder.parent / "model.keras").is_file():
+        return
+    tmp = folder / f".{BENCH_FILE}.tmp"
+    tmp.write_text(json.dumps([{k: v for k, v in r.items() if k != "samples_ms"} for r in results], indent=1))
+    os.replace(tmp, folder / BENCH_FILE)
+    refresh(folder.parent)
 
 
 __all__ = ["bench"]

@@ -19,6 +19,7 @@ from edgetl.data.audit import Audit
 from edgetl.data.cache import load_images
 from edgetl import runs
 from edgetl.errors import EdgetlError
+from edgetl.native_logs import quiet_import
 from edgetl.export import metadata, tflite
 from edgetl.export.bias_correction import BiasCorrection
 from edgetl.export import onnx as onnx_export
@@ -156,9 +157,8 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     if opts.calib_samples < 100 and any(FORMATS[f].needs_calibration for f in opts.formats):
         err.print(f"[yellow]warning:[/] --calib-samples {opts.calib_samples} is under 100: int8 ranges may be poor")
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
+    keras = quiet_import("keras")
 
     tf.get_logger().setLevel("ERROR")  # tf2onnx's deprecation notices are not the user's business
 
@@ -258,6 +258,9 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)  # a failed or interrupted export leaves nothing
             raise
+    from edgetl.report import refresh
+
+    refresh(run_path)
     return ExportResult(final, checks, attempts, ref.accuracy, seconds)
 
 

@@ -6,13 +6,16 @@ exported artifact inherits the same contract."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgetl.console import log
 from edgetl.errors import EdgetlError
+from edgetl.native_logs import debugging
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,12 @@ def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
     w = None if weights == "none" else weights
     if w not in (None, "imagenet") and not Path(w).is_file():
         raise EdgetlError("no such weights file", path=w, fix="give a Keras .weights.h5 file, or --weights imagenet/none")
+    if w == "imagenet" and imagenet_cached(spec, alpha, size) is None:
+        log(f"fetching ImageNet weights for {spec.name} through Keras (once; kept in {keras_cache_dir()})")
+    # Keras prints its download progress on stdout, which holds only results: shown under --debug.
+    keras_output = contextlib.redirect_stdout(sys.stderr if debugging() else io.StringIO())
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # Keras's download progress is not a result
+        with keras_output:
             base = ctor(input_shape=(size, size, 3), include_top=False, weights=w, pooling="avg", **kwargs)
     except Exception as e:
         if w == "imagenet" and imagenet_cached(spec, alpha, size) is None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.errors import EdgetlError
+from edgetl.native_logs import quiet_import
 from edgetl.runtime.spec import ModelInfo, TensorSpec
 
 
@@ -14,7 +15,7 @@ class KerasBackend:
     """A Keras model called in inference mode."""
 
     def __init__(self, path: Path, **_: object):
-        import keras
+        keras = quiet_import("keras")
 
         try:
             self.model = keras.saving.load_model(str(path), compile=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.errors import EdgetlError
+from edgetl.native_logs import silenced
 from edgetl.runtime import tflite_metadata
 from edgetl.runtime.spec import ModelInfo, TensorSpec
 
@@ -59,8 +60,9 @@ class LiteRTBackend:
             raise EdgetlError(f"not a valid TFLite model ({problem})", path=path,
                               fix="re-export it or copy it again; a truncated copy or another file type cannot load")
         try:
-            self.interpreter = cls(model_content=content, num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with silenced():  # LiteRT announces its XNNPACK delegate from C++ here
+                self.interpreter = cls(model_content=content, num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise EdgetlError(f"not a valid TFLite model ({first})", path=path,
@@ -83,7 +85,8 @@ class LiteRTBackend:
         """Invoke on one prepared input batch and return the raw output tensor."""
         if x.shape[0] != self._batch:
             self.interpreter.resize_tensor_input(self._in, list(x.shape))
-            self.interpreter.allocate_tensors()
+            with silenced():
+                self.interpreter.allocate_tensors()
             self._batch = x.shape[0]
         self._set(self._in, x)
         try:

@@ -59,6 +59,8 @@ class TrainConfig:
     """float16 compute on a GPU (ignored on the CPU)."""
     cache: bool = True
     """Keep decoded images on disk between runs."""
+    tensorboard: bool = False
+    """Write TensorBoard logs (loss, accuracy, learning rate per epoch, both stages) to RUN/tensorboard/."""
     project: str = "runs"
     """Parent folder of auto-named runs (runs/exp, runs/exp2, ...)."""
     name: str = "exp"

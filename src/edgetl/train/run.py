@@ -17,6 +17,7 @@ from edgetl.data.audit import Audit, AuditOptions, audit
 from edgetl.data.cache import load_images
 from edgetl import runs
 from edgetl.errors import EdgetlError
+from edgetl.native_logs import quiet_import
 from edgetl.runtime.classifier import MANIFEST
 from edgetl.runtime.labels import write_labels
 from edgetl.runtime.spec import PixelSpec
@@ -93,6 +94,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
 
         get_backbone(cfg.backbone)
         check_weights(cfg.weights)
+        check_tensorboard(cfg.tensorboard)
         runs.check_new_run(cfg.project, cfg.out)
         # The audit runs before the run folder exists, so bad data leaves nothing behind.
         pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed))
@@ -126,7 +128,7 @@ def _has_finished_epoch(work: Path) -> bool:
 
 
 # Settings a resumed run may change: they do not alter what was already trained.
-RESUMABLE = ("weights", "epochs", "fine_tune_epochs", "patience", "cache", "strategy")
+RESUMABLE = ("weights", "epochs", "fine_tune_epochs", "patience", "cache", "strategy", "tensorboard")
 
 
 def _resumed_config(work: Path, config: TrainConfig | None, overrides: dict) -> TrainConfig:
@@ -150,8 +152,17 @@ def _resumed_config(work: Path, config: TrainConfig | None, overrides: dict) -> 
         changed.pop("weights")  # trained weights are in the checkpoint; the backbone file no longer matters
     cfg = TrainConfig(**(saved.to_dict() | changed)).validate()
     check_weights(cfg.weights)
+    check_tensorboard(cfg.tensorboard)
     cfg.save(work / "config.yaml")
     return cfg
+
+
+def check_tensorboard(wanted: bool) -> None:
+    """TensorBoard logs need the tensorboard package (the optional extra), checked up front."""
+    import importlib.util
+
+    if wanted and importlib.util.find_spec("tensorboard") is None:
+        raise EdgetlError("--tensorboard needs the tensorboard package", fix='pip install "edgetl[tensorboard]"')
 
 
 def check_weights(weights: str) -> None:
@@ -162,9 +173,8 @@ def check_weights(weights: str) -> None:
 
 
 def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainResult:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
+    tf = quiet_import("tensorflow")
+    keras = quiet_import("keras")
 
     from edgetl.models.backbones import build_base, build_classifier, build_head, freeze_for_fine_tuning, get_backbone
     from edgetl.train.stages import Checkpointer, RunState, dataset, load_checkpoint, loss_fn, optimizer, with_augmentation
@@ -228,7 +238,8 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
             with strategy.scope():
                 trainer = with_augmentation(model, cfg.size, cfg.seed) if cfg.augment else model
                 trainer.compile(optimizer(cfg.lr, cfg.schedule, steps * cfg.epochs, steps * start), loss_fn(cfg.label_smoothing), metrics=metrics)
-            ckpt = Checkpointer(work, state, 1, model, cfg.patience, cfg.epochs + cfg.fine_tune_epochs, log=log)
+            ckpt = Checkpointer(work, state, 1, model, cfg.patience, cfg.epochs + cfg.fine_tune_epochs, log=log,
+                                tensorboard=cfg.tensorboard)
             trainer.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=start,
                         class_weight=weights, callbacks=[ckpt], verbose=0, shuffle=False)  # tf.data shuffles
         else:
@@ -245,7 +256,8 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
             def sync() -> None:
                 model.get_layer("predictions").set_weights(head.get_layer("predictions").get_weights())
 
-            ckpt = Checkpointer(work, state, 1, model, cfg.patience, cfg.epochs + cfg.fine_tune_epochs, sync=sync, log=log)
+            ckpt = Checkpointer(work, state, 1, model, cfg.patience, cfg.epochs + cfg.fine_tune_epochs, sync=sync, log=log,
+                                tensorboard=cfg.tensorboard)
             head.fit(feats["train"], onehot["train"], batch_size=cfg.batch_size, epochs=cfg.epochs, initial_epoch=start,
                      validation_data=(feats["val"], onehot["val"]), class_weight=weights, callbacks=[ckpt],
                      verbose=0, shuffle=True)
@@ -275,16 +287,16 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
             trainer.compile(optimizer(lr2, cfg.schedule, steps * cfg.fine_tune_epochs, steps * (start - state.stage1_epochs)),
                             loss_fn(cfg.label_smoothing), metrics=metrics)
         log(f"stage 2: fine-tuning {trainable} layers from layer {at} of {n_layers} at lr {lr2:g}, BatchNorm frozen")
-        ckpt = Checkpointer(work, state, 2, model, cfg.patience, end, log=log)
+        ckpt = Checkpointer(work, state, 2, model, cfg.patience, end, log=log, tensorboard=cfg.tensorboard)
         trainer.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=start, class_weight=weights,
                     callbacks=[ckpt], verbose=0, shuffle=False)  # tf.data shuffles
         state.seconds["stage2"] = state.seconds.get("stage2", 0) + time.perf_counter() - t2
         state.save(work)
 
-    return _finish(cfg, work, state, model, x, y, classes, log, load_s, len(skipped))
+    return _finish(cfg, work, state, model, x, y, classes, log, load_s, len(skipped), splits)
 
 
-def _finish(cfg, work, state, model, x, y, classes, log, load_s, skipped: int) -> TrainResult:
+def _finish(cfg, work, state, model, x, y, classes, log, load_s, skipped: int, splits: dict) -> TrainResult:
     import keras
     import tensorflow as tf
 
@@ -299,14 +311,18 @@ def _finish(cfg, work, state, model, x, y, classes, log, load_s, skipped: int) -
     tmp = work / "model.tmp.keras"
     model.save(tmp)
     os.replace(tmp, work / "model.keras")
-    evals = {}
+    evals, predictions = {}, {}
     for split in [s for s in ("val", "test") if s in x]:
         probs = model.predict(x[split].astype(np.float32), batch_size=cfg.batch_size, verbose=0)
         evals[split] = report(y[split], probs.argmax(1), classes)
+        predictions[split] = [{"path": r.path, "true": int(t), "pred": int(p.argmax()), "score": float(p.max()),
+                               "true_score": float(p[t])} for r, t, p in zip(splits[split], y[split], probs)]
     plot_confusion(evals["val"], str(work / "confusion_matrix.png"), title="val")
     stage2_start = next((h["epoch"] for h in state.history if h["stage"] == 2), None)
     plot_history(state.history, work / "history.png", stage2_start)
     (work / "history.json").write_text(json.dumps(state.history, indent=1))
+    # Per held-out image: what the report shows as mistakes, without running the model again.
+    (work / "predictions.json").write_text(json.dumps(predictions))
     pixels = PixelSpec(cfg.size, cfg.size, mean=0.0, std=1.0, resize=cfg.resize)
     (work / MANIFEST).write_text(json.dumps({
         "labels": classes, "input": pixels.to_dict(), "backbone": cfg.backbone, "alpha": cfg.alpha,
@@ -339,5 +355,8 @@ def _finish(cfg, work, state, model, x, y, classes, log, load_s, skipped: int) -
     for checkpoint in ("last.weights.h5", "best.weights.h5"):  # model.keras holds the best weights now
         (work / checkpoint).unlink(missing_ok=True)
     final = runs.finish(work)
-    log(f"val accuracy {metrics['val_accuracy']:.4f}; run saved to {final}")
+    from edgetl.report import refresh
+
+    page = refresh(final)
+    log(f"val accuracy {metrics['val_accuracy']:.4f}; run saved to {final}" + (f"; report: {page}" if page else ""))
     return TrainResult(final, metrics)

@@ -78,11 +78,23 @@ class Checkpointer(keras.callbacks.Callback):
     the last weights and the state, and stop the stage after ``patience`` epochs without progress."""
 
     def __init__(self, work: Path, state: RunState, stage: int, full_model: keras.Model, patience: int,
-                 total_epochs: int, sync: Callable[[], None] = lambda: None, log: Callable[[str], None] = err.print):
+                 total_epochs: int, sync: Callable[[], None] = lambda: None, log: Callable[[str], None] = err.print,
+                 tensorboard: bool = False):
         super().__init__()
         self.work, self.state, self.stage, self.full = work, state, stage, full_model
         self.patience, self.total, self.sync, self.log = patience, total_epochs, sync, log
         self._t0 = 0.0
+        # One TensorBoard run per stage (RUN/tensorboard/stage1, stage2), on the global epoch axis.
+        self.writer = tf.summary.create_file_writer(str(work / "tensorboard" / f"stage{stage}")) if tensorboard else None
+
+    def _scalars(self, epoch: int, values: dict[str, float]) -> None:
+        lr = getattr(self.model.optimizer, "learning_rate", None)
+        with self.writer.as_default(step=epoch + 1):
+            for name, value in values.items():
+                tf.summary.scalar(name, value)
+            if lr is not None:
+                tf.summary.scalar("learning_rate", float(np.asarray(lr)))
+        self.writer.flush()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
@@ -94,6 +106,8 @@ class Checkpointer(keras.callbacks.Callback):
         entry = {"stage": self.stage, "epoch": epoch, "seconds": time.perf_counter() - self._t0} | {
             k: logs[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
         s.history.append(entry)
+        if self.writer is not None:
+            self._scalars(epoch, {k: entry[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")})
         better = logs["val_loss"] < s.best_val_loss - 1e-4
         if better:
             s.best_val_loss, s.best_epoch, s.wait = logs["val_loss"], epoch, 0

@@ -1,0 +1,91 @@
+"""What a run folder says about itself, gathered for the report: settings, data, training history,
+held-out predictions, export checks, benchmark results and tool versions. Every file is optional
+(a run that was never exported has no export section); a damaged file is reported, not fatal."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+BENCH_FILE = "bench.json"
+"""Written beside the artifacts by `edgetl bench` when the models are one run's export."""
+
+
+@dataclass
+class RunFacts:
+    """Everything the report shows about one run."""
+
+    path: Path
+    config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    audit: dict = field(default_factory=dict)
+    predictions: dict = field(default_factory=dict)
+    export: dict = field(default_factory=dict)
+    """export/report.json: keras_accuracy, checks, int8_fallback, warnings."""
+    export_manifest: dict = field(default_factory=dict)
+    run_manifest: dict = field(default_factory=dict)
+    bench: list[dict] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    """Files that exist but could not be read (named on the page)."""
+
+    @property
+    def name(self) -> str:
+        """The run's folder name."""
+        return self.path.name
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names in label order."""
+        return list(self.audit.get("class_names") or self.run_manifest.get("labels") or [])
+
+    @property
+    def artifacts(self) -> list[dict]:
+        """Every verified or rejected artifact, the fallback attempts included, once each."""
+        seen: dict[str, dict] = {}
+        for c in self.export.get("checks", []) + self.export.get("int8_fallback", []):
+            seen.setdefault(c["file"], c)
+        return list(seen.values())
+
+
+def _read(path: Path, facts: RunFacts, loader=json.loads):
+    if not path.is_file():
+        return None
+    try:
+        return loader(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        facts.unreadable.append(str(path))
+        return None
+
+
+def gather(run: str | Path) -> RunFacts:
+    """The facts of one run folder (``RUN``, as `edgetl train` wrote it)."""
+    path = Path(run)
+    facts = RunFacts(path)
+    facts.config = _read(path / "config.yaml", facts, yaml.safe_load) or {}
+    facts.metrics = _read(path / "metrics.json", facts) or {}
+    facts.history = _read(path / "history.json", facts) or []
+    facts.audit = _read(path / "audit.json", facts) or {}
+    facts.predictions = _read(path / "predictions.json", facts) or {}
+    facts.run_manifest = _read(path / "manifest.json", facts) or {}
+    facts.export = _read(path / "export" / "report.json", facts) or {}
+    facts.export_manifest = _read(path / "export" / "manifest.json", facts) or {}
+    facts.bench = _read(path / "export" / BENCH_FILE, facts) or []
+    return facts
+
+
+# Which artifact to ship for which kind of device: the passing one with the lowest latency
+# (then the smallest) among the formats that device runs.
+TARGETS = {"TFLite (Raspberry Pi, Android, MediaPipe)": "tflite", "ONNX Runtime": "onnx"}
+
+
+def ship_this(facts: RunFacts) -> dict[str, dict]:
+    """Per kind of device, the artifact to ship: {target: check}."""
+    out = {}
+    for target, fmt in TARGETS.items():
+        passed = [c for c in facts.artifacts if c.get("passed") and c.get("format") == fmt]
+        if passed:
+            out[target] = min(passed, key=lambda c: (c.get("latency_ms", 0), c.get("size_bytes", 0)))
+    return out

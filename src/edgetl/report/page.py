@@ -1,0 +1,294 @@
+"""One self-contained HTML page per run (and one comparing several): styles, script and pictures
+inline, nothing fetched, so it opens offline and from an e-mail attachment. Every value that came
+from a file (class names, paths, notes) is HTML-escaped."""
+from __future__ import annotations
+
+import base64
+import os
+import time
+from html import escape
+from pathlib import Path
+
+from edgetl import __version__
+from edgetl.report.facts import RunFacts, gather, ship_this
+from edgetl.report.svg import bar_chart, line_chart
+
+REPORT_FILE = "report.html"
+MAX_MISTAKES = 48
+"""Thumbnails shown at most; the page gives the full count."""
+
+_CSS = """
+:root{--fg:#111827;--muted:#6b7280;--line:#e5e7eb;--ok:#15803d;--bad:#b91c1c;--accent:#2563eb}
+*{box-sizing:border-box}body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:var(--fg);
+margin:0 auto;max-width:1100px;padding:16px}h1{font-size:1.6em;margin:.2em 0}h2{margin-top:1.6em;border-bottom:1px solid
+var(--line);padding-bottom:.2em}.muted{color:var(--muted)}.stats{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}
+.stat{border:1px solid var(--line);border-radius:8px;padding:8px 14px;min-width:130px}.stat b{display:block;font-size:1.6em}
+.ship{background:#ecfdf5;border:1px solid #a7f3d0;border-radius:8px;padding:10px 14px;margin:12px 0}
+.warn{background:#fffbeb;border:1px solid #fde68a;border-radius:8px;padding:8px 12px;margin:8px 0}
+.scroll{overflow-x:auto}table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums}
+th,td{border-bottom:1px solid var(--line);padding:4px 10px;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}th{cursor:pointer;user-select:none;background:#f9fafb}
+th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
+td.ok{color:var(--ok)}td.bad{color:var(--bad)}td.best{font-weight:700;background:#ecfdf5}
+.charts{display:flex;flex-wrap:wrap;gap:12px}.charts>*{min-width:0;max-width:100%}code,.path{overflow-wrap:anywhere}.chart{width:100%;max-width:530px;height:auto;border:1px solid var(--line);
+border-radius:8px}.ct{font-weight:600;font-size:13px}.ax{font-size:11px;fill:var(--muted)}.grid{stroke:var(--line)}
+.mark{stroke:#9ca3af;stroke-dasharray:4 3}.best{fill:#16a34a;stroke:white;stroke-width:1.5}
+.thumbs{display:flex;flex-wrap:wrap;gap:10px}.thumb{width:132px;font-size:12px}.thumb img{width:128px;height:128px;
+object-fit:cover;border-radius:6px;border:2px solid var(--bad)}.cm td{min-width:48px}
+@media (max-width:600px){body{padding:8px;font-size:14px}.stat{min-width:44%}}
+"""
+
+_SORT_JS = """
+document.querySelectorAll('table.sortable').forEach(function(t){
+  t.querySelectorAll('th').forEach(function(th,i){th.addEventListener('click',function(){
+    var asc=!th.classList.contains('sorted-asc');t.querySelectorAll('th').forEach(function(h){h.classList.remove('sorted-asc','sorted-desc')});
+    th.classList.add(asc?'sorted-asc':'sorted-desc');var body=t.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
+    rows.sort(function(a,b){var x=a.cells[i].dataset.v||a.cells[i].textContent,y=b.cells[i].dataset.v||b.cells[i].textContent;
+      var nx=parseFloat(x),ny=parseFloat(y);var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);return asc?c:-c});
+    rows.forEach(function(r){body.appendChild(r)})})})});
+"""
+
+
+def _cell(value, fmt: str = "", cls: str = "") -> str:
+    """A table cell; numbers keep their raw value for sorting."""
+    if value is None:
+        return '<td data-v="">—</td>'
+    shown = format(value, fmt) if fmt and isinstance(value, (int, float)) else str(value)
+    sort = f' data-v="{value}"' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+    klass = f' class="{cls}"' if cls else ""
+    return f"<td{sort}{klass}>{escape(shown)}</td>"
+
+
+def _table(headers: list[str], rows: list[list[str]], cls: str = "sortable", table_id: str = "") -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
+    ident = f' id="{table_id}"' if table_id else ""
+    return f'<div class="scroll"><table class="{cls}"{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _thumbnail(path: str, side: int = 128) -> str | None:
+    """A small JPEG of an image as a data: URI, or None when the file cannot be read now."""
+    from edgetl.image import DecodeError, cv2, decode, resize
+
+    try:
+        rgb = decode(path)
+    except (DecodeError, OSError):
+        return None
+    h, w = rgb.shape[:2]
+    scale = side / max(h, w)
+    small = resize(rgb, max(1, round(h * scale)), max(1, round(w * scale)))
+    ok, data = cv2().imencode(".jpg", cv2().cvtColor(small, cv2().COLOR_RGB2BGR), [cv2().IMWRITE_JPEG_QUALITY, 80])
+    return f"data:image/jpeg;base64,{base64.b64encode(data.tobytes()).decode()}" if ok else None
+
+
+def _header(f: RunFacts) -> str:
+    m = f.metrics
+    stats = [("val accuracy", m.get("val_accuracy"), ".4f"), ("test accuracy", m.get("test_accuracy"), ".4f"),
+             ("classes", len(f.classes) or None, "d"),
+             ("best epoch", (m.get("best") or {}).get("epoch"), "d")]
+    tiles = "".join(f'<div class="stat"><span class="muted">{escape(k)}</span><b id="{k.replace(" ", "-")}">'
+                    f'{escape(format(v, fmt))}</b></div>' for k, v, fmt in stats if v is not None)
+    ship = ship_this(f)
+    if ship:
+        lines = "".join(f"<div><b>Ship this</b> for {escape(target)}: <code>{escape(c['file'])}</code> "
+                        f"({c['accuracy']:.4f} accuracy, {c['size_bytes'] / 1e6:.2f} MB, {c['latency_ms']:.1f} ms here)</div>"
+                        for target, c in ship.items())
+        ship_html = f'<div class="ship" id="ship-this">{lines}</div>'
+    elif f.export:
+        ship_html = '<div class="warn" id="ship-this">No artifact passed its gates: nothing to ship yet.</div>'
+    else:
+        ship_html = (f'<div class="warn" id="ship-this">Not exported yet: <code>edgetl export {escape(str(f.path))}'
+                     f' --all</code> makes and verifies every format.</div>')
+    backbone = f.config.get("backbone", "?")
+    return (f"<h1>{escape(f.name)}</h1><div class='muted path'>{escape(str(backbone))} at "
+            f"{escape(str(f.config.get('size', '?')))} px &middot; {escape(str(f.path))}</div><div class='stats'>{tiles}</div>{ship_html}")
+
+
+def _data(f: RunFacts) -> str:
+    classes = f.audit.get("classes") or {}
+    if not classes:
+        return ""
+    splits = sorted({s for per in classes.values() for s in per}, key=["train", "val", "test"].index)
+    rows = [[_cell(c)] + [_cell(per.get(s, 0)) for s in splits] + [_cell(sum(per.values()))] for c, per in classes.items()]
+    problems = [p for p in f.audit.get("problems", []) if p.get("severity") in ("error", "warning")]
+    listing = "".join(f"<li><code>{escape(Path(p['path']).name)}</code>: {escape(p['reason'])}</li>" for p in problems[:50])
+    more = f"<p class='muted'>and {len(problems) - 50} more (edgetl data check)</p>" if len(problems) > 50 else ""
+    flagged = (f"<h3>Flagged or skipped ({len(problems)})</h3><ul>{listing}</ul>{more}" if problems
+               else "<p>The audit flagged nothing.</p>")
+    return "<h2>Data</h2>" + _table(["class", *splits, "total"], rows) + flagged
+
+
+def _training(f: RunFacts) -> str:
+    if not f.history:
+        return ""
+    xs = [h["epoch"] + 1 for h in f.history]
+    stage2 = next((h["epoch"] + 1 for h in f.history if h["stage"] == 2), None)
+    marks = [(stage2 - 0.5, "fine-tuning")] if stage2 else []
+    best = (f.metrics.get("best") or {}).get("epoch")
+    best_h = next((h for h in f.history if h["epoch"] + 1 == best), None)
+    charts = []
+    for metric, rng in (("accuracy", (0.0, 1.0)), ("loss", None)):
+        pts = [(best, best_h[f"val_{metric}"], "best")] if best_h else []
+        charts.append(line_chart(metric, xs, {f"train {metric}": [h[metric] for h in f.history],
+                                              f"val {metric}": [h[f"val_{metric}"] for h in f.history]},
+                                 rng, marks, pts))
+    out = "<h2>Training</h2><div class='charts'>" + "".join(charts) + "</div>"
+    out += (f"<p class='muted'>Stage 1: {escape(str(f.metrics.get('stage1_path', '')))}; "
+            f"{(f.metrics.get('epochs') or {}).get('stage1', 0)} + {(f.metrics.get('epochs') or {}).get('stage2', 0)} "
+            f"epochs; the best epoch (lowest val loss, across both stages) is the model.</p>")
+    per = f.metrics.get("per_class") or {}
+    if per:
+        out += "<h3>Per class (val)</h3>" + _table(["class", "precision", "recall", "support"], [
+            [_cell(c), _cell(v["precision"], ".3f"), _cell(v["recall"], ".3f"), _cell(v["support"])] for c, v in per.items()])
+    cm, labels = f.metrics.get("confusion"), list(per)
+    if cm and labels:
+        peak = max(max(r) for r in cm) or 1
+        rows = []
+        for label, row in zip(labels, cm):
+            cells = "".join(f'<td style="background:rgba(37,99,235,{v / peak * 0.6:.2f})">{v}</td>' for v in row)
+            rows.append(f"<tr><td>{escape(label)}</td>{cells}</tr>")
+        head = "".join(f"<th>{escape(label)}</th>" for label in labels)
+        out += (f"<h3>Confusion matrix (val; rows true, columns predicted)</h3><div class='scroll'><table class='cm'>"
+                f"<thead><tr><th>true \\ predicted</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+    return out
+
+
+def _mistakes(f: RunFacts) -> str:
+    preds = f.predictions.get("test") or f.predictions.get("val") or []
+    if not preds:
+        return ""
+    split = "test" if f.predictions.get("test") else "val"
+    wrong = sorted((p for p in preds if p["pred"] != p["true"]), key=lambda p: -p["score"])
+    names = f.classes
+    if not wrong:
+        return f"<h2>Mistakes</h2><p>Every one of the {len(preds)} {split} images is classified right.</p>"
+    tiles = []
+    for p in wrong[:MAX_MISTAKES]:
+        src = _thumbnail(p["path"])
+        img = (f'<img src="{src}" alt="{escape(Path(p["path"]).name)}">' if src
+               else "<div class='muted'>(image no longer readable)</div>")
+        true, pred = (names[p["true"]], names[p["pred"]]) if names else (p["true"], p["pred"])
+        tiles.append(f"<div class='thumb'>{img}<div>true <b>{escape(str(true))}</b></div>"
+                     f"<div>predicted <b>{escape(str(pred))}</b> {p['score']:.2f}</div>"
+                     f"<div class='muted'>{escape(Path(p['path']).name)}</div></div>")
+    cap = (f"<p class='muted'>The {MAX_MISTAKES} most confident of {len(wrong)} mistakes are shown.</p>"
+           if len(wrong) > MAX_MISTAKES else "")
+    return (f"<h2>Mistakes</h2><p>{len(wrong)} of {len(preds)} {split} images misclassified, most confident "
+            f"first.</p>{cap}<div class='thumbs'>{''.join(tiles)}</div>")
+
+
+def _export(f: RunFacts) -> str:
+    if not f.export:
+        return ""
+    rows = []
+    for c in f.artifacts:
+        fallback = c not in f.export.get("checks", [])
+        verdict = "accepted" if c["passed"] else f"rejected: {c.get('note', '')}"
+        rows.append([_cell(c["file"]), _cell(c["precision"]), _cell(c["accuracy"], ".4f"),
+                     _cell(round(-c["drop_points"], 2) + 0.0, "+.2f"), _cell(c["agreement"], ".1%"),
+                     _cell(c["max_prob_diff"], ".3g"), _cell(c["size_bytes"] / 1e6, ".2f"), _cell(c["latency_ms"], ".2f"),
+                     _cell(verdict + (" (int8 fallback)" if fallback else ""), cls="ok" if c["passed"] else "bad")])
+    warn = f.export.get("held_out_warning")
+    return ("<h2>Export</h2>"
+            f"<p>Each artifact run through the device runtime on {f.export.get('images', '?')} held-out images and compared "
+            f"with the Keras model (accuracy {f.export.get('keras_accuracy', 0):.4f}).</p>"
+            + (f"<div class='warn'>{escape(warn)}</div>" if warn else "")
+            + _table(["file", "precision", "accuracy", "Δ pts", "agreement", "max Δp", "size MB", "ms", "verdict"], rows,
+                     table_id="export-table"))
+
+
+def _bench(f: RunFacts) -> str:
+    if not f.bench:
+        return ""
+    rows, bars = [], []
+    for r in f.bench:
+        label = f"{r['model']} x{r.get('threads') or 'default'}"
+        rows.append([_cell(r["model"]), _cell(r.get("threads") or "default"), _cell(r["device"].get("target", "local")),
+                     _cell(r.get("init_ms"), ".0f"), _cell(r.get("mean_ms"), ".2f"), _cell(r.get("p50_ms"), ".2f"),
+                     _cell(r.get("p90_ms"), ".2f"), _cell(r.get("p99_ms"), ".2f"), _cell(r.get("fps"), ".1f"),
+                     _cell(r.get("peak_rss_mb"), ".0f")])
+        if r.get("p50_ms") is not None:
+            bars.append((label, r["p50_ms"]))
+    devices = {}
+    for r in f.bench:
+        d = r.get("device", {})
+        devices[d.get("target", "local")] = d
+    facts = "".join(
+        f"<li><b>{escape(str(t))}</b>: {escape(str(d.get('cpu') or 'not available'))}, {d.get('cores', '?')} cores, "
+        f"{escape(str(d.get('os') or ''))}; governor {escape(str(d.get('governor') or 'not available'))}, throttled "
+        f"{escape(str(d.get('throttled') if d.get('throttled') is not None else 'not available'))}, temperature "
+        f"{escape(str(d.get('temperature_c') or 'not available'))}</li>" for t, d in devices.items())
+    return ("<h2>Benchmark</h2>" + _table(["model", "threads", "target", "init ms", "mean ms", "p50 ms", "p90 ms", "p99 ms",
+                                           "FPS", "peak RSS MB"], rows, table_id="bench-table")
+            + "<div class='charts'>" + bar_chart("p50 latency per inference", bars, "ms") + f"</div><ul>{facts}</ul>")
+
+
+def _settings(f: RunFacts) -> str:
+    rows = [[_cell(k), f"<td>{escape(str(v))}</td>"] for k, v in f.config.items()]
+    versions = (f.export_manifest.get("versions") or f.run_manifest.get("versions") or {}) | {"edgetl": __version__}
+    vrows = [[_cell(k), f"<td>{escape(str(v))}</td>"] for k, v in versions.items()]
+    unreadable = "".join(f"<li>{escape(p)}</li>" for p in f.unreadable)
+    return ("<h2>Settings and versions</h2><div class='charts'><div>" + _table(["setting", "value"], rows) + "</div><div>"
+            + _table(["tool", "version"], vrows) + "</div></div>"
+            + (f"<div class='warn'>Could not read: <ul>{unreadable}</ul></div>" if unreadable else ""))
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+            f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
+            f"style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
+            f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>{body}"
+            f"<p class='muted'>Written by edgetl {escape(__version__)} on {time.strftime('%Y-%m-%d %H:%M')}.</p>"
+            f"<script>{_SORT_JS}</script></body></html>")
+
+
+def _write(path: Path, html: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def write_report(run: str | Path) -> Path:
+    """Write RUN/report.html: the data, training curves, confusion matrix, mistakes, export checks
+    with the artifact to ship, benchmark results, settings and versions. Returns its path."""
+    f = gather(run)
+    body = _header(f) + _data(f) + _training(f) + _mistakes(f) + _export(f) + _bench(f) + _settings(f)
+    return _write(f.path / REPORT_FILE, _page(f"edgetl report: {f.name}", body))
+
+
+def write_comparison(runs: list[str | Path], out: str | Path) -> Path:
+    """Write one page comparing runs side by side (accuracy, per-class recall, artifact sizes and
+    latencies), the best value of each column marked."""
+    for r in runs:
+        write_report(r)  # each run's own page, which the comparison links to
+    facts = [gather(r) for r in runs]
+    classes = sorted({c for f in facts for c in (f.metrics.get("per_class") or {})})
+    files = sorted({c["file"] for f in facts for c in f.artifacts})
+    columns = [("val accuracy", max)] + [(f"recall {c}", max) for c in classes]
+    columns += [(f"{name} MB", min) for name in files] + [(f"{name} ms", min) for name in files]
+
+    def values(f: RunFacts) -> list:
+        per = f.metrics.get("per_class") or {}
+        arts = {c["file"]: c for c in f.artifacts}
+        return ([f.metrics.get("val_accuracy")] + [per.get(c, {}).get("recall") for c in classes]
+                + [arts[n]["size_bytes"] / 1e6 if n in arts else None for n in files]
+                + [arts[n]["latency_ms"] if n in arts else None for n in files])
+
+    table = [values(f) for f in facts]
+    best = []
+    for j, (_, pick) in enumerate(columns):
+        present = [row[j] for row in table if row[j] is not None]
+        best.append(pick(present) if present else None)
+    rows = []
+    for f, row in zip(facts, table):
+        cells = [f"<td><a href='{escape(Path(os.path.relpath(f.path / REPORT_FILE, Path(out).parent)).as_posix())}'>"
+                 f"{escape(f.name)}</a></td>"]
+        for j, v in enumerate(row):
+            fmt = ".4f" if j == 0 else ".3f" if j <= len(classes) else ".2f"
+            cells.append(_cell(v, fmt, "best" if v is not None and v == best[j] and len(facts) > 1 else ""))
+        rows.append(cells)
+    body = (f"<h1>{len(facts)} runs side by side</h1><p class='muted'>Best of each column in bold; click a header "
+            "to sort, a run for its own report.</p>" + _table(["run"] + [c for c, _ in columns], rows, table_id="compare-table"))
+    return _write(Path(out), _page("edgetl: runs side by side", body))

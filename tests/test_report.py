@@ -1,0 +1,113 @@
+"""The run report opened in a real browser, TensorBoard logs, and a quiet console."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from browser import browser_page, not_blank
+from conftest import make_shapes, run_cli
+
+BANNERS = ("absl::InitializeLog", "oneDNN custom operations", "Created TensorFlow Lite XNNPACK delegate",
+           "Downloading data from", "cpu_feature_guard")
+
+
+@pytest.fixture(scope="module")
+def reported_run(shapes_export, tmp_path_factory):
+    """The shapes run, exported and benchmarked, copied so this module can add to it."""
+    run = tmp_path_factory.mktemp("report") / "exp"
+    shutil.copytree(shapes_export.folder.parent, run)
+    models = sorted((run / "export").glob("*.tflite"))
+    proc = run_cli("bench", *models, "--runs", "5", "--warmup", "1", "--min-seconds", "0", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    return run
+
+
+@pytest.mark.slow
+def test_report_opens_offline_with_accuracy_artifacts_and_ship_line(reported_run):
+    page_file = reported_run / "report.html"
+    assert page_file.is_file() and (reported_run / "export" / "bench.json").is_file()
+    metrics = json.loads((reported_run / "metrics.json").read_text())
+    export = json.loads((reported_run / "export" / "report.json").read_text())
+    artifacts = {c["file"] for c in export["checks"] + export["int8_fallback"]}
+    with browser_page() as (page, requested):
+        page.goto(page_file.as_uri())
+        page.wait_for_selector("#ship-this")
+        assert page.inner_text("#val-accuracy") == f"{metrics['val_accuracy']:.4f}"
+        ship = page.inner_text("#ship-this")
+        assert "Ship this" in ship and any(a in ship for a in artifacts), ship
+        export_rows = page.eval_on_selector_all("#export-table tbody tr", "rows => rows.map(r => r.cells[0].textContent)")
+        assert sorted(export_rows) == sorted(artifacts), export_rows  # one row per artifact
+        assert page.locator("text=Benchmark").count() >= 1 and page.locator("text=p50 latency").count() >= 1
+        broken = page.eval_on_selector_all("img", "imgs => imgs.filter(i => !i.complete || i.naturalWidth === 0).length")
+        assert broken == 0
+        # sorting a table by a column reorders its rows
+        page.locator("#export-table th", has_text="size MB").click()
+        sizes = page.eval_on_selector_all("#export-table tbody tr", "rows => rows.map(r => parseFloat(r.cells[6].dataset.v))")
+        assert sizes == sorted(sizes) and len(set(sizes)) > 1
+        shot = page.screenshot(full_page=True)
+    assert not_blank(shot)
+    assert all(u.startswith(("file:", "data:")) for u in requested), [u for u in requested if not u.startswith("file:")]
+
+
+@pytest.mark.slow
+def test_report_on_a_phone_and_runs_side_by_side(reported_run, tmp_path):
+    other = tmp_path / "exp2"
+    shutil.copytree(reported_run, other)
+    metrics = json.loads((other / "metrics.json").read_text())
+    metrics["val_accuracy"] /= 2  # a worse run, so the first one's accuracy is the column's best
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    proc = run_cli("report", reported_run, other, "--out", tmp_path / "compare.html")
+    assert proc.returncode == 0, proc.stderr
+    with browser_page(width=390, height=844) as (page, requested):
+        page.goto((tmp_path / "compare.html").as_uri())
+        first_row = page.eval_on_selector_all("#compare-table tbody tr:first-child td",
+                                              "cells => cells.map(c => [c.textContent, c.className])")
+        accuracy = json.loads((reported_run / "metrics.json").read_text())["val_accuracy"]
+        assert first_row[1] == [f"{accuracy:.4f}", "best"], first_row
+        page.goto((reported_run / "report.html").as_uri())
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 400, width  # wide tables scroll inside their box; the page itself fits a phone
+        assert not_blank(page.screenshot())
+    assert all(u.startswith(("file:", "data:")) for u in requested)
+
+
+def test_report_escapes_names_from_files(tmp_path):
+    from edgetl.report import write_report
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("backbone: mobilenet_v2\nsize: 32\n")
+    evil = "<img src=x onerror=alert(1)>"
+    (run / "audit.json").write_text(json.dumps({"class_names": [evil, "b"], "classes": {evil: {"train": 1}, "b": {"train": 1}},
+                                                "problems": [{"path": f"/x/{evil}.png", "reason": evil, "severity": "error"}]}))
+    (run / "metrics.json").write_text(json.dumps({"val_accuracy": 0.5, "per_class": {evil: {"precision": 1, "recall": 1,
+                                                                                             "support": 1}}}))
+    html = write_report(run).read_text()
+    assert evil not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+@pytest.mark.slow
+def test_train_export_predict_live_print_no_native_banners_and_tensorboard_logs(tmp_path):
+    data = make_shapes(tmp_path / "data", per_class=8, size=48)
+    proc = run_cli("train", data, "--weights", "none", "--alpha", "0.35", "--size", "32", "--epochs", "2",
+                   "--fine-tune-epochs", "0", "--no-augment", "--tensorboard", "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    outputs = {"train": proc.stderr}
+    proc = run_cli("export", tmp_path / "run", "--max-drop", "100", "--min-agreement", "0")
+    outputs["export"] = proc.stderr
+    model = tmp_path / "run" / "export" / "model_fp32.tflite"
+    image = next((data / "circle").iterdir())
+    outputs["predict"] = run_cli("predict", model, image).stderr
+    outputs["live"] = run_cli("live", model, "--source", data / "circle", "--headless", "--max-frames", "3").stderr
+    for command, stderr in outputs.items():
+        assert not [b for b in BANNERS if b in stderr], (command, stderr[:800])
+    assert "Created TensorFlow Lite XNNPACK delegate" in run_cli("--debug", "predict", model, image).stderr
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "stage1"))
+    events.Reload()
+    tags = set(events.Tags()["tensors"]) | set(events.Tags()["scalars"])
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"} <= tags, tags
+    assert (tmp_path / "run" / "report.html").is_file()
