@@ -93,3 +93,6 @@ def test_demo_runs_the_whole_path(tmp_path):
                                         or (export_dir / "rejected" / "model_int8.tflite").exists())
     assert {p.name for p in (tmp_path / "demo-data").iterdir()} == {"ball", "box", "cone"}
     assert Path(s["run"]).name == "demo" and (Path(s["run"]) / "demo_summary.json").exists()
+    assert (Path(s["run"]) / "report.html").exists()
+    for banner in ("absl::InitializeLog", "oneDNN custom operations", "XNNPACK delegate", "Downloading data from"):
+        assert banner not in proc.stderr, banner

@@ -161,11 +161,10 @@ def _imagenet_available() -> bool:
     spec = BACKBONES["mobilenet_v2"]
     if imagenet_cached(spec, 1.0, 128):
         return True
-    log("ImageNet weights are not in Keras's cache: trying Keras's download")
     try:
         build_base(spec, 128, 1.0, "imagenet")
     except EdgetlError as e:
-        log(f"no ImageNet weights ({e})")
+        log(f"no ImageNet weights: {e.message}")
         return False
     return True
 

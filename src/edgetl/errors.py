@@ -11,6 +11,8 @@ class EdgetlError(Exception):
 
     def __init__(self, message: str, path: str | Path | None = None, fix: str | None = None):
         self.path = str(path) if path is not None else None
+        self.message = message
+        """What went wrong, without the path and the fix."""
         self.fix = fix
         parts = [f"{self.path}: {message}" if self.path else message]
         if fix:

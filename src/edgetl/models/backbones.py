@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgetl.console import log
 from edgetl.errors import EdgetlError
-from edgetl.native_logs import debugging
+from edgetl.native_logs import debugging, quiet_import
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def root_cause(e: BaseException) -> str:
 def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
     """The Keras application without its top, global-average-pooled, with ``weights``:
     "imagenet" (Keras's download and cache), "none", or a weights file."""
-    import keras
+    keras = quiet_import("keras")  # the first TensorFlow import may happen here: keep its C++ banners quiet
 
     if size < spec.min_size:
         raise EdgetlError(f"--size {size} is below the {spec.name} minimum of {spec.min_size}")
@@ -138,7 +138,7 @@ def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
 def build_classifier(spec: BackboneSpec, base, size: int, num_classes: int, dropout: float):
     """Input 0..255 -> (rescale) -> base -> dropout -> dense softmax. Returns the full model and the
     feature extractor (input -> pooled base features), which share their layers."""
-    import keras
+    keras = quiet_import("keras")
 
     inputs = keras.Input((size, size, 3), dtype="float32", name="image")
     x = inputs
@@ -157,7 +157,7 @@ def build_classifier(spec: BackboneSpec, base, size: int, num_classes: int, drop
 def build_head(features: int, num_classes: int, dropout: float):
     """The head alone (for training on cached backbone features); its layers share names with the
     full model's so weights copy across."""
-    import keras
+    keras = quiet_import("keras")
 
     inputs = keras.Input((features,), name="features")
     x = keras.layers.Dropout(dropout, name="head_dropout")(inputs)
@@ -168,7 +168,7 @@ def build_head(features: int, num_classes: int, dropout: float):
 def freeze_for_fine_tuning(base, fine_tune_at: int) -> int:
     """Unfreeze base layers from ``fine_tune_at`` on, keeping every BatchNormalization layer frozen
     (Keras then runs them in inference mode). Returns how many layers are trainable."""
-    import keras
+    keras = quiet_import("keras")
 
     base.trainable = True
     for i, layer in enumerate(base.layers):
