@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli
@@ -82,6 +84,38 @@ def test_predict_and_eval_match_x86(pi, shapes_export, shapes_data):
         x86 = run_cli("eval", folder / name, shapes_data, "--json")
         assert arm.returncode == 0, arm.stderr[-2000:]
         assert json.loads(arm.stdout)["confusion"] == json.loads(x86.stdout)["confusion"]
+
+
+@pytest.mark.slow
+def test_arm64_target_int8_onnx_is_s8s8_and_answers_as_on_x86(pi, shapes_export, shapes_data, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from edgetl.export.pipeline import ExportOptions, export
+    from edgetl.export.verify import Gates
+
+    run = tmp_path / "run"
+    shutil.copytree(shapes_export.folder.parent, run)
+    result = export(run, ExportOptions(formats=["onnx_int8"], target="arm64", gates=Gates(100, 0)))
+    model = result.folder / "model_int8.onnx"
+    proto = onnx.load(str(model))
+    inits = {i.name: i for i in proto.graph.initializer}
+    zero_points = [numpy_helper.to_array(inits[n.input[2]]).dtype for n in proto.graph.node
+                   if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
+    assert zero_points and all(z == np.int8 for z in zero_points)  # S8S8: signed activations for ARM64
+    x86_file = shapes_export.folder / "model_int8.onnx"  # the default x86 target: U8S8
+    proto = onnx.load(str(x86_file))
+    inits = {i.name: i for i in proto.graph.initializer}
+    assert any(numpy_helper.to_array(inits[n.input[2]]).dtype == np.uint8 for n in proto.graph.node
+               if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits)
+    images = shapes_data / "val" / "circle"
+    arm = pi("-m", "edgetl", "predict", model, images, "--json", "--top-k", "3")
+    x86 = run_cli("predict", model, images, "--json", "--top-k", "3")
+    assert arm.returncode == 0 and x86.returncode == 0, arm.stderr[-2000:]
+    tol = step(model) + 1e-6
+    for a, b in zip(map(json.loads, arm.stdout.splitlines()), map(json.loads, x86.stdout.splitlines())):
+        assert a["top"][0]["label"] == b["top"][0]["label"]
+        assert max(abs(x["score"] - y["score"]) for x, y in zip(a["top"], b["top"])) <= tol
 
 
 @pytest.mark.slow

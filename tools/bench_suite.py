@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -139,10 +140,17 @@ def main() -> int:
     results["export"] = {"keras_accuracy": exported.keras_accuracy, "seconds": exported.seconds,
                          "checks": [c.to_dict() for c in exported.checks]}
     folder = exported.folder
+    # The same model quantized for ARM64 (S8S8), measured here beside the x86 default (U8S8).
+    arm_run = work / "runs" / "quality_arm64"
+    shutil.copytree(run.path, arm_run)
+    arm = export(arm_run, ExportOptions(formats=["onnx_int8"], target="arm64"))
+    s8s8 = work / "model_int8_s8s8.onnx"
+    shutil.copy(arm.folder / "model_int8.onnx", s8s8)
+    results["onnx_s8s8"] = next(c.to_dict() for c in arm.checks if c.file == "model_int8.onnx")
 
     section("latency: every artifact at 1 and 2 threads, one run")
     models = [folder / n for n in ("model_fp32.tflite", "model_fp16.tflite", "model_int8.tflite", "model.onnx",
-                                   "model_int8.onnx")]
+                                   "model_int8.onnx")] + [s8s8]
     lat = bench(models, [1, 2], options=BenchOptions(runs=200, warmup=20, min_seconds=a.seconds))
     results["latency"] = [{k: r[k] for k in ("model", "threads", "p50_ms", "p90_ms", "fps", "init_ms", "size_bytes",
                                              "harness_overhead_pct")} for r in lat]
@@ -153,6 +161,7 @@ def main() -> int:
     for t in (1, 2):
         ratios[f"tflite_int8_vs_fp32_{t}t"] = by[("model_fp32.tflite", t)]["p50_ms"] / by[("model_int8.tflite", t)]["p50_ms"]
         ratios[f"onnx_int8_vs_fp32_{t}t"] = by[("model.onnx", t)]["p50_ms"] / by[("model_int8.onnx", t)]["p50_ms"]
+        ratios[f"onnx_s8s8_vs_fp32_{t}t"] = by[("model.onnx", t)]["p50_ms"] / by[(s8s8.name, t)]["p50_ms"]
     bound_fp32 = MOBILENET_V2_224_MACS / (peak["fp32_gmacs_per_core"] * 1e9) * 1e3
     bound_int8 = MOBILENET_V2_224_MACS / (peak["int8_gmacs_per_core_est"] * 1e9) * 1e3
     for name, bound in (("model_fp32.tflite", bound_fp32), ("model_int8.tflite", bound_int8),
@@ -245,7 +254,9 @@ def render(r: dict) -> str:
     L += ["", "## Ratios", "",
           "| what | figure |", "|---|---|",
           f"| TFLite int8 vs fp32 speed-up, 1 / 2 threads | {q['tflite_int8_vs_fp32_1t']:.2f}x / {q['tflite_int8_vs_fp32_2t']:.2f}x |",
-          f"| ONNX int8 vs fp32 speed-up, 1 / 2 threads | {q['onnx_int8_vs_fp32_1t']:.2f}x / {q['onnx_int8_vs_fp32_2t']:.2f}x |",
+          f"| ONNX int8 (x86 target, U8S8) vs fp32 speed-up, 1 / 2 threads | {q['onnx_int8_vs_fp32_1t']:.2f}x / {q['onnx_int8_vs_fp32_2t']:.2f}x |",
+          f"| ONNX int8 (arm64 target, S8S8) vs fp32 on this x86 machine, 1 / 2 threads | {q['onnx_s8s8_vs_fp32_1t']:.2f}x / "
+          f"{q['onnx_s8s8_vs_fp32_2t']:.2f}x (accuracy {r['onnx_s8s8']['accuracy']:.4f}) |",
           f"| fp32 roofline bound, 1 core ({rf['fp32_gmacs_per_core']:.0f} GMAC/s measured matmul) | {rf['fp32_bound_ms_1t']:.2f} ms |",
           f"| int8 roofline bound, 1 core (est. {rf['int8_gmacs_per_core_est']:.0f} GMAC/s{', VNNI' if rf['vnni'] else ''}) | {rf['int8_bound_ms_1t']:.2f} ms |",
           f"| TFLite fp32 / int8 p50 vs its bound, 1 thread | {q['model_fp32.tflite_vs_roofline_1t']:.2f}x / {q['model_int8.tflite_vs_roofline_1t']:.2f}x |",

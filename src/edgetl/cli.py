@@ -274,6 +274,8 @@ def export(
     all_formats: bool = typer.Option(False, "--all", help="Every format."),
     io: str = typer.Option("uint8", "--io", help="int8 TFLite input/output type: uint8, int8 or float."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset."),
+    target: str = typer.Option("x86", "--target", help="CPU the int8 ONNX model is for: x86 (uint8 activations, "
+                                                        "int8 weights) or arm64 (int8 both: Pi 5, Graviton)."),
     calib_samples: int = typer.Option(300, "--calib-samples", help="Calibration images (stratified from train)."),
     bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",
                                          help="Correct the int8 TFLite model's depthwise biases on the calibration images."),
@@ -291,7 +293,7 @@ def export(
     formats = list(FORMATS) if all_formats else [f for f in FORMATS if f in wanted]
     result = run_export(run, ExportOptions(formats=formats, io=io, opset=opset, calib_samples=calib_samples,
                                            bias_correction=bias_correction, gates=Gates(max_drop, min_agreement),
-                                           threads=threads))
+                                           threads=threads, target=target))
     if json_out:
         print_json({"folder": str(result.folder), "ok": result.ok, "keras_accuracy": result.keras_accuracy,
                     "checks": [c.to_dict() for c in result.checks], "int8_fallback": [a.to_dict() for a in result.attempts]})

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from edgetl.native_logs import discarded
 from edgetl.text import clean
 
 T = TypeVar("T")
@@ -27,18 +27,8 @@ out = Console(highlight=False, soft_wrap=True, emoji=False, width=None if sys.st
 def quiet_stdout() -> Iterator[None]:
     """Discard what converters print on stdout, from Python or C++ (stdout keeps only results,
     such as --json); errors still reach stderr."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
+    with discarded(1), contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def log(message: str) -> None:

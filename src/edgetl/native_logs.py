@@ -24,23 +24,34 @@ def debugging() -> bool:
 
 
 @contextlib.contextmanager
+def discarded(fd: int) -> Iterator[None]:
+    """Point file descriptor ``fd`` (1 or 2) at /dev/null for the duration, so that what native
+    code writes to it directly is discarded too; restored afterwards. (The descriptor, not
+    ``sys.stdout.fileno()``: test runners and notebooks replace the Python streams.)"""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+@contextlib.contextmanager
 def silenced() -> Iterator[None]:
-    """Send what native code writes to stderr to /dev/null for the duration (not under --debug).
-    Keep the block short: Python's own stderr goes there too meanwhile."""
+    """Discard what native code writes to stderr for the duration (not under --debug). Keep the
+    block short: Python's own stderr goes there too meanwhile."""
     if debugging():
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    with discarded(2):
         yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def quiet_import(name: str) -> ModuleType:

@@ -3,6 +3,7 @@ quantizer, per-channel, calibrated on the same images as TFLite."""
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,16 +61,39 @@ class _Calibration:
         self.i = 0
 
 
-def int8(fp32_path: Path, out_path: Path, calib: np.ndarray) -> None:
-    """Static QDQ quantization (int8 weights per channel, uint8... int8 activations) of an fp32 model."""
+@dataclass(frozen=True)
+class Int8Preset:
+    """How ONNX Runtime's quantizer makes the int8 model for one kind of CPU."""
+
+    activations: str
+    """"uint8" or "int8": the signedness of quantized activations."""
+    weights: str = "int8"
+    per_channel: bool = True
+    why: str = ""
+
+
+# ONNX Runtime's int8 kernels want unsigned activations with signed weights (U8S8) on x86-64, where
+# VNNI/AVX2 multiply u8 by s8, and signed both (S8S8) on ARM64 with dot-product instructions
+# (Pi 5, Graviton). Signed activations on x86 are converted inside ONNX Runtime and lose the gain.
+INT8_TARGETS: dict[str, Int8Preset] = {
+    "x86": Int8Preset("uint8", why="U8S8: x86-64 ONNX Runtime (VNNI/AVX2)"),
+    "arm64": Int8Preset("int8", why="S8S8: ARM64 with dot-product instructions (Raspberry Pi 5, Graviton)"),
+}
+DEFAULT_TARGET = "x86"
+
+
+def int8(fp32_path: Path, out_path: Path, calib: np.ndarray, preset: Int8Preset = INT8_TARGETS[DEFAULT_TARGET]) -> None:
+    """Static QDQ quantization of an fp32 model by ``preset`` (per-channel int8 weights, min-max
+    calibrated activations of the preset's signedness)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         name = onnx.load(str(prepared), load_external_data=False).graph.input[0].name
         quantize_static(str(prepared), str(out_path), _Calibration(name, calib), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+                        per_channel=preset.per_channel, activation_type=types[preset.activations],
+                        weight_type=types[preset.weights], calibrate_method=CalibrationMethod.MinMax)

@@ -8,7 +8,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -72,6 +72,8 @@ class ExportOptions:
     """Correct the depthwise biases of the int8 TFLite model on the calibration images."""
     gates: Gates = field(default_factory=Gates)
     threads: int | None = None
+    target: str = onnx_export.DEFAULT_TARGET
+    """CPU the int8 ONNX model is made for: "x86" (U8S8) or "arm64" (S8S8); see onnx.INT8_TARGETS."""
 
 
 @dataclass
@@ -138,6 +140,8 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
         raise EdgetlError(f"unknown format(s) {unknown}", fix=f"choose from {', '.join(FORMATS)}")
     if opts.io not in tflite.IO_TYPES:
         raise EdgetlError(f"--io {opts.io} is not one of {', '.join(tflite.IO_TYPES)}")
+    if opts.target not in onnx_export.INT8_TARGETS:
+        raise EdgetlError(f"--target {opts.target} is not one of {', '.join(onnx_export.INT8_TARGETS)}")
     run_path = Path(run) if run is not None else runs.latest_run()
     if not run_path.is_dir():
         raise EdgetlError("no such run folder", path=run_path,
@@ -228,7 +232,8 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
                 "int8": tflite_builder(lambda: int8_corrected(), FORMATS["int8"], "int8"),
                 "int8_mixed": tflite_builder(lambda: tflite.int8_selective(model, calib, opts.io)[0], _MIXED, "int8 mixed"),
                 "onnx": lambda: _onnx_fp32(model, work, labels, pixels, opts.opset),
-                "onnx_int8": lambda: _onnx_int8(model, work, labels, pixels, opts.opset, calib),
+                "onnx_int8": lambda: _onnx_int8(model, work, labels, pixels, opts.opset, calib,
+                                                onnx_export.INT8_TARGETS[opts.target]),
             }
             for name in fmt_names:
                 check = make(name, FORMATS[name], builders[name])
@@ -252,7 +257,8 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
             for f in work.iterdir():
                 if f.is_file() and f.suffix in (".tflite", ".onnx") and f.name not in kept:
                     f.unlink()
-            _write_reports(work, run_path, manifest, labels, pixels, checks, attempts, ref, seconds, corrections, small)
+            _write_reports(work, run_path, manifest, labels, pixels, checks, attempts, ref, seconds, corrections, small,
+                           opts.target if "onnx_int8" in fmt_names else None)
             final = run_path / "export"
             runs.swap_in(work, final)
         except BaseException:
@@ -282,14 +288,14 @@ def _onnx_fp32(model, work: Path, labels, pixels, opset: int) -> None:
     os.replace(tmp, work / FORMATS["onnx"].file)
 
 
-def _onnx_int8(model, work: Path, labels, pixels, opset: int, calib: np.ndarray) -> None:
+def _onnx_int8(model, work: Path, labels, pixels, opset: int, calib: np.ndarray, preset: onnx_export.Int8Preset) -> None:
     import onnx
 
     source = work / FORMATS["onnx"].file
     if not source.exists():
         _onnx_fp32(model, work, labels, pixels, opset)
     tmp = work / ".model_int8.onnx.tmp"
-    onnx_export.int8(source, tmp, calib)
+    onnx_export.int8(source, tmp, calib, preset)
     proto = onnx.load(str(tmp))
     metadata.embed_onnx(proto, labels, pixels)
     onnx.save(proto, str(tmp))
@@ -298,7 +304,7 @@ def _onnx_int8(model, work: Path, labels, pixels, opset: int, calib: np.ndarray)
 
 def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: PixelSpec, checks: list[Check],
                    attempts: list[Check], ref: Reference, seconds: dict, corrections: list[BiasCorrection],
-                   small: str | None) -> None:
+                   small: str | None, onnx_target: str | None) -> None:
     shown = checks + [a for a in attempts if a not in checks]
     artifacts = []
     for c in shown:
@@ -308,6 +314,7 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
     (work / MANIFEST).write_text(json.dumps({
         "labels": labels, "input": pixels.to_dict(), "backbone": manifest.get("backbone"), "split": manifest.get("split"),
         "run": str(run_path), "artifacts": artifacts, "versions": _versions(),
+        "onnx_int8_target": onnx_target and {"target": onnx_target, **asdict(onnx_export.INT8_TARGETS[onnx_target])},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }, indent=1))
     report = {"keras_accuracy": ref.accuracy, "images": len(ref.labels), "checks": [c.to_dict() for c in checks],
