@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import cv2
 import numpy as np
@@ -89,6 +90,18 @@ def test_realtime_file_drops_instead_of_queueing(colour_model, video):
     proc = run_cli("live", colour_model, "--source", path, "--realtime", "--json")
     frames, summary = json_lines(proc.stdout)
     assert summary["frames"] + summary["dropped"] in (60, 61) and summary["frames"] >= 1
+    # With a model slower than the reader, frames must actually be dropped rather than queued.
+    clf = load(colour_model)
+    fast_infer = clf.infer
+
+    def slow_infer(x):
+        time.sleep(0.02)
+        return fast_infer(x)
+
+    clf.infer = slow_infer
+    summary = run(clf, str(path), LiveOptions(realtime=True)).to_dict()
+    assert summary["dropped"] > 0 and summary["frames"] + summary["dropped"] in (60, 61), summary
+    assert summary["frames"] < 60
 
 
 def test_folder_source_skips_unreadable_images(colour_model, tmp_path):

@@ -77,18 +77,47 @@ def pick_split(result: Audit, split: str) -> tuple[str, list]:
     return split, records
 
 
+EVAL_BATCH = 64
+"""Images decoded at a time: memory stays the same for 100 or 100,000 images."""
+
+
 def run_on_pixels(classifier: Classifier, pixels: np.ndarray) -> tuple[np.ndarray, float]:
     """Probabilities for an (N, H, W, 3) uint8 batch at the model's size, one image per call, and
     the inference rate in images/s."""
+    probs = np.empty((len(pixels), classifier.num_classes), np.float32)
+    spent = 0
+    starts = range(0, len(pixels), EVAL_BATCH)
+    for start in track(starts, f"Running {classifier.path.name} on {len(pixels)} images", total=len(starts)):
+        probs[start:start + EVAL_BATCH], ns = _run(classifier, pixels[start:start + EVAL_BATCH])
+        spent += ns
+    return probs, len(pixels) / max(spent / 1e9, 1e-9)
+
+
+def _run(classifier: Classifier, pixels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Probabilities of one batch, one image per call, and the nanoseconds spent in inference."""
     x = classifier.to_input(pixels)
     probs = np.empty((len(pixels), classifier.num_classes), np.float32)
     spent = 0
-    for i in track(range(len(pixels)), f"Running {classifier.path.name}"):
+    for i in range(len(pixels)):
         t0 = time.perf_counter_ns()
         raw = classifier.infer(x[i:i + 1])
         spent += time.perf_counter_ns() - t0
         probs[i] = classifier.probabilities(raw)[0]
-    return probs, len(pixels) / max(spent / 1e9, 1e-9)
+    return probs, spent
+
+
+def run_on_files(classifier: Classifier, paths: list[str], batch: int = EVAL_BATCH) -> tuple[np.ndarray, float]:
+    """Probabilities for image files, decoded and resized ``batch`` at a time (never the whole
+    set in memory), and the inference rate in images/s."""
+    probs = np.empty((len(paths), classifier.num_classes), np.float32)
+    spent = 0
+    p = classifier.pixels
+    starts = range(0, len(paths), batch)
+    for start in track(starts, f"Running {classifier.path.name} on {len(paths)} images", total=len(starts)):
+        pixels = decode_all(paths[start:start + batch], p.height, p.width, p.resize, quiet=True)
+        probs[start:start + len(pixels)], ns = _run(classifier, pixels)
+        spent += ns
+    return probs, len(paths) / max(spent / 1e9, 1e-9)
 
 
 def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "auto", threads: int | None = None,
@@ -109,8 +138,7 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
         raise EdgetlError(f"dataset classes {missing} are not among the model's labels {clf.labels[:10]}",
                           path=data, fix="evaluate on data with the classes the model was trained on, or pass --labels")
     index = [clf.labels.index(c) for c in result.classes]
-    pixels = decode_all([r.path for r in records], clf.pixels.height, clf.pixels.width, clf.pixels.resize)
-    probs, rate = run_on_pixels(clf, pixels)
+    probs, rate = run_on_files(clf, [r.path for r in records])
     y_true = np.array([index[r.label] for r in records])
     y_pred = probs.argmax(axis=1)
     skipped = [{"path": p.path, "reason": p.reason} for p in result.skipped]

@@ -55,9 +55,10 @@ def _cached(file: Path, n: int, height: int, width: int) -> np.ndarray | None:
 
 
 def decode_all(paths: list[str], height: int, width: int, method: str = "resize",
-               workers: int | None = None) -> np.ndarray:
+               workers: int | None = None, quiet: bool = False) -> np.ndarray:
     """Decode and resize every file to an (N, height, width, 3) uint8 array, in parallel threads
-    (OpenCV releases the GIL while decoding)."""
+    (OpenCV releases the GIL while decoding); ``quiet`` leaves out the progress bar (for callers
+    that show their own)."""
     out = np.empty((len(paths), height, width, 3), np.uint8)
 
     def work(i: int) -> None:
@@ -68,7 +69,8 @@ def decode_all(paths: list[str], height: int, width: int, method: str = "resize"
                               fix="run `edgetl data check` on the folder and fix or remove the file") from None
 
     with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
-        for _ in track(pool.map(work, range(len(paths))), f"Decoding {len(paths)} images", total=len(paths)):
+        jobs = pool.map(work, range(len(paths)))
+        for _ in jobs if quiet else track(jobs, f"Decoding {len(paths)} images", total=len(paths)):
             pass
     return out
 

@@ -15,7 +15,11 @@ class KerasBackend:
     """A Keras model called in inference mode."""
 
     def __init__(self, path: Path, **_: object):
-        keras = quiet_import("keras")
+        try:
+            keras = quiet_import("keras")
+        except ImportError:
+            raise EdgetlError("a .keras model needs Keras and TensorFlow, which are not installed here", path=path,
+                              fix='pip install "edgetl[train]", or run the .tflite or .onnx export of the model') from None
 
         try:
             self.model = keras.saving.load_model(str(path), compile=False)
