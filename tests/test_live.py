@@ -95,7 +95,7 @@ def test_realtime_file_drops_instead_of_queueing(colour_model, video):
     fast_infer = clf.infer
 
     def slow_infer(x):
-        time.sleep(0.02)
+        time.sleep(0.08)  # slower than the file's 30 frames per second
         return fast_infer(x)
 
     clf.infer = slow_infer

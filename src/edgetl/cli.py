@@ -421,16 +421,26 @@ def live(
     labels: Optional[Path] = LABELS,
     threads: Optional[int] = THREADS,
     json_out: bool = typer.Option(False, "--json", help="One JSON line per frame, then a summary line."),
+    serve: Optional[str] = typer.Option(None, "--serve", metavar="[HOST:]PORT",
+                                        help="Serve the live page and its API (127.0.0.1 unless HOST is given; "
+                                             "another address needs the printed token)."),
 ) -> None:
-    """Classify a camera, video, stream or folder frame by frame, on screen or headless."""
+    """Classify a camera, video, stream or folder frame by frame, on screen, headless or in a browser."""
     from edgetl.live import CaptureRequest, LiveOptions, run
     from edgetl.live.overlay import has_gui
 
     show = False
-    if not headless:
+    if not headless and serve is None:
         show, why = has_gui()
         if not show:
             err.print(f"running headless: {why}")
+
+    def serving(url: str) -> None:
+        err.print(f"serving the live page at {url}", markup=False, soft_wrap=True)
+        if "token=" not in url:
+            port = url.rsplit(":", 1)[1].strip("/")
+            err.print(f"from another machine: ssh -L {port}:127.0.0.1:{port} THIS_HOST, then open "
+                      f"http://127.0.0.1:{port}/", markup=False, soft_wrap=True)
 
     def on_frame(r) -> None:
         if json_out:
@@ -443,7 +453,7 @@ def live(
     summary = run(model, source, LiveOptions(top_k=top_k, smooth=smooth, threshold=threshold, realtime=realtime,
                                              max_frames=max_frames, duration=duration, reconnect=reconnect),
                   CaptureRequest(width, height, fps), show=show, record=record, on_frame=on_frame,
-                  threads=threads, labels=labels)
+                  threads=threads, labels=labels, serve=serve, on_serving=serving)
     s = summary.to_dict()
     if json_out:
         print(json.dumps(s), flush=True)

@@ -14,15 +14,27 @@ from edgetl.runtime import Classifier, load
 def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOptions | None = None,
         request: CaptureRequest | None = None, show: bool = False, record: str | Path | None = None,
         on_frame: Callable[[FrameResult], None] | None = None, threads: int | None = None,
-        labels: str | Path | None = None) -> Summary:
+        labels: str | Path | None = None, serve: str | None = None,
+        on_serving: Callable[[str], None] | None = None) -> Summary:
     """Classify every frame of ``source`` (see :class:`LiveOptions`), calling ``on_frame`` for each,
-    showing a window when ``show`` and writing the annotated video to ``record``. Returns the summary;
-    Ctrl-C ends the run cleanly."""
+    showing a window when ``show``, writing the annotated video to ``record``, and serving the
+    page and API of :mod:`edgetl.live.serve` on ``serve`` ("[HOST:]PORT"; ``on_serving`` gets its
+    URL). Returns the summary; Ctrl-C and SIGTERM (through the CLI) end the run cleanly."""
     from edgetl.live.overlay import annotate
 
     opts = options or LiveOptions()
     clf = model if isinstance(model, Classifier) else load(model, threads=threads, labels=labels)
-    src = open_source(source, request)
+    server = None
+    if serve is not None:
+        from edgetl.live.serve import LiveServer, model_facts, parse_address
+
+        address = parse_address(serve)  # checked before the camera opens
+        src = open_source(source, request)
+        server = LiveServer(address, model_facts(clf.path, clf), opts)
+        if on_serving:
+            on_serving(server.url)
+    else:
+        src = open_source(source, request)
     summary = Summary()
     writer = None
     cv2 = None
@@ -32,13 +44,15 @@ def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOpti
         cv2 = _cv2()
     fps_clock: list[float] = []
     try:
-        for result in classify_stream(clf, src, opts, summary):
-            if on_frame:
-                on_frame(result)
-            if not (show or record):
-                continue
+        for result in classify_stream(clf, src, opts, summary, on_read=server.publish_frame if server else None):
             now = time.perf_counter()
             fps_clock = [t for t in fps_clock if now - t < 1.0] + [now]
+            if on_frame:
+                on_frame(result)
+            if server is not None:
+                server.publish_result(result.to_dict() | {"fps": float(len(fps_clock))})
+            if not (show or record):
+                continue
             image = annotate(result.frame, result.top, result.label, len(fps_clock), result.latency_ms)
             if record:
                 if writer is None:
@@ -55,6 +69,8 @@ def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOpti
     except KeyboardInterrupt:
         summary.ended = "interrupted"
     finally:
+        if server is not None:
+            server.close()
         if writer is not None:
             writer.release()
         if show and cv2 is not None:

@@ -32,7 +32,8 @@ class LiveOptions:
     threshold: float = 0.0
     """Below this top score the label shows as "uncertain"."""
     realtime: bool = False
-    """Treat a file like a camera: drop frames instead of classifying every one."""
+    """Treat a file like a camera: read it at its own frame rate and drop frames instead of
+    classifying every one."""
     max_frames: int | None = None
     duration: float | None = None
     reconnect: float = 10.0
@@ -60,12 +61,14 @@ class FrameResult:
     label: str
     latency_ms: dict[str, float]
     frame: np.ndarray = field(repr=False)
+    dropped: int = 0
+    """Frames dropped so far (live sources keep only the newest)."""
 
     def to_dict(self) -> dict:
         """The JSON line of this frame."""
         return {"frame": self.index, "time": round(self.time, 4), "label": self.label,
                 "top": [{"label": label, "score": round(score, 5)} for label, score in self.top],
-                "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()}}
+                "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()}, "dropped": self.dropped}
 
 
 @dataclass
@@ -145,8 +148,9 @@ class Capture:
     inference overlap; ``get`` returns the next packet (None at the end)."""
 
     def __init__(self, source: Source, prepare: Callable[[np.ndarray], np.ndarray], keep_latest: bool,
-                 reconnect: float):
+                 reconnect: float, pace_fps: float = 0.0, on_read: Callable[[np.ndarray], None] | None = None):
         self.source, self.prepare, self.reconnect = source, prepare, reconnect
+        self.pace_fps, self.on_read = pace_fps, on_read
         self.skipped = 0
         self.lost = False
         self._stop = threading.Event()
@@ -173,8 +177,13 @@ class Capture:
 
     def _read(self) -> None:
         index = 0
+        start = time.monotonic()
         try:
             while not self._stop.is_set():
+                if self.pace_fps:  # a file played like a camera: frames arrive at the file's own rate
+                    wait = start + index / self.pace_fps - time.monotonic()
+                    if wait > 0:
+                        self._stop.wait(wait)
                 try:
                     frame = self.source.read()
                 except FrameError:
@@ -187,6 +196,8 @@ class Capture:
                     break
                 if frame is None:
                     break
+                if self.on_read is not None:
+                    self.on_read(frame)
                 self._frames.put((index, frame))
                 index += 1
         finally:
@@ -222,11 +233,13 @@ def model_pixels(clf: Classifier, frame_bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(clf.resize(frame_bgr), cv2.COLOR_BGR2RGB)
 
 
-def classify_stream(clf: Classifier, source: Source, options: LiveOptions,
-                    summary: Summary) -> Iterator[FrameResult]:
-    """Classify frames from ``source`` until it ends, a limit is reached, or the caller stops."""
+def classify_stream(clf: Classifier, source: Source, options: LiveOptions, summary: Summary,
+                    on_read: Callable[[np.ndarray], None] | None = None) -> Iterator[FrameResult]:
+    """Classify frames from ``source`` until it ends, a limit is reached, or the caller stops.
+    ``on_read`` sees every frame as it is read, at the source's rate (the served video)."""
+    paced = options.realtime and not source.live
     capture = Capture(source, functools.partial(model_pixels, clf), keep_latest=source.live or options.realtime,
-                      reconnect=options.reconnect)
+                      reconnect=options.reconnect, pace_fps=(source.fps or 30.0) if paced else 0.0, on_read=on_read)
     ema: np.ndarray | None = None
     alpha = 2.0 / (options.smooth + 1) if options.smooth > 1 else 1.0
     start = time.perf_counter()
@@ -258,7 +271,8 @@ def classify_stream(clf: Classifier, source: Source, options: LiveOptions,
                        "total": packet.preprocess_ms + infer_ms}
             summary.frames += 1
             summary.latencies.append(latency["total"])
-            yield FrameResult(packet.index, time.perf_counter() - start, top, label, latency, packet.frame)
+            yield FrameResult(packet.index, time.perf_counter() - start, top, label, latency, packet.frame,
+                              capture.dropped)
     finally:
         summary.seconds = time.perf_counter() - start
         summary.dropped, summary.skipped = capture.dropped, capture.skipped

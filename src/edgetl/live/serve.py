@@ -1,0 +1,284 @@
+"""`edgetl live MODEL --serve [HOST:]PORT`: the live classifier in a browser, for headless boards.
+
+Standard library only (http.server with a thread per connection), so a Pi needs nothing beyond
+edgetl[device]: no ASGI stack to install or update. What it serves:
+
+- ``/``: the page (inline HTML, CSS and script; nothing from the internet) with the video, top-k
+  labels and score bars, the latency split, FPS, dropped frames, the model's facts, and a
+  threshold slider that changes the running threshold;
+- ``/stream.mjpg``: the video as MJPEG at the source's rate, independent of inference;
+- ``/api/latest`` (the last result as JSON), ``/api/events`` (Server-Sent Events, one per
+  result), ``/api/health``, and ``POST /api/threshold``.
+
+Every viewer has its own thread and only ever takes the newest frame or result: a viewer that
+stops reading blocks its own thread, never inference or the other viewers (frames are dropped per
+viewer). By default the server binds 127.0.0.1 (reach it through ``ssh -L``); any other address
+must be asked for, and then every request needs the random token printed with the URL (kept in a
+cookie after the first visit): 401 without it."""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from edgetl.errors import EdgetlError
+from edgetl.image import cv2
+from edgetl.live.page import PAGE
+
+COOKIE = "edgetl_token"
+JPEG_QUALITY = 80
+MAX_STREAM_FPS = 30.0
+"""The video is never encoded faster than this, whatever the source delivers."""
+
+
+@dataclass
+class Address:
+    """Where the server listens."""
+
+    host: str
+    port: int
+
+    @property
+    def private(self) -> bool:
+        """True for loopback addresses, which only this machine (and ssh -L) reaches."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def parse_address(spec: str) -> Address:
+    """``PORT`` (on 127.0.0.1) or ``HOST:PORT``; the host must be given to listen elsewhere."""
+    host, _, port = spec.rpartition(":")
+    host = (host or "127.0.0.1").strip("[]")
+    if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
+        raise EdgetlError(f"--serve {spec!r} is not [HOST:]PORT", fix="e.g. --serve 8080, or --serve 0.0.0.0:8080 "
+                                                                      "to be reachable from the network (with a token)")
+    return Address(host, int(port))
+
+
+@dataclass
+class _Latest:
+    """The newest item of a stream, numbered, with a condition viewers wait on."""
+
+    item: object = None
+    seq: int = 0
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def publish(self, item: object) -> None:
+        with self.cond:
+            self.item, self.seq = item, self.seq + 1
+            self.cond.notify_all()
+
+    def wait_newer(self, seen: int, timeout: float = 1.0) -> tuple[object, int]:
+        with self.cond:
+            self.cond.wait_for(lambda: self.seq != seen, timeout)
+            return self.item, self.seq
+
+
+class LiveServer:
+    """The HTTP side of a live run: publish frames and results into it, viewers read from it."""
+
+    def __init__(self, address: Address, facts: dict, options, token: str | None = None):
+        self.address, self.facts, self.options = address, facts, options
+        self.token = token if token is not None else (None if address.private else secrets.token_urlsafe(18))
+        self.frames = _Latest()   # raw BGR frames, as read
+        self.jpeg = _Latest()     # encoded frames, as served
+        self.results = _Latest()  # result dicts
+        self.started = time.monotonic()
+        self.viewers = 0
+        self._viewers_lock = threading.Lock()
+        self._stop = threading.Event()
+        handler = type("Handler", (_Handler,), {"server_state": self})
+        try:
+            self.httpd = ThreadingHTTPServer((address.host, address.port), handler)
+        except OSError as e:
+            raise EdgetlError(f"cannot listen on {address.host}:{address.port} ({e.strerror})",
+                              fix="choose another port, or stop what is using it") from None
+        self.httpd.daemon_threads = True
+        self.address.port = self.httpd.server_address[1]
+        self._threads = [threading.Thread(target=self.httpd.serve_forever, name="edgetl-http", daemon=True),
+                         threading.Thread(target=self._encode, name="edgetl-jpeg", daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def url(self) -> str:
+        """The address to open (with the token when one is needed)."""
+        host = "127.0.0.1" if self.address.host in ("0.0.0.0", "") else self.address.host
+        return f"http://{host}:{self.address.port}/" + (f"?token={self.token}" if self.token else "")
+
+    def publish_frame(self, frame: np.ndarray) -> None:
+        """A frame as read from the source (called at the source's rate; never blocks)."""
+        self.frames.publish(frame)
+
+    def publish_result(self, result: dict) -> None:
+        """A classified frame's result (called by the inference loop; never blocks)."""
+        self.results.publish(result)
+
+    def _encode(self) -> None:
+        """Encode the newest frame to JPEG when someone watches, at most MAX_STREAM_FPS times a second."""
+        seen, last = 0, 0.0
+        while not self._stop.is_set():
+            frame, seq = self.frames.wait_newer(seen, timeout=0.5)
+            if seq == seen or frame is None or self.viewers == 0:
+                seen = seq
+                continue
+            seen = seq
+            pause = 1 / MAX_STREAM_FPS - (time.monotonic() - last)
+            if pause > 0:
+                self._stop.wait(pause)
+            ok, data = cv2().imencode(".jpg", frame, [cv2().IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            last = time.monotonic()
+            if ok:
+                self.jpeg.publish(data.tobytes())
+
+    def close(self) -> None:
+        """Stop serving (open viewer connections end with the process's daemon threads)."""
+        self._stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_state: LiveServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's signature
+        pass  # a request log line per frame would bury the summary
+
+    # --- access -----------------------------------------------------------------------------
+    def _authorised(self) -> bool:
+        token = self.server_state.token
+        if token is None:
+            return True
+        given = parse_qs(urlsplit(self.path).query).get("token", [""])[0]
+        cookie = SimpleCookie(self.headers.get("Cookie", ""))
+        given = given or (cookie[COOKIE].value if COOKIE in cookie else "")
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, data: object, status: int = 200) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json")
+
+    # --- routes -----------------------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        route = urlsplit(self.path).path
+        if not self._authorised():
+            self._send(HTTPStatus.UNAUTHORIZED, b"a token is needed: open the URL edgetl printed\n", "text/plain")
+            return
+        handler = {"/": self._page, "/stream.mjpg": self._stream, "/api/latest": self._latest,
+                   "/api/events": self._events, "/api/health": self._health}.get(route)
+        if handler is None:
+            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+            return
+        try:
+            handler()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the viewer went away
+
+    def do_POST(self) -> None:  # noqa: N802
+        if not self._authorised():
+            self._send(HTTPStatus.UNAUTHORIZED, b"a token is needed\n", "text/plain")
+            return
+        if urlsplit(self.path).path != "/api/threshold":
+            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+            return
+        try:
+            length = min(int(self.headers.get("Content-Length", "0")), 1024)
+            value = float(json.loads(self.rfile.read(length))["threshold"])
+        except (ValueError, KeyError, TypeError):
+            self._json({"error": "send {\"threshold\": a number from 0 to 1}"}, HTTPStatus.BAD_REQUEST)
+            return
+        if not 0.0 <= value <= 1.0:
+            self._json({"error": "threshold must be between 0 and 1"}, HTTPStatus.BAD_REQUEST)
+            return
+        self.server_state.options.threshold = value  # the inference loop reads it for every frame
+        self._json({"threshold": value})
+
+    def _page(self) -> None:
+        state = self.server_state
+        facts = json.dumps(state.facts | {"threshold": state.options.threshold}).replace("<", "\\u003c")
+        extra = {}
+        if state.token:  # keep the token in a cookie so the page's own requests need no query string
+            extra["Set-Cookie"] = f"{COOKIE}={state.token}; Path=/; HttpOnly; SameSite=Strict"
+        self._send(200, PAGE.replace("__FACTS__", facts).encode(), "text/html; charset=utf-8", extra)
+
+    def _latest(self) -> None:
+        item, _ = self.server_state.results.item, self.server_state.results.seq
+        self._json(item or {})
+
+    def _health(self) -> None:
+        s = self.server_state
+        last = s.results.item or {}
+        self._json({"status": "ok", "uptime_s": round(time.monotonic() - s.started, 1), "results": s.results.seq,
+                    "frames_read": s.frames.seq, "viewers": s.viewers, "model": s.facts.get("model"),
+                    "last": last.get("label")})
+
+    def _events(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        seen = 0
+        stop = self.server_state._stop
+        while not stop.is_set():
+            item, seq = self.server_state.results.wait_newer(seen)
+            if seq == seen:
+                self.wfile.write(b": keep-alive\n\n")
+            else:
+                seen = seq
+                self.wfile.write(b"data: " + json.dumps(item).encode() + b"\n\n")
+            self.wfile.flush()
+
+    def _stream(self) -> None:
+        state = self.server_state
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        with state._viewers_lock:
+            state.viewers += 1
+        try:
+            seen = 0
+            while not state._stop.is_set():
+                data, seq = state.jpeg.wait_newer(seen)
+                if seq == seen or data is None:
+                    continue
+                seen = seq  # a slow viewer skips to the newest frame: its drops are its own
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                 + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
+                self.wfile.flush()
+        finally:
+            with state._viewers_lock:
+                state.viewers -= 1
+
+
+def model_facts(path: Path | str, clf) -> dict:
+    """What the page shows about the model."""
+    return {"model": Path(path).name, "runtime": clf.runtime, "labels": clf.labels,
+            "input": f"{clf.pixels.width}x{clf.pixels.height} {clf.pixels.resize}",
+            "precision": "int8" if clf.input.quantized else str(clf.input.dtype)}
