@@ -155,3 +155,19 @@ def test_bench_over_ssh_on_the_emulated_pi(pi, ssh_server, shapes_export, tmp_pa
     assert [r["model"] for r in results] == ["model_int8.tflite", "model.onnx"]
     assert all(r["device"]["arch"] == "aarch64" and r["device"]["target"] == "ssh:mypi" for r in results)
     assert results[1]["runtime"].startswith("onnxruntime")
+
+
+@pytest.mark.slow
+@pytest.mark.ssh
+def test_golden_check_on_the_emulated_pi(pi, ssh_server, shapes_export, tmp_path):
+    """`edgetl verify MODEL --host`: the golden images run on arm64 (zipapp runner, no edgetl there)
+    answer as they did at export on x86, for TFLite and ONNX."""
+    wrapper = tmp_path / "pi-python3"
+    wrapper.write_text(f"#!/bin/sh\nEDGETL_PI_NO_CHECKOUT=1 exec {EMULATOR} python \"$@\"\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    for name in ("model_int8.tflite", "model_int8.onnx"):
+        proc = run_cli("verify", shapes_export.folder / name, "--host", "mypi", "--ssh-config", ssh_server.config,
+                       "--remote-python", wrapper, "--json")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        check = json.loads(proc.stdout)["checks"][0]
+        assert check["ok"] and check["device"]["arch"] == "aarch64" and len(check["results"]) == 8

@@ -305,22 +305,56 @@ def export(
 
 @app.command()
 def verify(
-    run: Optional[Path] = typer.Argument(None, help="Run folder with an export/ (default: the latest)."),
+    target: Optional[Path] = typer.Argument(None, metavar="[RUN|MODEL]",
+                                            help="A run folder (default: the latest) or one exported model file."),
+    host: list[str] = typer.Option([], "--host", help="With a MODEL: run its golden check on this SSH host (repeat)."),
+    remote_python: str = typer.Option("python3", help="Python on the SSH device."),
+    ssh_config: Optional[Path] = typer.Option(None, help="ssh_config file (default: ~/.ssh/config)."),
+    timeout: float = typer.Option(900.0, "--timeout", min=1, help="Seconds a device may take."),
     max_drop: float = typer.Option(1.0, "--max-drop", help="Largest accuracy drop vs Keras, in points."),
     min_agreement: float = typer.Option(0.98, "--min-agreement", help="Smallest top-1 agreement with Keras (0..1)."),
     threads: Optional[int] = THREADS,
     json_out: bool = JSON,
 ) -> None:
-    """Verify exported artifacts against the Keras model again."""
+    """A run: verify its artifacts against the Keras model again. A model: replay its golden images
+    here or on devices (--host) and compare with what it answered at export."""
+    if target is not None and target.is_file():
+        _verify_model(target, host, remote_python, ssh_config, timeout, threads, json_out)
+        return
+    if host:
+        raise EdgetlError("--host verifies one model file on a device", fix="give RUN/export/model_int8.tflite, not a folder")
     from edgetl.export.pipeline import verify_run
     from edgetl.export.verify import Gates
 
-    result = verify_run(run, Gates(max_drop, min_agreement), threads)
+    result = verify_run(target, Gates(max_drop, min_agreement), threads)
     if json_out:
         print_json({"folder": str(result.folder), "ok": result.ok, "checks": [c.to_dict() for c in result.checks]})
     else:
         _print_checks(result)
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _verify_model(model: Path, hosts: list[str], remote_python: str, ssh_config: Optional[Path], timeout: float,
+                  threads: Optional[int], json_out: bool) -> None:
+    from edgetl.golden_check import check_model, modified_since_export
+
+    modified = modified_since_export(model)
+    reports = check_model(model, threads, hosts, remote_python, str(ssh_config) if ssh_config else None, timeout)
+    ok = all(r.ok for r in reports) and not modified
+    if json_out:
+        print_json({"model": str(model), "ok": ok, "modified_since_export": modified, "checks": [r.to_dict() for r in reports]})
+        raise typer.Exit(0 if ok else 1)
+    if modified:
+        err.print(f"[red]✗[/] {safe(model)} was modified since export: its sha256 differs from the manifest's")
+    for report in reports:
+        bad = [r for r in report.results if not r.ok]
+        mark = "[green]✓[/]" if report.ok else "[red]✗[/]"
+        out.print(f"{mark} {safe(model.name)} on {safe(report.where)} ({safe(report.runtime)}): "
+                  f"{len(report.results) - len(bad)} of {len(report.results)} golden images answer as at export")
+        for r in bad:
+            out.print(f"  [red]✗[/] {safe(r.image)}: at export {safe(r.expected_top1)} {r.expected_score:.3f}, now "
+                      f"{safe(r.got_top1)} {r.got_score:.3f} (largest probability difference {r.max_diff:.3g})")
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command()

@@ -59,6 +59,19 @@ def guard(deadline: float | None, stop_on_stdin_eof: bool) -> None:
         threading.Thread(target=watch, daemon=True).start()
 
 
+def golden(model: str, golden_file: str, threads: int | None) -> dict:
+    """The model's probabilities on the golden images (see :mod:`edgetl.runtime.golden`), with the
+    runtime and device that computed them."""
+    import numpy as np
+
+    from edgetl.runtime import load
+    from edgetl.runtime.golden import probabilities
+
+    clf = load(model, threads=threads)
+    pixels = np.load(golden_file, allow_pickle=False)
+    return {"probabilities": probabilities(clf, pixels).tolist(), "runtime": clf.runtime, "device": device_facts()}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line of the runner (the same options as `edgetl bench` on the device)."""
     p = argparse.ArgumentParser(prog="edgetl-bench-runner")
@@ -70,10 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--e2e", default=None)
     p.add_argument("--deadline", type=float, default=None, help="Stop after this many seconds.")
     p.add_argument("--stop-on-stdin-eof", action="store_true", help="Stop when standard input closes.")
+    p.add_argument("--golden", default=None, help="Run the golden images in this .npy through the model instead.")
     a = p.parse_args(argv)
     guard(a.deadline, a.stop_on_stdin_eof)
     threads = [int(t) for t in a.threads.split(",") if t] or [None]
     try:
+        if a.golden:
+            print(json.dumps(golden(a.models[0], a.golden, threads[0])))
+            return 0
         results = run(a.models, threads, BenchOptions(runs=a.runs, warmup=a.warmup, min_seconds=a.min_seconds,
                                                        e2e_image=a.e2e))
     except EdgetlError as e:

@@ -1,4 +1,4 @@
-"""Benchmark on Linux boards over SSH (a Raspberry Pi, a Jetson, any host `ssh NAME` reaches).
+"""Benchmark and verify on Linux boards over SSH (a Raspberry Pi, a Jetson, any host `ssh NAME` reaches).
 
 Host names go through OpenSSH, so aliases in ~/.ssh/config (HostName, Port, User, IdentityFile) and
 the user's host-key checking apply; edgetl adds only BatchMode (never a password prompt) and
@@ -205,6 +205,31 @@ def bench_host(t: SshTarget, models: list[Path], threads: list[int | None], opti
         r["model"] = model.name
         r["device"]["target"] = f"ssh:{t.host}"
     return doc
+
+
+def golden_on_host(t: SshTarget, model: Path, golden_file: Path) -> dict:
+    """Run the golden images through ``model`` on the device: its probabilities, runtime and facts."""
+    remote = make_remote_dir(t)
+    try:
+        paths = [f"{remote}/{_remote_name(0, model)}", f"{remote}/golden.npy"]
+        copy_file(t, model.read_bytes(), paths[0], model.name)
+        copy_file(t, golden_file.read_bytes(), paths[1], golden_file.name)
+        words = runner_command(t, remote) + [paths[0], "--golden", paths[1], "--deadline", str(t.timeout),
+                                             "--stop-on-stdin-eof"]
+        proc = run_watched(t, words)
+        lines = proc.stdout.decode(errors="replace").strip().splitlines()
+        try:
+            doc = json.loads(lines[-1]) if lines else None
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+            raise EdgetlError(f"{t.host}: {doc['error']}")
+        check(t, proc, "the golden check")
+        if not isinstance(doc, dict) or "probabilities" not in doc:
+            raise EdgetlError(f"{t.host}: the runner printed no result", fix=f"check that `{t.remote_python}` runs there")
+        return doc
+    finally:
+        remove_remote_dir(t, remote)
 
 
 def bench_hosts(targets: list[SshTarget], models: list[Path], threads: list[int | None], options: BenchOptions) -> list[dict]:

@@ -24,6 +24,7 @@ from edgetl.export import metadata, tflite
 from edgetl.export.bias_correction import BiasCorrection
 from edgetl.export import onnx as onnx_export
 from edgetl.export.verify import Check, Gates, Reference, reference, too_few_images, verify
+from edgetl.runtime import golden, load
 from edgetl.runtime.classifier import MANIFEST
 from edgetl.runtime.labels import check_label_list, write_labels
 from edgetl.runtime.spec import PixelSpec
@@ -257,8 +258,10 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
             for f in work.iterdir():
                 if f.is_file() and f.suffix in (".tflite", ".onnx") and f.name not in kept:
                     f.unlink()
+            gold = _golden(work, pixels_val, ref, [r.path for r in _held_out(result_audit)],
+                           sorted(f.name for f in work.iterdir() if f.suffix in (".tflite", ".onnx")))
             _write_reports(work, run_path, manifest, labels, pixels, checks, attempts, ref, seconds, corrections, small,
-                           opts.target if "onnx_int8" in fmt_names else None)
+                           opts.target if "onnx_int8" in fmt_names else None, gold)
             final = run_path / "export"
             runs.swap_in(work, final)
         except BaseException:
@@ -270,12 +273,26 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     return ExportResult(final, checks, attempts, ref.accuracy, seconds)
 
 
+def _held_out(result_audit: Audit) -> list:
+    """The held-out records: test, else val."""
+    return result_audit.split("test") or result_audit.split("val")
+
+
 def _held_out_reference(run_path: Path, result_audit: Audit, pixels: PixelSpec) -> tuple[np.ndarray, Reference]:
     """The held-out images (test, else val) at the model's size and the Keras model's answers on them."""
-    held_out = result_audit.split("test") or result_audit.split("val")
+    held_out = _held_out(result_audit)
     images = load_images([r.path for r in held_out], pixels.height, pixels.width, pixels.resize,
                          hashes=[r.sha256 for r in held_out])
     return images, reference(run_path / "model.keras", images, np.array([r.label for r in held_out]))
+
+
+def _golden(work: Path, pixels_val: np.ndarray, ref: Reference, names: list[str], kept: list[str]) -> dict:
+    """Write golden.npy (a few held-out images at the model's size) and return the manifest entry:
+    the images' names and each kept artifact's answers on them, through the device runtime."""
+    chosen = golden.pick(ref.labels)
+    np.save(work / golden.GOLDEN_FILE, pixels_val[chosen])
+    expected = {f: golden.expected(load(work / f), pixels_val[chosen]) for f in kept}
+    return {"file": golden.GOLDEN_FILE, "images": [Path(names[i]).name for i in chosen], "expected": expected}
 
 
 def _onnx_fp32(model, work: Path, labels, pixels, opset: int) -> None:
@@ -304,7 +321,7 @@ def _onnx_int8(model, work: Path, labels, pixels, opset: int, calib: np.ndarray,
 
 def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: PixelSpec, checks: list[Check],
                    attempts: list[Check], ref: Reference, seconds: dict, corrections: list[BiasCorrection],
-                   small: str | None, onnx_target: str | None) -> None:
+                   small: str | None, onnx_target: str | None, gold: dict) -> None:
     shown = checks + [a for a in attempts if a not in checks]
     artifacts = []
     for c in shown:
@@ -315,6 +332,7 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
         "labels": labels, "input": pixels.to_dict(), "backbone": manifest.get("backbone"), "split": manifest.get("split"),
         "run": str(run_path), "artifacts": artifacts, "versions": _versions(),
         "onnx_int8_target": onnx_target and {"target": onnx_target, **asdict(onnx_export.INT8_TARGETS[onnx_target])},
+        "golden": gold,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }, indent=1))
     report = {"keras_accuracy": ref.accuracy, "images": len(ref.labels), "checks": [c.to_dict() for c in checks],

@@ -1,0 +1,64 @@
+"""`edgetl verify MODEL [--host HOST]`: replay a model's golden set here or on devices and compare
+with what the model answered at export (see :mod:`edgetl.runtime.golden`). TensorFlow-free."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgetl.errors import EdgetlError
+from edgetl.runtime.golden import Golden, GoldenResult, probabilities
+
+
+@dataclass
+class GoldenReport:
+    """The golden check of one model in one place."""
+
+    where: str
+    """"local", or "ssh:HOST"."""
+    runtime: str
+    results: list[GoldenResult]
+    device: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Every golden image answered as at export."""
+        return all(r.ok for r in self.results)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"where": self.where, "runtime": self.runtime, "ok": self.ok, "device": self.device,
+                "results": [r.to_dict() for r in self.results]}
+
+
+def modified_since_export(model: Path) -> bool:
+    """True when the file's sha256 differs from the one the export manifest recorded."""
+    try:
+        artifacts = json.loads((model.parent / "manifest.json").read_text(encoding="utf-8"))["artifacts"]
+        recorded = next(a["sha256"] for a in artifacts if Path(a["file"]).name == model.name)
+    except (OSError, ValueError, KeyError, StopIteration):
+        return False
+    return hashlib.sha256(model.read_bytes()).hexdigest() != recorded
+
+
+def check_model(model: str | Path, threads: int | None = None, hosts: list[str] | None = None,
+                remote_python: str = "python3", ssh_config: str | None = None, timeout: float = 900.0) -> list[GoldenReport]:
+    """Run ``model``'s golden images locally (no hosts) or on each SSH host, and compare."""
+    from edgetl.runtime import load
+
+    path = Path(model)
+    if not path.is_file():
+        raise EdgetlError("no such model file", path=path, fix="give a .tflite or .onnx file from RUN/export/")
+    gold = Golden.beside(path)
+    if not hosts:
+        clf = load(path, threads=threads)
+        return [GoldenReport("local", clf.runtime, gold.compare(probabilities(clf, gold.pixels)))]
+    from edgetl.bench.ssh import SshTarget, golden_on_host
+
+    reports = []
+    for host in hosts:
+        t = SshTarget(host, remote_python=remote_python, ssh_config=ssh_config, timeout=timeout)
+        doc = golden_on_host(t, path, path.parent / "golden.npy")
+        reports.append(GoldenReport(f"ssh:{host}", doc["runtime"], gold.compare(doc["probabilities"]), doc["device"]))
+    return reports

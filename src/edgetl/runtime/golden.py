@@ -1,0 +1,113 @@
+"""The golden check: a handful of held-out images at the model's input size and what each exported
+artifact answered on them at export time, kept beside the artifacts (``golden.npy`` and the
+manifest's ``golden`` entry). Running them again, here or on a device, shows that the model there
+answers as it did on the workstation: same preprocessing contract, a runtime that computes the
+same, an uncorrupted copy.
+
+numpy and a runtime only: this runs on the device."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgetl.errors import EdgetlError
+
+GOLDEN_FILE = "golden.npy"
+GOLDEN_IMAGES = 8
+FLOAT_TOLERANCE = 2e-3
+"""Float models: runtimes and versions agree to about 1e-4; a wrong model is off by far more."""
+QUANTIZED_STEPS = 2.5
+"""Quantized outputs: the same int8 model scores up to two output steps apart under different
+runtime versions (LiteRT 2.3 vs tflite-runtime 2.14), measured; a wrong model is off by far more."""
+
+
+def pick(labels: np.ndarray, n: int = GOLDEN_IMAGES) -> list[int]:
+    """Indices of up to ``n`` held-out images, the classes taking turns (every class is seen)."""
+    by_class: dict[int, list[int]] = {}
+    for i, y in enumerate(labels):
+        by_class.setdefault(int(y), []).append(i)
+    order: list[int] = []
+    while len(order) < min(n, len(labels)):
+        for items in by_class.values():
+            if items and len(order) < n:
+                order.append(items.pop(0))
+    return order
+
+
+def tolerance(clf) -> float:
+    """How far a probability may move between runtimes for this model and still be the same model."""
+    return QUANTIZED_STEPS * clf.output.scale + 1e-6 if clf.output.quantized else FLOAT_TOLERANCE
+
+
+def probabilities(clf, pixels: np.ndarray) -> np.ndarray:
+    """The model's probabilities for model-sized uint8 pixels, one image per call."""
+    return np.concatenate([clf.probabilities(clf.infer(clf.to_input(pixels[i:i + 1]))) for i in range(len(pixels))])
+
+
+def expected(clf, pixels: np.ndarray) -> dict:
+    """What to store for one artifact: its probabilities on the golden images and its tolerance."""
+    return {"probabilities": np.round(probabilities(clf, pixels), 6).tolist(), "tolerance": tolerance(clf)}
+
+
+@dataclass
+class GoldenResult:
+    """One golden image compared."""
+
+    image: str
+    expected_top1: str
+    expected_score: float
+    got_top1: str
+    got_score: float
+    max_diff: float
+    ok: bool
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return self.__dict__.copy()
+
+
+@dataclass
+class Golden:
+    """A model's golden set: the images and what the model answered at export."""
+
+    pixels: np.ndarray
+    names: list[str]
+    labels: list[str]
+    probabilities: np.ndarray
+    tolerance: float
+
+    @classmethod
+    def beside(cls, model: Path) -> "Golden":
+        """The golden set stored with ``model`` in its export folder."""
+        folder = model.parent
+        manifest = folder / "manifest.json"
+        try:
+            doc = json.loads(manifest.read_text(encoding="utf-8"))
+            golden = doc["golden"]
+            entry = golden["expected"][model.name]
+            pixels = np.load(folder / golden["file"], allow_pickle=False)
+            probs = np.asarray(entry["probabilities"], np.float32)
+            names, labels, tol = list(golden["images"]), list(doc["labels"]), float(entry["tolerance"])
+        except FileNotFoundError as e:
+            raise EdgetlError(f"no golden set beside the model ({Path(e.filename).name} is missing)", path=model,
+                              fix="verify a model from an `edgetl export` folder (RUN/export/), or export again") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise EdgetlError(f"the golden set cannot be read ({type(e).__name__}: {e})", path=manifest,
+                              fix="export again") from None
+        if pixels.dtype != np.uint8 or pixels.ndim != 4 or len(pixels) != len(probs) != len(names):
+            raise EdgetlError("the golden images do not match the manifest", path=folder / golden["file"],
+                              fix="export again")
+        return cls(pixels, names, labels, probs, tol)
+
+    def compare(self, got: np.ndarray) -> list[GoldenResult]:
+        """Each image: same top-1 class, and every probability within the tolerance."""
+        out = []
+        for name, want, have in zip(self.names, self.probabilities, np.asarray(got, np.float32)):
+            w, h = int(want.argmax()), int(have.argmax())
+            diff = float(np.abs(want - have).max()) if want.shape == have.shape else float("inf")
+            out.append(GoldenResult(name, self.labels[w], float(want[w]), self.labels[h] if h < len(self.labels) else str(h),
+                                    float(have[h]), diff, w == h and diff <= self.tolerance))
+        return out

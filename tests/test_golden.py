@@ -1,0 +1,82 @@
+"""The golden check: export keeps a golden set; `edgetl verify MODEL` replays it here, over SSH on
+a real sshd, and (in test_arm64) on the emulated Pi; a model altered after export is caught."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from fake_device import fake_device_python
+
+
+def alter_weights(path) -> None:
+    """Change every weight and bias buffer of a TFLite file in place, leaving its structure valid
+    (what a corrupted or swapped copy looks like to a runtime: it loads, and answers differently)."""
+    from edgetl.runtime import tflite_metadata as tm
+
+    data = bytearray(path.read_bytes())
+    buffers = tm._tables(tm._root(bytes(data)), tm._MODEL_BUFFERS)
+    for b in buffers:
+        if b.Offset(4) and b.VectorLen(b.Offset(4)) >= 64:  # weights and biases, not small shape constants
+            start, length = b.Vector(b.Offset(4)), b.VectorLen(b.Offset(4))
+            region = np.frombuffer(data, np.uint8, count=length, offset=start)
+            data[start:start + length] = (region ^ 0x5A).tobytes()  # every byte changed, sizes kept
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def export_copy(shapes_export, tmp_path):
+    folder = tmp_path / "export"
+    shutil.copytree(shapes_export.folder, folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_export_keeps_a_golden_set_and_verify_replays_it(export_copy):
+    manifest = json.loads((export_copy / "manifest.json").read_text())
+    gold = manifest["golden"]
+    pixels = np.load(export_copy / gold["file"])
+    assert pixels.dtype == np.uint8 and pixels.shape[1:] == (48, 48, 3) and len(pixels) == len(gold["images"]) == 8
+    kept = {p.name for p in export_copy.iterdir() if p.suffix in (".tflite", ".onnx")}
+    assert set(gold["expected"]) == kept
+    for name in sorted(kept):
+        proc = run_cli("verify", export_copy / name, "--json")
+        doc = json.loads(proc.stdout)
+        assert proc.returncode == 0 and doc["ok"] and len(doc["checks"][0]["results"]) == 8, (name, proc.stderr)
+
+
+@pytest.mark.slow
+def test_a_model_altered_after_export_is_caught(export_copy):
+    model = export_copy / "model_int8.tflite"
+    alter_weights(model)
+    proc = run_cli("verify", model)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "modified since export" in proc.stderr
+    assert "at export" in proc.stdout and ", now " in proc.stdout and ".jpg" in proc.stdout  # names the image
+
+
+@pytest.mark.slow
+@pytest.mark.ssh
+def test_golden_check_on_a_device_over_ssh(export_copy, ssh_server, tmp_path):
+    device_python = fake_device_python(tmp_path / "dev")
+    common = ["--host", "mypi", "--ssh-config", ssh_server.config, "--remote-python", device_python, "--json"]
+    proc = run_cli("verify", export_copy / "model_int8.tflite", *common)
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 0 and doc["ok"], proc.stderr[-2000:]
+    assert doc["checks"][0]["where"] == "ssh:mypi" and doc["checks"][0]["device"]["cores"] >= 1
+    alter_weights(export_copy / "model_int8.tflite")
+    proc = run_cli("verify", export_copy / "model_int8.tflite", *common)
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 1 and not doc["ok"] and doc["modified_since_export"]
+    assert not doc["checks"][0]["ok"]  # the device itself answered differently
+
+
+def test_verify_model_without_golden_set_says_where_it_comes_from(tmp_path):
+    from models import keras_mean_colour, to_tflite
+
+    model = to_tflite(keras_mean_colour(), tmp_path / "m.tflite")
+    proc = run_cli("verify", model)
+    assert proc.returncode == 2 and "no golden set beside the model" in proc.stderr
