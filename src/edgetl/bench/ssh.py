@@ -167,6 +167,22 @@ def _end_live_runs() -> None:
             proc.kill()
 
 
+def runner_result(t: SshTarget, proc: subprocess.CompletedProcess, what: str, kind: type):
+    """The runner's answer: the JSON document on its last line, of type ``kind``. Its own error
+    line, a failed connection and a missing answer each become one clear error."""
+    lines = proc.stdout.decode(errors="replace").strip().splitlines()
+    try:
+        doc = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+        raise EdgetlError(f"{t.host}: {doc['error']}")
+    check(t, proc, what)
+    if not isinstance(doc, kind):
+        raise EdgetlError(f"{t.host}: the runner printed no result", fix=f"check that `{t.remote_python}` runs there")
+    return doc
+
+
 def _remote_name(i: int, path: Path) -> str:
     suffix = path.suffix.lower()
     return f"{i}{suffix if suffix in MODEL_SUFFIXES or suffix in IMAGE_EXTENSIONS else '.bin'}"
@@ -188,17 +204,7 @@ def bench_host(t: SshTarget, models: list[Path], threads: list[int | None], opti
             "--deadline", str(t.timeout), "--stop-on-stdin-eof"]
         words += ["--threads", given] if given else []
         words += ["--e2e", paths[-1]] if options.e2e_image else []
-        proc = run_watched(t, words)
-        out = proc.stdout.decode(errors="replace").strip().splitlines()
-        try:
-            doc = json.loads(out[-1]) if out else None
-        except ValueError:
-            doc = None
-        if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-            raise EdgetlError(f"{t.host}: {doc['error']}")
-        check(t, proc, "the benchmark")
-        if not isinstance(doc, list):
-            raise EdgetlError(f"{t.host}: the runner printed no result", fix=f"check that `{t.remote_python}` runs there")
+        doc = runner_result(t, run_watched(t, words), "the benchmark", list)
     finally:
         remove_remote_dir(t, remote)
     for r, model in zip(doc, [m for m in models for _ in threads]):
@@ -216,17 +222,9 @@ def golden_on_host(t: SshTarget, model: Path, golden_file: Path) -> dict:
         copy_file(t, golden_file.read_bytes(), paths[1], golden_file.name)
         words = runner_command(t, remote) + [paths[0], "--golden", paths[1], "--deadline", str(t.timeout),
                                              "--stop-on-stdin-eof"]
-        proc = run_watched(t, words)
-        lines = proc.stdout.decode(errors="replace").strip().splitlines()
-        try:
-            doc = json.loads(lines[-1]) if lines else None
-        except ValueError:
-            doc = None
-        if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-            raise EdgetlError(f"{t.host}: {doc['error']}")
-        check(t, proc, "the golden check")
-        if not isinstance(doc, dict) or "probabilities" not in doc:
-            raise EdgetlError(f"{t.host}: the runner printed no result", fix=f"check that `{t.remote_python}` runs there")
+        doc = runner_result(t, run_watched(t, words), "the golden check", dict)
+        if "probabilities" not in doc:
+            raise EdgetlError(f"{t.host}: the runner printed no golden result", fix="update edgetl on the device")
         return doc
     finally:
         remove_remote_dir(t, remote)
