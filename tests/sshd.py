@@ -60,6 +60,7 @@ PubkeyAuthentication yes
 PermitRootLogin yes
 StrictModes no
 UsePAM no
+AcceptEnv XDG_CONFIG_HOME
 """)
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stdout=subprocess.DEVNULL,
                             stderr=open(root / "sshd.log", "w"))

@@ -18,7 +18,8 @@ from edgetl.errors import EdgetlError
 from edgetl.native_logs import DEBUG_ENV
 from edgetl.text import clean, safe
 
-WORKFLOW = ("data", "train", "export", "verify", "predict", "eval", "bench", "live", "report", "doctor", "demo")
+WORKFLOW = ("data", "train", "export", "verify", "predict", "eval", "bench", "live", "deploy", "report", "doctor",
+            "demo")
 
 
 class WorkflowOrder(TyperGroup):
@@ -496,6 +497,41 @@ def live(
                   f"p90 {s['p90_ms']:.1f} ms, {s['dropped']} dropped, {s['skipped']} unreadable ({s['ended']})"
                   + (f"; video written to {safe(record)}" if record else ""))
     raise typer.Exit(1 if s["ended"] == "source lost" else 0)
+
+
+@app.command()
+def deploy(
+    model: Optional[Path] = typer.Argument(None, help="An exported model (RUN/export/model_int8.tflite)."),
+    host: str = typer.Option(..., "--host", help="SSH host or ~/.ssh/config alias of the device."),
+    service: bool = typer.Option(False, "--service", help="Also run `live --serve` there as a systemd user service."),
+    serve: str = typer.Option("127.0.0.1:8080", "--serve", metavar="[HOST:]PORT", help="What the service listens on."),
+    source: str = typer.Option("0", "--source", help="The service's --source (camera index, picamera2, URL...)."),
+    status: bool = typer.Option(False, "--status", help="Show what is deployed there and whether the service runs."),
+    remove: bool = typer.Option(False, "--remove", help="Stop and remove the service and the deployed model."),
+    remote_dir: str = typer.Option(".local/share/edgetl/deploy", "--remote-dir",
+                                   help="Deployment folder on the device (relative to its home, or absolute)."),
+    remote_python: str = typer.Option("python3", help="Python on the device (e.g. ~/edgetl-venv/bin/python)."),
+    ssh_config: Optional[Path] = typer.Option(None, help="ssh_config file (default: ~/.ssh/config)."),
+    timeout: float = typer.Option(900.0, "--timeout", min=1, help="Seconds the device may take."),
+    json_out: bool = JSON,
+) -> None:
+    """Put an exported model on a device over SSH, check it answers as at export, optionally as a service."""
+    from edgetl import deploy as deploying
+    from edgetl.bench.ssh import SshTarget
+
+    target = SshTarget(host, remote_python=remote_python, ssh_config=str(ssh_config) if ssh_config else None,
+                       timeout=timeout)
+    if status or remove:
+        done = (deploying.status if status else deploying.remove)(target, remote_dir)
+    else:
+        if model is None:
+            raise EdgetlError("deploy needs a MODEL", fix="edgetl deploy runs/exp/export/model_int8.tflite --host mypi")
+        done = deploying.deploy(model, target, deploying.DeployOptions(remote_dir, service, serve, source))
+    if json_out:
+        print_json(done)
+        return
+    for key, value in done.items():
+        out.print(f"{key}: {clean(value if not isinstance(value, dict) else json.dumps(value))}", markup=False)
 
 
 @app.command()

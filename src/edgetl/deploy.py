@@ -1,0 +1,173 @@
+"""`edgetl deploy MODEL --host HOST [--service]`: put an exported model on a device over SSH, prove
+it answers there as at export (the golden check), and optionally run `live --serve` as a service.
+
+On the device everything lives in one folder (default ``~/.local/share/edgetl/deploy``): the
+model under a fixed name, its manifest and labels, the golden set, and the runner zipapp when
+edgetl is not installed there. A deployment is built in a fresh sibling folder, checked there, and
+only then exchanged with the previous one, so a failed step leaves the old deployment as it was
+and nothing half-installed. Deploying the same model again is the same exchange: idempotent.
+
+The service is a systemd *user* unit (``~/.config/systemd/user/edgetl-live.service``): edgetl
+never asks for a password (SSH runs in BatchMode, no sudo), the unit runs as the user who owns the
+model and the camera, and ``loginctl enable-linger`` starts it at boot without a login. It needs
+edgetl installed on the device (devices/rpi/install.sh), since the runner zipapp carries no camera
+loop. TensorFlow-free."""
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgetl.bench.ssh import (SshTarget, check, copy_file, remote_command, remove_remote_dir, runner_command,
+                              runner_result, run_watched, ssh)
+from edgetl.errors import EdgetlError
+from edgetl.runtime.golden import GOLDEN_FILE, Golden
+
+DEFAULT_DIR = ".local/share/edgetl/deploy"
+"""Relative to the device user's home (where ssh commands start)."""
+UNIT = "edgetl-live.service"
+_UNIT_DIR = 'printf %s "${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"'
+"""Where systemd looks for user units, as the device's shell resolves it."""
+_SWAP = 'set -e; new=$1; final=$2; old="$final.old.$3"; if [ -e "$final" ]; then mv "$final" "$old"; fi; ' \
+        'mv "$new" "$final"; rm -rf "$old"'
+
+
+@dataclass
+class DeployOptions:
+    """Where the model goes on the device and how the service runs it."""
+
+    remote_dir: str = DEFAULT_DIR
+    service: bool = False
+    serve: str = "127.0.0.1:8080"
+    """What the service's `live --serve` listens on (loopback: reach it through ssh -L)."""
+    source: str = "0"
+    threads: int | None = None
+
+
+def unit_text(python: str, model: str, opts: DeployOptions) -> str:
+    """The systemd user unit that runs `live --serve` on the deployed model, restarting on failure."""
+    args = ["live", model, "--source", opts.source, "--serve", opts.serve, "--headless"]
+    args += ["--threads", str(opts.threads)] if opts.threads else []
+    quoted = " ".join(_systemd_quote(a) for a in [python, "-m", "edgetl", *args])
+    return (f"[Unit]\nDescription=edgetl live classifier on {opts.serve}\nAfter=network-online.target\n\n"
+            f"[Service]\nExecStart={quoted}\nRestart=on-failure\nRestartSec=5\n"
+            f"# SIGTERM ends `live` like Ctrl-C: the summary is written to the journal.\nKillSignal=SIGTERM\n\n"
+            f"[Install]\nWantedBy=default.target\n")
+
+
+def _systemd_quote(word: str) -> str:
+    """A word for ExecStart: systemd splits on spaces and expands % and $, so quote and escape."""
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{escaped}"'
+
+
+def _model_files(model: Path) -> dict[str, Path]:
+    """Local files a deployment carries, by their name on the device."""
+    folder = model.parent
+    files = {f"model{model.suffix.lower()}": model, "manifest.json": folder / "manifest.json",
+             GOLDEN_FILE: folder / GOLDEN_FILE}
+    if (folder / "labels.txt").is_file():
+        files["labels.txt"] = folder / "labels.txt"
+    missing = [p for p in files.values() if not p.is_file()]
+    if missing:
+        raise EdgetlError(f"{missing[0].name} is missing beside the model", path=model,
+                          fix="deploy a model from an `edgetl export` folder (RUN/export/)")
+    return files
+
+
+def deploy(model: str | Path, target: SshTarget, opts: DeployOptions | None = None) -> dict:
+    """Copy the model (with manifest, labels, golden set and, when needed, the runner), run the
+    golden check there, put the deployment in place, and with ``opts.service`` install and start
+    the service. Returns what was done."""
+    opts = opts or DeployOptions()
+    path = Path(model)
+    gold = Golden.beside(path)
+    files = _model_files(path)
+    new = f"{opts.remote_dir}.new.{secrets.token_hex(4)}"
+    check(target, ssh(target, remote_command("mkdir", "-p", new)), "creating the deployment folder")
+    try:
+        for name, local in files.items():
+            copy_file(target, local.read_bytes(), f"{new}/{name}", local.name)
+        words = runner_command(target, new)
+        model_name = next(n for n in files if n.startswith("model"))
+        doc = runner_result(target, run_watched(target, words + [f"{new}/{model_name}", "--golden", f"{new}/{GOLDEN_FILE}",
+                                                                 "--deadline", str(target.timeout), "--stop-on-stdin-eof"]),
+                            "the golden check", dict)
+        results = gold.compare(doc["probabilities"])
+        bad = [r for r in results if not r.ok]
+        if bad:
+            r = bad[0]
+            raise EdgetlError(f"{target.host}: the golden check failed on {len(bad)} of {len(results)} images, e.g. "
+                              f"{r.image}: {r.expected_top1} {r.expected_score:.3f} at export, {r.got_top1} "
+                              f"{r.got_score:.3f} there; nothing was changed on the device",
+                              fix=f"run `edgetl verify {path} --host {target.host}` for every image; check the runtime "
+                                  "there (`edgetl doctor`)")
+        check(target, ssh(target, remote_command("sh", "-c", _SWAP, "sh", new, opts.remote_dir, secrets.token_hex(4))),
+              "putting the deployment in place")
+    except BaseException:
+        remove_remote_dir(target, new)
+        raise
+    installed = f"{opts.remote_dir}/{model_name}"
+    done = {"host": target.host, "folder": opts.remote_dir, "model": installed, "runtime": doc["runtime"],
+            "golden": f"{len(results)} of {len(results)} images answer as at export", "service": None}
+    if opts.service:
+        done["service"] = install_service(target, installed, opts)
+    return done
+
+
+def _remote_shell(target: SshTarget, script: str) -> str:
+    """What a fixed shell snippet prints on the device (used to resolve $HOME and XDG paths there)."""
+    proc = ssh(target, remote_command("sh", "-c", script))
+    check(target, proc, "reading the device's folders")
+    return proc.stdout.decode(errors="replace").strip()
+
+
+def install_service(target: SshTarget, installed: str, opts: DeployOptions) -> dict:
+    """Write the user unit for `live --serve` and (re)start it. Needs edgetl installed there."""
+    has = ssh(target, remote_command(target.remote_python, "-c", "import edgetl.live.serve"), timeout=120)
+    if has.returncode != 0:
+        raise EdgetlError(f"{target.host}: the service runs `{target.remote_python} -m edgetl live`, and edgetl "
+                          "(with OpenCV) is not installed there; the model is deployed",
+                          fix="install edgetl on the device (devices/rpi/install.sh), then deploy again with --service, "
+                              "and give --remote-python ~/edgetl-venv/bin/python")
+    home, unit_dir = _remote_shell(target, 'printf %s "$HOME"'), _remote_shell(target, _UNIT_DIR)
+    model_path = installed if installed.startswith("/") else f"{home}/{installed}"
+    unit = unit_text(target.remote_python, model_path, opts)
+    check(target, ssh(target, remote_command("mkdir", "-p", unit_dir)), "creating the unit folder")
+    copy_file(target, unit.encode(), f"{unit_dir}/{UNIT}", UNIT)
+    start = ssh(target, remote_command("sh", "-c", f"systemctl --user daemon-reload && systemctl --user enable {UNIT} "
+                                                   f"&& systemctl --user restart {UNIT}"))
+    linger = ssh(target, remote_command("sh", "-c", 'loginctl enable-linger "$(id -un)"'))
+    state = {"unit": f"{unit_dir}/{UNIT}", "serve": opts.serve, "started": start.returncode == 0,
+             "starts_at_boot": linger.returncode == 0}
+    if start.returncode != 0:
+        why = start.stderr.decode(errors="replace").strip().splitlines()
+        state["why_not_started"] = why[-1] if why else f"exit code {start.returncode}"
+    return state
+
+
+def status(target: SshTarget, remote_dir: str = DEFAULT_DIR) -> dict:
+    """What is deployed on the device and whether the service runs."""
+    marker = "--edgetl-files--"
+    proc = ssh(target, remote_command("sh", "-c", 'cat "$1/manifest.json" 2>/dev/null; printf "\\n%s\\n" "$2"; '
+                                      'ls "$1" 2>/dev/null', "sh", remote_dir, marker))
+    check(target, proc, "reading the deployment")
+    first, _, rest = proc.stdout.decode(errors="replace").partition(marker)
+    try:
+        manifest = json.loads(first) if first.strip() else None
+    except ValueError:
+        manifest = None
+    models = [n for n in rest.split() if n.startswith("model.") or n.startswith("model_")]
+    active = ssh(target, remote_command("systemctl", "--user", "is-active", UNIT))
+    return {"host": target.host, "folder": remote_dir, "deployed": bool(models), "model": models[0] if models else None,
+            "labels": (manifest or {}).get("labels"), "service": active.stdout.decode(errors="replace").strip() or "unknown"}
+
+
+def remove(target: SshTarget, remote_dir: str = DEFAULT_DIR) -> dict:
+    """Stop and remove the service (when there is one) and the deployment folder. Idempotent."""
+    ssh(target, remote_command("sh", "-c", f"systemctl --user disable --now {UNIT} 2>/dev/null; true"))
+    unit_dir = _remote_shell(target, _UNIT_DIR)
+    check(target, ssh(target, remote_command("rm", "-rf", "--", f"{unit_dir}/{UNIT}", remote_dir)), "removing")
+    ssh(target, remote_command("sh", "-c", "systemctl --user daemon-reload 2>/dev/null; true"))
+    return {"host": target.host, "removed": remote_dir}

@@ -1,0 +1,82 @@
+"""`edgetl deploy` against a real OpenSSH server on 127.0.0.1: the device is this machine, its
+deployment folder and systemd user-unit folder are the test's own (XDG_CONFIG_HOME is passed
+through SSH), and systemd itself need not run: the unit file is checked with systemd-analyze."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_cli
+from fake_device import fake_device_python
+from test_golden import alter_weights
+
+pytestmark = [pytest.mark.ssh, pytest.mark.slow]
+
+
+@pytest.fixture
+def device(ssh_server, tmp_path):
+    """An ssh_config whose `mypi` passes XDG_CONFIG_HOME, a deployment folder, a device Python without edgetl."""
+    config_home = tmp_path / "device-config"
+    config = tmp_path / "ssh_config"
+    config.write_text(ssh_server.config.read_text().replace("Host mypi\n", f"Host mypi\n  SetEnv XDG_CONFIG_HOME={config_home}\n"))
+    return {"config": config, "dir": tmp_path / "device" / "deploy", "units": config_home / "systemd" / "user",
+            "python": fake_device_python(tmp_path / "dev")}
+
+
+def deploy(device, *args, python=None):
+    return run_cli("deploy", *args, "--host", "mypi", "--ssh-config", device["config"], "--remote-dir", device["dir"],
+                   "--remote-python", python or device["python"], "--json")
+
+
+def test_deploy_checks_golden_then_installs_idempotently(shapes_export, device, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(shapes_export.folder, export)
+    proc = deploy(device, export / "model_int8.tflite")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    done = json.loads(proc.stdout)
+    assert done["golden"] == "8 of 8 images answer as at export" and done["service"] is None
+    files = {p.name for p in device["dir"].iterdir()}
+    assert {"model.tflite", "manifest.json", "golden.npy", "labels.txt", "runner.pyz"} <= files
+    first = (device["dir"] / "model.tflite").read_bytes()
+    assert first == (export / "model_int8.tflite").read_bytes()
+    assert deploy(device, export / "model_int8.tflite").returncode == 0  # again: the same result
+    assert sorted(p.name for p in device["dir"].parent.iterdir()) == ["deploy"]  # no .new/.old left
+    status = json.loads(deploy(device, "--status").stdout)
+    assert status["deployed"] and status["model"] == "model.tflite" and status["labels"]
+
+    # A copy that answers differently is refused, and the deployment on the device stays as it was.
+    alter_weights(export / "model_int8.tflite")
+    proc = deploy(device, export / "model_int8.tflite")
+    assert proc.returncode == 2 and "golden check failed" in proc.stderr and "nothing was changed" in proc.stderr
+    assert (device["dir"] / "model.tflite").read_bytes() == first
+    assert sorted(p.name for p in device["dir"].parent.iterdir()) == ["deploy"]
+
+    assert json.loads(deploy(device, "--remove").stdout)["removed"]
+    assert not device["dir"].exists()
+    assert deploy(device, "--remove").returncode == 0  # removing twice is fine
+
+
+def test_service_unit_is_a_valid_user_unit(shapes_export, device, tmp_path):
+    # Without edgetl on the device the model is deployed but the service cannot run: said so.
+    proc = deploy(device, shapes_export.folder / "model_int8.tflite", "--service")
+    assert proc.returncode == 2 and "edgetl (with OpenCV) is not installed there" in proc.stderr
+    # With edgetl there (this Python has it), the unit is written; systemd need not run here.
+    proc = deploy(device, shapes_export.folder / "model_int8.tflite", "--service", "--serve", "127.0.0.1:8099",
+                  python=sys.executable)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    service = json.loads(proc.stdout)["service"]
+    unit = device["units"] / "edgetl-live.service"
+    text = unit.read_text()
+    assert service["unit"] == str(unit) and "Restart=on-failure" in text and "WantedBy=default.target" in text
+    assert f'"{device["dir"]}/model.tflite"' in text and '"--serve" "127.0.0.1:8099"' in text
+    if shutil.which("systemd-analyze"):
+        runtime_dir = tmp_path / "xdg-runtime"  # what a user session would have; systemd itself is not running
+        runtime_dir.mkdir(mode=0o700)
+        check = subprocess.run(["systemd-analyze", "--user", "verify", str(unit)], capture_output=True, text=True,
+                               env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(runtime_dir)})
+        assert check.returncode == 0, check.stderr
+    assert json.loads(deploy(device, "--remove").stdout)["removed"] and not unit.exists()
