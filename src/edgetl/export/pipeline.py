@@ -273,6 +273,25 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     return ExportResult(final, checks, attempts, ref.accuracy, seconds)
 
 
+# The first ONNX Runtime release that runs each ONNX opset (ONNX Runtime's compatibility table).
+ORT_FOR_OPSET = {13: "1.7", 14: "1.10", 15: "1.11", 16: "1.11", 17: "1.13", 18: "1.14", 19: "1.15", 20: "1.17",
+                 21: "1.18", 22: "1.20"}
+
+
+def runtime_needs(path: Path) -> dict:
+    """The oldest runtimes that can run an artifact: for TFLite the converter's min_runtime_version
+    (from its op versions), for ONNX the opset, IR version and first ONNX Runtime with that opset."""
+    if path.suffix == ".tflite":
+        from edgetl.runtime.litert import min_runtime_version
+
+        return {"tflite_runtime": min_runtime_version(path.read_bytes())}
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return {"onnx_opset": opset, "onnx_ir_version": proto.ir_version, "onnxruntime": ORT_FOR_OPSET.get(opset)}
+
+
 def _held_out(result_audit: Audit) -> list:
     """The held-out records: test, else val."""
     return result_audit.split("test") or result_audit.split("val")
@@ -327,7 +346,8 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
     for c in shown:
         path = work / c.file if (work / c.file).exists() else work / "rejected" / c.file
         artifacts.append({"file": str(path.relative_to(work)), "format": c.format, "precision": c.precision,
-                          "size_bytes": c.size_bytes, "sha256": _sha256(path), "verified": c.passed})
+                          "size_bytes": c.size_bytes, "sha256": _sha256(path), "verified": c.passed,
+                          "needs": runtime_needs(path)})
     (work / MANIFEST).write_text(json.dumps({
         "labels": labels, "input": pixels.to_dict(), "backbone": manifest.get("backbone"), "split": manifest.get("split"),
         "run": str(run_path), "artifacts": artifacts, "versions": _versions(),

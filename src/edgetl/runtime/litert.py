@@ -40,6 +40,32 @@ def _version(package: str) -> str:
         return "?"
 
 
+# Runtimes whose version numbers follow TensorFlow's, which is what a model's min_runtime_version
+# is written in. LiteRT (ai-edge-litert) numbers itself anew and runs every op edgetl's converter emits.
+TF_NUMBERED = ("tflite-runtime", "tensorflow")
+NEWER_RUNTIME = "pip install ai-edge-litert (LiteRT runs every op version the converter writes)"
+
+
+def min_runtime_version(content: bytes) -> str | None:
+    """The oldest TFLite runtime the converter says can run this model (its op versions), e.g. "2.17.0"."""
+    try:
+        raw = tflite_metadata.metadata_buffer(content, "min_runtime_version")
+    except (IndexError, struct.error):
+        return None
+    text = raw.rstrip(b"\x00").decode("ascii", "replace").strip() if raw else ""
+    return text or None
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """"2.14.0" -> (2, 14, 0); anything unparsable counts as 0."""
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split(".")[:3])
+
+
+def _too_old(path: Path, needs: str, runtime: str) -> EdgetlError:
+    return EdgetlError(f"this model needs a TFLite runtime >= {needs}; this machine has {runtime}", path=path,
+                       fix=f"use model_int8.tflite or model_fp32.tflite (older runtimes run them), or {NEWER_RUNTIME}")
+
+
 def tensor_spec(d: dict) -> TensorSpec:
     """A TFLite interpreter's tensor details as a :class:`TensorSpec`."""
     scale, zero_point = d.get("quantization", (0.0, 0))
@@ -59,12 +85,22 @@ class LiteRTBackend:
         if problem:
             raise EdgetlError(f"not a valid TFLite model ({problem})", path=path,
                               fix="re-export it or copy it again; a truncated copy or another file type cannot load")
+        needs = min_runtime_version(content)
+        if needs and package in TF_NUMBERED and version_tuple(_version(package)) < version_tuple(needs):
+            raise _too_old(path, needs, self.runtime)  # said before the interpreter fails in its own words
         try:
             with silenced():  # LiteRT announces its XNNPACK delegate from C++ here
                 self.interpreter = cls(model_content=content, num_threads=threads)
                 self.interpreter.allocate_tensors()
+        except SystemError as e:  # tflite-runtime wheels are built against numpy 1.x
+            import numpy
+
+            raise EdgetlError(f"{self.runtime} cannot run with numpy {numpy.__version__} ({e})", path=path,
+                              fix=f'pip install "numpy<2", or {NEWER_RUNTIME}') from e
         except (ValueError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if "Didn't find op for builtin opcode" in str(e) and needs:
+                raise _too_old(path, needs, self.runtime) from e
             raise EdgetlError(f"not a valid TFLite model ({first})", path=path,
                               fix="re-export it; a truncated copy or another file type cannot load") from e
         inp = self.interpreter.get_input_details()[0]
