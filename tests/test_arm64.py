@@ -171,3 +171,19 @@ def test_golden_check_on_the_emulated_pi(pi, ssh_server, shapes_export, tmp_path
         assert proc.returncode == 0, proc.stderr[-2000:]
         check = json.loads(proc.stdout)["checks"][0]
         assert check["ok"] and check["device"]["arch"] == "aarch64" and len(check["results"]) == 8
+
+
+@pytest.mark.slow
+@pytest.mark.ssh
+def test_deploy_to_the_emulated_pi(pi, ssh_server, shapes_export, tmp_path):
+    """`edgetl deploy` with the emulated Pi's Python: the golden check runs on arm64 before the
+    deployment is put in place."""
+    wrapper = tmp_path / "pi-python3"
+    wrapper.write_text(f"#!/bin/sh\nEDGETL_PI_NO_CHECKOUT=1 exec {EMULATOR} python \"$@\"\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    target = tmp_path / "pi-home" / "deploy"
+    proc = run_cli("deploy", shapes_export.folder / "model_int8.tflite", "--host", "mypi", "--ssh-config",
+                   ssh_server.config, "--remote-python", wrapper, "--remote-dir", target, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    done = json.loads(proc.stdout)
+    assert done["golden"] == "8 of 8 images answer as at export" and (target / "model.tflite").is_file()

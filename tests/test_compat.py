@@ -90,3 +90,30 @@ def test_export_records_what_each_artifact_needs(shapes_export):
     needs = {a["file"]: a["needs"] for a in manifest["artifacts"]}
     assert needs["model_int8.tflite"] == {"tflite_runtime": "1.14.0"}
     assert needs["model.onnx"]["onnx_opset"] == 17 and needs["model.onnx"]["onnxruntime"] == "1.13"
+
+
+@pytest.mark.slow
+@pytest.mark.ssh
+def test_tflite_runtime_with_numpy_2_is_named_locally_and_by_doctor_over_ssh(tmp_path, ssh_server):
+    paths, _ = _models(tmp_path)
+    env_dir = tmp_path / "numpy2"
+    venv.create(env_dir, with_pip=True)
+    py = str(env_dir / "bin" / "python")
+    pip = subprocess.run([py, "-m", "pip", "install", "-q", "tflite-runtime==2.14.0", "numpy>=2", "flatbuffers"],
+                         capture_output=True, text=True, timeout=600)
+    if pip.returncode != 0 and "No matching distribution" in pip.stderr + pip.stdout:
+        pytest.skip(f"tflite-runtime 2.14 cannot be installed here: {pip.stderr.strip().splitlines()[-1]}")
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    proc = subprocess.run([py, "-c", PROBE, str(paths["int8"])], capture_output=True, text=True, timeout=300,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    error = json.loads(proc.stdout)[str(paths["int8"])].get("error", "")
+    assert "numpy" in error and ("numpy<2" in error or "ai-edge-litert" in error), proc.stdout
+    # The same device seen from the workstation: edgetl is not installed there, the runner is copied.
+    from conftest import run_cli
+
+    proc = run_cli("doctor", "--host", "mypi", "--ssh-config", ssh_server.config, "--remote-python", py, "--json")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    doc = json.loads(proc.stdout)
+    assert doc["versions"]["tflite-runtime"] == "2.14.0" and doc["versions"]["numpy"].startswith("2.")
+    assert any("numpy 1.x" in c for c in doc["conflicts"])

@@ -554,10 +554,18 @@ def report(
 
 
 @app.command()
-def doctor(json_out: bool = JSON) -> None:
+def doctor(
+    host: Optional[str] = typer.Option(None, "--host", help="Check a device over SSH instead (runtimes, versions, conflicts)."),
+    remote_python: str = typer.Option("python3", help="Python on the SSH device."),
+    ssh_config: Optional[Path] = typer.Option(None, help="ssh_config file (default: ~/.ssh/config)."),
+    json_out: bool = JSON,
+) -> None:
     """Versions, runtimes that load, cached ImageNet weights, cameras, GPUs and known conflicts."""
     from edgetl.doctor import diagnose
 
+    if host is not None:
+        _doctor_host(host, remote_python, ssh_config, json_out)
+        return
     d = diagnose()
     if json_out:
         print_json(d)
@@ -592,6 +600,21 @@ def doctor(json_out: bool = JSON) -> None:
         out.print(f"[red]conflict:[/] {safe(c)}")
     for note in d["notes"]:
         out.print(f"[yellow]note:[/] {safe(note)}")
+    raise typer.Exit(1 if d["conflicts"] else 0)
+
+
+def _doctor_host(host: str, remote_python: str, ssh_config: Optional[Path], json_out: bool) -> None:
+    from edgetl.bench.ssh import SshTarget, doctor_on_host
+
+    d = doctor_on_host(SshTarget(host, remote_python=remote_python, ssh_config=str(ssh_config) if ssh_config else None))
+    if json_out:
+        print_json(d)
+        raise typer.Exit(1 if d["conflicts"] else 0)
+    out.print(f"{safe(host)}: {safe(d['machine'])}, Python {safe(d['python'])}, numpy {safe(d['versions'].get('numpy'))}")
+    for name, info in d["runtimes"].items():
+        out.print(f"  runtime {safe(name)}: " + ("[green]loads[/]" if info["loads"] else f"not usable ({safe(info['error'])})"))
+    for c in d["conflicts"]:
+        out.print(f"[red]conflict:[/] {safe(c)}")
     raise typer.Exit(1 if d["conflicts"] else 0)
 
 

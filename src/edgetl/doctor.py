@@ -70,8 +70,8 @@ def _runtimes() -> dict[str, dict]:
         try:
             importlib.import_module(module)
             out[package] = {"loads": True, "delegates": ["XNNPACK (CPU, default)"]}
-        except ImportError as e:
-            out[package] = {"loads": False, "error": str(e)}
+        except (ImportError, SystemError, AttributeError) as e:  # tflite-runtime under numpy 2 fails oddly
+            out[package] = {"loads": False, "error": f"{type(e).__name__}: {e}"}
     try:
         import onnxruntime as ort
 
@@ -114,6 +114,14 @@ def _opencv() -> dict:
         return {"version": cv2.__version__, "window": gui, "why_not": why or None, "cameras": available_cameras()}
     except ImportError as e:
         return {"version": None, "error": str(e)}
+
+
+def device_diagnosis() -> dict:
+    """What a device needs checked, with numpy and the runtimes only (no rich, no OpenCV, no
+    TensorFlow): what `edgetl doctor --host` runs there through the bench runner."""
+    v = _versions()
+    return {"versions": v, "runtimes": _runtimes(), "conflicts": _conflicts(v), "notes": _notes(v),
+            "machine": platform.machine(), "python": platform.python_version()}
 
 
 def diagnose() -> dict:

@@ -75,7 +75,7 @@ def golden(model: str, golden_file: str, threads: int | None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Command line of the runner (the same options as `edgetl bench` on the device)."""
     p = argparse.ArgumentParser(prog="edgetl-bench-runner")
-    p.add_argument("models", nargs="+")
+    p.add_argument("models", nargs="*")
     p.add_argument("--threads", default="")
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--warmup", type=int, default=20)
@@ -84,10 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deadline", type=float, default=None, help="Stop after this many seconds.")
     p.add_argument("--stop-on-stdin-eof", action="store_true", help="Stop when standard input closes.")
     p.add_argument("--golden", default=None, help="Run the golden images in this .npy through the model instead.")
+    p.add_argument("--doctor", action="store_true", help="Report this device's runtimes and known conflicts instead.")
     a = p.parse_args(argv)
     guard(a.deadline, a.stop_on_stdin_eof)
     threads = [int(t) for t in a.threads.split(",") if t] or [None]
     try:
+        if a.doctor:
+            from edgetl.doctor import device_diagnosis
+
+            print(json.dumps(device_diagnosis()))
+            return 0
         if a.golden:
             print(json.dumps(golden(a.models[0], a.golden, threads[0])))
             return 0

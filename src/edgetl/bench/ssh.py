@@ -230,6 +230,16 @@ def golden_on_host(t: SshTarget, model: Path, golden_file: Path) -> dict:
         remove_remote_dir(t, remote)
 
 
+def doctor_on_host(t: SshTarget) -> dict:
+    """The device's runtimes, versions and known conflicts, from its own Python."""
+    remote = make_remote_dir(t)
+    try:
+        words = runner_command(t, remote) + ["--doctor", "--deadline", str(t.timeout), "--stop-on-stdin-eof"]
+        return runner_result(t, run_watched(t, words), "the doctor", dict)
+    finally:
+        remove_remote_dir(t, remote)
+
+
 def bench_hosts(targets: list[SshTarget], models: list[Path], threads: list[int | None], options: BenchOptions) -> list[dict]:
     """Run on every host in parallel; raise one EdgetlError listing each host that failed."""
     pool = ThreadPoolExecutor(max(1, len(targets)))

@@ -101,7 +101,8 @@ class LiveServer:
         self.started = time.monotonic()
         self.viewers = 0
         self._viewers_lock = threading.Lock()
-        self._stop = threading.Event()
+        self.stopped = threading.Event()
+        """Set when the server closes: viewer loops end."""
         handler = type("Handler", (_Handler,), {"server_state": self})
         try:
             self.httpd = ThreadingHTTPServer((address.host, address.port), handler)
@@ -132,7 +133,7 @@ class LiveServer:
     def _encode(self) -> None:
         """Encode the newest frame to JPEG when someone watches, at most MAX_STREAM_FPS times a second."""
         seen, last = 0, 0.0
-        while not self._stop.is_set():
+        while not self.stopped.is_set():
             frame, seq = self.frames.wait_newer(seen, timeout=0.5)
             if seq == seen or frame is None or self.viewers == 0:
                 seen = seq
@@ -140,7 +141,7 @@ class LiveServer:
             seen = seq
             pause = 1 / MAX_STREAM_FPS - (time.monotonic() - last)
             if pause > 0:
-                self._stop.wait(pause)
+                self.stopped.wait(pause)
             ok, data = cv2().imencode(".jpg", frame, [cv2().IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             last = time.monotonic()
             if ok:
@@ -148,7 +149,7 @@ class LiveServer:
 
     def close(self) -> None:
         """Stop serving (open viewer connections end with the process's daemon threads)."""
-        self._stop.set()
+        self.stopped.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -228,8 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, PAGE.replace("__FACTS__", facts).encode(), "text/html; charset=utf-8", extra)
 
     def _latest(self) -> None:
-        item, _ = self.server_state.results.item, self.server_state.results.seq
-        self._json(item or {})
+        self._json(self.server_state.results.item or {})
 
     def _health(self) -> None:
         s = self.server_state
@@ -244,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         seen = 0
-        stop = self.server_state._stop
+        stop = self.server_state.stopped
         while not stop.is_set():
             item, seq = self.server_state.results.wait_newer(seen)
             if seq == seen:
@@ -264,7 +264,7 @@ class _Handler(BaseHTTPRequestHandler):
             state.viewers += 1
         try:
             seen = 0
-            while not state._stop.is_set():
+            while not state.stopped.is_set():
                 data, seq = state.jpeg.wait_newer(seen)
                 if seq == seen or data is None:
                     continue
