@@ -50,6 +50,9 @@ def check_model(model: str | Path, threads: int | None = None, hosts: list[str] 
     path = Path(model)
     if not path.is_file():
         raise EdgetlError("no such model file", path=path, fix="give a .tflite or .onnx file from RUN/export/")
+    if path.suffix.lower() not in (".tflite", ".onnx"):
+        raise EdgetlError(f"'{path.suffix or path.name}' is not an exported model", path=path,
+                          fix="give a .tflite or .onnx file from RUN/export/")
     gold = Golden.beside(path)
     if not hosts:
         clf = load(path, threads=threads)

@@ -86,6 +86,9 @@ class Golden:
         manifest = folder / "manifest.json"
         try:
             doc = json.loads(manifest.read_text(encoding="utf-8"))
+            if not doc.get("golden"):
+                raise EdgetlError("this export has no golden set (it was made before edgetl kept one)", path=manifest,
+                                  fix="export the run again: edgetl export RUN")
             golden = doc["golden"]
             entry = golden["expected"][model.name]
             pixels = np.load(folder / golden["file"], allow_pickle=False)
