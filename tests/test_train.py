@@ -77,7 +77,9 @@ def test_each_backbone_sees_the_range_it_was_trained_on():
         if spec.normalises_itself:
             assert seen.min() == 0 and seen.max() == 255, name
             inner = [layer.name for layer in base.layers[:4]]
-            assert any("rescaling" in n for n in inner) and any("normalization" in n for n in inner), inner
+            assert any("rescaling" in n for n in inner), inner  # the application rescales 0..255 itself
+            if name == "efficientnet_b0":
+                assert any("normalization" in n for n in inner), inner
         else:
             assert np.isclose(seen.min(), -1) and np.isclose(seen.max(), 1), name
 

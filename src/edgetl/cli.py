@@ -182,7 +182,7 @@ def train(
     data: Optional[Path] = typer.Argument(None, help="Dataset folder (or set `data:` in --config)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file whose keys are these options."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
-    backbone: Optional[str] = typer.Option(None, help="mobilenet_v2 (default) or efficientnet_b0."),
+    backbone: Optional[str] = typer.Option(None, help="mobilenet_v2 (default), efficientnet_b0 or mobilenet_v3_small."),
     alpha: Optional[float] = typer.Option(None, help="MobileNetV2 width: 0.35, 0.5, 0.75, 1.0."),
     size: Optional[int] = typer.Option(None, help="Input size in pixels (default 224; 160, 192, 96 for small devices)."),
     weights: Optional[str] = typer.Option(None, help="imagenet (default, Keras cache), none, or a weights file."),

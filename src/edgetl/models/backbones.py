@@ -59,6 +59,13 @@ BACKBONES: dict[str, BackboneSpec] = {
         fine_tune_at=lambda n: n - 20,  # the top 20 layers, as in the Keras EfficientNet guide
         weight_file=lambda alpha, size: "efficientnetb0_notop.h5",
         weight_url="https://storage.googleapis.com/keras-applications/"),
+    "mobilenet_v3_small": BackboneSpec(
+        name="mobilenet_v3_small", application="MobileNetV3Small", default_size=224, min_size=32,
+        base_range=(0.0, 255.0), normalises_itself=True,  # Keras's include_preprocessing rescales inside
+        fine_tune_at=lambda n: n - 50,  # the last two inverted-residual blocks and the final 1x1 conv
+        alphas=(0.75, 1.0),
+        weight_file=lambda alpha, size: f"weights_mobilenet_v3_small_224_{float(alpha)}_float_no_top_v2.h5",
+        weight_url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/"),
 }
 
 
