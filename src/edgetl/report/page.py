@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 
 from edgetl import __version__
-from edgetl.report.facts import RunFacts, gather, ship_this
+from edgetl.report.facts import RunFacts, gather, latency_ms, ship_this
 from edgetl.report.svg import bar_chart, line_chart
 
 REPORT_FILE = "report.html"
@@ -33,7 +33,8 @@ td.ok{color:var(--ok)}td.bad{color:var(--bad)}td.best{font-weight:700;background
 .charts{display:flex;flex-wrap:wrap;gap:12px}.charts>*{min-width:0;max-width:100%}code,.path{overflow-wrap:anywhere}.chart{width:100%;max-width:530px;height:auto;border:1px solid var(--line);
 border-radius:8px}.ct{font-weight:600;font-size:13px}.ax{font-size:11px;fill:var(--muted)}.grid{stroke:var(--line)}
 .mark{stroke:#9ca3af;stroke-dasharray:4 3}.best{fill:#16a34a;stroke:white;stroke-width:1.5}
-.thumbs{display:flex;flex-wrap:wrap;gap:10px}.thumb{width:132px;font-size:12px}.thumb img{width:128px;height:128px;
+.thumbs{display:flex;flex-wrap:wrap;gap:10px}.thumb{width:132px;font-size:12px}
+.thumb div{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.thumb img{width:128px;height:128px;
 object-fit:cover;border-radius:6px;border:2px solid var(--bad)}.cm td{min-width:48px}
 @media (max-width:600px){body{padding:8px;font-size:14px}.stat{min-width:44%}}
 """
@@ -91,8 +92,8 @@ def _header(f: RunFacts) -> str:
     ship = ship_this(f)
     if ship:
         lines = "".join(f"<div><b>Ship this</b> for {escape(target)}: <code>{escape(c['file'])}</code> "
-                        f"({c['accuracy']:.4f} accuracy, {c['size_bytes'] / 1e6:.2f} MB, {c['latency_ms']:.1f} ms here)</div>"
-                        for target, c in ship.items())
+                        f"({c['accuracy']:.4f} accuracy, {c['size_bytes'] / 1e6:.2f} MB, "
+                        f"{latency_ms(f, c):.2f} ms here)</div>" for target, c in ship.items())
         ship_html = f'<div class="ship" id="ship-this">{lines}</div>'
     elif f.export:
         ship_html = '<div class="warn" id="ship-this">No artifact passed its gates: nothing to ship yet.</div>'
