@@ -145,3 +145,23 @@ def test_readme_speaks_to_users():
     for word in ("The issue", "issue asks", "this session"):
         assert word not in text
     assert "../shared" not in text or "EDGETL_SHARED" in text
+
+
+def test_doctor_notes_side_by_side_opencv_wheels():
+    from edgetl.doctor import _notes, _versions
+
+    v = _versions()
+    proc = run_cli("doctor")
+    if v["opencv-python-headless"] and v["opencv-contrib-python"] and v["opencv-python-headless"] == v["opencv-contrib-python"]:
+        assert "note: opencv-python-headless and opencv-contrib-python are both installed" in proc.stdout
+    fake = dict(v, **{"opencv-python-headless": "5.0", "opencv-contrib-python": "5.0", "opencv-python": None})
+    assert any("mediapipe" in n for n in _notes(fake))
+
+
+@pytest.mark.slow
+def test_metrics_count_epochs_from_one_and_small_held_out_sets_are_flagged(shapes_run, shapes_export):
+    m = shapes_run.metrics
+    assert m["final_epoch"]["epoch"] == m["epochs"]["stage1"] + m["epochs"]["stage2"]  # the last epoch, 1-based
+    assert 1 <= m["best"]["epoch"] <= m["final_epoch"]["epoch"]
+    # 30 held-out images do prove this export's relaxed gates (100 points, any agreement): no warning
+    assert json.loads((shapes_export.folder / "report.json").read_text())["held_out_warning"] is None
