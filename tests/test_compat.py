@@ -31,6 +31,24 @@ print(json.dumps(out))
 """
 
 
+def old_runtime_python(env_dir, numpy: str) -> str:
+    """A virtual environment with tflite-runtime 2.14 from PyPI, ``numpy`` as given, and flatbuffers."""
+    venv.create(env_dir, with_pip=True)
+    py = str(env_dir / "bin" / "python")
+    pip = subprocess.run([py, "-m", "pip", "install", "-q", "tflite-runtime==2.14.0", numpy, "flatbuffers"],
+                         capture_output=True, text=True, timeout=600)
+    if pip.returncode != 0 and "No matching distribution" in pip.stderr + pip.stdout:
+        pytest.skip(f"tflite-runtime 2.14 cannot be installed here: {pip.stderr.strip().splitlines()[-1]}")
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    return py
+
+
+def probe(py: str, *models) -> subprocess.CompletedProcess:
+    """Run PROBE on ``models`` in that environment, with edgetl's device side from src/."""
+    return subprocess.run([py, "-c", PROBE, *map(str, models)], capture_output=True, text=True, timeout=300,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+
+
 def _models(tmp_path):
     """A dynamic-range model (FULLY_CONNECTED version 12: needs 2.17) and a full-integer one (1.14)."""
     import keras
@@ -66,16 +84,8 @@ def test_tflite_runtime_2_14_gets_the_right_diagnosis(tmp_path):
     paths, labels = _models(tmp_path)
     assert min_runtime_version(paths["dynamic"].read_bytes()) == "2.17.0"
     assert min_runtime_version(paths["int8"].read_bytes()) == "1.14.0"
-    env_dir = tmp_path / "old-runtime"
-    venv.create(env_dir, with_pip=True)
-    py = str(env_dir / "bin" / "python")
-    pip = subprocess.run([py, "-m", "pip", "install", "-q", "tflite-runtime==2.14.0", "numpy<2", "flatbuffers"],
-                         capture_output=True, text=True, timeout=600)
-    if pip.returncode != 0 and "No matching distribution" in pip.stderr + pip.stdout:
-        pytest.skip(f"tflite-runtime 2.14 cannot be installed here: {pip.stderr.strip().splitlines()[-1]}")
-    assert pip.returncode == 0, pip.stderr[-2000:]
-    proc = subprocess.run([py, "-c", PROBE, str(paths["int8"]), str(paths["dynamic"])], capture_output=True,
-                          text=True, timeout=300, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    py = old_runtime_python(tmp_path / "old-runtime", "numpy<2")
+    proc = probe(py, paths["int8"], paths["dynamic"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     int8, dynamic = out[str(paths["int8"])], out[str(paths["dynamic"])]
@@ -96,16 +106,8 @@ def test_export_records_what_each_artifact_needs(shapes_export):
 @pytest.mark.ssh
 def test_tflite_runtime_with_numpy_2_is_named_locally_and_by_doctor_over_ssh(tmp_path, ssh_server):
     paths, _ = _models(tmp_path)
-    env_dir = tmp_path / "numpy2"
-    venv.create(env_dir, with_pip=True)
-    py = str(env_dir / "bin" / "python")
-    pip = subprocess.run([py, "-m", "pip", "install", "-q", "tflite-runtime==2.14.0", "numpy>=2", "flatbuffers"],
-                         capture_output=True, text=True, timeout=600)
-    if pip.returncode != 0 and "No matching distribution" in pip.stderr + pip.stdout:
-        pytest.skip(f"tflite-runtime 2.14 cannot be installed here: {pip.stderr.strip().splitlines()[-1]}")
-    assert pip.returncode == 0, pip.stderr[-2000:]
-    proc = subprocess.run([py, "-c", PROBE, str(paths["int8"])], capture_output=True, text=True, timeout=300,
-                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    py = old_runtime_python(tmp_path / "numpy2", "numpy>=2")
+    proc = probe(py, paths["int8"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     error = json.loads(proc.stdout)[str(paths["int8"])].get("error", "")
     assert "numpy" in error and ("numpy<2" in error or "ai-edge-litert" in error), proc.stdout
