@@ -19,8 +19,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgetl.bench.ssh import (SshTarget, check, copy_file, remote_command, remove_remote_dir, runner_command,
-                              runner_result, run_watched, ssh)
+from edgetl.bench.ssh import (SshTarget, check, copy_file, remote_command, remove_remote_dir, run_golden,
+                              runner_command, ssh)
 from edgetl.errors import EdgetlError
 from edgetl.runtime.golden import GOLDEN_FILE, Golden
 
@@ -89,11 +89,8 @@ def deploy(model: str | Path, target: SshTarget, opts: DeployOptions | None = No
     try:
         for name, local in files.items():
             copy_file(target, local.read_bytes(), f"{new}/{name}", local.name)
-        words = runner_command(target, new)
         model_name = next(n for n in files if n.startswith("model"))
-        doc = runner_result(target, run_watched(target, words + [f"{new}/{model_name}", "--golden", f"{new}/{GOLDEN_FILE}",
-                                                                 "--deadline", str(target.timeout), "--stop-on-stdin-eof"]),
-                            "the golden check", dict)
+        doc = run_golden(target, runner_command(target, new), f"{new}/{model_name}", f"{new}/{GOLDEN_FILE}")
         results = gold.compare(doc["probabilities"])
         bad = [r for r in results if not r.ok]
         if bad:

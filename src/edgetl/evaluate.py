@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,40 +84,32 @@ EVAL_BATCH = 64
 def run_on_pixels(classifier: Classifier, pixels: np.ndarray) -> tuple[np.ndarray, float]:
     """Probabilities for an (N, H, W, 3) uint8 batch at the model's size, one image per call, and
     the inference rate in images/s."""
-    probs = np.empty((len(pixels), classifier.num_classes), np.float32)
-    spent = 0
-    starts = range(0, len(pixels), EVAL_BATCH)
-    for start in track(starts, f"Running {classifier.path.name} on {len(pixels)} images", total=len(starts)):
-        probs[start:start + EVAL_BATCH], ns = _run(classifier, pixels[start:start + EVAL_BATCH])
-        spent += ns
-    return probs, len(pixels) / max(spent / 1e9, 1e-9)
-
-
-def _run(classifier: Classifier, pixels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Probabilities of one batch, one image per call, and the nanoseconds spent in inference."""
-    x = classifier.to_input(pixels)
-    probs = np.empty((len(pixels), classifier.num_classes), np.float32)
-    spent = 0
-    for i in range(len(pixels)):
-        t0 = time.perf_counter_ns()
-        raw = classifier.infer(x[i:i + 1])
-        spent += time.perf_counter_ns() - t0
-        probs[i] = classifier.probabilities(raw)[0]
-    return probs, spent
+    return _run_batches(classifier, len(pixels), lambda start, end: pixels[start:end])
 
 
 def run_on_files(classifier: Classifier, paths: list[str], batch: int = EVAL_BATCH) -> tuple[np.ndarray, float]:
     """Probabilities for image files, decoded and resized ``batch`` at a time (never the whole
     set in memory), and the inference rate in images/s."""
-    probs = np.empty((len(paths), classifier.num_classes), np.float32)
-    spent = 0
     p = classifier.pixels
-    starts = range(0, len(paths), batch)
-    for start in track(starts, f"Running {classifier.path.name} on {len(paths)} images", total=len(starts)):
-        pixels = decode_all(paths[start:start + batch], p.height, p.width, p.resize, quiet=True)
-        probs[start:start + len(pixels)], ns = _run(classifier, pixels)
-        spent += ns
-    return probs, len(paths) / max(spent / 1e9, 1e-9)
+    return _run_batches(classifier, len(paths),
+                        lambda start, end: decode_all(paths[start:end], p.height, p.width, p.resize, quiet=True), batch)
+
+
+def _run_batches(classifier: Classifier, n: int, pixels_of: Callable[[int, int], np.ndarray],
+                 batch: int = EVAL_BATCH) -> tuple[np.ndarray, float]:
+    """Probabilities of ``n`` images whose model-sized pixels ``pixels_of(start, end)`` gives a
+    batch at a time, one image per inference call, and the rate of those calls in images/s."""
+    probs = np.empty((n, classifier.num_classes), np.float32)
+    spent = 0
+    starts = range(0, n, batch)
+    for start in track(starts, f"Running {classifier.path.name} on {n} images", total=len(starts)):
+        x = classifier.to_input(pixels_of(start, min(start + batch, n)))
+        for i in range(len(x)):
+            t0 = time.perf_counter_ns()
+            raw = classifier.infer(x[i:i + 1])
+            spent += time.perf_counter_ns() - t0
+            probs[start + i] = classifier.probabilities(raw)[0]
+    return probs, n / max(spent / 1e9, 1e-9)
 
 
 def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "auto", threads: int | None = None,

@@ -2,11 +2,11 @@
 with what the model answered at export (see :mod:`edgetl.runtime.golden`). TensorFlow-free."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgetl.data.cache import file_sha256
 from edgetl.errors import EdgetlError
 from edgetl.runtime.golden import Golden, GoldenResult, probabilities
 
@@ -39,7 +39,7 @@ def modified_since_export(model: Path) -> bool:
         recorded = next(a["sha256"] for a in artifacts if Path(a["file"]).name == model.name)
     except (OSError, ValueError, KeyError, StopIteration):
         return False
-    return hashlib.sha256(model.read_bytes()).hexdigest() != recorded
+    return file_sha256(model) != recorded
 
 
 def check_model(model: str | Path, threads: int | None = None, hosts: list[str] | None = None,

@@ -41,7 +41,7 @@ def _auto_name(root: Path, name: str) -> Path:
     return root / (f"{name}{n}" if n > 1 else name)
 
 
-def check_new_run(project: str | Path, out: str | Path | None) -> None:
+def check_new_run(out: str | Path | None) -> None:
     """Raise before anything is created when a new run could not be made where asked."""
     if out is None:
         return
@@ -56,7 +56,7 @@ def check_new_run(project: str | Path, out: str | Path | None) -> None:
 def new_run(project: str | Path, name: str, out: str | Path | None = None) -> Path:
     """Reserve a run folder and return its in-progress path. Auto-named runs retry with the next
     number when another process took the name first."""
-    check_new_run(project, out)
+    check_new_run(out)
     if out is not None:
         work = in_progress(Path(out))
         work.parent.mkdir(parents=True, exist_ok=True)

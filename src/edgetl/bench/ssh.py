@@ -213,6 +213,16 @@ def bench_host(t: SshTarget, models: list[Path], threads: list[int | None], opti
     return doc
 
 
+def run_golden(t: SshTarget, runner: list[str], model: str, golden: str) -> dict:
+    """Run the golden images (``golden``, a .npy already on the device) through ``model`` there
+    with the runner words ``runner``: the probabilities, the runtime and the device's facts."""
+    words = runner + [model, "--golden", golden, "--deadline", str(t.timeout), "--stop-on-stdin-eof"]
+    doc = runner_result(t, run_watched(t, words), "the golden check", dict)
+    if "probabilities" not in doc:
+        raise EdgetlError(f"{t.host}: the runner printed no golden result", fix="update edgetl on the device")
+    return doc
+
+
 def golden_on_host(t: SshTarget, model: Path, golden_file: Path) -> dict:
     """Run the golden images through ``model`` on the device: its probabilities, runtime and facts."""
     remote = make_remote_dir(t)
@@ -220,12 +230,7 @@ def golden_on_host(t: SshTarget, model: Path, golden_file: Path) -> dict:
         paths = [f"{remote}/{_remote_name(0, model)}", f"{remote}/golden.npy"]
         copy_file(t, model.read_bytes(), paths[0], model.name)
         copy_file(t, golden_file.read_bytes(), paths[1], golden_file.name)
-        words = runner_command(t, remote) + [paths[0], "--golden", paths[1], "--deadline", str(t.timeout),
-                                             "--stop-on-stdin-eof"]
-        doc = runner_result(t, run_watched(t, words), "the golden check", dict)
-        if "probabilities" not in doc:
-            raise EdgetlError(f"{t.host}: the runner printed no golden result", fix="update edgetl on the device")
-        return doc
+        return run_golden(t, runner_command(t, remote), paths[0], paths[1])
     finally:
         remove_remote_dir(t, remote)
 

@@ -24,7 +24,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EDGETL_CACHE", Path.home() / ".cache" / "edgetl")) / "images"
 
 
-def file_sha256(path: str) -> str:
+def file_sha256(path: str | Path) -> str:
     """sha256 of a file's content, read in blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -1,7 +1,6 @@
 """`edgetl export`: a trained run -> verified TFLite and ONNX artifacts in RUN/export/."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -16,7 +15,7 @@ import numpy as np
 
 from edgetl.console import err, quiet_stdout
 from edgetl.data.audit import Audit
-from edgetl.data.cache import load_images
+from edgetl.data.cache import file_sha256, load_images
 from edgetl import runs
 from edgetl.errors import EdgetlError
 from edgetl.native_logs import quiet_import
@@ -91,14 +90,6 @@ class ExportResult:
     def ok(self) -> bool:
         """True when every requested artifact passed its gates."""
         return all(c.passed for c in self.checks)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -346,7 +337,7 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
     for c in shown:
         path = work / c.file if (work / c.file).exists() else work / "rejected" / c.file
         artifacts.append({"file": str(path.relative_to(work)), "format": c.format, "precision": c.precision,
-                          "size_bytes": c.size_bytes, "sha256": _sha256(path), "verified": c.passed,
+                          "size_bytes": c.size_bytes, "sha256": file_sha256(path), "verified": c.passed,
                           "needs": runtime_needs(path)})
     (work / MANIFEST).write_text(json.dumps({
         "labels": labels, "input": pixels.to_dict(), "backbone": manifest.get("backbone"), "split": manifest.get("split"),
@@ -398,7 +389,7 @@ def verify_run(run: str | Path | None = None, gates: Gates | None = None, thread
         path = folder / a["file"]
         problem = ("missing: the file is gone since export" if not path.is_file()
                    else "modified since export: its sha256 differs from the manifest's"
-                   if _sha256(path) != a.get("sha256") else None)
+                   if file_sha256(path) != a.get("sha256") else None)
         checks.append(Check.failed(a["file"], a["format"], a["precision"], problem) if problem else
                       verify(path, ref, pixels_val, gates or Gates(), a["format"], a["precision"], threads))
     return ExportResult(folder, checks, [], ref.accuracy, {})

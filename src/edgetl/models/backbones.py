@@ -98,6 +98,14 @@ def root_cause(e: BaseException) -> str:
     return text[:200]
 
 
+def check_weights(weights: str) -> None:
+    """A backbone weights file must exist ("imagenet" and "none" need none): checked by train
+    before anything is made, and here for callers of build_base."""
+    if weights not in ("imagenet", "none") and not Path(weights).is_file():
+        raise EdgetlError("no such weights file", path=weights,
+                          fix="give a Keras backbone weights file (.weights.h5), or --weights imagenet / none")
+
+
 def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
     """The Keras application without its top, global-average-pooled, with ``weights``:
     "imagenet" (Keras's download and cache), "none", or a weights file."""
@@ -110,9 +118,8 @@ def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
                           fix=f"choose one of {', '.join(map(str, spec.alphas))}")
     kwargs = {"alpha": alpha} if len(spec.alphas) > 1 else {}
     ctor = getattr(keras.applications, spec.application)
+    check_weights(weights)
     w = None if weights == "none" else weights
-    if w not in (None, "imagenet") and not Path(w).is_file():
-        raise EdgetlError("no such weights file", path=w, fix="give a Keras .weights.h5 file, or --weights imagenet/none")
     if w == "imagenet" and imagenet_cached(spec, alpha, size) is None:
         log(f"fetching ImageNet weights for {spec.name} through Keras (once; kept in {keras_cache_dir()})")
     # Keras prints its download progress on stdout, which holds only results: shown under --debug.

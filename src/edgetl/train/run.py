@@ -21,6 +21,7 @@ from edgetl.native_logs import quiet_import
 from edgetl.runtime.classifier import MANIFEST
 from edgetl.runtime.labels import write_labels
 from edgetl.runtime.spec import PixelSpec
+from edgetl.models.backbones import check_weights
 from edgetl.text import clean
 from edgetl.train.config import TrainConfig
 
@@ -95,7 +96,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         get_backbone(cfg.backbone)
         check_weights(cfg.weights)
         check_tensorboard(cfg.tensorboard)
-        runs.check_new_run(cfg.project, cfg.out)
+        runs.check_new_run(cfg.out)
         # The audit runs before the run folder exists, so bad data leaves nothing behind.
         pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed))
         pre.require_trainable()
@@ -163,13 +164,6 @@ def check_tensorboard(wanted: bool) -> None:
 
     if wanted and importlib.util.find_spec("tensorboard") is None:
         raise EdgetlError("--tensorboard needs the tensorboard package", fix='pip install "edgetl[tensorboard]"')
-
-
-def check_weights(weights: str) -> None:
-    """A backbone weights file must exist before anything is made (imagenet and none need no file)."""
-    if weights not in ("imagenet", "none") and not Path(weights).is_file():
-        raise EdgetlError("no such weights file", path=weights,
-                          fix="give a Keras backbone weights file (.weights.h5), or --weights imagenet / none")
 
 
 def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainResult:
