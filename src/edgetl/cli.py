@@ -239,6 +239,8 @@ def train(
         result = run_train(load_config(config, overrides))
     if json_out:
         print_json({"run": str(result.path), **result.metrics})
+    elif "worker" in result.metrics:
+        out.print(f"worker {result.metrics['worker']} done; the chief wrote {safe(result.path)}")
     else:
         m = result.metrics
         out.print(f"[bold]{safe(result.path)}[/]: val accuracy {m['val_accuracy']:.4f} (best epoch {m['best']['epoch']}, "

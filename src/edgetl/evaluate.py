@@ -11,7 +11,7 @@ import numpy as np
 from edgetl._callable import make_callable
 from edgetl.console import track
 from edgetl.data.audit import Audit, AuditOptions, audit
-from edgetl.data.cache import decode_all
+from edgetl.data.cache import ArrayStore, decode_all
 from edgetl.image import IMAGE_EXTENSIONS
 from edgetl.errors import EdgetlError
 from edgetl.metrics import Report, report
@@ -81,9 +81,9 @@ EVAL_BATCH = 64
 """Images decoded at a time: memory stays the same for 100 or 100,000 images."""
 
 
-def run_on_pixels(classifier: Classifier, pixels: np.ndarray) -> tuple[np.ndarray, float]:
-    """Probabilities for an (N, H, W, 3) uint8 batch at the model's size, one image per call, and
-    the inference rate in images/s."""
+def run_on_pixels(classifier: Classifier, pixels: np.ndarray | ArrayStore) -> tuple[np.ndarray, float]:
+    """Probabilities for N uint8 images at the model's size (an array, or a store on disk read a
+    batch at a time), one image per call, and the inference rate in images/s."""
     return _run_batches(classifier, len(pixels), lambda start, end: pixels[start:end])
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgetl.console import err, quiet_stdout
 from edgetl.data.audit import Audit
-from edgetl.data.cache import file_sha256, load_images
+from edgetl.data.cache import ArrayStore, file_sha256, load_images, open_images
 from edgetl import runs
 from edgetl.errors import EdgetlError
 from edgetl.native_logs import quiet_import
@@ -288,15 +288,16 @@ def _held_out(result_audit: Audit) -> list:
     return result_audit.split("test") or result_audit.split("val")
 
 
-def _held_out_reference(run_path: Path, result_audit: Audit, pixels: PixelSpec) -> tuple[np.ndarray, Reference]:
-    """The held-out images (test, else val) at the model's size and the Keras model's answers on them."""
+def _held_out_reference(run_path: Path, result_audit: Audit, pixels: PixelSpec) -> tuple[ArrayStore, Reference]:
+    """The held-out images (test, else val) at the model's size, in the disk cache and read a batch
+    at a time by every check, and the Keras model's answers on them."""
     held_out = _held_out(result_audit)
-    images = load_images([r.path for r in held_out], pixels.height, pixels.width, pixels.resize,
+    images = open_images([r.path for r in held_out], pixels.height, pixels.width, pixels.resize,
                          hashes=[r.sha256 for r in held_out])
     return images, reference(run_path / "model.keras", images, np.array([r.label for r in held_out]))
 
 
-def _golden(work: Path, pixels_val: np.ndarray, ref: Reference, names: list[str], kept: list[str]) -> dict:
+def _golden(work: Path, pixels_val: ArrayStore, ref: Reference, names: list[str], kept: list[str]) -> dict:
     """Write golden.npy (a few held-out images at the model's size) and return the manifest entry:
     the images' names and each kept artifact's answers on them, through the device runtime."""
     chosen = golden.pick(ref.labels)

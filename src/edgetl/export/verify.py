@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetl.data.cache import ArrayStore
 from edgetl.evaluate import run_on_pixels
 from edgetl.runtime import Classifier, load
 
@@ -76,8 +77,9 @@ def too_few_images(n: int, gates: Gates) -> str | None:
             f"proves little; about {need} images would (add validation images, or a test/ split)")
 
 
-def reference(model_path: Path, pixels: np.ndarray, y: np.ndarray) -> Reference:
-    """Run the trained Keras model through the runtime layer on (N, H, W, 3) uint8 images."""
+def reference(model_path: Path, pixels: np.ndarray | ArrayStore, y: np.ndarray) -> Reference:
+    """Run the trained Keras model through the runtime layer on N uint8 images at its size (an
+    array, or a store read a batch at a time)."""
     probs, _ = run_on_pixels(load(model_path), pixels)
     return Reference(probs, y, float((probs.argmax(1) == y).mean()))
 
@@ -94,7 +96,7 @@ def quick_latency(clf: Classifier, x: np.ndarray, runs: int = 20) -> float:
     return float(np.median(times) / 1e6)
 
 
-def verify(path: Path, ref: Reference, pixels: np.ndarray, gates: Gates, fmt: str, precision: str,
+def verify(path: Path, ref: Reference, pixels: np.ndarray | ArrayStore, gates: Gates, fmt: str, precision: str,
            threads: int | None = None) -> Check:
     """Compare one artifact with the reference on the same images."""
     clf = load(path, threads=threads)

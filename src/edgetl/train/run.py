@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import yaml
 
 from edgetl.console import err
 from edgetl.data.audit import Audit, AuditOptions, audit
-from edgetl.data.cache import load_images
+from edgetl.data.cache import open_images
 from edgetl import runs
 from edgetl.errors import EdgetlError
 from edgetl.native_logs import quiet_import
@@ -24,6 +25,8 @@ from edgetl.runtime.spec import PixelSpec
 from edgetl.models.backbones import check_weights
 from edgetl.text import clean
 from edgetl.train.config import TrainConfig
+from edgetl.train.distribute import DistributedFit, WorkerRole, is_multiworker, make_strategy, shard, worker_role
+from edgetl.train.inputs import Split, class_weights, dataset, steps_per_epoch
 
 
 class Interrupted(EdgetlError):
@@ -43,11 +46,12 @@ class TrainResult:
 class RunLog:
     """Status lines to stderr and to RUN/train.log."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, prefix: str = ""):
         self.file = path.open("a", encoding="utf-8")
+        self.prefix = prefix
 
     def __call__(self, message: str) -> None:
-        err.print(clean(message, keep_newlines=True), highlight=False, markup=False, soft_wrap=True)
+        err.print(clean(self.prefix + message, keep_newlines=True), highlight=False, markup=False, soft_wrap=True)
         if not self.file.closed:
             self.file.write(f"{time.strftime('%H:%M:%S')} {message}\n")
             self.file.flush()
@@ -57,27 +61,6 @@ class RunLog:
         self.file.close()
 
 
-def _strategy(name: str, log: RunLog):
-    import tensorflow as tf
-
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "none" or (name == "auto" and len(gpus) < 2):
-        return tf.distribute.get_strategy()
-    if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise EdgetlError("--strategy multiworker needs the TF_CONFIG environment variable",
-                              fix="set TF_CONFIG on every worker (cluster and task), or use --strategy mirrored")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-    log(f"MirroredStrategy over {len(devices)} device(s): {', '.join(devices)}")
-    return tf.distribute.MirroredStrategy(devices)
-
-
-def _class_weights(y: np.ndarray, n: int) -> dict[int, float]:
-    counts = np.bincount(y, minlength=n).astype(float)
-    return {i: float(len(y) / (n * c)) if c else 0.0 for i, c in enumerate(counts)}
-
-
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, **overrides) -> TrainResult:
     """Train a classifier on ``config.data`` (or continue an interrupted run) and return the run.
 
@@ -85,8 +68,12 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
     Every setting is checked before a run folder is made; a run that fails before its first
     epoch is finished is removed again (there is nothing to resume)."""
     if resume is not None:
-        work = runs.resume_path(resume)
-        cfg = _resumed_config(work, config, overrides)
+        source = runs.resume_path(resume)
+        cfg = _resumed_config(source, config, overrides)
+        role = worker_role(cfg.strategy)
+        work = source if role.chief else _worker_folder(role, source)
+        if role.chief:
+            cfg.save(work / "config.yaml")
     else:
         cfg = (config or TrainConfig(**overrides)).validate()
         if not cfg.data:
@@ -96,18 +83,25 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         get_backbone(cfg.backbone)
         check_weights(cfg.weights)
         check_tensorboard(cfg.tensorboard)
-        runs.check_new_run(cfg.out)
+        role = worker_role(cfg.strategy)
+        if cfg.strategy == "multiworker" and not cfg.out:
+            raise EdgetlError("--strategy multiworker needs --out: every worker must name the same run folder",
+                              fix="add --out runs/NAME to the command on every worker")
+        if role.chief:
+            runs.check_new_run(cfg.out)
         # The audit runs before the run folder exists, so bad data leaves nothing behind.
         pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed))
         pre.require_trainable()
-        work = runs.new_run(cfg.project, cfg.name, cfg.out)
+        work = runs.new_run(cfg.project, cfg.name, cfg.out) if role.chief else _worker_folder(role)
         cfg.save(work / "config.yaml")
         pre.save(work / "audit.json")
+    if not role.chief:
+        return _train_as_worker(cfg, work, resume is not None, role, runs.final_path(source) if resume else Path(cfg.out))
     with runs.locked(work, "this training run"):
         log = RunLog(work / "train.log")
         log(f"run folder: {runs.final_path(work)} (in progress at {work})")
         try:
-            return _train(cfg, work, resume is not None, log)
+            return _train(cfg, work, resume is not None, log, role)
         except BaseException as e:
             if not _has_finished_epoch(work):
                 log.close()
@@ -122,6 +116,31 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
             if isinstance(e, EdgetlError):
                 e.args = (f"{e.args[0]} (the run can be resumed: edgetl train --resume {runs.final_path(work)})",)
             raise
+
+
+def _worker_folder(role: WorkerRole, source: Path | None = None) -> Path:
+    """A worker other than the chief writes its checkpoints and logs to a temporary folder of its
+    own (TensorFlow's rule for multi-worker training: only the chief writes the real one); when
+    resuming, it starts from a copy of the run's state."""
+    folder = Path(tempfile.mkdtemp(prefix=f"edgetl-worker{role.index}-"))
+    for name in ("config.yaml", "audit.json", "state.json", "last.weights.h5", "best.weights.h5") if source else ():
+        if (source / name).exists():
+            shutil.copy2(source / name, folder / name)
+    return folder
+
+
+def _train_as_worker(cfg: TrainConfig, work: Path, resuming: bool, role: WorkerRole, run: Path) -> TrainResult:
+    """Train as a non-chief worker: the same steps as the chief, in a temporary folder removed at the end."""
+    log = RunLog(work / "train.log", prefix=f"{role.name}: ")
+    log(f"{role.name} of {role.count}: the chief writes {run}; this worker's checkpoints go to {work} (removed at the end)")
+    try:
+        _train(cfg, work, resuming, log, role)
+    except KeyboardInterrupt:
+        raise Interrupted(f"{role.name} stopped") from None
+    finally:
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return TrainResult(run, {"worker": role.index})
 
 
 def _has_finished_epoch(work: Path) -> bool:
@@ -166,16 +185,95 @@ def check_tensorboard(wanted: bool) -> None:
         raise EdgetlError("--tensorboard needs the tensorboard package", fix='pip install "edgetl[tensorboard]"')
 
 
-def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainResult:
+@dataclass
+class _Context:
+    """What both stages share: the model, the inputs on disk, the strategy and how to feed it."""
+
+    cfg: TrainConfig
+    work: Path
+    state: object
+    log: RunLog
+    strategy: object
+    role: WorkerRole
+    data: dict
+    num_classes: int
+    weights: object
+    model: object
+    base: object
+    features: object
+    sizes: dict
+    """Images per split in the whole cluster (a worker's data holds its shard)."""
+
+    @property
+    def multiworker(self) -> bool:
+        return self.role.count > 1 or is_multiworker(self.strategy)
+
+    def batches_per_epoch(self, split: str) -> int | None:
+        """Whole batches each worker runs per epoch (the same on every worker), or None for one process."""
+        if not self.multiworker:
+            return None
+        replicas = self.strategy.num_replicas_in_sync
+        total = self.sizes[split]
+        return steps_per_epoch(total, self.cfg.batch_size) * max(1, replicas // self.role.count)
+
+    def inputs(self, split: str, data_split=None, first_epoch: int = 0):
+        """The split as batches for ``fit`` or, across workers, for the distributed loop."""
+        cfg = self.cfg
+        train = split == "train"
+        ds = dataset(data_split or self.data[split], self.num_classes, self._per_replica(), cfg.seed + self.role.index,
+                     shuffle=train, first_epoch=first_epoch, weights=self.weights if train else None,
+                     batches=self.batches_per_epoch(split))
+        return self.strategy.distribute_datasets_from_function(lambda _: ds) if self.multiworker else ds
+
+    def _per_replica(self) -> int:
+        if not self.multiworker:
+            return self.cfg.batch_size
+        return max(1, -(-self.cfg.batch_size // self.strategy.num_replicas_in_sync))
+
+    def fit(self, trainer, train_ds, val_ds, epochs: int, initial_epoch: int, callback) -> None:
+        """One stage's epochs: Keras's fit in one process, the distributed loop across workers."""
+        if self.multiworker:
+            loop = DistributedFit(self.strategy, trainer, self._per_replica() * self.strategy.num_replicas_in_sync,
+                                  self.cfg.label_smoothing)
+            loop.fit(train_ds, val_ds, epochs, initial_epoch, [callback])
+        else:
+            trainer.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
+                        callbacks=[callback], verbose=0, shuffle=False)  # the dataset shuffles
+
+    def compile(self, trainer, lr: float, steps: int, done_steps: int) -> None:
+        from edgetl.train.stages import loss_fn, optimizer
+
+        with self.strategy.scope():
+            trainer.compile(optimizer(lr, self.cfg.schedule, steps, done_steps), loss_fn(self.cfg.label_smoothing),
+                            metrics=["accuracy"])
+
+    def checkpointer(self, stage: int, total: int, sync=lambda: None):
+        from edgetl.train.stages import Checkpointer
+
+        return Checkpointer(self.work, self.state, stage, self.model, self.cfg.patience, total, sync=sync, log=self.log,
+                            tensorboard=self.cfg.tensorboard and self.role.chief)
+
+
+def _open_split(records: list, cfg: TrainConfig, quiet: bool = False) -> Split:
+    """A split's images decoded at the model's size into the disk cache, and its labels."""
+    store = open_images([r.path for r in records], cfg.size, cfg.size, cfg.resize, use_cache=cfg.cache,
+                        hashes=[r.sha256 for r in records], quiet=quiet)
+    return Split(store, np.array([r.label for r in records], np.int64))
+
+
+def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: WorkerRole) -> TrainResult:
+    quiet_import("tensorflow")
+    # First, before anything starts TensorFlow's runtime: collective ops are configured at start-up.
+    strategy = make_strategy(cfg.strategy, log)
     tf = quiet_import("tensorflow")
     keras = quiet_import("keras")
 
-    from edgetl.models.backbones import build_base, build_classifier, build_head, freeze_for_fine_tuning, get_backbone
-    from edgetl.train.stages import Checkpointer, RunState, dataset, load_checkpoint, loss_fn, optimizer, with_augmentation
+    from edgetl.models.backbones import build_base, build_classifier, get_backbone
+    from edgetl.train.stages import RunState, load_checkpoint
 
     result = Audit.load_file(work / "audit.json")
     skipped = result.skipped
-    if skipped:
+    if skipped and role.chief:
         log(f"{len(skipped)} file(s) skipped by the audit (`edgetl data check {cfg.data}` lists each with its reason):")
         for p in skipped[:10]:
             log(f"  skipped {p.path}: {p.reason}")
@@ -190,107 +288,147 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog) -> TrainRe
     spec = get_backbone(cfg.backbone)
 
     t0 = time.perf_counter()
-    splits = {s: result.split(s) for s in result.splits}
-    x = {s: load_images([r.path for r in recs], cfg.size, cfg.size, cfg.resize, use_cache=cfg.cache,
-                        hashes=[r.sha256 for r in recs])
-         for s, recs in splits.items()}
-    y = {s: np.array([r.label for r in recs], np.int64) for s, recs in splits.items()}
-    onehot = {s: np.eye(n, dtype=np.float32)[v] for s, v in y.items()}
+    records = {s: result.split(s) for s in result.splits}
+    mine = {s: shard(records[s], role, cfg.seed) for s in ("train", "val")}
+    data = {s: _open_split(recs, cfg) for s, recs in mine.items()}
     load_s = time.perf_counter() - t0
-    log(f"{sum(map(len, x.values()))} images loaded at {cfg.size}x{cfg.size} in {load_s:.1f} s "
-        f"({', '.join(f'{s} {len(v)}' for s, v in x.items())})")
+    read = sum(map(len, data.values()))
+    sharded = f"; this worker's shard of {role.count}" if role.count > 1 else ""
+    log(f"{read} images ready at {cfg.size}x{cfg.size} in {load_s:.1f} s ({read / max(load_s, 1e-9):.0f} images/s; "
+        f"{', '.join(f'{s} {len(v)}' for s, v in data.items())}"
+        f"{sharded})")
 
     mixed = cfg.mixed_precision and tf.config.list_physical_devices("GPU")
     if cfg.mixed_precision and not mixed:
         log("--mixed-precision ignored: no GPU visible")
     if mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    strategy = _strategy(cfg.strategy, log)
     with strategy.scope():
         base = build_base(spec, cfg.size, cfg.alpha, cfg.weights)
         model, features = build_classifier(spec, base, cfg.size, n, cfg.dropout)
     base.trainable = False
     if state.epoch >= 0:
         load_checkpoint(model, work / "last.weights.h5")
-    weights = _class_weights(y["train"], n) if cfg.class_weight == "auto" else None
-    steps = int(np.ceil(len(x["train"]) / cfg.batch_size))
-    train_ds = dataset(x["train"], onehot["train"], cfg.batch_size, cfg.seed, shuffle=True)
-    val_ds = dataset(x["val"], onehot["val"], cfg.batch_size, cfg.seed, shuffle=False)
-    metrics = ["accuracy"]
+    train_labels = np.array([r.label for r in records["train"]], np.int64)
+    ctx = _Context(cfg, work, state, log, strategy, role, data, n,
+                   class_weights(train_labels, n) if cfg.class_weight == "auto" else None, model, base, features,
+                   {s: len(records[s]) for s in ("train", "val")})
 
-    # Stage 1: frozen base, new head.
     if not state.stage1_done:
-        start = state.epoch + 1
         t1 = time.perf_counter()
-        if cfg.weights == "none" or cfg.augment or not cfg.feature_cache:
-            if cfg.weights == "none":
-                base.trainable = True  # nothing pretrained to keep: the whole network learns
-                state.path_taken = "whole network from scratch (no pretrained weights to freeze)"
-            else:
-                state.path_taken = "through the frozen base" + (" (augmentation on)" if cfg.augment else " (feature cache off)")
-            log(f"stage 1: {state.path_taken}, {spec.name} run every epoch")
-            with strategy.scope():
-                trainer = with_augmentation(model, cfg.size, cfg.seed) if cfg.augment else model
-                trainer.compile(optimizer(cfg.lr, cfg.schedule, steps * cfg.epochs, steps * start), loss_fn(cfg.label_smoothing), metrics=metrics)
-            ckpt = Checkpointer(work, state, 1, model, cfg.patience, cfg.epochs + cfg.fine_tune_epochs, log=log,
-                                tensorboard=cfg.tensorboard)
-            trainer.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=start,
-                        class_weight=weights, callbacks=[ckpt], verbose=0, shuffle=False)  # tf.data shuffles
-        else:
-            state.path_taken = "cached backbone features (no augmentation)"
-            log(f"stage 1: cached backbone features (no augmentation): {spec.name} features computed once, the head trained on them")
-            tf_ = time.perf_counter()
-            feats = {s: features.predict(x[s].astype(np.float32), batch_size=cfg.batch_size, verbose=0) for s in ("train", "val")}
-            log(f"features of {len(x['train']) + len(x['val'])} images in {time.perf_counter() - tf_:.1f} s")
-            with strategy.scope():
-                head = build_head(feats["train"].shape[1], n, cfg.dropout)
-                head.get_layer("predictions").set_weights(model.get_layer("predictions").get_weights())
-                head.compile(optimizer(cfg.lr, cfg.schedule, steps * cfg.epochs, steps * start), loss_fn(cfg.label_smoothing), metrics=metrics)
-
-            def sync() -> None:
-                model.get_layer("predictions").set_weights(head.get_layer("predictions").get_weights())
-
-            ckpt = Checkpointer(work, state, 1, model, cfg.patience, cfg.epochs + cfg.fine_tune_epochs, sync=sync, log=log,
-                                tensorboard=cfg.tensorboard)
-            head.fit(feats["train"], onehot["train"], batch_size=cfg.batch_size, epochs=cfg.epochs, initial_epoch=start,
-                     validation_data=(feats["val"], onehot["val"]), class_weight=weights, callbacks=[ckpt],
-                     verbose=0, shuffle=True)
+        _stage1(ctx, spec)
         state.stage1_done, state.stage1_epochs, state.wait = True, state.epoch + 1, 0
         state.seconds["stage1"] = state.seconds.get("stage1", 0) + time.perf_counter() - t1
         state.save(work)
         log(f"stage 1 done: {state.stage1_epochs} epochs in {state.seconds['stage1']:.1f} s, "
             f"best val loss {state.best_val_loss:.4f} at epoch {state.best_epoch + 1}")
-
-    # Stage 2: unfreeze the top of the base, BatchNorm frozen, lower learning rate.
     if cfg.fine_tune_epochs > 0 and state.epoch + 1 < state.stage1_epochs + cfg.fine_tune_epochs:
         t2 = time.perf_counter()
-        if state.stage == 1:  # start fine-tuning from the best stage-1 weights
-            load_checkpoint(model, work / "best.weights.h5")
-            state.wait = 0
-        n_layers = len(base.layers)
-        at = cfg.fine_tune_at if cfg.fine_tune_at is not None else (
-            int(round(n_layers * (1 - cfg.unfreeze))) if cfg.unfreeze else spec.fine_tune_at(n_layers))
-        if not 0 <= at < n_layers:
-            raise EdgetlError(f"--fine-tune-at {at} is outside the {n_layers} layers of {spec.name}")
-        with strategy.scope():
-            trainable = freeze_for_fine_tuning(base, at)
-            lr2 = cfg.fine_tune_lr or cfg.lr / 10
-            end = state.stage1_epochs + cfg.fine_tune_epochs
-            start = state.epoch + 1
-            trainer = with_augmentation(model, cfg.size, cfg.seed) if cfg.augment else model
-            trainer.compile(optimizer(lr2, cfg.schedule, steps * cfg.fine_tune_epochs, steps * (start - state.stage1_epochs)),
-                            loss_fn(cfg.label_smoothing), metrics=metrics)
-        log(f"stage 2: fine-tuning {trainable} layers from layer {at} of {n_layers} at lr {lr2:g}, BatchNorm frozen")
-        ckpt = Checkpointer(work, state, 2, model, cfg.patience, end, log=log, tensorboard=cfg.tensorboard)
-        trainer.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=start, class_weight=weights,
-                    callbacks=[ckpt], verbose=0, shuffle=False)  # tf.data shuffles
+        _stage2(ctx, spec)
         state.seconds["stage2"] = state.seconds.get("stage2", 0) + time.perf_counter() - t2
         state.save(work)
+    if not role.chief:
+        return TrainResult(work, {})
+    return _finish(cfg, work, state, model, records, data, classes, log, load_s, len(skipped))
 
-    return _finish(cfg, work, state, model, x, y, classes, log, load_s, len(skipped), splits)
+
+def _steps(ctx: _Context) -> int:
+    return steps_per_epoch(ctx.sizes["train"], ctx.cfg.batch_size)
 
 
-def _finish(cfg, work, state, model, x, y, classes, log, load_s, skipped: int, splits: dict) -> TrainResult:
+def _stage1(ctx: _Context, spec) -> None:
+    """A new head on the frozen base: on backbone features computed once when nothing changes the
+    images between epochs, else through the base every epoch (or the whole network, from scratch)."""
+    cfg, state = ctx.cfg, ctx.state
+    start = state.epoch + 1
+    total = cfg.epochs + cfg.fine_tune_epochs
+    if cfg.weights != "none" and not cfg.augment and cfg.feature_cache and not ctx.multiworker:
+        return _stage1_on_features(ctx, spec, start, total)
+    if cfg.weights == "none":
+        ctx.base.trainable = True  # nothing pretrained to keep: the whole network learns
+        state.path_taken = "whole network from scratch (no pretrained weights to freeze)"
+    else:
+        why = "augmentation on" if cfg.augment else "several workers" if ctx.multiworker else "feature cache off"
+        state.path_taken = f"through the frozen base ({why})"
+    ctx.log(f"stage 1: {state.path_taken}, {spec.name} run every epoch")
+    trainer = _trainer(ctx)
+    ctx.compile(trainer, cfg.lr, _steps(ctx) * cfg.epochs, _steps(ctx) * start)
+    ctx.fit(trainer, ctx.inputs("train", first_epoch=start), ctx.inputs("val"), cfg.epochs, start,
+            ctx.checkpointer(1, total))
+
+
+def _stage1_on_features(ctx: _Context, spec, start: int, total: int) -> None:
+    """Stage 1 on cached features: the base runs once over each split, batch by batch, into a
+    temporary file; the head trains on batches read back from it."""
+    from edgetl.data.cache import temporary_store
+    from edgetl.models.backbones import build_head
+
+    cfg, state, log = ctx.cfg, ctx.state, ctx.log
+    state.path_taken = "cached backbone features (no augmentation)"
+    log(f"stage 1: cached backbone features (no augmentation): {spec.name} features computed once, the head trained on them")
+    t = time.perf_counter()
+    dim = int(ctx.features.output_shape[-1])
+    feats = {}
+    for s in ("train", "val"):
+        split = ctx.data[s]
+        store = temporary_store(len(split), (dim,), np.float32, folder=ctx.work)
+        for i, batch in enumerate(split.store.batches(cfg.batch_size)):
+            store.write(i * cfg.batch_size, ctx.features.predict_on_batch(batch.astype(np.float32)))
+        feats[s] = Split(store, split.labels)
+    n_img = sum(len(v) for v in feats.values())
+    seconds = time.perf_counter() - t
+    state.seconds["features"] = seconds
+    log(f"features of {n_img} images in {seconds:.1f} s ({n_img / max(seconds, 1e-9):.0f} images/s)")
+    with ctx.strategy.scope():
+        head = build_head(dim, ctx.num_classes, cfg.dropout)
+        head.get_layer("predictions").set_weights(ctx.model.get_layer("predictions").get_weights())
+    ctx.compile(head, cfg.lr, _steps(ctx) * cfg.epochs, _steps(ctx) * start)
+
+    def sync() -> None:
+        ctx.model.get_layer("predictions").set_weights(head.get_layer("predictions").get_weights())
+
+    ctx.fit(head, ctx.inputs("train", feats["train"], first_epoch=start), ctx.inputs("val", feats["val"]),
+            cfg.epochs, start, ctx.checkpointer(1, total, sync))
+    for split in feats.values():
+        split.store.close()
+
+
+def _stage2(ctx: _Context, spec) -> None:
+    """Fine-tune the top of the base, BatchNorm frozen, at a lower learning rate, from the best
+    stage-1 weights."""
+    from edgetl.models.backbones import freeze_for_fine_tuning
+    from edgetl.train.stages import load_checkpoint
+
+    cfg, state = ctx.cfg, ctx.state
+    if state.stage == 1:  # start fine-tuning from the best stage-1 weights
+        load_checkpoint(ctx.model, ctx.work / "best.weights.h5")
+        state.wait = 0
+    n_layers = len(ctx.base.layers)
+    at = cfg.fine_tune_at if cfg.fine_tune_at is not None else (
+        int(round(n_layers * (1 - cfg.unfreeze))) if cfg.unfreeze else spec.fine_tune_at(n_layers))
+    if not 0 <= at < n_layers:
+        raise EdgetlError(f"--fine-tune-at {at} is outside the {n_layers} layers of {spec.name}")
+    with ctx.strategy.scope():
+        trainable = freeze_for_fine_tuning(ctx.base, at)
+    lr2 = cfg.fine_tune_lr or cfg.lr / 10
+    end = state.stage1_epochs + cfg.fine_tune_epochs
+    start = state.epoch + 1
+    trainer = _trainer(ctx)
+    ctx.compile(trainer, lr2, _steps(ctx) * cfg.fine_tune_epochs, _steps(ctx) * (start - state.stage1_epochs))
+    ctx.log(f"stage 2: fine-tuning {trainable} layers from layer {at} of {n_layers} at lr {lr2:g}, BatchNorm frozen")
+    ctx.fit(trainer, ctx.inputs("train", first_epoch=start), ctx.inputs("val"), end, start, ctx.checkpointer(2, end))
+
+
+def _trainer(ctx: _Context):
+    """The model to train: the saved model itself, or wrapped in the augmentation layers."""
+    from edgetl.train.stages import with_augmentation
+
+    with ctx.strategy.scope():
+        return with_augmentation(ctx.model, ctx.cfg.size, ctx.cfg.seed) if ctx.cfg.augment else ctx.model
+
+
+def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, load_s, skipped: int) -> TrainResult:
+    """Write the run folder: the best model, its held-out figures, plots, manifest and metrics."""
     import keras
     import tensorflow as tf
 
@@ -305,12 +443,21 @@ def _finish(cfg, work, state, model, x, y, classes, log, load_s, skipped: int, s
     tmp = work / "model.tmp.keras"
     model.save(tmp)
     os.replace(tmp, work / "model.keras")
+    # The saved model, loaded outside any distribution strategy: predicting with a model built
+    # under a multi-worker strategy would wait for the other workers' collectives.
+    plain = keras.saving.load_model(str(work / "model.keras"), compile=False)
     evals, predictions = {}, {}
-    for split in [s for s in ("val", "test") if s in x]:
-        probs = model.predict(x[split].astype(np.float32), batch_size=cfg.batch_size, verbose=0)
-        evals[split] = report(y[split], probs.argmax(1), classes)
+    for split in [s for s in ("val", "test") if s in records]:
+        whole = data[split] if split in data and len(data[split]) == len(records[split]) else \
+            _open_split(records[split], cfg, quiet=True)
+        # Batches of the training batch size: a batch's activations are most of the memory at 224
+        # (about 0.5 GB for 32 images through MobileNetV2), and the user sized it to fit.
+        probs = np.concatenate([np.asarray(plain.predict_on_batch(b.astype(np.float32)))
+                                for b in whole.store.batches(cfg.batch_size)])
+        y = whole.labels
+        evals[split] = report(y, probs.argmax(1), classes)
         predictions[split] = [{"path": r.path, "true": int(t), "pred": int(p.argmax()), "score": float(p.max()),
-                               "true_score": float(p[t])} for r, t, p in zip(splits[split], y[split], probs)]
+                               "true_score": float(p[t])} for r, t, p in zip(records[split], y, probs)]
     plot_confusion(evals["val"], str(work / "confusion_matrix.png"), title="val")
     stage2_start = next((h["epoch"] for h in state.history if h["stage"] == 2), None)
     plot_history(state.history, work / "history.png", stage2_start)
@@ -339,10 +486,10 @@ def _finish(cfg, work, state, model, x, y, classes, log, load_s, skipped: int, s
         "test_accuracy": evals["test"].accuracy if "test" in evals else None,
         "epochs": {"stage1": len(s1), "stage2": len(s2)},
         "seconds": {"load": load_s, **state.seconds},
-        "images_per_s": {f"stage{i}": len(h) * len(x["train"]) / state.seconds[f"stage{i}"] if h else None
+        "images_per_s": {f"stage{i}": len(h) * len(records["train"]) / state.seconds[f"stage{i}"] if h else None
                          for i, h in ((1, s1), (2, s2))},
         "stage1_path": state.path_taken,
-        "images": {s: len(v) for s, v in x.items()},
+        "images": {s: len(v) for s, v in records.items()},
         "skipped_files": skipped,
     }
     (work / "metrics.json").write_text(json.dumps(metrics, indent=1))

@@ -150,15 +150,6 @@ def with_augmentation(model: keras.Model, size: int, seed: int) -> keras.Model:
     return keras.Model(inp, model(augmenter(seed)(inp)))
 
 
-def dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, shuffle: bool) -> tf.data.Dataset:
-    """uint8 images and one-hot labels as a prefetched tf.data pipeline in a seeded order."""
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch).map(lambda a, b: (tf.cast(a, tf.float32), b), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
 def loss_fn(label_smoothing: float) -> keras.losses.Loss:
     """Categorical cross-entropy on one-hot labels."""
     return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)

@@ -1,0 +1,158 @@
+"""tf.distribute for training: which strategy, which worker this process is, and the training loop
+used when several worker processes train one model.
+
+Several workers (``--strategy multiworker``) train with a custom loop under ``strategy.run``
+rather than ``Model.fit``: Keras 3.15's TensorFlow trainer fails at the first step under
+MultiWorkerMirroredStrategy (keras-team/keras#20585: ``strategy.reduce`` of a PerReplica value
+while building the model; patched past that, tensorflow#72388 inside the train function). The
+loop is a few lines: each replica computes the loss of its share summed over the global batch,
+Keras's optimizer all-reduces the gradients across replicas, and the epoch's loss and accuracy
+are summed across workers, so every worker sees the same figures and makes the same early-stopping
+decision. Single-process runs keep ``fit``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgetl.errors import EdgetlError
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """This process's place in a multi-worker cluster (a single process is the chief of one)."""
+
+    index: int = 0
+    count: int = 1
+    chief: bool = True
+
+    @property
+    def name(self) -> str:
+        """How logs name this worker."""
+        return "chief" if self.chief else f"worker {self.index}"
+
+
+def worker_role(strategy: str) -> WorkerRole:
+    """Read TF_CONFIG for ``--strategy multiworker``: the chief is the task of type "chief", or
+    worker 0 when the cluster has none (TensorFlow's rule). Other strategies: a single chief."""
+    if strategy != "multiworker":
+        return WorkerRole()
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise EdgetlError("--strategy multiworker needs the TF_CONFIG environment variable",
+                          fix="set TF_CONFIG on every worker (cluster and task; see README), or use --strategy mirrored")
+    try:
+        config = json.loads(raw)
+        cluster, task = config["cluster"], config["task"]
+        kind, index = str(task["type"]), int(task["index"])
+        members = [(k, i) for k in ("chief", "worker") for i in range(len(cluster.get(k, [])))]
+    except (ValueError, KeyError, TypeError) as e:
+        raise EdgetlError(f"TF_CONFIG is not a cluster and task description ({type(e).__name__})",
+                          fix='set TF_CONFIG to {"cluster": {"worker": ["host1:port", ...]}, '
+                              '"task": {"type": "worker", "index": 0}}') from None
+    if (kind, index) not in members:
+        raise EdgetlError(f"TF_CONFIG's task {kind} {index} is not in its cluster",
+                          fix="give each worker its own index into the cluster's worker list")
+    chief = kind == "chief" or (kind == "worker" and index == 0 and not cluster.get("chief"))
+    return WorkerRole(members.index((kind, index)), len(members), chief)
+
+
+def make_strategy(name: str, log):
+    """The tf.distribute strategy for ``--strategy``. Call before anything else touches TensorFlow's
+    runtime: collective ops must be configured at program start-up."""
+    import tensorflow as tf
+
+    if name == "multiworker":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        log(f"MultiWorkerMirroredStrategy: {strategy.num_replicas_in_sync} replica(s) in sync across the cluster")
+        return strategy
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "none" or (name == "auto" and len(gpus) < 2):
+        return tf.distribute.get_strategy()
+    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    log(f"MirroredStrategy over {len(devices)} device(s): {', '.join(devices)}")
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def is_multiworker(strategy) -> bool:
+    """True for a strategy whose replicas live in several processes."""
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+class DistributedFit:
+    """``fit`` for several workers: epochs of a custom step under ``strategy.run``, the same
+    callbacks as ``fit`` (the checkpointer), each worker reading its own shard."""
+
+    def __init__(self, strategy, trainer, global_batch: int, label_smoothing: float):
+        import keras
+        import tensorflow as tf
+
+        self.strategy, self.trainer, self.global_batch = strategy, trainer, global_batch
+        opt = trainer.optimizer
+        sum_ = tf.distribute.ReduceOp.SUM
+
+        def totals(p, y, w):
+            per = keras.losses.categorical_crossentropy(y, p, label_smoothing=label_smoothing)
+            hit = tf.cast(tf.equal(tf.argmax(p, 1), tf.argmax(y, 1)), tf.float32)
+            return per, tf.stack([tf.reduce_sum(per * w), tf.reduce_sum(hit * w), tf.reduce_sum(w)])
+
+        def train_step(x, y, w):
+            with tf.GradientTape() as tape:
+                p = trainer(x, training=True)
+                per, sums = totals(p, y, w)
+                # Summed over the global batch: the all-reduced gradients are then the global mean.
+                loss = opt.scale_loss(tf.reduce_sum(per * w) / global_batch)
+            variables = trainer.trainable_variables
+            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return sums
+
+        def val_step(x, y, w):
+            return totals(trainer(x, training=False), y, w)[1]
+
+        @tf.function
+        def run_train(batch):
+            return strategy.reduce(sum_, strategy.run(train_step, args=batch), axis=None)
+
+        @tf.function
+        def run_val(batch):
+            return strategy.reduce(sum_, strategy.run(val_step, args=batch), axis=None)
+
+        self._train, self._val = run_train, run_val
+
+    def _epoch(self, step, dataset) -> tuple[float, float]:
+        total = np.zeros(3)
+        for batch in dataset:
+            total += step(batch).numpy()
+        return total[0] / max(total[2], 1e-9), total[1] / max(total[2], 1e-9)
+
+    def fit(self, train_ds, val_ds, epochs: int, initial_epoch: int, callbacks) -> None:
+        """Train from ``initial_epoch`` to ``epochs`` (Keras's meaning), calling the callbacks'
+        epoch hooks with the same logs ``fit`` gives."""
+        for cb in callbacks:
+            cb.set_model(self.trainer)
+        self.trainer.stop_training = False
+        for epoch in range(initial_epoch, epochs):
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch)
+            loss, acc = self._epoch(self._train, train_ds)
+            val_loss, val_acc = self._epoch(self._val, val_ds)
+            logs = {"loss": loss, "accuracy": acc, "val_loss": val_loss, "val_accuracy": val_acc}
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if self.trainer.stop_training:
+                break
+
+
+def shard(items: list, role: WorkerRole, seed: int) -> list:
+    """This worker's share of ``items``: every worker takes turns through one seeded permutation,
+    so the shards are disjoint, cover everything and differ in size by at most one. Each worker
+    decodes and reads only its own share."""
+    if role.count == 1:
+        return items
+    order = np.random.default_rng([seed, 7919]).permutation(len(items))
+    return [items[i] for i in sorted(order[role.index::role.count])]

@@ -1,0 +1,121 @@
+"""Training input from disk and training across processes: shards, epochs, two real workers on loopback."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import WEIGHTS, make_shapes, needs_weights, run_cli
+
+
+def _store_of(values: np.ndarray):
+    from edgetl.data.cache import temporary_store
+
+    store = temporary_store(len(values), values.shape[1:], values.dtype)
+    store.write(0, values)
+    return store
+
+
+def test_each_epoch_reads_every_item_once_in_a_new_seeded_order():
+    from edgetl.train.inputs import Split, dataset
+
+    values = np.arange(50, dtype=np.float32).reshape(50, 1)
+    split = Split(_store_of(values), np.arange(50) % 3)
+    ds = dataset(split, 3, 8, seed=4, shuffle=True)
+    epochs = [np.concatenate([x.numpy()[:, 0] for x, _, _ in ds]) for _ in range(2)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == list(range(50))
+    assert list(epochs[0]) != list(epochs[1])  # reshuffled
+    again = np.concatenate([x.numpy()[:, 0] for x, _, _ in dataset(split, 3, 8, seed=4, shuffle=True)])
+    assert list(again) == list(epochs[0])  # seeded: a resumed run reads what it would have read
+    for x, y, w in ds:  # labels and weights travel with their items
+        assert (y.numpy().argmax(1) == x.numpy()[:, 0].astype(int) % 3).all() and (w.numpy() == 1).all()
+
+
+def test_workers_get_disjoint_shards_and_the_same_number_of_whole_batches():
+    from edgetl.train.distribute import WorkerRole, shard
+    from edgetl.train.inputs import Split, dataset
+
+    items = list(range(23))
+    shards = [shard(items, WorkerRole(i, 3, i == 0), seed=1) for i in range(3)]
+    assert sorted(sum(shards, [])) == items and {len(s) for s in shards} <= {7, 8}
+    seen, counts = [], []
+    for part in shards:
+        values = np.array(part, np.float32).reshape(-1, 1)
+        ds = dataset(Split(_store_of(values), np.zeros(len(part), np.int64)), 2, 4, seed=0, shuffle=True,
+                     weights=np.array([2.0, 1.0], np.float32), batches=2)
+        batches = list(ds)
+        counts.append([len(x) for x, _, _ in batches])
+        for x, _, w in batches:  # padding is weighted 0, real images carry their class weight
+            seen += [v for v, wt in zip(x.numpy()[:, 0], w.numpy()) if wt > 0]
+            assert set(w.numpy()) <= {0.0, 2.0}
+    assert counts == [[4, 4]] * 3  # every worker runs the same steps, or a collective would wait for ever
+    assert sorted(seen) == items
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@needs_weights
+def test_two_workers_on_loopback_train_one_run(tmp_path):
+    """Two `edgetl train` processes with TF_CONFIG on 127.0.0.1: both exit 0, the chief writes one
+    complete run folder, the other worker's temporary folder is gone, both saw the same losses
+    (the gradients really were all-reduced), and accuracy matches one process."""
+    data = make_shapes(tmp_path / "data", per_class=30, size=64, splits=("train", "train", "train", "val"))
+    common = ["train", data, "--weights", WEIGHTS, "--size", "96", "--epochs", "3", "--fine-tune-epochs", "1",
+              "--no-augment", "--batch-size", "16", "--seed", "3"]
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+                   TMPDIR=str(scratch))
+        procs.append(subprocess.Popen([sys.executable, "-m", "edgetl", *map(str, common), "--strategy", "multiworker",
+                                       "--out", str(tmp_path / "run")], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=900) for p in procs]
+    for p, (_, stderr) in zip(procs, outs):
+        assert p.returncode == 0, stderr[-3000:]
+    run = tmp_path / "run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run", "tmp"]
+    assert {"model.keras", "metrics.json", "manifest.json", "history.png", "report.html"} <= {p.name for p in run.iterdir()}
+    assert not [p for p in scratch.iterdir() if p.name.startswith("edgetl-worker")]
+    assert "the chief wrote" in outs[1][0]
+
+    def losses(log: str) -> list[str]:
+        return re.findall(r"epoch \d+/\d+: loss (\S+) acc \S+ val_loss (\S+)", log)
+
+    assert len(losses(outs[0][1])) == 4 and losses(outs[0][1]) == losses(outs[1][1])
+    multi = json.loads((run / "metrics.json").read_text())
+    proc = run_cli(*common, "--strategy", "none", "--out", tmp_path / "single")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    print(f"val accuracy: two workers {multi['val_accuracy']:.3f}, one process {single['val_accuracy']:.3f}")
+    assert multi["val_accuracy"] >= 0.9 and abs(multi["val_accuracy"] - single["val_accuracy"]) <= 0.1
+
+
+@pytest.mark.parametrize("case", ["missing", "not_json", "not_in_cluster", "no_out"])
+def test_bad_multiworker_settings_are_one_line_exit_2(tmp_path, case):
+    data = make_shapes(tmp_path / "data", classes=("a", "b"), per_class=4, size=32)
+    tf_config = {"missing": None, "not_json": "{cluster", "no_out": json.dumps({"cluster": {"worker": ["127.0.0.1:1"]},
+                                                                               "task": {"type": "worker", "index": 0}}),
+                 "not_in_cluster": json.dumps({"cluster": {"worker": ["127.0.0.1:1"]},
+                                               "task": {"type": "worker", "index": 5}})}[case]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"} | ({"TF_CONFIG": tf_config} if tf_config else {})
+    out = [] if case == "no_out" else ["--out", str(tmp_path / "run")]
+    proc = subprocess.run([sys.executable, "-m", "edgetl", "train", str(data), "--weights", "none", "--strategy",
+                           "multiworker", *out], capture_output=True, text=True, env=env, timeout=300)
+    expected = {"missing": "needs the TF_CONFIG", "not_json": "TF_CONFIG is not a cluster",
+                "not_in_cluster": "is not in its cluster", "no_out": "needs --out"}[case]
+    assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "run").exists()
