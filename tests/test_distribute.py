@@ -104,6 +104,40 @@ def test_two_workers_on_loopback_train_one_run(tmp_path):
     assert multi["val_accuracy"] >= 0.9 and abs(multi["val_accuracy"] - single["val_accuracy"]) <= 0.1
 
 
+def _two_free_ports() -> int:
+    """A port p with p and p + 1 both free (SLURM's resolver gives a node's tasks consecutive ports)."""
+    for _ in range(50):
+        p = _free_port()
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+    raise RuntimeError("no two consecutive free ports")
+
+
+@pytest.mark.slow
+@needs_weights
+def test_two_workers_under_a_slurm_job_step(tmp_path):
+    """The variables srun sets for a two-task step on one node, no TF_CONFIG: TensorFlow's own SLURM
+    cluster resolver (made to work on a node without GPUs) joins the two processes."""
+    data = make_shapes(tmp_path / "data", per_class=12, size=64, splits=("train", "train", "train", "val"))
+    base = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"} | {
+        "SLURM_STEP_NUM_TASKS": "2", "SLURM_STEP_NODELIST": "localhost", "SLURM_STEP_TASKS_PER_NODE": "2",
+        "EDGETL_SLURM_PORT": str(_two_free_ports())}
+    procs = [subprocess.Popen([sys.executable, "-m", "edgetl", "train", str(data), "--weights", str(WEIGHTS), "--size", "64",
+                               "--epochs", "1", "--fine-tune-epochs", "0", "--no-augment", "--batch-size", "8",
+                               "--strategy", "multiworker", "--out", str(tmp_path / "run")],
+                              env=base | {"SLURM_PROCID": str(i)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, stderr) in zip(procs, outs):
+        assert p.returncode == 0, stderr[-3000:]
+    assert "2 replica(s) in sync" in outs[0][1] and "worker 1 of 2" in outs[1][1]
+    assert (tmp_path / "run" / "model.keras").exists() and "the chief wrote" in outs[1][0]
+
+
 @pytest.mark.parametrize("case", ["missing", "not_json", "not_in_cluster", "no_out"])
 def test_bad_multiworker_settings_are_one_line_exit_2(tmp_path, case):
     data = make_shapes(tmp_path / "data", classes=("a", "b"), per_class=4, size=32)
@@ -111,7 +145,8 @@ def test_bad_multiworker_settings_are_one_line_exit_2(tmp_path, case):
                                                                                "task": {"type": "worker", "index": 0}}),
                  "not_in_cluster": json.dumps({"cluster": {"worker": ["127.0.0.1:1"]},
                                                "task": {"type": "worker", "index": 5}})}[case]
-    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"} | ({"TF_CONFIG": tf_config} if tf_config else {})
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG" and not k.startswith("SLURM_")} | (
+        {"TF_CONFIG": tf_config} if tf_config else {})
     out = [] if case == "no_out" else ["--out", str(tmp_path / "run")]
     proc = subprocess.run([sys.executable, "-m", "edgetl", "train", str(data), "--weights", "none", "--strategy",
                            "multiworker", *out], capture_output=True, text=True, env=env, timeout=300)

@@ -35,21 +35,38 @@ class WorkerRole:
         return "chief" if self.chief else f"worker {self.index}"
 
 
+SLURM_PORT_ENV = "EDGETL_SLURM_PORT"
+"""First port of the workers under SLURM (a node's tasks take it and the next ones); default 8888."""
+
+
+def _slurm_step() -> tuple[int, int] | None:
+    """(rank, tasks) of a SLURM job step started by srun, or None outside one."""
+    try:
+        return int(os.environ["SLURM_PROCID"]), int(os.environ["SLURM_STEP_NUM_TASKS"])
+    except (KeyError, ValueError):
+        return None
+
+
 def worker_role(strategy: str) -> WorkerRole:
-    """Read TF_CONFIG for ``--strategy multiworker``: the chief is the task of type "chief", or
-    worker 0 when the cluster has none (TensorFlow's rule). Other strategies: a single chief."""
+    """This process's role for ``--strategy multiworker``, from TF_CONFIG, else from the SLURM job
+    step (srun). The chief is the task of type "chief", or worker 0 when the cluster has none
+    (TensorFlow's rule; under SLURM, rank 0). Other strategies: a single chief."""
     if strategy != "multiworker":
         return WorkerRole()
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        raise EdgetlError("--strategy multiworker needs the TF_CONFIG environment variable",
-                          fix="set TF_CONFIG on every worker (cluster and task; see README), or use --strategy mirrored")
+        step = _slurm_step()
+        if step is None:
+            raise EdgetlError("--strategy multiworker needs the TF_CONFIG environment variable (or a SLURM job step)",
+                              fix="set TF_CONFIG on every worker (cluster and task; see README), start the workers "
+                                  "with srun, or use --strategy mirrored")
+        return WorkerRole(step[0], step[1], step[0] == 0)
     try:
         config = json.loads(raw)
         cluster, task = config["cluster"], config["task"]
         kind, index = str(task["type"]), int(task["index"])
         members = [(k, i) for k in ("chief", "worker") for i in range(len(cluster.get(k, [])))]
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise EdgetlError(f"TF_CONFIG is not a cluster and task description ({type(e).__name__})",
                           fix='set TF_CONFIG to {"cluster": {"worker": ["host1:port", ...]}, '
                               '"task": {"type": "worker", "index": 0}}') from None
@@ -60,13 +77,36 @@ def worker_role(strategy: str) -> WorkerRole:
     return WorkerRole(members.index((kind, index)), len(members), chief)
 
 
+def _slurm_resolver():
+    """TensorFlow's SLURM cluster resolver. On nodes without GPUs it needs help: it would look for
+    nvidia-smi, and with no GPU to hand out its task list comes out empty; there it is given one
+    notional GPU per task and told not to touch CUDA_VISIBLE_DEVICES."""
+    import shutil
+
+    import tensorflow as tf
+
+    try:
+        port = int(os.environ.get(SLURM_PORT_ENV, "8888"))
+    except ValueError:
+        raise EdgetlError(f"{SLURM_PORT_ENV} must be a port number", fix=f"unset {SLURM_PORT_ENV} or give a number") from None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = len([d for d in visible.split(",") if d.strip()]) if visible is not None else (
+        None if shutil.which("nvidia-smi") else 0)
+    if gpus == 0:
+        tasks = _slurm_step()[1]
+        return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port, gpus_per_node=tasks, gpus_per_task=1,
+                                                                   auto_set_gpu=False)
+    return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port, gpus_per_node=gpus)
+
+
 def make_strategy(name: str, log):
     """The tf.distribute strategy for ``--strategy``. Call before anything else touches TensorFlow's
     runtime: collective ops must be configured at program start-up."""
     import tensorflow as tf
 
     if name == "multiworker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        resolver = None if os.environ.get("TF_CONFIG") else _slurm_resolver()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
         log(f"MultiWorkerMirroredStrategy: {strategy.num_replicas_in_sync} replica(s) in sync across the cluster")
         return strategy
     gpus = tf.config.list_logical_devices("GPU")
