@@ -66,6 +66,17 @@ def test_every_frame_of_a_video_is_classified(colour_model, video):
     f0 = frames[0]
     assert set(f0) >= {"frame", "time", "top", "latency_ms"} and set(f0["latency_ms"]) >= {"preprocess", "inference", "total"}
     assert len(f0["top"]) == 3 and f0["top"][0]["score"] >= f0["top"][1]["score"]
+    # The summary holds the run against the pipeline's own bound: each stage's busy time per frame,
+    # the process's CPU per frame over its cores, and the FPS as a share of the bound they set.
+    stages = summary["stage_ms"]
+    assert set(stages) == {"read", "resize", "classify"} and all(v > 0 for v in stages.values())
+    bound_ms = max(summary["cpu_ms_per_frame"] / summary["cores"], max(stages.values()))
+    assert summary["bound_fps"] == pytest.approx(1e3 / bound_ms, rel=1e-2)  # the JSON rounds stage times
+    assert summary["of_bound"] == pytest.approx(summary["fps"] / summary["bound_fps"])
+    assert 0 < summary["of_bound"] <= 1.05  # no pipeline runs faster than its slowest stage allows
+    assert 0 < summary["inference_ms"] <= stages["classify"]
+    proc = run_cli("live", colour_model, "--source", path, "--headless")
+    assert "of this pipeline's bound of" in proc.stdout, proc.stdout
 
 
 def test_record_limits_smoothing_and_threshold(colour_model, video, tmp_path):

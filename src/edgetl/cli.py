@@ -198,7 +198,10 @@ def train(
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment",
                                            help="Augmentation (default on); off trains stage 1 on cached features."),
     feature_cache: Optional[bool] = typer.Option(None, "--feature-cache/--no-feature-cache",
-                                                 help="Without augmentation, stage 1 on features computed once (default on)."),
+                                                 help="Stage 1 on backbone features computed once (default on)."),
+    augment_views: Optional[int] = typer.Option(None, "--augment-views", metavar="K",
+                                                help="With augmentation: stage 1 on cached features of K augmented views "
+                                                     "of each photo (0: through the base every epoch)."),
     label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing (default 0)."),
     class_weight: Optional[str] = typer.Option(None, help="none (default) or auto for imbalanced data."),
     schedule: Optional[str] = typer.Option(None, help="cosine (default) or constant."),
@@ -224,7 +227,7 @@ def train(
         "data": data, "backbone": backbone, "alpha": alpha, "size": size, "weights": weights, "resize": resize,
         "epochs": epochs, "fine_tune_epochs": fine_tune_epochs, "fine_tune_at": fine_tune_at, "unfreeze": unfreeze,
         "batch_size": batch_size, "lr": lr, "fine_tune_lr": fine_tune_lr, "dropout": dropout, "augment": augment,
-        "feature_cache": feature_cache, "label_smoothing": label_smoothing, "class_weight": class_weight,
+        "feature_cache": feature_cache, "augment_views": augment_views, "label_smoothing": label_smoothing, "class_weight": class_weight,
         "schedule": schedule, "patience": patience, "seed": seed, "val_split": val_split, "strategy": strategy,
         "mixed_precision": mixed_precision, "cache": cache, "tensorboard": tensorboard, "project": project, "name": name,
         "out": out_dir,
@@ -498,6 +501,12 @@ def live(
         out.print(f"{s['frames']} frames in {s['seconds']:.1f} s: {s['fps']:.1f} FPS, p50 {s['p50_ms']:.1f} ms, "
                   f"p90 {s['p90_ms']:.1f} ms, {s['dropped']} dropped, {s['skipped']} unreadable ({s['ended']})"
                   + (f"; video written to {safe(record)}" if record else ""))
+        if s.get("bound_fps"):
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in s["stage_ms"].items())
+            why = (f"CPU: {s['cpu_ms_per_frame']:.1f} ms per frame over {s['cores']} cores" if s["bound_by"] == "cpu"
+                   else f"its slowest stage, {s['bound_by']}")
+            out.print(f"{s['of_bound']:.0%} of this pipeline's bound of {s['bound_fps']:.1f} FPS (set by {why}; "
+                      f"ms per frame: {stages}, of which inference {s['inference_ms']:.1f})")
     raise typer.Exit(1 if s["ended"] == "source lost" else 0)
 
 

@@ -9,6 +9,7 @@ the pixels that resizing the RGB frame gives, for a tenth of the swapping work."
 from __future__ import annotations
 
 import functools
+import os
 import queue
 import threading
 import time
@@ -81,6 +82,30 @@ class Summary:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     ended: str = "end of source"
+    stage_s: dict[str, float] = field(default_factory=dict)
+    """Wall seconds each stage's thread spent working, waits excluded: read (and decode), resize,
+    classify (inference and everything the caller does with a result: drawing, printing, serving)."""
+    inference_s: float = 0.0
+    cpu_s: float = 0.0
+    """CPU seconds of the whole process over the run, every thread and the runtime's pool."""
+    cores: int = 1
+
+    def bound(self) -> dict:
+        """The pipeline's own bound on FPS: the stages' CPU cost per frame spread over the cores,
+        or its slowest stage, whichever is slower; and the FPS reached as a share of it. (Bare
+        inference is the wrong yardstick: decoding and resizing cost CPU too.)"""
+        if not self.frames:
+            return {}
+        per_frame = {k: v / self.frames * 1e3 for k, v in self.stage_s.items()}
+        cpu_ms = self.cpu_s / self.frames * 1e3
+        slowest = max(per_frame, key=per_frame.get)
+        bound_ms = max(cpu_ms / self.cores, per_frame[slowest])
+        fps = self.frames / self.seconds if self.seconds else 0.0
+        return {"stage_ms": {k: round(v, 3) for k, v in per_frame.items()}, "cpu_ms_per_frame": round(cpu_ms, 3),
+                "inference_ms": round(self.inference_s / self.frames * 1e3, 3),
+                "cores": self.cores, "slowest_stage": slowest, "bound_fps": 1e3 / bound_ms,
+                "bound_by": "cpu" if cpu_ms / self.cores >= per_frame[slowest] else slowest,
+                "of_bound": fps * bound_ms / 1e3}
 
     def to_dict(self) -> dict:
         """The JSON summary line."""
@@ -88,7 +113,7 @@ class Summary:
         return {"frames": self.frames, "dropped": self.dropped, "skipped": self.skipped,
                 "fps": self.frames / self.seconds if self.seconds else 0.0,
                 "p50_ms": float(np.percentile(lat, 50)), "p90_ms": float(np.percentile(lat, 90)),
-                "seconds": self.seconds, "ended": self.ended}
+                "seconds": self.seconds, "ended": self.ended} | self.bound()
 
 
 TIMED_OUT = object()
@@ -153,6 +178,7 @@ class Capture:
         self.pace_fps, self.on_read = pace_fps, on_read
         self.skipped = 0
         self.lost = False
+        self.read_s = self.resize_s = 0.0
         self._stop = threading.Event()
         self._frames = _Handover(keep_latest, self._stop)
         self._packets = _Handover(keep_latest, self._stop)
@@ -184,6 +210,7 @@ class Capture:
                     wait = start + index / self.pace_fps - time.monotonic()
                     if wait > 0:
                         self._stop.wait(wait)
+                t0 = time.perf_counter()
                 try:
                     frame = self.source.read()
                 except FrameError:
@@ -196,6 +223,7 @@ class Capture:
                     break
                 if frame is None:
                     break
+                self.read_s += time.perf_counter() - t0
                 if self.on_read is not None:
                     self.on_read(frame)
                 self._frames.put((index, frame))
@@ -208,7 +236,9 @@ class Capture:
             index, frame = item
             t0 = time.perf_counter()
             pixels = self.prepare(frame)
-            self._packets.put(Packet(index, frame, pixels, (time.perf_counter() - t0) * 1e3))
+            spent = time.perf_counter() - t0
+            self.resize_s += spent
+            self._packets.put(Packet(index, frame, pixels, spent * 1e3))
         self._packets.put(None)
 
     def get(self, deadline: float | None = None):
@@ -242,6 +272,8 @@ def classify_stream(clf: Classifier, source: Source, options: LiveOptions, summa
                       reconnect=options.reconnect, pace_fps=(source.fps or 30.0) if paced else 0.0, on_read=on_read)
     ema: np.ndarray | None = None
     alpha = 2.0 / (options.smooth + 1) if options.smooth > 1 else 1.0
+    infer_s = waited_s = 0.0
+    cpu0 = time.process_time()
     start = time.perf_counter()
     deadline = time.monotonic() + options.duration if options.duration is not None else None
     try:
@@ -252,6 +284,7 @@ def classify_stream(clf: Classifier, source: Source, options: LiveOptions, summa
             t_wait = time.perf_counter()
             packet = capture.get(deadline)
             waited = (time.perf_counter() - t_wait) * 1e3
+            waited_s += waited / 1e3
             if packet is TIMED_OUT or (deadline is not None and time.monotonic() >= deadline):
                 summary.ended = "duration"
                 break
@@ -267,6 +300,7 @@ def classify_stream(clf: Classifier, source: Source, options: LiveOptions, summa
             top = [(clf.labels[i], float(ema[i])) for i in order]
             label = top[0][0] if top[0][1] >= options.threshold else "uncertain"
             infer_ms = (t1 - t0) * 1e3
+            infer_s += t1 - t0
             latency = {"capture_wait": waited, "preprocess": packet.preprocess_ms, "inference": infer_ms,
                        "total": packet.preprocess_ms + infer_ms}
             summary.frames += 1
@@ -275,5 +309,9 @@ def classify_stream(clf: Classifier, source: Source, options: LiveOptions, summa
                               capture.dropped)
     finally:
         summary.seconds = time.perf_counter() - start
+        summary.cpu_s = time.process_time() - cpu0
+        summary.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        summary.stage_s = {"read": capture.read_s, "resize": capture.resize_s, "classify": summary.seconds - waited_s}
+        summary.inference_s = infer_s
         summary.dropped, summary.skipped = capture.dropped, capture.skipped
         capture.stop()

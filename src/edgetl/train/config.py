@@ -41,8 +41,12 @@ class TrainConfig:
     augment: bool = True
     """Random flip, rotation, zoom and contrast during training (never exported)."""
     feature_cache: bool = True
-    """Without augmentation, train stage 1 on backbone features computed once; off runs the frozen
-    base every epoch, as the tutorials do (for comparison)."""
+    """Train stage 1 on backbone features computed once (of ``augment_views`` augmented views of
+    each photo when augmenting); off runs the frozen base every epoch, as the tutorials do."""
+    augment_views: int = 0
+    """With augmentation and the feature cache: augmented views of each training photo whose
+    features stage 1 computes once and cycles through, one view per epoch; 0 augments afresh
+    through the frozen base every epoch."""
     label_smoothing: float = 0.0
     class_weight: str = "none"
     """"none" or "auto" (inverse class frequency)."""

@@ -64,14 +64,15 @@ def padded(order: np.ndarray, items: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dataset(split: Split, num_classes: int, batch: int, seed: int, shuffle: bool, first_epoch: int = 0,
-            weights: np.ndarray | None = None, batches: int | None = None):
+            weights: np.ndarray | None = None, batches: int | None = None, views: int = 1):
     """(float32 inputs, one-hot labels, sample weights) batches of ``split``.
 
     Each iteration of the dataset is one epoch, in a new seeded order. ``weights`` are per-class
     sample weights (class balancing). ``batches`` fixes the number of whole batches per epoch,
     padding weighted 0: every worker of a cluster must run the same number of steps, or the one
     that finished first would leave the others waiting in a collective for ever. Without it the
-    split is read once and the last batch is short."""
+    split is read once and the last batch is short. With ``views`` > 1 the store holds that many
+    versions of every item (augmented views' features, view-major) and epoch e reads view e mod views."""
     import tensorflow as tf
 
     store, labels = split.store, split.labels
@@ -80,7 +81,9 @@ def dataset(split: Split, num_classes: int, batch: int, seed: int, shuffle: bool
     epochs = iter(range(first_epoch, 1 << 30))
 
     def one_epoch():
-        order = epoch_order(len(labels), seed, next(epochs), shuffle)
+        epoch = next(epochs)
+        order = epoch_order(len(labels), seed, epoch, shuffle)
+        offset = (epoch % views) * len(labels)
         if batches is None:
             positions, mask = order, np.ones(len(order), np.float32)
         else:
@@ -91,7 +94,7 @@ def dataset(split: Split, num_classes: int, batch: int, seed: int, shuffle: bool
             within = np.argsort(positions[start:start + batch], kind="stable")
             pos, m = positions[start:start + batch][within], mask[start:start + batch][within]
             y = labels[pos]
-            yield store.read(pos), onehot[y], per_class[y] * m
+            yield store.read(pos + offset), onehot[y], per_class[y] * m
 
     shape = store.item_shape
     ds = tf.data.Dataset.from_generator(one_epoch, output_signature=(

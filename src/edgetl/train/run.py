@@ -216,13 +216,13 @@ class _Context:
         total = self.sizes[split]
         return steps_per_epoch(total, self.cfg.batch_size) * max(1, replicas // self.role.count)
 
-    def inputs(self, split: str, data_split=None, first_epoch: int = 0):
+    def inputs(self, split: str, data_split=None, first_epoch: int = 0, views: int = 1):
         """The split as batches for ``fit`` or, across workers, for the distributed loop."""
         cfg = self.cfg
         train = split == "train"
         ds = dataset(data_split or self.data[split], self.num_classes, self._per_replica(), cfg.seed + self.role.index,
                      shuffle=train, first_epoch=first_epoch, weights=self.weights if train else None,
-                     batches=self.batches_per_epoch(split))
+                     batches=self.batches_per_epoch(split), views=views)
         return self.strategy.distribute_datasets_from_function(lambda _: ds) if self.multiworker else ds
 
     def _per_replica(self) -> int:
@@ -342,13 +342,14 @@ def _stage1(ctx: _Context, spec) -> None:
     cfg, state = ctx.cfg, ctx.state
     start = state.epoch + 1
     total = cfg.epochs + cfg.fine_tune_epochs
-    if cfg.weights != "none" and not cfg.augment and cfg.feature_cache and not ctx.multiworker:
+    if cfg.weights != "none" and cfg.feature_cache and not ctx.multiworker and (not cfg.augment or cfg.augment_views):
         return _stage1_on_features(ctx, spec, start, total)
     if cfg.weights == "none":
         ctx.base.trainable = True  # nothing pretrained to keep: the whole network learns
         state.path_taken = "whole network from scratch (no pretrained weights to freeze)"
     else:
-        why = "augmentation on" if cfg.augment else "several workers" if ctx.multiworker else "feature cache off"
+        why = ("several workers" if ctx.multiworker else "feature cache off" if not cfg.feature_cache
+               else "augmentation on")
         state.path_taken = f"through the frozen base ({why})"
     ctx.log(f"stage 1: {state.path_taken}, {spec.name} run every epoch")
     trainer = _trainer(ctx)
@@ -362,20 +363,28 @@ def _stage1_on_features(ctx: _Context, spec, start: int, total: int) -> None:
     temporary file; the head trains on batches read back from it."""
     from edgetl.data.cache import temporary_store
     from edgetl.models.backbones import build_head
+    from edgetl.train.stages import augmenter
 
     cfg, state, log = ctx.cfg, ctx.state, ctx.log
-    state.path_taken = "cached backbone features (no augmentation)"
-    log(f"stage 1: cached backbone features (no augmentation): {spec.name} features computed once, the head trained on them")
+    views = cfg.augment_views if cfg.augment else 1
+    state.path_taken = (f"cached backbone features of {views} augmented views" if cfg.augment
+                        else "cached backbone features (no augmentation)")
+    log(f"stage 1: {state.path_taken}: {spec.name} features computed once, the head trained on them")
     t = time.perf_counter()
     dim = int(ctx.features.output_shape[-1])
+    augment = augmenter(cfg.seed) if cfg.augment else None
     feats = {}
-    for s in ("train", "val"):
+    for s, n_views in (("train", views), ("val", 1)):
         split = ctx.data[s]
-        store = temporary_store(len(split), (dim,), np.float32, folder=ctx.work)
-        for i, batch in enumerate(split.store.batches(cfg.batch_size)):
-            store.write(i * cfg.batch_size, ctx.features.predict_on_batch(batch.astype(np.float32)))
+        store = temporary_store(n_views * len(split), (dim,), np.float32, folder=ctx.work)
+        for view in range(n_views):
+            for i, batch in enumerate(split.store.batches(cfg.batch_size)):
+                x = batch.astype(np.float32)
+                if augment is not None and s == "train":
+                    x = np.asarray(augment(x, training=True))
+                store.write(view * len(split) + i * cfg.batch_size, ctx.features.predict_on_batch(x))
         feats[s] = Split(store, split.labels)
-    n_img = sum(len(v) for v in feats.values())
+    n_img = views * len(ctx.data["train"]) + len(ctx.data["val"])
     seconds = time.perf_counter() - t
     state.seconds["features"] = seconds
     log(f"features of {n_img} images in {seconds:.1f} s ({n_img / max(seconds, 1e-9):.0f} images/s)")
@@ -387,7 +396,7 @@ def _stage1_on_features(ctx: _Context, spec, start: int, total: int) -> None:
     def sync() -> None:
         ctx.model.get_layer("predictions").set_weights(head.get_layer("predictions").get_weights())
 
-    ctx.fit(head, ctx.inputs("train", feats["train"], first_epoch=start), ctx.inputs("val", feats["val"]),
+    ctx.fit(head, ctx.inputs("train", feats["train"], first_epoch=start, views=views), ctx.inputs("val", feats["val"]),
             cfg.epochs, start, ctx.checkpointer(1, total, sync))
     for split in feats.values():
         split.store.close()
