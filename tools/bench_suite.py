@@ -22,7 +22,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 MOBILENET_V2_224_MACS = 300e6
-AUGMENT_VIEWS = 3
+AUGMENT_VIEWS = 5
 
 
 def section(title: str) -> None:
