@@ -191,3 +191,24 @@ def test_bad_multiworker_settings_are_one_line_exit_2(tmp_path, case):
                 "not_in_cluster": "is not in its cluster", "no_out": "needs --out"}[case]
     assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_mixed_precision_keeps_the_softmax_float32():
+    """Under mixed_float16 (what --mixed-precision sets on a GPU) the layers compute in float16 but
+    the class scores stay float32, and compile wraps the optimizer for loss scaling, which the
+    multi-worker loop relies on (it scales the loss through the optimizer)."""
+    import keras
+
+    from edgetl.models.backbones import build_base, build_classifier, get_backbone
+    from edgetl.train.stages import optimizer
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        spec = get_backbone("mobilenet_v2")
+        model, _ = build_classifier(spec, build_base(spec, 32, 0.35, "none"), 32, 3, 0.2)
+        model.compile(optimizer(1e-3, "constant", 10), "categorical_crossentropy")
+        assert model.get_layer("predictions").compute_dtype == "float32"
+        assert model.output.dtype == "float32" and model(np.zeros((1, 32, 32, 3), np.float32)).dtype == "float32"
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
