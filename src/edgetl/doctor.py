@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 import platform
-from importlib.metadata import PackageNotFoundError, version
+from edgetl.versions import package_versions
 
 PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "onnxruntime-gpu",
             "ai-edge-litert", "tflite-runtime", "opencv-python-headless", "opencv-python", "opencv-contrib-python",
@@ -11,13 +11,7 @@ PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxrun
 
 
 def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    return out
+    return package_versions(PACKAGES, missing_as_none=True)
 
 
 def _major(v: str | None) -> int:

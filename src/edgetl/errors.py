@@ -19,8 +19,3 @@ class EdgetlError(Exception):
             parts.append(fix)
         super().__init__(" — ".join(parts))
 
-
-class GateFailed(EdgetlError):
-    """A check or quality gate failed (exit code 1)."""
-
-    exit_code = 1

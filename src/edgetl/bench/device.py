@@ -6,7 +6,7 @@ import os
 import platform
 import shutil
 import subprocess
-from importlib.metadata import PackageNotFoundError, version
+from edgetl.versions import package_versions
 
 
 def _read(path: str) -> str | None:
@@ -53,14 +53,8 @@ def _throttled() -> str | None:
     return out.strip().split("=")[-1] or None
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime", "opencv-python-headless", "opencv-python"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
+DEVICE_PACKAGES = ("numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime", "opencv-python-headless", "opencv-python")
+"""The packages a device's facts list."""
 
 
 def device_facts() -> dict:
@@ -69,7 +63,8 @@ def device_facts() -> dict:
     freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
     return {
         "hostname": platform.node(), "cpu": _cpu_model(), "cores": os.cpu_count(), "arch": platform.machine(),
-        "os": _os_name(), "python": platform.python_version(), "versions": _versions(),
+        "os": _os_name(), "python": platform.python_version(),
+        "versions": {k: v for k, v in package_versions(DEVICE_PACKAGES).items() if k != "python"},
         "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
         "freq_mhz": int(freq) / 1000 if freq and freq.isdigit() else None,
         "temperature_c": _temperatures() or None, "throttled": _throttled(),

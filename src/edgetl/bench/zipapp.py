@@ -20,7 +20,7 @@ except ImportError as e:
     sys.exit(2)
 sys.exit(main())
 '''
-_MODULES = ("__init__.py", "_callable.py", "errors.py", "image.py", "native_logs.py", "doctor.py", "runtime", "bench/__init__.py", "bench/harness.py", "bench/device.py",
+_MODULES = ("__init__.py", "_callable.py", "errors.py", "image.py", "native_logs.py", "doctor.py", "versions.py", "runtime", "bench/__init__.py", "bench/harness.py", "bench/device.py",
             "bench/runner.py")
 
 

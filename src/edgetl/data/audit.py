@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.console import track
+from edgetl.data.cache import decode_workers
 from edgetl.errors import EdgetlError
 from edgetl.image import IMAGE_EXTENSIONS, DecodeError, TooLarge, decode_bytes, is_supported, looks_truncated, max_pixels, read_file, sniff
 from edgetl.text import clean, has_control
@@ -302,7 +303,7 @@ def audit(root: str | Path, options: AuditOptions | None = None, workers: int | 
         problems.append(Problem(str(root / c), f"class folder name {clean(c)!r} holds a control character "
                                 "(newline, tab, escape): rename the folder", scope="dataset"))
     todo = [(s, c, f) for s, per in files.items() for c, fs in per.items() for f in fs]
-    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
+    with ThreadPoolExecutor(workers or decode_workers()) as pool:
         checks = list(track(pool.map(lambda t: _check_file(t[2], opts), todo),
                             "Checking images", total=len(todo)))
     good: dict[tuple[str, str], list[_FileCheck]] = defaultdict(list)

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import PackageNotFoundError, version
+from edgetl.versions import package_versions
 from pathlib import Path
 
 import numpy as np
@@ -92,14 +91,8 @@ class ExportResult:
         return all(c.passed for c in self.checks)
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
+EXPORT_TOOLS = ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")
+"""The packages whose versions an export records in its manifest."""
 
 
 def _stratified(records: list, n: int, seed: int = 0) -> list:
@@ -342,7 +335,7 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
                           "needs": runtime_needs(path)})
     (work / MANIFEST).write_text(json.dumps({
         "labels": labels, "input": pixels.to_dict(), "backbone": manifest.get("backbone"), "split": manifest.get("split"),
-        "run": str(run_path), "artifacts": artifacts, "versions": _versions(),
+        "run": str(run_path), "artifacts": artifacts, "versions": package_versions(EXPORT_TOOLS),
         "onnx_int8_target": onnx_target and {"target": onnx_target, **asdict(onnx_export.INT8_TARGETS[onnx_target])},
         "golden": gold,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -10,7 +10,7 @@ import numpy as np
 from edgetl.errors import EdgetlError
 from edgetl.native_logs import silenced
 from edgetl.runtime import tflite_metadata
-from edgetl.runtime.spec import ModelInfo, TensorSpec
+from edgetl.runtime.spec import ModelInfo, TensorSpec, guess_layout
 
 # Tried in order; the TensorFlow fallback is last because a device should never need it.
 INTERPRETERS = (
@@ -70,8 +70,7 @@ def tensor_spec(d: dict) -> TensorSpec:
     """A TFLite interpreter's tensor details as a :class:`TensorSpec`."""
     scale, zero_point = d.get("quantization", (0.0, 0))
     shape = tuple(int(s) for s in d["shape"])
-    layout = "NCHW" if len(shape) == 4 and shape[1] == 3 and shape[3] != 3 else "NHWC"
-    return TensorSpec(d["name"], shape, np.dtype(d["dtype"]), float(scale), int(zero_point), layout)
+    return TensorSpec(d["name"], shape, np.dtype(d["dtype"]), float(scale), int(zero_point), guess_layout(shape))
 
 
 class LiteRTBackend:

@@ -9,7 +9,7 @@ import numpy as np
 from edgetl.errors import EdgetlError
 from edgetl.runtime.labels import check_label_list
 from edgetl.runtime.onnx_external import check_external_data
-from edgetl.runtime.spec import ModelInfo, TensorSpec
+from edgetl.runtime.spec import ModelInfo, TensorSpec, guess_layout
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
            "tensor(float16)": np.float16}
@@ -19,9 +19,7 @@ def _tensor(node, fallback_layout: str = "NHWC") -> TensorSpec:
     shape = tuple(s if isinstance(s, int) else -1 for s in node.shape)
     if node.type not in _DTYPES:
         raise EdgetlError(f"tensor {node.name} has type {node.type}; edgetl runs image classifiers")
-    layout = fallback_layout
-    if len(shape) == 4:
-        layout = "NCHW" if shape[1] == 3 and shape[3] != 3 else "NHWC"
+    layout = guess_layout(shape) if len(shape) == 4 else fallback_layout
     return TensorSpec(node.name, shape, np.dtype(_DTYPES[node.type]), layout=layout)
 
 

@@ -72,6 +72,12 @@ class PixelSpec:
         return values
 
 
+def guess_layout(shape: tuple[int, ...]) -> str:
+    """NCHW for a 4-D tensor with 3 channels second (and not last), else NHWC: what PyTorch-born
+    ONNX and TFLite models look like, told apart without metadata."""
+    return "NCHW" if len(shape) == 4 and shape[1] == 3 and shape[3] != 3 else "NHWC"
+
+
 @dataclass
 class TensorSpec:
     """One input or output tensor as the runtime sees it."""
