@@ -96,7 +96,7 @@ def main() -> int:
     from edgetl.data.cache import open_images
     from edgetl.train.inputs import Split, dataset
     from edgetl.export.pipeline import FORMATS, ExportOptions, export
-    from edgetl.live import LiveOptions, run as live_run
+    from edgetl.live import CaptureRequest, LiveOptions, run as live_run
     from edgetl.image import cv2 as _cv2, load as load_image
     from edgetl.train import TrainConfig, train
 
@@ -197,6 +197,16 @@ def main() -> int:
             writer.write(frame)
     writer.release()
     live = {"per_frame_cpu_ms": live_cpu_budget(video, folder / "model_int8.tflite")}
+    jpegs = work / "720p-jpeg"
+    jpegs.mkdir(exist_ok=True)
+    for i, rec in enumerate(audit(data).split("val")[:60]):
+        frame = cv2.cvtColor(load_image(rec.path, 720, 1280), cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(jpegs / f"{i:03d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    live["reduced_decode"] = reduced_decode_check(sorted(jpegs.glob("*.jpg")), folder / "model_int8.tflite")
+    for name, full in (("jpeg_reduced", False), ("jpeg_full", True)):
+        s = live_run(folder / "model_int8.tflite", str(jpegs), LiveOptions(), CaptureRequest(full_decode=full),
+                     threads=1).to_dict()
+        live[name] = {"fps": s["fps"], "of_bound": s["of_bound"], "stage_ms": s["stage_ms"]}
     for t in (1, 2):
         s = live_run(folder / "model_int8.tflite", str(video), LiveOptions(), threads=t).to_dict()
         live[t] = {"pipeline_fps": s["fps"], "bare_fps": by[("model_int8.tflite", t)]["fps"],
@@ -224,6 +234,34 @@ def live_cpu_budget(video: Path, model: Path) -> dict:
     runs = [json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                       check=True).stdout.strip().splitlines()[-1]) for _ in range(3)]
     return {k: min(r[k] for r in runs) for k in runs[0]}
+
+
+def reduced_decode_check(files: list[Path], model: Path) -> dict:
+    """720p JPEGs decoded whole vs at a reduced DCT scale, each through the shared resize to the
+    model: mean and max pixel difference, top-1 agreement of the int8 model, and CPU ms per frame
+    of decode + resize either way."""
+    from edgetl.image import decode_frame, read_file
+    from edgetl.live.pipeline import model_pixels
+    from edgetl.runtime import load
+
+    clf = load(model, threads=1)
+    target = (clf.pixels.width, clf.pixels.height)
+    data = [read_file(f) for f in files]
+    out: dict = {}
+    pixels = {}
+    for name, t in (("full", None), ("reduced", target)):
+        c0 = time.process_time()
+        for _ in range(3):
+            pixels[name] = [model_pixels(clf, decode_frame(d, t)) for d in data]
+        out[f"{name}_cpu_ms"] = (time.process_time() - c0) / (3 * len(data)) * 1e3
+    diffs = [np.abs(a.astype(int) - b.astype(int)) for a, b in zip(pixels["full"], pixels["reduced"])]
+    top = {k: [int(np.argmax(clf.probabilities(clf.infer(clf.to_input(p[None])))[0])) for p in v]
+           for k, v in pixels.items()}
+    out |= {"frames": len(data), "mean_diff": float(np.mean([d.mean() for d in diffs])),
+            "max_diff": int(max(d.max() for d in diffs)),
+            "top1_agreement": float(np.mean([a == b for a, b in zip(top["full"], top["reduced"])])),
+            "scale": decode_frame(data[0]).shape[1] // decode_frame(data[0], target).shape[1]}
+    return out
 
 
 def live_stage_costs(video: str, model: str) -> dict:
@@ -293,6 +331,14 @@ def render(r: dict) -> str:
                  f"{lv['bound_fps']:.0f} ({lv['of_bound']:.0%}) |")
         L.append(f"| live pipeline FPS on 720p video vs bare int8 FPS, {t} thread(s) | {lv['pipeline_fps']:.0f} vs "
                  f"{lv['bare_fps']:.0f} ({lv['ratio']:.0%}) |")
+    rd = r["live"]["reduced_decode"]
+    L.append(f"| live, 720p JPEG frames decoded at 1/{rd['scale']} (DCT scaling) vs whole: CPU ms per frame for decode + "
+             f"resize to the model | {rd['reduced_cpu_ms']:.2f} vs {rd['full_cpu_ms']:.2f} "
+             f"({rd['full_cpu_ms'] / rd['reduced_cpu_ms']:.2f}x less); model pixels differ by {rd['mean_diff']:.2f} levels "
+             f"on average (max {rd['max_diff']}); int8 top-1 agreement {rd['top1_agreement']:.1%} on {rd['frames']} frames |")
+    jr, jf = r["live"]["jpeg_reduced"], r["live"]["jpeg_full"]
+    L.append(f"| live FPS on a folder of 720p JPEGs, 1 thread: reduced vs whole decode | {jr['fps']:.0f} vs {jf['fps']:.0f} "
+             f"({jr['of_bound']:.0%} and {jf['of_bound']:.0%} of their bounds) |")
     cpu = r["live"]["per_frame_cpu_ms"]
     L.append(f"| live, CPU ms per 720p frame: decode / area resize to 224 / int8 inference (1 thread), on {cpu['cores']} cores | "
              f"{cpu['decode']:.2f} / {cpu['resize']:.2f} / {cpu['inference_1t']:.2f} |")

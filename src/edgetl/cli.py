@@ -446,8 +446,11 @@ def bench(
 def live(
     model: Path = typer.Argument(..., help="A .tflite or .onnx model."),
     source: str = typer.Option("0", "--source", help="Camera index, video file, rtsp/http URL, folder or glob, or picamera2."),
-    width: int = typer.Option(0, help="Camera width request."),
+    width: int = typer.Option(0, help="Camera width request (default: the smallest common size covering the model's input)."),
     height: int = typer.Option(0, help="Camera height request."),
+    full_decode: bool = typer.Option(False, "--full-decode",
+                                     help="Decode JPEG/MJPEG frames whole (default: at 1/2, 1/4 or 1/8 scale when "
+                                          "still at least the model's input size)."),
     fps: float = typer.Option(0, help="Camera FPS request."),
     top_k: int = typer.Option(3, "--top-k", min=1, help="Labels shown per frame."),
     smooth: int = typer.Option(0, help="Average scores over about N frames (exponential moving average)."),
@@ -492,7 +495,7 @@ def live(
 
     summary = run(model, source, LiveOptions(top_k=top_k, smooth=smooth, threshold=threshold, realtime=realtime,
                                              max_frames=max_frames, duration=duration, reconnect=reconnect),
-                  CaptureRequest(width, height, fps), show=show, record=record, on_frame=on_frame,
+                  CaptureRequest(width, height, fps, full_decode=full_decode), show=show, record=record, on_frame=on_frame,
                   threads=threads, labels=labels, serve=serve, on_serving=serving)
     s = summary.to_dict()
     if json_out:

@@ -212,6 +212,42 @@ def decode_bytes(data: bytes | np.ndarray, cap: int | None = None) -> np.ndarray
     return img
 
 
+JPEG_SCALES = (8, 4, 2)
+"""The reductions libjpeg's scaled inverse DCT offers (decoding only 1/k of each 8x8 block)."""
+
+
+def jpeg_reduction(size: tuple[int, int], target: tuple[int, int] | None) -> int:
+    """The largest JPEG decoding reduction k that still leaves a (width, height) frame at least the
+    ``target`` (width, height) in both directions; 1 when none does or there is no target.
+
+    Area resizing averages each output pixel's footprint; decoding at 1/k first averages k x k
+    blocks of the same footprint (in the DCT domain), so the model sees the same pixels up to
+    rounding, for less decoding and resizing work."""
+    if target is None:
+        return 1
+    w, h = size
+    return next((k for k in JPEG_SCALES if w // k >= target[0] and h // k >= target[1]), 1)
+
+
+def decode_frame(data: bytes | np.ndarray, target: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode a frame (a JPEG, MJPEG packet or other image) to BGR, OpenCV's order, at the largest
+    JPEG reduction that keeps it at least ``target`` (width, height): the live pipeline's decode."""
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data.reshape(-1)
+    if buf.size == 0:
+        raise DecodeError("empty frame")
+    head = buf[:64 * 1024].tobytes()
+    check_pixels(head)
+    cv = cv2()
+    size = header_size(head) if sniff(head[:16]) == "jpeg" else None
+    k = jpeg_reduction(size, target) if size else 1
+    flag = {1: cv.IMREAD_COLOR, 2: cv.IMREAD_REDUCED_COLOR_2, 4: cv.IMREAD_REDUCED_COLOR_4,
+            8: cv.IMREAD_REDUCED_COLOR_8}[k]
+    img = cv.imdecode(buf, flag)
+    if img is None:
+        raise DecodeError("OpenCV could not decode it")
+    return img
+
+
 def decode(path: str | Path) -> np.ndarray:
     """Read and decode an image file to RGB uint8 (H, W, 3)."""
     return decode_bytes(read_file(path))

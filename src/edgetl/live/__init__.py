@@ -1,6 +1,7 @@
 """Live classification from a camera, a video, a stream or a folder (no TensorFlow)."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,8 @@ def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOpti
 
     opts = options or LiveOptions()
     clf = model if isinstance(model, Classifier) else load(model, threads=threads, labels=labels)
+    # The model's size lets sources decode and ask the camera for no more than it needs.
+    request = dataclasses.replace(request or CaptureRequest(), model_size=(clf.pixels.width, clf.pixels.height))
     server = None
     if serve is not None:
         from edgetl.live.serve import LiveServer, model_facts, parse_address

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.errors import EdgetlError
-from edgetl.image import IMAGE_EXTENSIONS, DecodeError, cv2 as _cv2, decode
+from edgetl.image import IMAGE_EXTENSIONS, DecodeError, cv2 as _cv2, decode_frame, read_file
 
 
 OPEN_TIMEOUT_MS = 10_000
@@ -24,11 +24,32 @@ READ_TIMEOUT_MS = 5_000
 
 @dataclass
 class CaptureRequest:
-    """What the user asked the camera for (0 = the camera's default)."""
+    """What the user asked the camera for (0: chosen from the model's size, else the camera's
+    default), and the model's input size, which lets sources decode no more than it needs."""
 
     width: int = 0
     height: int = 0
     fps: float = 0
+    model_size: tuple[int, int] | None = None
+    """The model's input (width, height): a camera given no size is asked for a frame near it,
+    and JPEG frames at least twice as large decode at a reduced scale (unless ``full_decode``)."""
+    full_decode: bool = False
+
+    def decode_target(self) -> tuple[int, int] | None:
+        """The size JPEG frames may be reduced towards, or None to decode them whole."""
+        return None if self.full_decode else self.model_size
+
+    def frame_size(self) -> tuple[int, int]:
+        """The camera frame size to ask for: the user's, else the smallest common mode that
+        covers the model's input, else (0, 0) for the camera's default."""
+        if self.width or self.height or self.model_size is None:
+            return self.width, self.height
+        mw, mh = self.model_size
+        return next(((w, h) for w, h in CAMERA_MODES if w >= mw and h >= mh), (0, 0))
+
+
+CAMERA_MODES = ((320, 240), (640, 480), (1280, 720), (1920, 1080))
+"""Frame sizes nearly every USB camera and the Pi camera offer, smallest first."""
 
 
 class Source(abc.ABC):
@@ -81,10 +102,15 @@ class VideoSource(Source):
             cap.release()
             return None
         if isinstance(self.target, int):
-            for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, self.request.width),
-                                (cv2.CAP_PROP_FRAME_HEIGHT, self.request.height), (cv2.CAP_PROP_FPS, self.request.fps)):
+            width, height = self.request.frame_size()
+            for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height),
+                                (cv2.CAP_PROP_FPS, self.request.fps)):
                 if value:
                     cap.set(prop, value)
+        # An MJPEG file or stream: take the JPEG packets as they are and decode them ourselves, at
+        # a reduced scale when the frame is far larger than the model's input.
+        self.raw = (self.request.decode_target() is not None and not isinstance(self.target, int)
+                    and _fourcc(cap) == "MJPG" and cap.set(cv2.CAP_PROP_FORMAT, -1))
         return cap
 
     def _missing(self) -> EdgetlError:
@@ -102,6 +128,11 @@ class VideoSource(Source):
             if self.live:
                 raise FrameError(f"{self.name}: no frame")
             return None
+        if self.raw:
+            try:
+                return decode_frame(frame, self.request.decode_target())
+            except DecodeError as e:
+                raise FrameError(f"{self.name}: {e}") from None
         return frame
 
     def reopen(self) -> bool:
@@ -117,9 +148,11 @@ class VideoSource(Source):
 
 
 class ImagesSource(Source):
-    """Image files from a folder (sorted) or a glob pattern, in order."""
+    """Image files from a folder (sorted) or a glob pattern, in order; JPEGs decoded at a reduced
+    scale when far larger than ``model_size`` (width, height)."""
 
-    def __init__(self, pattern: str):
+    def __init__(self, pattern: str, model_size: tuple[int, int] | None = None):
+        self.model_size = model_size
         p = Path(pattern)
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS) if p.is_dir() else \
             sorted(Path(f) for f in glob.glob(pattern) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
@@ -133,10 +166,9 @@ class ImagesSource(Source):
         f = self.files[self.i]
         self.i += 1
         try:
-            rgb = decode(f)
+            return decode_frame(read_file(f), self.model_size)
         except (DecodeError, OSError) as e:
             raise FrameError(f"{f}: {e}") from None
-        return _cv2().cvtColor(rgb, _cv2().COLOR_RGB2BGR)
 
 
 class Picamera2Source(Source):
@@ -152,7 +184,8 @@ class Picamera2Source(Source):
                                                                "venv with --system-site-packages (devices/rpi/README.md)") from None
         r = request or CaptureRequest()
         self.cam = Picamera2()
-        config = self.cam.create_video_configuration(main={"format": "RGB888", "size": (r.width or 1280, r.height or 720)})
+        width, height = r.frame_size()
+        config = self.cam.create_video_configuration(main={"format": "RGB888", "size": (width or 1280, height or 720)})
         self.cam.configure(config)
         self.cam.start()
         self.name, self.fps = "picamera2", r.fps or 30.0
@@ -190,19 +223,24 @@ def _kind(spec: str) -> str:
     return "file"
 
 
+def _fourcc(cap) -> str:
+    code = int(cap.get(_cv2().CAP_PROP_FOURCC) or 0)
+    return "".join(chr((code >> 8 * i) & 0xFF) for i in range(4))
+
+
 def _file(spec: str, request: CaptureRequest) -> Source:
     if not Path(spec).exists():
         raise EdgetlError("no such file", path=spec, fix="give a video file, a folder of images, a camera index or a URL")
     if Path(spec).suffix.lower() in IMAGE_EXTENSIONS:
-        return ImagesSource(spec)
-    return VideoSource(spec, live=False)
+        return ImagesSource(spec, request.decode_target())
+    return VideoSource(spec, live=False, request=request)
 
 
 # Source kind -> opener. A new kind of source is one entry here.
 SOURCES: dict[str, Callable[[str, CaptureRequest], Source]] = {
     "camera": lambda spec, req: VideoSource(int(spec), live=True, request=req),
     "stream": lambda spec, req: VideoSource(spec, live=True, request=req),
-    "images": lambda spec, req: ImagesSource(spec),
+    "images": lambda spec, req: ImagesSource(spec, req.decode_target()),
     "file": _file,
     "picamera2": lambda spec, req: Picamera2Source(req),
 }
