@@ -132,17 +132,17 @@ def test_efficientnet_exports_to_every_format(tmp_path):
     assert len(report["checks"]) == 6
 
 
-def _depthwise_mean_error(int8_model: bytes, float_model: bytes, images: np.ndarray) -> np.ndarray:
-    """Per-channel mean (int8 - float) output of the first depthwise convolution where the float
-    value lies inside the int8 range (clipped values carry no bias to correct), by the real TFLite
-    interpreter keeping every intermediate tensor."""
+def _depthwise_mean_error(int8_model: bytes, float_model: bytes, images: np.ndarray, layer: int = 0) -> np.ndarray:
+    """Per-channel mean (int8 - float) output of the ``layer``-th depthwise convolution where the
+    float value lies inside the int8 range (clipped values carry no bias to correct), by the real
+    TFLite interpreter keeping every intermediate tensor."""
     from ai_edge_litert.interpreter import Interpreter
 
     q = Interpreter(model_content=int8_model, experimental_preserve_all_tensors=True)
     f = Interpreter(model_content=float_model, experimental_preserve_all_tensors=True)
     q.allocate_tensors()
     f.allocate_tensors()
-    op = next(o for o in q._get_ops_details() if o["op_name"] == "DEPTHWISE_CONV_2D")
+    op = [o for o in q._get_ops_details() if o["op_name"] == "DEPTHWISE_CONV_2D"][layer]
     out = q.get_tensor_details()[op["outputs"][0]]
     f_index = next(t["index"] for t in f.get_tensor_details() if t["name"] == out["name"])
     scale, zero = out["quantization"]
@@ -161,8 +161,10 @@ def _depthwise_mean_error(int8_model: bytes, float_model: bytes, images: np.ndar
 
 
 def test_bias_correction_removes_the_depthwise_mean_error(shapes_run):
-    """On a real int8 model: the first depthwise layer's per-channel mean error shrinks, and the
-    model keeps its ops and size (only bias values change)."""
+    """On a real int8 model: the per-channel mean error of the depthwise convolutions shrinks across
+    the network (summed over the 17 layers, and in most of them: a layer whose error is already far
+    finer than an output quantization step may not move), and the model keeps its ops and size
+    (only bias values change)."""
     import keras
 
     from edgetl.data.audit import Audit
@@ -179,10 +181,12 @@ def test_bias_correction_removes_the_depthwise_mean_error(shapes_run):
     fp32 = tflite.fp32(model)
     fixed = corrected(plain, fp32, calib)
     assert len(fixed) == len(plain) and fixed != plain
-    before, after = _depthwise_mean_error(plain, fp32, calib), _depthwise_mean_error(fixed, fp32, calib)
-    print(f"first depthwise layer, mean |channel mean error|: {np.abs(before).mean():.4g} -> {np.abs(after).mean():.4g}")
-    # what is left is finer than an output quantization step, which no bias can move
-    assert np.abs(after).mean() < 0.75 * np.abs(before).mean()
+    before = np.array([np.abs(_depthwise_mean_error(plain, fp32, calib, i)).mean() for i in range(17)])
+    after = np.array([np.abs(_depthwise_mean_error(fixed, fp32, calib, i)).mean() for i in range(17)])
+    ratio = np.median(after / before)
+    print(f"depthwise layers, mean |channel mean error| summed: {before.sum():.4g} -> {after.sum():.4g}; "
+          f"{(after < before).sum()} of 17 layers lower, median layer x{ratio:.2f}")
+    assert after.sum() < before.sum() and (after < before).sum() >= 11 and ratio < 0.75
     chosen, report = correct_biases(plain, fp32, calib)
     assert report.layers == 17 and report.kept == (report.error_after < report.error_before)
     assert chosen == (corrected(plain, fp32, calib[np.arange(len(calib)) % 4 != 3]) if report.kept else plain)
