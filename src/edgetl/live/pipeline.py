@@ -206,11 +206,13 @@ class Capture:
         start = time.monotonic()
         try:
             while not self._stop.is_set():
+                # The read stage's time includes waiting for the source's next frame (a camera's
+                # rate, a paced file's): that is the source's own bound.
+                t0 = time.perf_counter()
                 if self.pace_fps:  # a file played like a camera: frames arrive at the file's own rate
                     wait = start + index / self.pace_fps - time.monotonic()
                     if wait > 0:
                         self._stop.wait(wait)
-                t0 = time.perf_counter()
                 try:
                     frame = self.source.read()
                 except FrameError:

@@ -165,9 +165,12 @@ class DistributedFit:
         self._train, self._val = run_train, run_val
 
     def _epoch(self, step, dataset) -> tuple[float, float]:
+        from edgetl.train.stop import check
+
         total = np.zeros(3)
         for batch in dataset:
             total += step(batch).numpy()
+            check()
         return total[0] / max(total[2], 1e-9), total[1] / max(total[2], 1e-9)
 
     def fit(self, train_ds, val_ds, epochs: int, initial_epoch: int, callbacks) -> None:

@@ -24,6 +24,7 @@ from edgetl.runtime.labels import write_labels
 from edgetl.runtime.spec import PixelSpec
 from edgetl.models.backbones import check_weights
 from edgetl.text import clean
+from edgetl.train import stop
 from edgetl.train.config import TrainConfig
 from edgetl.train.distribute import DistributedFit, WorkerRole, is_multiworker, make_strategy, shard, worker_role
 from edgetl.train.inputs import Split, class_weights, dataset, steps_per_epoch
@@ -101,7 +102,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         log = RunLog(work / "train.log")
         log(f"run folder: {runs.final_path(work)} (in progress at {work})")
         try:
-            return _train(cfg, work, resume is not None, log, role)
+            with stop.on_signals():
+                return _train(cfg, work, resume is not None, log, role)
         except BaseException as e:
             if not _has_finished_epoch(work):
                 log.close()
@@ -134,7 +136,8 @@ def _train_as_worker(cfg: TrainConfig, work: Path, resuming: bool, role: WorkerR
     log = RunLog(work / "train.log", prefix=f"{role.name}: ")
     log(f"{role.name} of {role.count}: the chief writes {run}; this worker's checkpoints go to {work} (removed at the end)")
     try:
-        _train(cfg, work, resuming, log, role)
+        with stop.on_signals():
+            _train(cfg, work, resuming, log, role)
     except KeyboardInterrupt:
         raise Interrupted(f"{role.name} stopped") from None
     finally:
@@ -238,7 +241,7 @@ class _Context:
             loop.fit(train_ds, val_ds, epochs, initial_epoch, [callback])
         else:
             trainer.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
-                        callbacks=[callback], verbose=0, shuffle=False)  # the dataset shuffles
+                        callbacks=[callback, stop.callback()], verbose=0, shuffle=False)  # the dataset shuffles
 
     def compile(self, trainer, lr: float, steps: int, done_steps: int) -> None:
         from edgetl.train.stages import loss_fn, optimizer
@@ -379,6 +382,7 @@ def _stage1_on_features(ctx: _Context, spec, start: int, total: int) -> None:
         store = temporary_store(n_views * len(split), (dim,), np.float32, folder=ctx.work)
         for view in range(n_views):
             for i, batch in enumerate(split.store.batches(cfg.batch_size)):
+                stop.check()
                 x = batch.astype(np.float32)
                 if augment is not None and s == "train":
                     x = np.asarray(augment(x, training=True))
