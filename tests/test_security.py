@@ -173,7 +173,8 @@ def test_ctrl_c_during_ssh_bench_stops_the_remote_runner_and_cleans_up(ssh_serve
     try:
         assert _wait_until(lambda: _runner_processes("runner.pyz"), 60), "the runner never started"
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
-        _, err = proc.communicate(timeout=60)
+        # bench waits up to 60 s for each host's clean-up after Ctrl-C; give it that and a margin
+        _, err = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
