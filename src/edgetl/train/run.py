@@ -156,7 +156,8 @@ RESUMABLE = ("weights", "epochs", "fine_tune_epochs", "patience", "cache", "stra
 
 def _resumed_config(work: Path, config: TrainConfig | None, overrides: dict) -> TrainConfig:
     """The run's saved settings, with the few a resume can honour taken from the caller; any
-    other setting given is an error rather than silently ignored."""
+    other setting given is an error rather than silently ignored. Reads only: the chief writes
+    the result back to the run folder."""
     try:
         saved = TrainConfig(**yaml.safe_load((work / "config.yaml").read_text(encoding="utf-8")))
     except (OSError, yaml.YAMLError, TypeError) as e:
@@ -176,7 +177,6 @@ def _resumed_config(work: Path, config: TrainConfig | None, overrides: dict) -> 
     cfg = TrainConfig(**(saved.to_dict() | changed)).validate()
     check_weights(cfg.weights)
     check_tensorboard(cfg.tensorboard)
-    cfg.save(work / "config.yaml")
     return cfg
 
 
