@@ -94,7 +94,7 @@ def main() -> int:
     from edgetl.bench.harness import BenchOptions
     from edgetl.data.audit import audit
     from edgetl.data.cache import open_images
-    from edgetl.train.inputs import Split, dataset
+    from scale_bench import epoch_rates
     from edgetl.export.pipeline import FORMATS, ExportOptions, export
     from edgetl.live import CaptureRequest, LiveOptions, run as live_run
     from edgetl.image import cv2 as _cv2, load as load_image
@@ -120,15 +120,7 @@ def main() -> int:
     t = time.perf_counter()
     store = open_images(paths, 224, 224, quiet=True)
     cold = time.perf_counter() - t
-    epoch = dataset(Split(store, np.array([r.label for r in records])), 2, 32, 0, shuffle=True)
-    for _ in epoch.take(3):  # tf.data warm-up
-        pass
-    reads = []
-    for _ in range(3):
-        t = time.perf_counter()
-        n = sum(int(x.shape[0]) for x, _, _ in epoch)
-        reads.append(n / (time.perf_counter() - t))
-    warm = float(np.median(reads))
+    warm = float(np.median(epoch_rates(store, np.array([r.label for r in records]), 2, epochs=3)))
     results["loading"] = {"images": len(paths), "cold_images_per_s": len(paths) / cold,
                           "cached_images_per_s": warm, "ratio": warm * cold / len(paths)}
 
@@ -255,8 +247,7 @@ def reduced_decode_check(files: list[Path], model: Path) -> dict:
             pixels[name] = [model_pixels(clf, decode_frame(d, t)) for d in data]
         out[f"{name}_cpu_ms"] = (time.process_time() - c0) / (3 * len(data)) * 1e3
     diffs = [np.abs(a.astype(int) - b.astype(int)) for a, b in zip(pixels["full"], pixels["reduced"])]
-    top = {k: [int(np.argmax(clf.probabilities(clf.infer(clf.to_input(p[None])))[0])) for p in v]
-           for k, v in pixels.items()}
+    top = {k: clf.scores(v).argmax(1) for k, v in pixels.items()}
     out |= {"frames": len(data), "mean_diff": float(np.mean([d.mean() for d in diffs])),
             "max_diff": int(max(d.max() for d in diffs)),
             "top1_agreement": float(np.mean([a == b for a, b in zip(top["full"], top["reduced"])])),

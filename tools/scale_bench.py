@@ -97,21 +97,30 @@ def decode_comparison(paths: list[str]) -> dict:
             f"processes_{cores}": run(ProcessPoolExecutor, cores)}
 
 
+def epoch_rates(store, labels: np.ndarray, num_classes: int, epochs: int = 1) -> list[float]:
+    """Images/s of shuffled epochs of the training input pipeline alone, read from a store on disk
+    (batches of 32, cast to float32, as training sees them), after a tf.data warm-up."""
+    from edgetl.train.inputs import Split, dataset
+
+    ds = dataset(Split(store, labels), num_classes, 32, 0, shuffle=True)
+    for _ in ds.take(5):
+        pass
+    rates = []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        n = sum(int(x.shape[0]) for x, _, _ in ds)
+        rates.append(n / (time.perf_counter() - t))
+    return rates
+
+
 def cached_epoch_rate(run: Path) -> float:
-    """Images/s of one shuffled epoch of the training input pipeline alone, read from the disk cache
-    (batches of 32, cast to float32, as training sees them)."""
+    """Images/s of one epoch of a run's training images read from the disk cache."""
     from edgetl.data.audit import Audit
     from edgetl.data.cache import open_images
-    from edgetl.train.inputs import Split, dataset
 
     records = Audit.load_file(run / "audit.json").split("train")
     store = open_images([r.path for r in records], 224, 224, hashes=[r.sha256 for r in records], quiet=True)
-    ds = dataset(Split(store, np.array([r.label for r in records])), len(CLASSES), 32, 0, shuffle=True)
-    for _ in ds.take(5):  # warm up tf.data
-        pass
-    t = time.perf_counter()
-    n = sum(int(x.shape[0]) for x, _, _ in ds)
-    return n / (time.perf_counter() - t)
+    return epoch_rates(store, np.array([r.label for r in records]), len(CLASSES))[0]
 
 
 def main() -> int:

@@ -162,15 +162,26 @@ def header_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def check_pixels(data: bytes, cap: int | None = None) -> None:
-    """Raise :class:`DecodeError` when the header claims more pixels than ``cap`` (default
-    :func:`max_pixels`)."""
+def check_pixels(data: bytes, cap: int | None = None) -> tuple[int, int] | None:
+    """The (width, height) the header claims (None when unknown); raise :class:`DecodeError`
+    when that is more pixels than ``cap`` (default :func:`max_pixels`)."""
     size = header_size(data)
     cap = cap or max_pixels()
     if size and size[0] * size[1] > cap:
         w, h = size
         raise TooLarge(f"{w}x{h} pixels ({w * h / 1e6:.0f} MP) is over the pixel cap of {cap / 1e6:g} MP; "
                           "if the image is real, raise the cap with EDGETL_MAX_PIXELS")
+    return size
+
+
+def _checked(data: bytes | np.ndarray, cap: int | None = None, what: str = "file") -> tuple[np.ndarray, bytes, tuple | None]:
+    """Encoded image bytes as the buffer OpenCV decodes, the bytes, and the size their header
+    claims, after the checks every decode makes first: not empty, not over the pixel cap."""
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data.reshape(-1)
+    if buf.size == 0:
+        raise DecodeError(f"empty {what}")
+    raw = data if isinstance(data, bytes) else buf.tobytes()
+    return buf, raw, check_pixels(raw, cap)
 
 
 def read_file(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
@@ -195,10 +206,7 @@ def read_file(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
 def decode_bytes(data: bytes | np.ndarray, cap: int | None = None) -> np.ndarray:
     """Decode encoded image bytes to an RGB uint8 array of shape (H, W, 3), refusing images whose
     header claims more than ``cap`` pixels (default :func:`max_pixels`)."""
-    buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    if buf.size == 0:
-        raise DecodeError("empty file")
-    check_pixels(data if isinstance(data, bytes) else buf.tobytes(), cap)
+    buf, _, _ = _checked(data, cap)
     cv = cv2()
     rgb_flag = getattr(cv, "IMREAD_COLOR_RGB", None)
     if rgb_flag is not None:
@@ -232,14 +240,9 @@ def jpeg_reduction(size: tuple[int, int], target: tuple[int, int] | None) -> int
 def decode_frame(data: bytes | np.ndarray, target: tuple[int, int] | None = None) -> np.ndarray:
     """Decode a frame (a JPEG, MJPEG packet or other image) to BGR, OpenCV's order, at the largest
     JPEG reduction that keeps it at least ``target`` (width, height): the live pipeline's decode."""
-    buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data.reshape(-1)
-    if buf.size == 0:
-        raise DecodeError("empty frame")
-    head = buf[:64 * 1024].tobytes()
-    check_pixels(head)
+    buf, raw, size = _checked(data, what="frame")
     cv = cv2()
-    size = header_size(head) if sniff(head[:16]) == "jpeg" else None
-    k = jpeg_reduction(size, target) if size else 1
+    k = jpeg_reduction(size, target) if size and sniff(raw[:16]) == "jpeg" else 1
     flag = {1: cv.IMREAD_COLOR, 2: cv.IMREAD_REDUCED_COLOR_2, 4: cv.IMREAD_REDUCED_COLOR_4,
             8: cv.IMREAD_REDUCED_COLOR_8}[k]
     img = cv.imdecode(buf, flag)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -196,13 +196,19 @@ def _decoded(path: str, height: int, width: int, method: str) -> np.ndarray:
                           fix="run `edgetl data check` on the folder and fix or remove the file") from None
 
 
-def _decode_into(store: ArrayStore, paths: list[str], method: str, quiet: bool) -> None:
-    """Decode every file on all cores, each thread writing its image at its place in the store."""
-    height, width = store.item_shape[:2]
+def _decode_each(paths: list[str], height: int, width: int, method: str, put: Callable[[int, np.ndarray], None],
+                 quiet: bool) -> None:
+    """Decode every file on all cores, handing image i to ``put(i, pixels)`` from its thread."""
     with ThreadPoolExecutor(decode_workers()) as pool:
-        jobs = pool.map(lambda i: store.write(i, _decoded(paths[i], height, width, method)[None]), range(len(paths)))
+        jobs = pool.map(lambda i: put(i, _decoded(paths[i], height, width, method)), range(len(paths)))
         for _ in jobs if quiet else track(jobs, f"Decoding {len(paths)} images", total=len(paths)):
             pass
+
+
+def _decode_into(store: ArrayStore, paths: list[str], method: str, quiet: bool) -> None:
+    """Decode every file into its place in the store."""
+    height, width = store.item_shape[:2]
+    _decode_each(paths, height, width, method, lambda i, pixels: store.write(i, pixels[None]), quiet)
 
 
 def _build(file: Path, paths: list[str], height: int, width: int, method: str, quiet: bool) -> ArrayStore:
@@ -256,12 +262,5 @@ def decode_all(paths: list[str], height: int, width: int, method: str = "resize"
     """Decode a batch of files to (N, H, W, 3) uint8 in memory on every core, without the cache
     (evaluation's batches, a handful of files)."""
     out = np.empty((len(paths), height, width, 3), np.uint8)
-
-    def work(i: int) -> None:
-        out[i] = _decoded(paths[i], height, width, method)
-
-    with ThreadPoolExecutor(decode_workers()) as pool:
-        jobs = pool.map(work, range(len(paths)))
-        for _ in jobs if quiet else track(jobs, f"Decoding {len(paths)} images", total=len(paths)):
-            pass
+    _decode_each(paths, height, width, method, out.__setitem__, quiet)
     return out

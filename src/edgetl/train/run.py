@@ -209,7 +209,8 @@ class _Context:
 
     @property
     def multiworker(self) -> bool:
-        return self.role.count > 1 or is_multiworker(self.strategy)
+        """Replicas in several processes: the distributed loop and equal batches per worker."""
+        return is_multiworker(self.strategy)
 
     def batches_per_epoch(self, split: str) -> int | None:
         """Whole batches each worker runs per epoch (the same on every worker), or None for one process."""
@@ -265,10 +266,9 @@ def _open_split(records: list, cfg: TrainConfig, quiet: bool = False) -> Split:
 
 
 def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: WorkerRole) -> TrainResult:
-    quiet_import("tensorflow")
+    tf = quiet_import("tensorflow")
     # First, before anything starts TensorFlow's runtime: collective ops are configured at start-up.
     strategy = make_strategy(cfg.strategy, log)
-    tf = quiet_import("tensorflow")
     keras = quiet_import("keras")
 
     from edgetl.models.backbones import build_base, build_classifier, get_backbone
@@ -332,7 +332,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: Work
         state.save(work)
     if not role.chief:
         return TrainResult(work, {})
-    return _finish(cfg, work, state, model, records, data, classes, log, load_s, len(skipped))
+    return _finish(cfg, work, state, model, records, data, classes, log, load_s, len(skipped), ctx.multiworker)
 
 
 def _steps(ctx: _Context) -> int:
@@ -440,7 +440,8 @@ def _trainer(ctx: _Context):
         return with_augmentation(ctx.model, ctx.cfg.size, ctx.cfg.seed) if ctx.cfg.augment else ctx.model
 
 
-def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, load_s, skipped: int) -> TrainResult:
+def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, load_s, skipped: int,
+            multiworker: bool) -> TrainResult:
     """Write the run folder: the best model, its held-out figures, plots, manifest and metrics."""
     import keras
     import tensorflow as tf
@@ -456,13 +457,14 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
     tmp = work / "model.tmp.keras"
     model.save(tmp)
     os.replace(tmp, work / "model.keras")
-    # The saved model, loaded outside any distribution strategy: predicting with a model built
-    # under a multi-worker strategy would wait for the other workers' collectives.
+    # The saved model, loaded outside any distribution strategy: a model built under a multi-worker
+    # strategy would wait for the other workers' collectives when predicting, and one built under
+    # MirroredStrategy returns every replica's copy of a batch from predict_on_batch.
     plain = keras.saving.load_model(str(work / "model.keras"), compile=False)
     evals, predictions = {}, {}
     for split in [s for s in ("val", "test") if s in records]:
-        whole = data[split] if split in data and len(data[split]) == len(records[split]) else \
-            _open_split(records[split], cfg, quiet=True)
+        # A worker's data is its shard; the figures are for the whole split.
+        whole = data[split] if split in data and not multiworker else _open_split(records[split], cfg, quiet=True)
         # Batches of the training batch size: a batch's activations are most of the memory at 224
         # (about 0.5 GB for 32 images through MobileNetV2), and the user sized it to fit.
         probs = np.concatenate([np.asarray(plain.predict_on_batch(b.astype(np.float32)))
