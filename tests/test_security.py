@@ -535,12 +535,12 @@ def test_corrupt_resume_files_name_the_file(tmp_path):
     TrainConfig(data=str(data), weights="none", size=32, alpha=0.35).save(work / "config.yaml")
     audit(data).save(work / "audit.json")
     (work / "state.json").write_text("{truncated")
-    (work / "last.weights.h5").write_bytes(b"not hdf5")
+    (work / "last.weights.npz").write_bytes(b"not a zip")
     line = one_error(run_cli("train", "--resume", tmp_path / "runs" / "exp"))
     assert "state.json" in line and "damaged" in line
     (work / "state.json").write_text(json.dumps({"epoch": 0, "stage": 1}))
     line = one_error(run_cli("train", "--resume", tmp_path / "runs" / "exp"))
-    assert "last.weights.h5" in line
+    assert "last.weights.npz" in line and "cannot be read" in line
     line = one_error(run_cli("train", "--resume", tmp_path / "runs" / "exp", "--size", "64"))
     assert "cannot change size" in line
 

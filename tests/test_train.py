@@ -29,7 +29,7 @@ def test_hymenoptera_reaches_the_quality_bar(hymenoptera_run):
     assert m["epochs"]["stage1"] >= 1 and set(m["per_class"]) == {"ants", "bees"}
     assert (run.path / "labels.txt").read_text() == "ants\nbees\n"
     log = (run.path / "train.log").read_text()
-    assert "through the frozen base (augmentation on)" in log and "BatchNorm frozen" in log
+    assert "cached backbone features of 5 augmented views" in log and "BatchNorm frozen" in log
 
 
 @pytest.mark.slow
@@ -45,21 +45,55 @@ def test_efficientnet_from_scratch_run_folder_is_complete(tmp_path):
 
 
 @pytest.mark.slow
-def test_without_augmentation_stage1_trains_on_cached_features(tmp_path):
-    """A pretrained base (here: weights saved from a base built in the test) and --no-augment:
-    features computed once, the head trained on them; --no-feature-cache runs the base each epoch."""
+def test_stage1_path_follows_augmentation_and_the_feature_cache(tmp_path):
+    """A pretrained base (here: weights saved from a base built in the test): without augmentation
+    the features are computed once; with it (the default) the features of 5 augmented views;
+    --augment-views 0 and --no-feature-cache run the base each epoch."""
     from edgetl.models.backbones import BACKBONES, build_base
 
     weights = tmp_path / "backbone.weights.h5"
     build_base(BACKBONES["mobilenet_v2"], 48, 0.35, "none").save_weights(weights)
     data = make_shapes(tmp_path / "data", per_class=12, size=48)
-    for flag, phrase in (("--feature-cache", "cached backbone features"), ("--no-feature-cache", "feature cache off")):
-        out = tmp_path / flag
+    for flags, phrase in ((["--no-augment"], "cached backbone features (no augmentation)"),
+                          ([], "cached backbone features of 5 augmented views"),
+                          (["--augment-views", "0"], "through the frozen base (augmentation on)"),
+                          (["--no-augment", "--no-feature-cache"], "feature cache off")):
+        out = tmp_path / "-".join(["default", *flags])
         proc = run_cli("train", data, "--weights", weights, "--alpha", "0.35", "--size", "48", "--epochs", "2",
-                       "--fine-tune-epochs", "0", "--no-augment", flag, "--out", out)
+                       "--fine-tune-epochs", "0", *flags, "--out", out)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert phrase in (out / "train.log").read_text()
         assert phrase in json.loads((out / "metrics.json").read_text())["stage1_path"]
+
+
+def test_stage1_checkpoints_hold_the_head_and_restore_the_whole_model(tmp_path):
+    """While the pretrained base is frozen a checkpoint holds the head alone; loaded into a model
+    built afresh from the same backbone weights (what a resumed run does) it gives back the same
+    model. A checkpoint that does not fit the model is one clear error."""
+    from edgetl.errors import EdgetlError
+    from edgetl.models.backbones import BACKBONES, build_base, build_classifier
+    from edgetl.train.stages import load_checkpoint, save_checkpoint, trained_variables
+
+    spec = BACKBONES["mobilenet_v2"]
+    weights = tmp_path / "backbone.weights.h5"
+    build_base(spec, 48, 0.35, "none").save_weights(weights)
+
+    def model(classes=3):
+        return build_classifier(spec, build_base(spec, 48, 0.35, str(weights)), 48, classes, 0.2)[0]
+
+    trained = model()
+    head = trained.get_layer("predictions")
+    head.set_weights([np.random.default_rng(1).normal(size=w.shape).astype(np.float32) for w in head.get_weights()])
+    saved = tmp_path / "last.weights.npz"
+    save_checkpoint(trained_variables(trained, base_frozen=True), saved)
+    assert set(np.load(saved).files) == {"predictions/kernel", "predictions/bias"}
+    resumed = model()
+    x = np.random.default_rng(2).uniform(0, 255, (4, 48, 48, 3)).astype(np.float32)
+    assert not np.allclose(resumed.predict_on_batch(x), trained.predict_on_batch(x), atol=1e-3)
+    load_checkpoint(resumed, saved)
+    np.testing.assert_allclose(resumed.predict_on_batch(x), trained.predict_on_batch(x), atol=1e-6)
+    with pytest.raises(EdgetlError, match="does not fit this model"):
+        load_checkpoint(model(classes=5), saved)
 
 
 def test_each_backbone_sees_the_range_it_was_trained_on():
@@ -119,8 +153,14 @@ def _wait_for(path: Path, predicate, timeout: float = 240) -> dict:
 
 @pytest.mark.slow
 def test_interrupted_runs_resume_where_they_stopped(tmp_path):
+    """Ctrl-C in stage 1 (head-only checkpoints on a pretrained base), kill -9 in stage 2 (whole-model
+    checkpoints): each resume goes on from the last finished epoch."""
+    from edgetl.models.backbones import BACKBONES, build_base
+
+    weights = tmp_path / "backbone.weights.h5"
+    build_base(BACKBONES["mobilenet_v2"], 48, 0.35, "none").save_weights(weights)
     data = make_shapes(tmp_path / "data", per_class=30, size=48)
-    args = [sys.executable, "-m", "edgetl", "train", str(data), "--weights", "none", "--alpha", "0.35", "--size", "48",
+    args = [sys.executable, "-m", "edgetl", "train", str(data), "--weights", str(weights), "--alpha", "0.35", "--size", "48",
             "--epochs", "4", "--fine-tune-epochs", "3", "--patience", "20", "--project", str(tmp_path / "runs")]
     work = tmp_path / "runs" / ".exp.incomplete"
     # Ctrl-C during stage 1
@@ -131,6 +171,7 @@ def test_interrupted_runs_resume_where_they_stopped(tmp_path):
     assert proc.returncode == 130, stderr[-2000:]
     assert "resume with: edgetl train --resume" in stderr and "Traceback" not in stderr
     stopped_at = json.loads((work / "state.json").read_text())["epoch"]
+    assert set(np.load(work / "last.weights.npz").files) == {"predictions/kernel", "predictions/bias"}
     assert not (tmp_path / "runs" / "exp").exists()
     # resume, then kill -9 during stage 2
     proc = subprocess.Popen([sys.executable, "-m", "edgetl", "train", "--resume", str(tmp_path / "runs" / "exp")],

@@ -348,7 +348,7 @@ def render(r: dict) -> str:
     L.append(f"| training (defaults): val accuracy, stage 1 / stage 2 wall time | {tr['val_accuracy']:.4f}, "
              f"{tr['seconds'].get('stage1', 0):.0f} s / {tr['seconds'].get('stage2', 0):.0f} s |")
     if tr["images_per_s"].get("stage2"):
-        L.append(f"| training images/s, stage 1 (through base, augmented) / stage 2 (fine-tuning) | "
+        L.append(f"| training images/s, stage 1 ({AUGMENT_VIEWS} cached augmented views) / stage 2 (fine-tuning) | "
                  f"{tr['images_per_s']['stage1']:.0f} / {tr['images_per_s']['stage2']:.0f} |")
     L += ["", "## Accuracy of each artifact vs Keras", "",
           f"Keras: {r['export']['keras_accuracy']:.4f} on the validation images.", "",

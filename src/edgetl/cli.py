@@ -201,7 +201,7 @@ def train(
                                                  help="Stage 1 on backbone features computed once (default on)."),
     augment_views: Optional[int] = typer.Option(None, "--augment-views", metavar="K",
                                                 help="With augmentation: stage 1 on cached features of K augmented views "
-                                                     "of each photo (0: through the base every epoch)."),
+                                                     "of each photo (default 5; 0: through the base every epoch)."),
     label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing (default 0)."),
     class_weight: Optional[str] = typer.Option(None, help="none (default) or auto for imbalanced data."),
     schedule: Optional[str] = typer.Option(None, help="cosine (default) or constant."),

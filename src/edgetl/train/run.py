@@ -125,7 +125,7 @@ def _worker_folder(role: WorkerRole, source: Path | None = None) -> Path:
     own (TensorFlow's rule for multi-worker training: only the chief writes the real one); when
     resuming, it starts from a copy of the run's state."""
     folder = Path(tempfile.mkdtemp(prefix=f"edgetl-worker{role.index}-"))
-    for name in ("config.yaml", "audit.json", "state.json", "last.weights.h5", "best.weights.h5") if source else ():
+    for name in ("config.yaml", "audit.json", "state.json", "last.weights.npz", "best.weights.npz") if source else ():
         if (source / name).exists():
             shutil.copy2(source / name, folder / name)
     return folder
@@ -147,7 +147,9 @@ def _train_as_worker(cfg: TrainConfig, work: Path, resuming: bool, role: WorkerR
 
 
 def _has_finished_epoch(work: Path) -> bool:
-    return (work / "last.weights.h5").exists()
+    from edgetl.train.stages import checkpoint
+
+    return checkpoint(work, "last").exists()
 
 
 # Settings a resumed run may change: they do not alter what was already trained.
@@ -251,10 +253,16 @@ class _Context:
             trainer.compile(optimizer(lr, self.cfg.schedule, steps, done_steps), loss_fn(self.cfg.label_smoothing),
                             metrics=["accuracy"])
 
-    def checkpointer(self, stage: int, total: int, sync=lambda: None):
-        from edgetl.train.stages import Checkpointer
+    @property
+    def base_frozen(self) -> bool:
+        """Stage 1 on a pretrained base: only the head changes."""
+        return not self.state.stage1_done and self.cfg.weights != "none"
 
-        return Checkpointer(self.work, self.state, stage, self.model, self.cfg.patience, total, sync=sync, log=self.log,
+    def checkpointer(self, stage: int, total: int, sync=lambda: None):
+        from edgetl.train.stages import Checkpointer, trained_variables
+
+        return Checkpointer(self.work, self.state, stage, trained_variables(self.model, self.base_frozen),
+                            self.cfg.patience, total, sync=sync, log=self.log,
                             tensorboard=self.cfg.tensorboard and self.role.chief)
 
 
@@ -272,7 +280,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: Work
     keras = quiet_import("keras")
 
     from edgetl.models.backbones import build_base, build_classifier, get_backbone
-    from edgetl.train.stages import RunState, load_checkpoint
+    from edgetl.train.stages import RunState, checkpoint, load_checkpoint
 
     result = Audit.load_file(work / "audit.json")
     skipped = result.skipped
@@ -311,7 +319,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: Work
         model, features = build_classifier(spec, base, cfg.size, n, cfg.dropout)
     base.trainable = False
     if state.epoch >= 0:
-        load_checkpoint(model, work / "last.weights.h5")
+        load_checkpoint(model, checkpoint(work, "last"))
     train_labels = np.array([r.label for r in records["train"]], np.int64)
     ctx = _Context(cfg, work, state, log, strategy, role, data, n,
                    class_weights(train_labels, n) if cfg.class_weight == "auto" else None, model, base, features,
@@ -320,6 +328,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: Work
     if not state.stage1_done:
         t1 = time.perf_counter()
         _stage1(ctx, spec)
+        _checkpoint_whole_model(ctx)
         state.stage1_done, state.stage1_epochs, state.wait = True, state.epoch + 1, 0
         state.seconds["stage1"] = state.seconds.get("stage1", 0) + time.perf_counter() - t1
         state.save(work)
@@ -386,7 +395,7 @@ def _stage1_on_features(ctx: _Context, spec, start: int, total: int) -> None:
                 x = batch.astype(np.float32)
                 if augment is not None and s == "train":
                     x = np.asarray(augment(x, training=True))
-                store.write(view * len(split) + i * cfg.batch_size, ctx.features.predict_on_batch(x))
+                store.write(view * len(split) + i * cfg.batch_size, _features_of(ctx.features, x, cfg.batch_size))
         feats[s] = Split(store, split.labels)
     n_img = views * len(ctx.data["train"]) + len(ctx.data["val"])
     seconds = time.perf_counter() - t
@@ -406,15 +415,37 @@ def _stage1_on_features(ctx: _Context, spec, start: int, total: int) -> None:
         split.store.close()
 
 
+def _checkpoint_whole_model(ctx: _Context) -> None:
+    """Stage 2 changes the base, so from here on a checkpoint holds the whole model: the head-only
+    stage-1 checkpoints are written again in full (the model holds the last epoch's weights, and
+    its base is still the pretrained one the best head was trained on)."""
+    from edgetl.train.stages import checkpoint, load_checkpoint, save_checkpoint
+
+    if not ctx.base_frozen:
+        return
+    save_checkpoint(ctx.model.weights, checkpoint(ctx.work, "last"))
+    load_checkpoint(ctx.model, checkpoint(ctx.work, "best"))
+    save_checkpoint(ctx.model.weights, checkpoint(ctx.work, "best"))
+
+
+def _features_of(extractor, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Backbone features of one batch. A short last batch is padded to the full size: a new batch
+    shape costs a new trace of the whole network (0.8 s for MobileNetV2), more than the padding."""
+    n = len(x)
+    if n < batch_size:
+        x = np.concatenate([x, np.zeros((batch_size - n, *x.shape[1:]), x.dtype)])
+    return np.asarray(extractor.predict_on_batch(x))[:n]
+
+
 def _stage2(ctx: _Context, spec) -> None:
     """Fine-tune the top of the base, BatchNorm frozen, at a lower learning rate, from the best
     stage-1 weights."""
     from edgetl.models.backbones import freeze_for_fine_tuning
-    from edgetl.train.stages import load_checkpoint
+    from edgetl.train.stages import checkpoint, load_checkpoint
 
     cfg, state = ctx.cfg, ctx.state
     if state.stage == 1:  # start fine-tuning from the best stage-1 weights
-        load_checkpoint(ctx.model, ctx.work / "best.weights.h5")
+        load_checkpoint(ctx.model, checkpoint(ctx.work, "best"))
         state.wait = 0
     n_layers = len(ctx.base.layers)
     at = cfg.fine_tune_at if cfg.fine_tune_at is not None else (
@@ -448,9 +479,9 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
 
     from edgetl.metrics import plot_confusion, report
     from edgetl.train.plots import plot_history
-    from edgetl.train.stages import load_checkpoint
+    from edgetl.train.stages import checkpoint, load_checkpoint
 
-    load_checkpoint(model, work / "best.weights.h5")
+    load_checkpoint(model, checkpoint(work, "best"))
     best = next(h for h in state.history if h["epoch"] == state.best_epoch)
     log(f"best epoch {state.best_epoch + 1} (stage {best['stage']}): val_loss {best['val_loss']:.4f} "
         f"val_acc {best['val_accuracy']:.4f}")
@@ -508,8 +539,8 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
         "skipped_files": skipped,
     }
     (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    for checkpoint in ("last.weights.h5", "best.weights.h5"):  # model.keras holds the best weights now
-        (work / checkpoint).unlink(missing_ok=True)
+    for which in ("last", "best"):  # model.keras holds the best weights now
+        checkpoint(work, which).unlink(missing_ok=True)
     final = runs.finish(work)
     from edgetl.report import refresh
 

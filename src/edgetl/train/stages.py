@@ -10,6 +10,7 @@ import json
 import math
 import os
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import tensorflow as tf
 
 from edgetl.console import err
 from edgetl.errors import EdgetlError
+from edgetl.text import clean
 
 
 @dataclass
@@ -57,31 +59,57 @@ class RunState:
                               fix="this run cannot be resumed: start a new run (or restore the file from a backup)") from None
 
 
-def load_checkpoint(model: keras.Model, path: Path) -> None:
-    """Load saved weights, or say which file is damaged (a crash or a full disk during a save)."""
-    try:
-        model.load_weights(path)
-    except (OSError, ValueError, KeyError) as e:
-        raise EdgetlError(f"the checkpoint cannot be read ({type(e).__name__})", path=path,
-                          fix="this run cannot be resumed from it: start a new run") from None
+def checkpoint(work: Path, which: str) -> Path:
+    """The run's ``last`` or ``best`` checkpoint file."""
+    return work / f"{which}.weights.npz"
 
 
-def save_weights(model: keras.Model, path: Path) -> None:
-    """Save weights under a temporary name, then rename."""
-    tmp = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
-    model.save_weights(tmp)
+def save_checkpoint(variables: list, path: Path) -> None:
+    """The variables' values by their path in the model, written under a temporary name then renamed.
+
+    A plain .npz rather than Keras's .weights.h5: it saves in a quarter of the time, and while the
+    base is frozen only the head's variables are written (a few KB instead of the whole network),
+    which is what makes a checkpoint per epoch cheap next to an epoch on cached features."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        np.savez(f, **{v.path: np.asarray(v.numpy()) for v in variables})
     os.replace(tmp, path)
 
 
-class Checkpointer(keras.callbacks.Callback):
-    """After every epoch: record history, keep the best (lowest val loss) full-model weights, save
-    the last weights and the state, and stop the stage after ``patience`` epochs without progress."""
+def load_checkpoint(model: keras.Model, path: Path) -> None:
+    """Assign a checkpoint's values to the model's variables of the same path (the others keep
+    theirs), or say which file is damaged or does not fit (a crash or a full disk during a save)."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            values = {name: saved[name] for name in saved.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise EdgetlError(f"the checkpoint cannot be read ({type(e).__name__})", path=path,
+                          fix="this run cannot be resumed from it: start a new run") from None
+    variables = {v.path: v for v in model.weights}
+    misfits = [name for name, value in values.items()
+               if name not in variables or tuple(variables[name].shape) != value.shape]
+    if misfits:
+        raise EdgetlError(f"the checkpoint does not fit this model ({clean(misfits[0])} and {len(misfits) - 1} more)",
+                          path=path, fix="this run cannot be resumed from it: start a new run")
+    for name, value in values.items():
+        variables[name].assign(value)
 
-    def __init__(self, work: Path, state: RunState, stage: int, full_model: keras.Model, patience: int,
+
+def trained_variables(model: keras.Model, base_frozen: bool) -> list:
+    """What a checkpoint must hold: the head alone while the pretrained base is frozen (it is
+    rebuilt from the same backbone weights on resume), else every variable of the model."""
+    return list(model.get_layer("predictions").weights) if base_frozen else list(model.weights)
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """After every epoch: record history, keep the best (lowest val loss) weights, save the last
+    weights and the state, and stop the stage after ``patience`` epochs without progress."""
+
+    def __init__(self, work: Path, state: RunState, stage: int, variables: list, patience: int,
                  total_epochs: int, sync: Callable[[], None] = lambda: None, log: Callable[[str], None] = err.print,
                  tensorboard: bool = False):
         super().__init__()
-        self.work, self.state, self.stage, self.full = work, state, stage, full_model
+        self.work, self.state, self.stage, self.variables = work, state, stage, variables
         self.patience, self.total, self.sync, self.log = patience, total_epochs, sync, log
         self._t0 = 0.0
         # One TensorBoard run per stage (RUN/tensorboard/stage1, stage2), on the global epoch axis.
@@ -111,10 +139,10 @@ class Checkpointer(keras.callbacks.Callback):
         better = logs["val_loss"] < s.best_val_loss - 1e-4
         if better:
             s.best_val_loss, s.best_epoch, s.wait = logs["val_loss"], epoch, 0
-            save_weights(self.full, self.work / "best.weights.h5")
+            save_checkpoint(self.variables, checkpoint(self.work, "best"))
         else:
             s.wait += 1
-        save_weights(self.full, self.work / "last.weights.h5")
+        save_checkpoint(self.variables, checkpoint(self.work, "last"))
         s.stage, s.epoch = self.stage, epoch
         s.save(self.work)
         self.log(f"stage {self.stage} epoch {epoch + 1}/{self.total}: loss {logs['loss']:.4f} "
