@@ -147,6 +147,7 @@ def main() -> int:
     folder = exported.folder
     # The same model quantized for ARM64 (S8S8), measured here beside the x86 default (U8S8).
     arm_run = work / "runs" / "quality_arm64"
+    shutil.rmtree(arm_run, ignore_errors=True)  # left by an earlier suite in the same --workdir
     shutil.copytree(run.path, arm_run)
     arm = export(arm_run, ExportOptions(formats=["onnx_int8"], target="arm64"))
     s8s8 = work / "model_int8_s8s8.onnx"
