@@ -75,7 +75,7 @@ def hymenoptera_run(tmp_path_factory):
     """The quality-bar run: MobileNetV2 224 with the shared ImageNet weights on hymenoptera, defaults."""
     if not (WEIGHTS.exists() and HYMENOPTERA.exists()):
         pytest.skip(f"needs {WEIGHTS} and {HYMENOPTERA} (set EDGETL_SHARED)")
-    from edgetl.train import TrainConfig, train
+    from edgetl import TrainConfig, train
 
     return train(TrainConfig(data=str(HYMENOPTERA), weights=str(WEIGHTS),
                              project=str(tmp_path_factory.mktemp("hymenoptera") / "runs")))
@@ -84,9 +84,10 @@ def hymenoptera_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def hymenoptera_export(hymenoptera_run):
     """Every artifact of the quality-bar run, verified."""
-    from edgetl.export.pipeline import FORMATS, ExportOptions, export
+    from edgetl.exporting.formats import ALL
+    from edgetl.exporting.pipeline import ExportOptions, export
 
-    return export(hymenoptera_run.path, ExportOptions(formats=list(FORMATS)))
+    return export(hymenoptera_run.path, ExportOptions(formats=list(ALL)))
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +100,7 @@ def shapes_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def shapes_run(shapes_data, tmp_path_factory):
     """A small MobileNetV2 trained from scratch on the generated shapes (no shared data needed)."""
-    from edgetl.train import TrainConfig, train
+    from edgetl import TrainConfig, train
 
     return train(TrainConfig(data=str(shapes_data), weights="none", alpha=0.35, size=48, epochs=12,
                              fine_tune_epochs=0, augment=False, lr=3e-3, patience=12,
@@ -109,8 +110,8 @@ def shapes_run(shapes_data, tmp_path_factory):
 @pytest.fixture(scope="session")
 def shapes_export(shapes_run):
     """fp32 and int8 TFLite plus ONNX of the shapes model (gates relaxed: the point is the artifacts)."""
-    from edgetl.export.pipeline import ExportOptions, export
-    from edgetl.export.verify import Gates
+    from edgetl.exporting.pipeline import ExportOptions, export
+    from edgetl.exporting.formats import Gates
 
     return export(shapes_run.path, ExportOptions(formats=["fp32", "int8", "onnx", "onnx_int8"],
                                                  gates=Gates(max_drop=100, min_agreement=0)))

@@ -52,7 +52,7 @@ def step(model: Path) -> float:
 
 
 def test_device_side_imports_without_tensorflow(pi):
-    code = ("import platform, importlib.util, edgetl.runtime, edgetl.bench.runner, edgetl.live, edgetl.cli;"
+    code = ("import platform, importlib.util, edgetl.runtime, edgetl.benchmark.runner, edgetl.live, edgetl.cli;"
             "print(platform.machine(), platform.python_version(), importlib.util.find_spec('tensorflow'))")
     proc = pi("-c", code)
     assert proc.returncode == 0, proc.stderr
@@ -91,12 +91,13 @@ def test_arm64_target_int8_onnx_is_s8s8_and_answers_as_on_x86(pi, shapes_export,
     import onnx
     from onnx import numpy_helper
 
-    from edgetl.export.pipeline import ExportOptions, export
-    from edgetl.export.verify import Gates
+    from edgetl.exporting.formats import Int8Settings
+    from edgetl.exporting.pipeline import ExportOptions, export
+    from edgetl.exporting.formats import Gates
 
     run = tmp_path / "run"
     shutil.copytree(shapes_export.folder.parent, run)
-    result = export(run, ExportOptions(formats=["onnx_int8"], target="arm64", gates=Gates(100, 0)))
+    result = export(run, ExportOptions(formats=["onnx_int8"], int8=Int8Settings(target="arm64"), gates=Gates(100, 0)))
     model = result.folder / "model_int8.onnx"
     proto = onnx.load(str(model))
     inits = {i.name: i for i in proto.graph.initializer}

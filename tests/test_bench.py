@@ -13,8 +13,8 @@ import pytest
 from conftest import run_cli
 from fake_device import fake_device_python
 from models import colour_images, keras_mean_colour, to_tflite
-from edgetl.bench.android import parse_benchmark_output
-from edgetl.bench.harness import BenchOptions, measure_callable
+from edgetl.benchmark.android import parse_benchmark_output
+from edgetl.benchmark.harness import BenchOptions, measure_callable
 
 DATA = Path(__file__).parent / "data"
 RESULT_KEYS = {"model", "runtime", "threads", "size_bytes", "init_ms", "first_ms", "mean_ms", "std_ms", "min_ms",

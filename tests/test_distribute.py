@@ -23,7 +23,7 @@ def _store_of(values: np.ndarray):
 
 
 def test_each_epoch_reads_every_item_once_in_a_new_seeded_order():
-    from edgetl.train.inputs import Split, dataset
+    from edgetl.training.inputs import Split, dataset
 
     values = np.arange(50, dtype=np.float32).reshape(50, 1)
     split = Split(_store_of(values), np.arange(50) % 3)
@@ -38,7 +38,7 @@ def test_each_epoch_reads_every_item_once_in_a_new_seeded_order():
 
 
 def test_augmented_views_are_read_one_view_per_epoch():
-    from edgetl.train.inputs import Split, dataset
+    from edgetl.training.inputs import Split, dataset
 
     n, views = 10, 3
     values = np.array([[v * 100 + i] for v in range(views) for i in range(n)], np.float32)  # view-major
@@ -54,7 +54,7 @@ def test_an_epoch_from_the_disk_cache_holds_a_few_batches_not_the_split(tmp_path
     code = f"""
 import re, time, numpy as np
 from edgetl.data.cache import temporary_store
-from edgetl.train.inputs import Split, dataset
+from edgetl.training.inputs import Split, dataset
 def hwm():
     return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) // 1024
 store = temporary_store(3000, (224, 224, 3), np.uint8, folder={str(tmp_path)!r})
@@ -75,8 +75,8 @@ print(n, hwm() - before, n / (time.perf_counter() - t))
 
 
 def test_workers_get_disjoint_shards_and_the_same_number_of_whole_batches():
-    from edgetl.train.distribute import WorkerRole, shard
-    from edgetl.train.inputs import Split, dataset
+    from edgetl.training.distribute import WorkerRole, shard
+    from edgetl.training.inputs import Split, dataset
 
     items = list(range(23))
     shards = [shard(items, WorkerRole(i, 3, i == 0), seed=1) for i in range(3)]
@@ -200,7 +200,7 @@ def test_mixed_precision_keeps_the_softmax_float32():
     import keras
 
     from edgetl.models.backbones import build_base, build_classifier, get_backbone
-    from edgetl.train.stages import optimizer
+    from edgetl.training.stages import optimizer
 
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:

@@ -43,6 +43,32 @@ def test_hymenoptera_artifacts_meet_the_quality_bar(hymenoptera_export):
 
 @pytest.mark.slow
 @pytest.mark.shared
+def test_every_artifact_carries_its_manifest_inside_and_beside(hymenoptera_export):
+    """One ModelManifest per artifact: embedded in the file and, with the file's sha256, beside it;
+    format, precision and I/O quantization are the file's own, not guessed from its name."""
+    from edgetl.exporting.formats import ALL, FORMATS
+    from edgetl.runtime.manifest import ModelManifest
+
+    folder = hymenoptera_export.folder
+    beside = {a["file"]: a for a in json.loads((folder / "manifest.json").read_text())["artifacts"]}
+    for name in ALL:
+        fmt = FORMATS[name]
+        clf = load(folder / fmt.file)
+        inside = clf.manifest
+        assert (inside.format, inside.precision, inside.labels) == (fmt.kind, fmt.precision, ["ants", "bees"]), name
+        assert inside.sha256 is None and inside.input.height == 224 and inside.versions["keras"]
+        assert inside.io["input"]["dtype"] == str(clf.input.dtype) and inside.io["input"]["scale"] == pytest.approx(clf.input.scale)
+        entry = ModelManifest.from_dict(beside[fmt.file], folder / "manifest.json")
+        assert entry.sha256 == hashlib.sha256((folder / fmt.file).read_bytes()).hexdigest()
+        entry.sha256 = None
+        assert entry == inside, name
+    assert load(folder / "model_int8.tflite").manifest.io["input"]["dtype"] == "uint8"
+    assert load(folder / "model_int8.onnx").manifest.int8_target == "x86"
+    assert load(folder.parent / "model.keras").manifest.format == "keras"
+
+
+@pytest.mark.slow
+@pytest.mark.shared
 def test_mediapipe_reads_labels_from_the_exported_tflite(hymenoptera_export):
     mp = pytest.importorskip("mediapipe")
     from mediapipe.tasks.python import BaseOptions, vision
@@ -169,8 +195,8 @@ def test_bias_correction_removes_the_depthwise_mean_error(shapes_run):
 
     from edgetl.data.audit import Audit
     from edgetl.data.cache import load_images
-    from edgetl.export import tflite
-    from edgetl.export.bias_correction import correct_biases, corrected
+    from edgetl.exporting import tflite
+    from edgetl.exporting.bias_correction import correct_biases, corrected
 
     model = keras.saving.load_model(str(shapes_run.path / "model.keras"))
     records = Audit.load_file(shapes_run.path / "audit.json").split("train")

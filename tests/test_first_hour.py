@@ -12,7 +12,8 @@ import pytest
 
 from conftest import ROOT, make_shapes, run_cli, write_rgb
 from models import colour_images, keras_mean_colour, to_tflite
-from edgetl.export.metadata import embed_tflite
+from edgetl.exporting.metadata import embed_tflite
+from edgetl.runtime.manifest import ModelManifest
 from edgetl.runtime.spec import PixelSpec
 
 
@@ -24,7 +25,7 @@ def colour_run(tmp_path_factory):
     raw = to_tflite(keras_mean_colour(), d / "raw.tflite").read_bytes()
     model = d / "model" / "model.tflite"
     model.parent.mkdir()
-    model.write_bytes(embed_tflite(raw, "colour", ["red", "green", "blue"], PixelSpec(16, 16, 0.0, 1.0)))
+    model.write_bytes(embed_tflite(raw, "colour", ModelManifest(["red", "green", "blue"], PixelSpec(16, 16, 0.0, 1.0), "tflite", "fp32")))
     (model.parent / "manifest.json").write_text(json.dumps({"labels": ["red", "green", "blue"],
                                                             "split": {"val_split": 0.2, "seed": 0}}))
     rng = np.random.default_rng(1)
@@ -111,7 +112,7 @@ def test_missing_run_folder_and_folder_as_model_say_what_they_are(tmp_path):
 
 
 def test_delta_points_are_never_negative_zero():
-    from edgetl.export.verify import Check
+    from edgetl.exporting.verify import Check
 
     check = Check("m", "tflite", "int8", 1, 0.9, 1e-12, 1.0, 0.0, 1.0, "x", True)
     assert f"{check.delta_points:+.2f}" == "+0.00"
@@ -134,7 +135,8 @@ def test_live_prints_each_label_once_and_the_overlay_is_readable(tmp_path):
 
 
 def test_tiny_held_out_set_is_called_too_small():
-    from edgetl.export.verify import Gates, too_few_images
+    from edgetl.exporting.formats import Gates
+    from edgetl.exporting.verify import too_few_images
 
     assert "only 6 held-out images" in too_few_images(6, Gates()) and "about 150 images" in too_few_images(6, Gates())
     assert too_few_images(153, Gates()) is None

@@ -11,7 +11,8 @@ import pytest
 
 from conftest import run_cli, write_rgb
 from models import colour_images, keras_mean_colour, onnx_nchw_logits, to_tflite
-from edgetl.export.metadata import embed_tflite
+from edgetl.exporting.metadata import embed_tflite
+from edgetl.runtime.manifest import ModelManifest
 from edgetl.runtime import load
 from edgetl.runtime.spec import PixelSpec
 
@@ -59,7 +60,7 @@ def test_float_model_with_its_own_normalisation_metadata(tmp_path):
     model = keras_mean_colour(scale=0.5, offset=0.5)  # maps [-1, 1] back to [0, 1] inside
     raw = to_tflite(model, tmp_path / "raw.tflite").read_bytes()
     spec = PixelSpec(16, 16, mean=127.5, std=127.5)
-    (tmp_path / "m.tflite").write_bytes(embed_tflite(raw, "minus-one-to-one", ["r", "g", "b"], spec))
+    (tmp_path / "m.tflite").write_bytes(embed_tflite(raw, "minus-one-to-one", ModelManifest(["r", "g", "b"], spec, "tflite", "fp32")))
     clf = load(tmp_path / "m.tflite")
     assert (clf.pixels.mean, clf.pixels.std) == (127.5, 127.5)
     assert clf.labels == ["r", "g", "b"]

@@ -24,7 +24,8 @@ import pytest
 from conftest import make_shapes, run_cli, write_rgb
 from fake_device import fake_device_python
 from models import colour_images, keras_mean_colour, to_tflite
-from edgetl.export.metadata import embed_tflite
+from edgetl.exporting.metadata import embed_tflite
+from edgetl.runtime.manifest import ModelManifest
 from edgetl.runtime.spec import PixelSpec
 
 
@@ -75,7 +76,7 @@ def colour(tmp_path_factory):
     raw = to_tflite(keras_mean_colour(), d / "raw.tflite").read_bytes()
     pixels = PixelSpec(16, 16, mean=0.0, std=1.0)
     model = d / "model.tflite"
-    model.write_bytes(embed_tflite(raw, "colour", ["red", "green", "blue"], pixels))
+    model.write_bytes(embed_tflite(raw, "colour", ModelManifest(["red", "green", "blue"], pixels, "tflite", "fp32")))
     plain = d / "plain.tflite"
     plain.write_bytes(raw)
     image = write_rgb(d / "red.png", colour_images()[0][0])
@@ -530,7 +531,7 @@ def test_corrupt_resume_files_name_the_file(tmp_path):
     work.mkdir(parents=True)
     data = make_shapes(tmp_path / "data", per_class=6)
     from edgetl.data.audit import audit
-    from edgetl.train.config import TrainConfig
+    from edgetl.training.config import TrainConfig
 
     TrainConfig(data=str(data), weights="none", size=32, alpha=0.35).save(work / "config.yaml")
     audit(data).save(work / "audit.json")

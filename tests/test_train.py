@@ -29,7 +29,7 @@ def test_hymenoptera_reaches_the_quality_bar(hymenoptera_run):
     assert m["epochs"]["stage1"] >= 1 and set(m["per_class"]) == {"ants", "bees"}
     assert (run.path / "labels.txt").read_text() == "ants\nbees\n"
     log = (run.path / "train.log").read_text()
-    assert "cached backbone features of 5 augmented views" in log and "BatchNorm frozen" in log
+    assert "through the frozen base (augmentation on)" in log and "BatchNorm frozen" in log
 
 
 @pytest.mark.slow
@@ -47,16 +47,17 @@ def test_efficientnet_from_scratch_run_folder_is_complete(tmp_path):
 @pytest.mark.slow
 def test_stage1_path_follows_augmentation_and_the_feature_cache(tmp_path):
     """A pretrained base (here: weights saved from a base built in the test): without augmentation
-    the features are computed once; with it (the default) the features of 5 augmented views;
-    --augment-views 0 and --no-feature-cache run the base each epoch."""
+    the features are computed once; with it (the default) the base runs each epoch, and with
+    --augment-views 5 the features of 5 augmented views are computed once; --no-feature-cache runs
+    the base each epoch."""
     from edgetl.models.backbones import BACKBONES, build_base
 
     weights = tmp_path / "backbone.weights.h5"
     build_base(BACKBONES["mobilenet_v2"], 48, 0.35, "none").save_weights(weights)
     data = make_shapes(tmp_path / "data", per_class=12, size=48)
     for flags, phrase in ((["--no-augment"], "cached backbone features (no augmentation)"),
-                          ([], "cached backbone features of 5 augmented views"),
-                          (["--augment-views", "0"], "through the frozen base (augmentation on)"),
+                          ([], "through the frozen base (augmentation on)"),
+                          (["--augment-views", "5"], "cached backbone features of 5 augmented views"),
                           (["--no-augment", "--no-feature-cache"], "feature cache off")):
         out = tmp_path / "-".join(["default", *flags])
         proc = run_cli("train", data, "--weights", weights, "--alpha", "0.35", "--size", "48", "--epochs", "2",
@@ -72,7 +73,7 @@ def test_stage1_checkpoints_hold_the_head_and_restore_the_whole_model(tmp_path):
     model. A checkpoint that does not fit the model is one clear error."""
     from edgetl.errors import EdgetlError
     from edgetl.models.backbones import BACKBONES, build_base, build_classifier
-    from edgetl.train.stages import load_checkpoint, save_checkpoint, trained_variables
+    from edgetl.training.stages import load_checkpoint, save_checkpoint, trained_variables
 
     spec = BACKBONES["mobilenet_v2"]
     weights = tmp_path / "backbone.weights.h5"
@@ -202,8 +203,8 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import edgetl.train as T
-r = T.train(T.TrainConfig(data={str(data)!r}, weights="none", alpha=0.35, size=32, epochs=2, fine_tune_epochs=1,
+import edgetl
+r = edgetl.train(edgetl.TrainConfig(data={str(data)!r}, weights="none", alpha=0.35, size=32, epochs=2, fine_tune_epochs=1,
                           batch_size=8, strategy="mirrored", out={str(tmp_path / 'run')!r}))
 print("RUN", r.path)
 """
@@ -214,7 +215,7 @@ print("RUN", r.path)
 
 
 def test_yaml_config_and_cli_override(tmp_path):
-    from edgetl.train import load_config
+    from edgetl.training import load_config
 
     cfg_file = tmp_path / "edgetl.yaml"
     cfg_file.write_text("data: photos\nepochs: 7\nfine-tune-epochs: 2\nbatch_size: 16\n")

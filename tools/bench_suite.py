@@ -34,7 +34,7 @@ def runtime_overhead(model: Path, threads: int, seconds: float) -> dict:
     set_tensor / invoke / get_tensor loop, same interpreter settings; preprocessing separately."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgetl.bench.harness import BenchOptions, measure_callable
+    from edgetl.benchmark.harness import BenchOptions, measure_callable
     from edgetl.runtime import load
 
     opts = BenchOptions(runs=300, warmup=30, min_seconds=seconds)
@@ -89,16 +89,17 @@ def main() -> int:
     a = p.parse_args()
     t_start = time.perf_counter()
 
-    from edgetl.bench import bench
-    from edgetl.bench.device import device_facts
-    from edgetl.bench.harness import BenchOptions
+    from edgetl.benchmark import bench
+    from edgetl.benchmark.device import device_facts
+    from edgetl.benchmark.harness import BenchOptions
     from edgetl.data.audit import audit
     from edgetl.data.cache import open_images
     from scale_bench import epoch_rates
-    from edgetl.export.pipeline import FORMATS, ExportOptions, export
+    from edgetl.exporting.formats import ALL, Int8Settings
+    from edgetl.exporting.pipeline import ExportOptions, export
     from edgetl.live import CaptureRequest, LiveOptions, run as live_run
     from edgetl.image import cv2 as _cv2, load as load_image
-    from edgetl.train import TrainConfig, train
+    from edgetl import TrainConfig, train
 
     work = Path(a.workdir or tempfile.mkdtemp(prefix="edgetl-bench-"))
     shared = Path(a.shared)
@@ -141,7 +142,7 @@ def main() -> int:
     section("quality-bar training run (defaults) and export --all")
     run = train(TrainConfig(data=str(data), weights=w, project=str(work / "runs"), name="quality"))
     results["training"] = {k: run.metrics[k] for k in ("val_accuracy", "seconds", "images_per_s", "epochs", "best")}
-    exported = export(run.path, ExportOptions(formats=list(FORMATS)))
+    exported = export(run.path, ExportOptions(formats=list(ALL)))
     results["export"] = {"keras_accuracy": exported.keras_accuracy, "seconds": exported.seconds,
                          "checks": [c.to_dict() for c in exported.checks]}
     folder = exported.folder
@@ -149,7 +150,7 @@ def main() -> int:
     arm_run = work / "runs" / "quality_arm64"
     shutil.rmtree(arm_run, ignore_errors=True)  # left by an earlier suite in the same --workdir
     shutil.copytree(run.path, arm_run)
-    arm = export(arm_run, ExportOptions(formats=["onnx_int8"], target="arm64"))
+    arm = export(arm_run, ExportOptions(formats=["onnx_int8"], int8=Int8Settings(target="arm64")))
     s8s8 = work / "model_int8_s8s8.onnx"
     shutil.copy(arm.folder / "model_int8.onnx", s8s8)
     results["onnx_s8s8"] = next(c.to_dict() for c in arm.checks if c.file == "model_int8.onnx")
@@ -349,7 +350,7 @@ def render(r: dict) -> str:
     L.append(f"| training (defaults): val accuracy, stage 1 / stage 2 wall time | {tr['val_accuracy']:.4f}, "
              f"{tr['seconds'].get('stage1', 0):.0f} s / {tr['seconds'].get('stage2', 0):.0f} s |")
     if tr["images_per_s"].get("stage2"):
-        L.append(f"| training images/s, stage 1 ({AUGMENT_VIEWS} cached augmented views) / stage 2 (fine-tuning) | "
+        L.append(f"| training images/s, stage 1 (through base, augmented) / stage 2 (fine-tuning) | "
                  f"{tr['images_per_s']['stage1']:.0f} / {tr['images_per_s']['stage2']:.0f} |")
     L += ["", "## Accuracy of each artifact vs Keras", "",
           f"Keras: {r['export']['keras_accuracy']:.4f} on the validation images.", "",

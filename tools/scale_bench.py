@@ -100,7 +100,7 @@ def decode_comparison(paths: list[str]) -> dict:
 def epoch_rates(store, labels: np.ndarray, num_classes: int, epochs: int = 1) -> list[float]:
     """Images/s of shuffled epochs of the training input pipeline alone, read from a store on disk
     (batches of 32, cast to float32, as training sees them), after a tf.data warm-up."""
-    from edgetl.train.inputs import Split, dataset
+    from edgetl.training.inputs import Split, dataset
 
     ds = dataset(Split(store, labels), num_classes, 32, 0, shuffle=True)
     for _ in ds.take(5):

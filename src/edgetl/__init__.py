@@ -1,6 +1,7 @@
 """edgetl: a folder of labelled photos to a fast, verified image classifier on the edge.
 
-The public API is imported lazily, so ``import edgetl`` stays light on a device:
+The API is plain functions that import their stage on first call, so ``import edgetl`` stays
+light on a device (no TensorFlow until :func:`train` or :func:`export` runs):
 
     import edgetl
     report = edgetl.audit("photos/")
@@ -11,28 +12,73 @@ The public API is imported lazily, so ``import edgetl`` stays light on a device:
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for the annotations only: importing these at run time would load TensorFlow
+    from edgetl.benchmark.harness import BenchOptions
+    from edgetl.evaluation import EvalResult
+    from edgetl.exporting.pipeline import ExportOptions, ExportResult
+    from edgetl.runtime import Classifier
+    from edgetl.training.config import TrainConfig
+    from edgetl.training.run import TrainResult
 
 __version__ = "0.1.0"
 
+# Classes and functions re-exported as they are, imported on first use.
 _API = {
     "audit": "edgetl.data.audit",
     "AuditOptions": "edgetl.data.audit",
     "load": "edgetl.runtime",
     "Classifier": "edgetl.runtime",
-    "TrainConfig": "edgetl.train",
+    "TrainConfig": "edgetl.training.config",
+    "ExportOptions": "edgetl.exporting.pipeline",
+    "Gates": "edgetl.exporting.verify",
+    "BenchOptions": "edgetl.benchmark.harness",
 }
-# Modules that are also called as functions: edgetl.train(...), edgetl.export(...), edgetl.bench(...), ...
-_CALLABLE = ("train", "export", "bench", "evaluate")
+
+
+def train(config: TrainConfig | None = None, resume: str | Path | None = None, **overrides: Any) -> TrainResult:
+    """Train a classifier (``edgetl.train(data="photos/", epochs=10)`` or with a
+    :class:`TrainConfig`), or continue the interrupted run ``resume``; returns the run folder and
+    its metrics. See :func:`edgetl.training.run.train`."""
+    from edgetl.training.run import train as run
+
+    return run(config, resume, **overrides)
+
+
+def export(run: str | Path | None = None, options: ExportOptions | None = None) -> ExportResult:
+    """Convert a run's model (default: the latest run) to the formats in ``options``, each
+    verified against Keras, into RUN/export/. See :func:`edgetl.exporting.pipeline.export`."""
+    from edgetl.exporting.pipeline import export as run_export
+
+    return run_export(run, options)
+
+
+def bench(models: list[str | Path], threads: list[int | None] | None = None, device: str = "local",
+          hosts: list[str] | None = None, options: BenchOptions | None = None, **target: Any) -> list[dict]:
+    """Latency of each model at each thread count on ``device`` ("local", "rpi"/"ssh" with
+    ``hosts``, or "android"); one result per (model, threads, host). See
+    :func:`edgetl.benchmark.bench`."""
+    from edgetl.benchmark import bench as run_bench
+
+    return run_bench(models, threads, device, hosts, options, **target)
+
+
+def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "auto", threads: int | None = None,
+             labels: str | Path | None = None) -> EvalResult:
+    """Accuracy, per-class figures and confusion matrix of a model over a dataset folder. See
+    :func:`edgetl.evaluation.evaluate`."""
+    from edgetl.evaluation import evaluate as run_eval
+
+    return run_eval(model, data, split, threads, labels)
 
 
 def __getattr__(name: str) -> Any:
     if name in _API:
         return getattr(importlib.import_module(_API[name]), name)
-    if name in _CALLABLE:
-        return importlib.import_module(f"edgetl.{name}")
     raise AttributeError(f"module 'edgetl' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_API) + list(_CALLABLE))
+    return sorted(list(globals()) + list(_API))

@@ -14,7 +14,9 @@ from typer.core import TyperGroup
 
 from edgetl import __version__
 from edgetl.console import err, error_line, out, print_json
+from edgetl.benchmark import BenchOptions
 from edgetl.errors import EdgetlError
+from edgetl.exporting.formats import ALL, FORMATS, Gates, Int8Settings, chosen_formats
 from edgetl.native_logs import DEBUG_ENV
 from edgetl.text import clean, safe
 
@@ -37,6 +39,8 @@ data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Inspec
 app.add_typer(data_app, name="data")
 
 JSON = typer.Option(False, "--json", help="Machine-readable result on stdout.")
+MAX_DROP = typer.Option(Gates.max_drop, "--max-drop", help="Largest accuracy drop vs Keras, in points.")
+MIN_AGREEMENT = typer.Option(Gates.min_agreement, "--min-agreement", help="Smallest top-1 agreement with Keras (0..1).")
 
 
 def _version(value: bool) -> None:
@@ -118,7 +122,7 @@ def predict(
     json_out: bool = typer.Option(False, "--json", help="One JSON object per image on stdout."),
 ) -> None:
     """Classify images: a line per image with its top-k labels and scores."""
-    from edgetl.evaluate import predict as run_predict
+    from edgetl.evaluation import predict as run_predict
     from edgetl.runtime import load
 
     clf = load(model, threads=threads, labels=labels, provider=provider)
@@ -148,7 +152,7 @@ def eval_cmd(
     json_out: bool = JSON,
 ) -> None:
     """Accuracy, per-class precision/recall and the confusion matrix of a model on a dataset."""
-    from edgetl.evaluate import evaluate
+    from edgetl.evaluation import evaluate
     from edgetl.metrics import plot_confusion
 
     res = evaluate(model, data, split=split, threads=threads, labels=labels)
@@ -201,7 +205,7 @@ def train(
                                                  help="Stage 1 on backbone features computed once (default on)."),
     augment_views: Optional[int] = typer.Option(None, "--augment-views", metavar="K",
                                                 help="With augmentation: stage 1 on cached features of K augmented views "
-                                                     "of each photo (default 5; 0: through the base every epoch)."),
+                                                     "of each photo (default 0: through the base every epoch; 5 is 3x faster)."),
     label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing (default 0)."),
     class_weight: Optional[str] = typer.Option(None, help="none (default) or auto for imbalanced data."),
     schedule: Optional[str] = typer.Option(None, help="cosine (default) or constant."),
@@ -219,8 +223,8 @@ def train(
     json_out: bool = JSON,
 ) -> None:
     """Two-stage transfer learning: frozen base + new head, then fine-tuning with BatchNorm frozen."""
-    from edgetl.train import load_config
-    from edgetl.train.run import train as run_train
+    from edgetl.training import load_config
+    from edgetl.training.run import train as run_train
 
     # Every option by name: a new local variable can never become a config key by accident.
     overrides = {
@@ -273,33 +277,34 @@ def _print_checks(result) -> None:
 @app.command()
 def export(
     run: Optional[Path] = typer.Argument(None, help="Run folder (default: the latest under runs/)."),
-    int8: bool = typer.Option(False, "--int8", help="Full-integer int8 TFLite (and int8 ONNX with --onnx)."),
-    fp16: bool = typer.Option(False, "--fp16", help="float16-weight TFLite."),
-    dynamic: bool = typer.Option(False, "--dynamic", help="Dynamic-range TFLite."),
-    onnx: bool = typer.Option(False, "--onnx", help="ONNX (fp32; int8 too with --int8)."),
-    all_formats: bool = typer.Option(False, "--all", help="Every format."),
-    io: str = typer.Option("uint8", "--io", help="int8 TFLite input/output type: uint8, int8 or float."),
+    formats: list[str] = typer.Option([], "--format", metavar="NAME",
+                                      help=f"A format to make (repeat): {', '.join(FORMATS)}. fp32 is always made."),
+    int8: bool = typer.Option(False, "--int8", help="Shorthand: --format int8 (and onnx_int8 with --onnx)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Shorthand: --format fp16."),
+    dynamic: bool = typer.Option(False, "--dynamic", help="Shorthand: --format dynamic."),
+    onnx: bool = typer.Option(False, "--onnx", help="Shorthand: --format onnx."),
+    all_formats: bool = typer.Option(False, "--all", help=f"Shorthand for {', '.join(ALL)}."),
+    io: str = typer.Option(Int8Settings.io, "--io", help="int8 TFLite input/output type: uint8, int8 or float."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset."),
-    target: str = typer.Option("x86", "--target", help="CPU the int8 ONNX model is for: x86 (uint8 activations, "
-                                                        "int8 weights) or arm64 (int8 both: Pi 5, Graviton)."),
-    calib_samples: int = typer.Option(300, "--calib-samples", help="Calibration images (stratified from train)."),
-    bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",
+    target: str = typer.Option(Int8Settings.target, "--target",
+                               help="CPU the int8 ONNX model is for: x86 (uint8 activations, int8 weights) or arm64 "
+                                    "(int8 both: Pi 5, Graviton)."),
+    calib_samples: int = typer.Option(Int8Settings.calib_samples, "--calib-samples",
+                                      help="Calibration images (stratified from train)."),
+    bias_correction: bool = typer.Option(Int8Settings.bias_correction, "--bias-correction/--no-bias-correction",
                                          help="Correct the int8 TFLite model's depthwise biases on the calibration images."),
-    max_drop: float = typer.Option(1.0, "--max-drop", help="Largest accuracy drop vs Keras, in points."),
-    min_agreement: float = typer.Option(0.98, "--min-agreement", help="Smallest top-1 agreement with Keras (0..1)."),
+    max_drop: float = MAX_DROP,
+    min_agreement: float = MIN_AGREEMENT,
     threads: Optional[int] = THREADS,
     json_out: bool = JSON,
 ) -> None:
     """TFLite (fp32, fp16, dynamic, int8) and ONNX (fp32, int8), each verified against the Keras model."""
-    from edgetl.export.pipeline import FORMATS, ExportOptions, export as run_export
-    from edgetl.export.verify import Gates
+    from edgetl.exporting.pipeline import ExportOptions, export as run_export
 
-    wanted = {"fp32"} | ({"fp16"} if fp16 else set()) | ({"dynamic"} if dynamic else set()) | (
-        {"int8"} if int8 else set()) | ({"onnx"} if onnx else set()) | ({"onnx_int8"} if onnx and int8 else set())
-    formats = list(FORMATS) if all_formats else [f for f in FORMATS if f in wanted]
-    result = run_export(run, ExportOptions(formats=formats, io=io, opset=opset, calib_samples=calib_samples,
-                                           bias_correction=bias_correction, gates=Gates(max_drop, min_agreement),
-                                           threads=threads, target=target))
+    wanted = chosen_formats(formats, fp16=fp16, dynamic=dynamic, int8=int8, onnx=onnx, every=all_formats)
+    settings = Int8Settings(calib_samples=calib_samples, io=io, bias_correction=bias_correction, target=target)
+    result = run_export(run, ExportOptions(formats=wanted, int8=settings, opset=opset,
+                                           gates=Gates(max_drop, min_agreement), threads=threads))
     if json_out:
         print_json({"folder": str(result.folder), "ok": result.ok, "keras_accuracy": result.keras_accuracy,
                     "checks": [c.to_dict() for c in result.checks], "int8_fallback": [a.to_dict() for a in result.attempts]})
@@ -317,8 +322,8 @@ def verify(
     remote_python: str = typer.Option("python3", help="Python on the SSH device."),
     ssh_config: Optional[Path] = typer.Option(None, help="ssh_config file (default: ~/.ssh/config)."),
     timeout: float = typer.Option(900.0, "--timeout", min=1, help="Seconds a device may take."),
-    max_drop: float = typer.Option(1.0, "--max-drop", help="Largest accuracy drop vs Keras, in points."),
-    min_agreement: float = typer.Option(0.98, "--min-agreement", help="Smallest top-1 agreement with Keras (0..1)."),
+    max_drop: float = MAX_DROP,
+    min_agreement: float = MIN_AGREEMENT,
     threads: Optional[int] = THREADS,
     json_out: bool = JSON,
 ) -> None:
@@ -329,8 +334,7 @@ def verify(
         return
     if host:
         raise EdgetlError("--host verifies one model file on a device", fix="give RUN/export/model_int8.tflite, not a folder")
-    from edgetl.export.pipeline import verify_run
-    from edgetl.export.verify import Gates
+    from edgetl.exporting.pipeline import verify_run
 
     result = verify_run(target, Gates(max_drop, min_agreement), threads)
     if json_out:
@@ -367,9 +371,9 @@ def _verify_model(model: Path, hosts: list[str], remote_python: str, ssh_config:
 def bench(
     models: list[Path] = typer.Argument(..., help="Models to compare (.tflite, .onnx; .keras locally)."),
     threads: str = typer.Option("", "--threads", help="Comma-separated thread counts, e.g. 1,2,4 (default: runtime's)."),
-    runs: int = typer.Option(200, help="Timed inferences at least."),
-    warmup: int = typer.Option(20, help="Untimed inferences first."),
-    min_seconds: float = typer.Option(5.0, help="Measure at least this long per model and thread count."),
+    runs: int = typer.Option(BenchOptions.runs, help="Timed inferences at least."),
+    warmup: int = typer.Option(BenchOptions.warmup, help="Untimed inferences first."),
+    min_seconds: float = typer.Option(BenchOptions.min_seconds, help="Measure at least this long per model and thread count."),
     e2e: Optional[Path] = typer.Option(None, "--e2e", help="Also time decode + preprocessing of this image."),
     device: str = typer.Option("local", "--device", help="local, rpi (any Linux board over SSH) or android (adb)."),
     host: list[str] = typer.Option([], "--host", help="SSH host or ~/.ssh/config alias (repeat for several)."),
@@ -386,14 +390,10 @@ def bench(
     json_out: bool = JSON,
 ) -> None:
     """Latency benchmark: init, first, mean/p50/p90/p99, FPS, memory, device facts; one table for all."""
-    from edgetl.bench import bench as run_bench
-    from edgetl.bench.harness import BenchOptions
-    from edgetl.bench.report import plot as draw, rows, write_csv
+    from edgetl.benchmark import bench as run_bench, parse_threads
+    from edgetl.benchmark.report import plot as draw, rows, write_csv
 
-    try:
-        thread_list = [int(t) for t in threads.split(",") if t.strip()] or [None]
-    except ValueError:
-        raise EdgetlError(f"--threads {threads!r} is not a list of numbers", fix="e.g. --threads 1,2,4") from None
+    thread_list = parse_threads(threads)
     opts = BenchOptions(runs=runs, warmup=warmup, min_seconds=min_seconds, e2e_image=str(e2e) if e2e else None)
     results = run_bench(models, thread_list, device=device, hosts=host, options=opts, remote_python=remote_python,
                         ssh_config=str(ssh_config) if ssh_config else None, serial=serial,
@@ -531,7 +531,7 @@ def deploy(
 ) -> None:
     """Put an exported model on a device over SSH, check it answers as at export, optionally as a service."""
     from edgetl import deploy as deploying
-    from edgetl.bench.ssh import SshTarget
+    from edgetl.benchmark.ssh import SshTarget
 
     target = SshTarget(host, remote_python=remote_python, ssh_config=str(ssh_config) if ssh_config else None,
                        timeout=timeout)
@@ -618,7 +618,7 @@ def doctor(
 
 
 def _doctor_host(host: str, remote_python: str, ssh_config: Optional[Path], json_out: bool) -> None:
-    from edgetl.bench.ssh import SshTarget, doctor_on_host
+    from edgetl.benchmark.ssh import SshTarget, doctor_on_host
 
     d = doctor_on_host(SshTarget(host, remote_python=remote_python, ssh_config=str(ssh_config) if ssh_config else None))
     if json_out:

@@ -100,13 +100,14 @@ class DemoOptions:
 
 def run_demo(opts: DemoOptions) -> dict:
     """data check -> train -> export --all -> verify -> bench -> live; returns the summary."""
-    from edgetl.bench import bench
-    from edgetl.bench.harness import BenchOptions
+    from edgetl.benchmark import bench
+    from edgetl.benchmark.harness import BenchOptions
     from edgetl.data.audit import audit
-    from edgetl.export.pipeline import FORMATS, ExportOptions, export
-    from edgetl.export.verify import Gates
+    from edgetl.exporting.formats import ALL
+    from edgetl.exporting.pipeline import ExportOptions, export
+    from edgetl.exporting.formats import Gates
     from edgetl.live import LiveOptions, run
-    from edgetl.train import TrainConfig, train
+    from edgetl import TrainConfig, train
 
     t0 = time.perf_counter()
     if opts.weights:
@@ -129,7 +130,7 @@ def run_demo(opts: DemoOptions) -> dict:
     log(f"[2/6] train: {how}")
     result = train(cfg)
     log("[3/6] export --all and verify against Keras")
-    exported = export(result.path, ExportOptions(formats=list(FORMATS), gates=Gates(), threads=opts.threads))
+    exported = export(result.path, ExportOptions(formats=list(ALL), gates=Gates(), threads=opts.threads))
     artifacts = [exported.folder / c.file for c in exported.checks if (exported.folder / c.file).exists()]
     log(f"[4/6] bench at {opts.threads} threads")
     results = bench(artifacts, [opts.threads], options=BenchOptions(runs=50, warmup=5, min_seconds=opts.bench_seconds))

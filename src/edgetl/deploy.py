@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgetl.bench.ssh import (SshTarget, check, copy_file, remote_command, remove_remote_dir, run_golden,
+from edgetl.benchmark.ssh import (SshTarget, check, copy_file, remote_command, remove_remote_dir, run_golden,
                               runner_command, ssh)
 from edgetl.errors import EdgetlError
 from edgetl.runtime.golden import GOLDEN_FILE, Golden

@@ -57,7 +57,7 @@ def check_model(model: str | Path, threads: int | None = None, hosts: list[str] 
     if not hosts:
         clf = load(path, threads=threads)
         return [GoldenReport("local", clf.runtime, gold.compare(probabilities(clf, gold.pixels)))]
-    from edgetl.bench.ssh import SshTarget, golden_on_host
+    from edgetl.benchmark.ssh import SshTarget, golden_on_host
 
     reports = []
     for host in hosts:

@@ -11,6 +11,7 @@ import numpy as np
 from edgetl.errors import EdgetlError
 from edgetl.image import DecodeError, decode, resize
 from edgetl.runtime.labels import check_label_list, resolve_labels
+from edgetl.runtime.manifest import MANIFEST, ModelManifest, entry_for, split_embedded
 from edgetl.runtime.spec import ModelInfo, PixelSpec, TensorSpec
 
 
@@ -34,7 +35,6 @@ def _keras(path: Path, **kw):
 
 # File suffix -> backend factory. A new format is one entry here and one module.
 BACKENDS: dict[str, Callable] = {".tflite": _litert, ".onnx": _onnx, ".keras": _keras}
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,11 @@ class Classifier:
     batch and does nothing but run the model (what a benchmark should time)."""
 
     def __init__(self, path: Path, backend, labels: list[str], pixels: PixelSpec, output_kind: str | None,
-                 labelled: bool = True, manifest: dict | None = None):
+                 labelled: bool = True, manifest: ModelManifest | None = None):
         self.path = path
-        self.manifest = manifest or {}
-        """The manifest.json beside the model, when there is one (edgetl run and export folders)."""
+        self.manifest = manifest
+        """The model's own contract (embedded in it, else its entry in the manifest.json beside
+        it) when edgetl made it; None for a model from elsewhere."""
         self.unlabelled_logits = False
         """Set once outputs were seen that are not probabilities while no labels name them."""
         self.labelled = labelled
@@ -202,8 +203,10 @@ def load(path: str | Path, threads: int | None = None, labels: str | Path | None
     _check_image_input(path, info.input)
     _check_class_output(path, info.output)
     side = _sidecar(path)
+    embedded_pixels, embedded = split_embedded(info.pixels)
     # Each source is checked on its own, then the model's own metadata wins over the side-car.
-    fields = PixelSpec.check_fields(side.get("input", {}), path.parent / MANIFEST) | PixelSpec.check_fields(info.pixels, path)
+    fields = (PixelSpec.check_fields(side.get("input", {}), path.parent / MANIFEST)
+              | PixelSpec.check_fields(embedded_pixels, path))
     if mean is not None and std is not None:
         fields |= {"mean": mean, "std": std}
     h, w = _input_hw(info.input)
@@ -214,7 +217,10 @@ def load(path: str | Path, threads: int | None = None, labels: str | Path | None
     pixels = PixelSpec.from_dict(fields, path)
     side_labels = check_label_list(side["labels"], path.parent / MANIFEST, "labels") if "labels" in side else None
     names, labelled = resolve_labels(int(info.output.shape[-1]), labels, info.labels or side_labels, path)
-    return Classifier(path, backend, names, pixels, info.output_kind, labelled, side)
+    beside = entry_for(side, path.name)
+    manifest = (ModelManifest.from_dict(embedded, path) if embedded is not None
+                else ModelManifest.from_dict(beside, path.parent / MANIFEST) if beside is not None else None)
+    return Classifier(path, backend, names, pixels, info.output_kind, labelled, manifest)
 
 
 def _check_class_output(path: Path, t: TensorSpec) -> None:

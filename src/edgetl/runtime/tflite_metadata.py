@@ -11,7 +11,7 @@ import zlib
 import flatbuffers
 from flatbuffers.table import Table
 
-from edgetl.runtime import _metadata_schema as md
+from edgetl._vendor import tflite_metadata_schema as md
 
 METADATA_NAME = "TFLITE_METADATA"
 SPEC_FILE = "edgetl.json"

@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgetl.bench import zipapp
-from edgetl.bench.harness import BenchOptions
+from edgetl.benchmark import zipapp
+from edgetl.benchmark.harness import BenchOptions
 from edgetl.errors import EdgetlError
 from edgetl.image import IMAGE_EXTENSIONS
 from edgetl.text import has_control
@@ -121,11 +121,11 @@ def remove_remote_dir(t: SshTarget, remote: str) -> None:
 
 def runner_command(t: SshTarget, remote: str) -> list[str]:
     """The words that start the benchmark runner there: edgetl's when installed, else the zipapp."""
-    probe = ssh(t, remote_command(t.remote_python, "-c", "import edgetl.bench.runner"), timeout=120)
+    probe = ssh(t, remote_command(t.remote_python, "-c", "import edgetl.benchmark.runner"), timeout=120)
     if probe.returncode == 255:
         check(t, probe, "checking for edgetl")
     if probe.returncode == 0:
-        return [t.remote_python, "-m", "edgetl.bench.runner"]
+        return [t.remote_python, "-m", "edgetl.benchmark.runner"]
     copy_file(t, zipapp.build().read_bytes(), f"{remote}/runner.pyz", "the runner")
     return [t.remote_python, f"{remote}/runner.pyz"]
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -15,19 +14,20 @@ import yaml
 
 from edgetl.console import err
 from edgetl.data.audit import Audit, AuditOptions, audit
-from edgetl.data.cache import open_images
+from edgetl.data.cache import file_sha256, open_images
 from edgetl import runs
 from edgetl.errors import EdgetlError
 from edgetl.native_logs import quiet_import
-from edgetl.runtime.classifier import MANIFEST
+from edgetl.runtime.manifest import MANIFEST, ModelManifest
 from edgetl.runtime.labels import write_labels
 from edgetl.runtime.spec import PixelSpec
 from edgetl.models.backbones import check_weights
 from edgetl.text import clean
-from edgetl.train import stop
-from edgetl.train.config import TrainConfig
-from edgetl.train.distribute import DistributedFit, WorkerRole, is_multiworker, make_strategy, shard, worker_role
-from edgetl.train.inputs import Split, class_weights, dataset, steps_per_epoch
+from edgetl.versions import package_versions
+from edgetl.training import stop
+from edgetl.training.config import TrainConfig
+from edgetl.training.distribute import DistributedFit, WorkerRole, is_multiworker, make_strategy, shard, worker_role
+from edgetl.training.inputs import Split, class_weights, dataset, steps_per_epoch
 
 
 class Interrupted(EdgetlError):
@@ -147,7 +147,7 @@ def _train_as_worker(cfg: TrainConfig, work: Path, resuming: bool, role: WorkerR
 
 
 def _has_finished_epoch(work: Path) -> bool:
-    from edgetl.train.stages import checkpoint
+    from edgetl.training.stages import checkpoint
 
     return checkpoint(work, "last").exists()
 
@@ -247,7 +247,7 @@ class _Context:
                         callbacks=[callback, stop.callback()], verbose=0, shuffle=False)  # the dataset shuffles
 
     def compile(self, trainer, lr: float, steps: int, done_steps: int) -> None:
-        from edgetl.train.stages import loss_fn, optimizer
+        from edgetl.training.stages import loss_fn, optimizer
 
         with self.strategy.scope():
             trainer.compile(optimizer(lr, self.cfg.schedule, steps, done_steps), loss_fn(self.cfg.label_smoothing),
@@ -259,7 +259,7 @@ class _Context:
         return not self.state.stage1_done and self.cfg.weights != "none"
 
     def checkpointer(self, stage: int, total: int, sync=lambda: None):
-        from edgetl.train.stages import Checkpointer, trained_variables
+        from edgetl.training.stages import Checkpointer, trained_variables
 
         return Checkpointer(self.work, self.state, stage, trained_variables(self.model, self.base_frozen),
                             self.cfg.patience, total, sync=sync, log=self.log,
@@ -280,7 +280,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: Work
     keras = quiet_import("keras")
 
     from edgetl.models.backbones import build_base, build_classifier, get_backbone
-    from edgetl.train.stages import RunState, checkpoint, load_checkpoint
+    from edgetl.training.stages import RunState, checkpoint, load_checkpoint
 
     result = Audit.load_file(work / "audit.json")
     skipped = result.skipped
@@ -375,7 +375,7 @@ def _stage1_on_features(ctx: _Context, spec, start: int, total: int) -> None:
     temporary file; the head trains on batches read back from it."""
     from edgetl.data.cache import temporary_store
     from edgetl.models.backbones import build_head
-    from edgetl.train.stages import augmenter
+    from edgetl.training.stages import augmenter
 
     cfg, state, log = ctx.cfg, ctx.state, ctx.log
     views = cfg.augment_views if cfg.augment else 1
@@ -419,7 +419,7 @@ def _checkpoint_whole_model(ctx: _Context) -> None:
     """Stage 2 changes the base, so from here on a checkpoint holds the whole model: the head-only
     stage-1 checkpoints are written again in full (the model holds the last epoch's weights, and
     its base is still the pretrained one the best head was trained on)."""
-    from edgetl.train.stages import checkpoint, load_checkpoint, save_checkpoint
+    from edgetl.training.stages import checkpoint, load_checkpoint, save_checkpoint
 
     if not ctx.base_frozen:
         return
@@ -441,7 +441,7 @@ def _stage2(ctx: _Context, spec) -> None:
     """Fine-tune the top of the base, BatchNorm frozen, at a lower learning rate, from the best
     stage-1 weights."""
     from edgetl.models.backbones import freeze_for_fine_tuning
-    from edgetl.train.stages import checkpoint, load_checkpoint
+    from edgetl.training.stages import checkpoint, load_checkpoint
 
     cfg, state = ctx.cfg, ctx.state
     if state.stage == 1:  # start fine-tuning from the best stage-1 weights
@@ -465,7 +465,7 @@ def _stage2(ctx: _Context, spec) -> None:
 
 def _trainer(ctx: _Context):
     """The model to train: the saved model itself, or wrapped in the augmentation layers."""
-    from edgetl.train.stages import with_augmentation
+    from edgetl.training.stages import with_augmentation
 
     with ctx.strategy.scope():
         return with_augmentation(ctx.model, ctx.cfg.size, ctx.cfg.seed) if ctx.cfg.augment else ctx.model
@@ -475,11 +475,10 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
             multiworker: bool) -> TrainResult:
     """Write the run folder: the best model, its held-out figures, plots, manifest and metrics."""
     import keras
-    import tensorflow as tf
 
     from edgetl.metrics import plot_confusion, report
-    from edgetl.train.plots import plot_history
-    from edgetl.train.stages import checkpoint, load_checkpoint
+    from edgetl.training.plots import plot_history
+    from edgetl.training.stages import checkpoint, load_checkpoint
 
     load_checkpoint(model, checkpoint(work, "best"))
     best = next(h for h in state.history if h["epoch"] == state.best_epoch)
@@ -510,13 +509,15 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
     (work / "history.json").write_text(json.dumps(state.history, indent=1))
     # Per held-out image: what the report shows as mistakes, without running the model again.
     (work / "predictions.json").write_text(json.dumps(predictions))
-    pixels = PixelSpec(cfg.size, cfg.size, mean=0.0, std=1.0, resize=cfg.resize)
-    (work / MANIFEST).write_text(json.dumps({
-        "labels": classes, "input": pixels.to_dict(), "backbone": cfg.backbone, "alpha": cfg.alpha,
-        "split": {"val_split": cfg.val_split, "seed": cfg.seed},
-        "artifacts": [{"file": "model.keras", "format": "keras"}],
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
-    }, indent=1))
+    contract = ModelManifest(classes, PixelSpec(cfg.size, cfg.size, mean=0.0, std=1.0, resize=cfg.resize), "keras",
+                             "fp32", backbone=cfg.backbone, split={"val_split": cfg.val_split, "seed": cfg.seed},
+                             versions=package_versions(("tensorflow", "tensorflow-cpu", "keras")),
+                             sha256=file_sha256(work / "model.keras"))
+    # The run's own fields at the top (what export reads), and model.keras's manifest as its one artifact.
+    run_fields = {k: v for k, v in contract.to_dict().items() if k in ("labels", "input", "backbone", "split", "versions")}
+    (work / MANIFEST).write_text(json.dumps(run_fields | {"alpha": cfg.alpha,
+                                                          "artifacts": [{"file": "model.keras"} | contract.to_dict()]},
+                                            indent=1))
     s1 = [h for h in state.history if h["stage"] == 1]
     s2 = [h for h in state.history if h["stage"] == 2]
     metrics = {

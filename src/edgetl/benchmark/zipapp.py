@@ -13,15 +13,15 @@ import edgetl
 
 _MAIN = '''import json, sys
 try:
-    from edgetl.bench.runner import main
+    from edgetl.benchmark.runner import main
 except ImportError as e:
     print(json.dumps({"error": f"the device lacks the Python package {e.name!r}: "
                                "pip install numpy and ai-edge-litert (or tflite-runtime, onnxruntime)"}))
     sys.exit(2)
 sys.exit(main())
 '''
-_MODULES = ("__init__.py", "_callable.py", "errors.py", "image.py", "native_logs.py", "doctor.py", "versions.py", "runtime", "bench/__init__.py", "bench/harness.py", "bench/device.py",
-            "bench/runner.py")
+_MODULES = ("__init__.py", "_vendor", "errors.py", "image.py", "native_logs.py", "doctor.py", "versions.py", "runtime",
+            "benchmark/__init__.py", "benchmark/harness.py", "benchmark/device.py", "benchmark/runner.py")
 
 
 def build(path: str | Path | None = None) -> Path:

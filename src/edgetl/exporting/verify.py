@@ -10,18 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.data.cache import ArrayStore
-from edgetl.evaluate import run_on_pixels
+from edgetl.evaluation import run_on_pixels
+from edgetl.exporting.formats import Gates
 from edgetl.runtime import Classifier, load
-
-
-@dataclass
-class Gates:
-    """What an artifact must reach to be accepted."""
-
-    max_drop: float = 1.0
-    """Largest accuracy loss vs Keras, in percentage points."""
-    min_agreement: float = 0.98
-    """Smallest share of images whose top-1 class equals Keras's."""
 
 
 @dataclass

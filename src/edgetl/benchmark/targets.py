@@ -4,12 +4,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from edgetl.bench.harness import BenchOptions
+from edgetl.benchmark.harness import BenchOptions
 from edgetl.errors import EdgetlError
 
 
 def _local(models: list[Path], threads: list[int | None], options: BenchOptions, **_) -> list[dict]:
-    from edgetl.bench.runner import run
+    from edgetl.benchmark.runner import run
     from edgetl.console import track
 
     combos = [(m, t) for m in models for t in threads]
@@ -23,7 +23,7 @@ def _local(models: list[Path], threads: list[int | None], options: BenchOptions,
 
 def _ssh(models: list[Path], threads: list[int | None], options: BenchOptions, hosts: list[str],
          remote_python: str = "python3", ssh_config: str | None = None, timeout: float | None = None, **_) -> list[dict]:
-    from edgetl.bench.ssh import DEFAULT_TIMEOUT, SshTarget, bench_hosts
+    from edgetl.benchmark.ssh import DEFAULT_TIMEOUT, SshTarget, bench_hosts
 
     if not hosts:
         raise EdgetlError("--device rpi needs --host", fix="give --host user@host or an alias from ~/.ssh/config")
@@ -35,8 +35,8 @@ def _ssh(models: list[Path], threads: list[int | None], options: BenchOptions, h
 def _android(models: list[Path], threads: list[int | None], options: BenchOptions, serial: str | None = None,
              benchmark_binary: str | None = None, use_gpu: bool = False, use_nnapi: bool = False,
              timeout: float | None = None, **_) -> list[dict]:
-    from edgetl.bench.android import REMOTE_DIR, AdbTarget, bench_android
-    from edgetl.bench.ssh import DEFAULT_TIMEOUT
+    from edgetl.benchmark.android import REMOTE_DIR, AdbTarget, bench_android
+    from edgetl.benchmark.ssh import DEFAULT_TIMEOUT
 
     bad = [m for m in models if m.suffix != ".tflite"]
     if bad:

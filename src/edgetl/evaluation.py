@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetl._callable import make_callable
 from edgetl.console import track
 from edgetl.data.audit import Audit, AuditOptions, audit
 from edgetl.data.cache import ArrayStore, decode_all
@@ -117,7 +116,7 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     """Accuracy, per-class precision/recall and the confusion matrix of a model over a dataset
     folder of any layout the audit accepts. Dataset classes are matched to model labels by name."""
     clf = model if isinstance(model, Classifier) else load(model, threads=threads, labels=labels)
-    split_settings = clf.manifest.get("split") if isinstance(clf.manifest.get("split"), dict) else {}
+    split_settings = (clf.manifest.split if clf.manifest else None) or {}
     options = AuditOptions(**{k: v for k, v in split_settings.items() if k in ("val_split", "seed")
                               and isinstance(v, (int, float)) and not isinstance(v, bool)})
     result = audit(data, options)
@@ -137,5 +136,3 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     return EvalResult(str(clf.path), clf.runtime, name, report(y_true, y_pred, clf.labels), rate, y_pred, probs,
                       skipped, how)
 
-
-make_callable(__name__, evaluate)

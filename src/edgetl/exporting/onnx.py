@@ -5,8 +5,10 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_OPSET = 17
 
@@ -17,7 +19,8 @@ def fp32(model, opset: int = DEFAULT_OPSET):
     normalisation mean and variance) become initializers rather than extra inputs."""
     import tensorflow as tf
     import tf2onnx
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    from edgetl.exporting._tf_internal import freeze
 
     size = model.input_shape[1:]
     spec = (tf.TensorSpec((None, *size), tf.float32, name="image"),)
@@ -26,7 +29,7 @@ def fp32(model, opset: int = DEFAULT_OPSET):
     def serve(image):
         return model(image, training=False)
 
-    frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
+    frozen = freeze(serve.get_concrete_function())
     inputs, outputs = [t.name for t in frozen.inputs], [t.name for t in frozen.outputs]
     proto, _ = tf2onnx.convert.from_graph_def(frozen.graph.as_graph_def(), input_names=inputs,
                                               output_names=outputs, opset=opset)
@@ -55,7 +58,7 @@ class _Calibration:
         if self.i >= len(self.images):
             return None
         self.i += 1
-        return {self.name: self.images[self.i - 1][None].astype(np.float32)}
+        return {self.name: self.images[self.i - 1][None].astype("float32")}
 
     def rewind(self):
         self.i = 0

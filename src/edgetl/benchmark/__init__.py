@@ -3,17 +3,43 @@
 Submodules are imported on use, so the device runner stays small."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from edgetl._callable import make_callable
+
+@dataclass
+class BenchOptions:
+    """How long and how hard to measure."""
+
+    threads: int | None = None
+    runs: int = 200
+    """Timed inferences at least."""
+    warmup: int = 20
+    min_seconds: float = 5.0
+    """Keep measuring until this much time has passed (and ``runs`` are done)."""
+    e2e_image: str | None = None
+    """Also time decode (when ``e2e_decode``) + resize + input mapping of this file."""
+    e2e_decode: bool = True
+
+
+def parse_threads(text: str) -> list[int | None]:
+    """"1,2,4" -> [1, 2, 4]; "" -> [None] (the runtime's default)."""
+    from edgetl.errors import EdgetlError
+
+    try:
+        counts = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise EdgetlError(f"--threads {text!r} is not a list of numbers", fix="e.g. --threads 1,2,4") from None
+    if any(n < 1 for n in counts):
+        raise EdgetlError(f"--threads {text!r}: a thread count is at least 1", fix="e.g. --threads 1,2,4")
+    return counts or [None]
 
 
 def bench(models: list[str | Path], threads: list[int | None] | None = None, device: str = "local",
           hosts: list[str] | None = None, options=None, **target) -> list[dict]:
     """Benchmark each model at each thread count on ``device`` ("local", "rpi"/"ssh" with ``hosts``,
     or "android") and return one result dict per (model, threads, host)."""
-    from edgetl.bench.harness import BenchOptions
-    from edgetl.bench.targets import TARGETS
+    from edgetl.benchmark.targets import TARGETS
     from edgetl.errors import EdgetlError
 
     paths = [Path(m) for m in models]
@@ -53,5 +79,3 @@ def _keep_with_run(paths: list[Path], results: list[dict]) -> None:
 
 
 __all__ = ["bench"]
-
-make_callable(__name__, bench)

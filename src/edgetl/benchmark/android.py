@@ -12,7 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgetl.bench.harness import BenchOptions
+from edgetl.benchmark.harness import BenchOptions, kind_of
+from edgetl.runtime import load
 from edgetl.errors import EdgetlError
 from edgetl.text import has_control
 
@@ -104,6 +105,7 @@ def bench_android(t: AdbTarget, models: list[Path], threads: list[int | None], o
                   "delegate": "gpu" if t.use_gpu else "nnapi" if t.use_nnapi else "cpu"}
         results = []
         for i, model in enumerate(models):
+            kind = kind_of(load(model))  # read here: the phone runs benchmark_model, not Python
             remote = f"{work}/{i}.tflite"
             _adb(t, "push", str(model.resolve()), remote)
             for n in threads:
@@ -114,7 +116,7 @@ def bench_android(t: AdbTarget, models: list[Path], threads: list[int | None], o
                 flags += ["--use_nnapi=true"] if t.use_nnapi else []
                 parsed = parse_benchmark_output(_shell(t, binary, *flags))
                 results.append({"model": model.name, "runtime": f"benchmark_model ({device['delegate']})", "threads": n,
-                                "size_bytes": model.stat().st_size, **parsed, "device": device})
+                                **kind, "size_bytes": model.stat().st_size, **parsed, "device": device})
         return results
     finally:
         try:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from edgetl.export.bias_correction import BiasCorrection, correct_biases
+from edgetl.exporting.bias_correction import BiasCorrection, correct_biases
 
 IO_TYPES = ("uint8", "int8", "float")
 
@@ -70,7 +70,7 @@ def _int8_converter(model, calib: np.ndarray, io: str, builtins_only: bool = Tru
 def int8(model, calib: np.ndarray, io: str = "uint8", bias_correction: bool = True) -> tuple[bytes, BiasCorrection | None]:
     """Full-integer: every op int8, input pixels as ``io`` (uint8 0..255 by default); with
     ``bias_correction``, the depthwise biases corrected on the calibration images
-    (:mod:`edgetl.export.bias_correction`). Returns the model and what the correction did."""
+    (:mod:`edgetl.exporting.bias_correction`). Returns the model and what the correction did."""
     quantized = _int8_converter(model, calib, io).convert()
     if not bias_correction:
         return quantized, None
@@ -81,7 +81,8 @@ def int8_selective(model, calib: np.ndarray, io: str = "uint8", keep_float: int 
     """int8 with the ``keep_float`` layers of largest quantization error left in float, input and
     output still as ``io``. Returns the model and the names of those layers."""
     import tensorflow as tf
-    from tensorflow.lite.python.convert import mlir_quantize
+
+    from edgetl.exporting._tf_internal import mlir_quantize
 
     conv = _int8_converter(model, calib, io, builtins_only=False)
     debugger = tf.lite.experimental.QuantizationDebugger(converter=conv,
@@ -92,11 +93,7 @@ def int8_selective(model, calib: np.ndarray, io: str = "uint8", keep_float: int 
     ranked = sorted(stats, key=lambda name: -_relative_error(stats[name]))
     worst = [_quantized_tensor_name(name) for name in ranked[:keep_float]]
     io_type = {"uint8": tf.uint8, "int8": tf.int8, "float": tf.float32}[io]
-    # The debugger's own get_nondebug_quantized_model drops the input/output types; quantize its
-    # calibrated model here instead, with those layers denylisted.
-    mixed = mlir_quantize(debugger.calibrated_model, input_data_type=io_type, output_data_type=io_type,
-                          denylisted_nodes=worst,
-                          disable_per_channel_for_dense_layers=conv._experimental_disable_per_channel_quantization_for_dense_layers)
+    mixed = mlir_quantize(debugger.calibrated_model, io_type, worst, conv)
     return mixed, worst
 
 

@@ -165,7 +165,7 @@ class DistributedFit:
         self._train, self._val = run_train, run_val
 
     def _epoch(self, step, dataset) -> tuple[float, float]:
-        from edgetl.train.stop import check
+        from edgetl.training.stop import check
 
         total = np.zeros(3)
         for batch in dataset:

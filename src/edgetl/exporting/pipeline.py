@@ -5,9 +5,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from edgetl.versions import package_versions
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +16,15 @@ from edgetl.data.cache import ArrayStore, file_sha256, load_images, open_images
 from edgetl import runs
 from edgetl.errors import EdgetlError
 from edgetl.native_logs import quiet_import
-from edgetl.export import metadata, tflite
-from edgetl.export.bias_correction import BiasCorrection
-from edgetl.export import onnx as onnx_export
-from edgetl.export.verify import Check, Gates, Reference, reference, too_few_images, verify
+from edgetl.exporting import onnx as onnx_export, tflite
+from edgetl.exporting.bias_correction import BiasCorrection
+from edgetl.exporting.formats import FORMATS, Build, Format, Int8Settings, plan
+from edgetl.exporting.verify import Check, Gates, Reference, reference, too_few_images, verify
 from edgetl.runtime import golden, load
-from edgetl.runtime.classifier import MANIFEST
+from edgetl.runtime.manifest import MANIFEST, ModelManifest
 from edgetl.runtime.labels import check_label_list, write_labels
 from edgetl.runtime.spec import PixelSpec
+from edgetl.versions import package_versions
 
 
 class StepFailed(EdgetlError):
@@ -34,45 +33,26 @@ class StepFailed(EdgetlError):
     exit_code = 1
 
 
-@dataclass(frozen=True)
-class Format:
-    """One artifact kind: its file, how to make it, what it is."""
-
-    file: str
-    kind: str
-    precision: str
-    needs_calibration: bool = False
-
-
-# Every artifact edgetl can make, in the order they are made. A new format is one entry here.
-FORMATS: dict[str, Format] = {
-    "fp32": Format("model_fp32.tflite", "tflite", "fp32"),
-    "fp16": Format("model_fp16.tflite", "tflite", "fp16"),
-    "dynamic": Format("model_dynamic.tflite", "tflite", "dynamic"),
-    "int8": Format("model_int8.tflite", "tflite", "int8", True),
-    "onnx": Format("model.onnx", "onnx", "fp32"),
-    "onnx_int8": Format("model_int8.onnx", "onnx", "int8", True),
-}
-# Tried in turn when full-integer int8 misses a gate.
-INT8_LADDER = ("int8_mixed", "dynamic", "fp16")
-_MIXED = Format("model_int8_mixed.tflite", "tflite", "int8+float")
-
-
 @dataclass
 class ExportOptions:
-    """Which artifacts to make and the bar they must pass."""
+    """Which artifacts to make, how, and the bar they must pass."""
 
     formats: list[str] = field(default_factory=lambda: ["fp32"])
-    io: str = "uint8"
-    """Input/output type of the int8 TFLite model: uint8 (pixels 0..255), int8 or float."""
+    """Names in :data:`FORMATS` (fp32 is always made)."""
+    int8: Int8Settings = field(default_factory=Int8Settings)
     opset: int = onnx_export.DEFAULT_OPSET
-    calib_samples: int = 300
-    bias_correction: bool = True
-    """Correct the depthwise biases of the int8 TFLite model on the calibration images."""
     gates: Gates = field(default_factory=Gates)
     threads: int | None = None
-    target: str = onnx_export.DEFAULT_TARGET
-    """CPU the int8 ONNX model is made for: "x86" (U8S8) or "arm64" (S8S8); see onnx.INT8_TARGETS."""
+
+    def check(self) -> None:
+        """Every setting known and in range, before anything is loaded."""
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown:
+            raise EdgetlError(f"unknown format(s) {', '.join(map(repr, unknown))}", fix=f"choose from {', '.join(FORMATS)}")
+        if self.int8.io not in tflite.IO_TYPES:
+            raise EdgetlError(f"--io {self.int8.io} is not one of {', '.join(tflite.IO_TYPES)}")
+        if self.int8.target not in onnx_export.INT8_TARGETS:
+            raise EdgetlError(f"--target {self.int8.target} is not one of {', '.join(onnx_export.INT8_TARGETS)}")
 
 
 @dataclass
@@ -118,43 +98,28 @@ def _write(path: Path, data: bytes) -> None:
 
 def export(run: str | Path | None = None, options: ExportOptions | None = None) -> ExportResult:
     """Convert ``run``'s model.keras (default: the latest run) to every requested format, embed
-    labels and the input contract, verify each artifact against Keras and write RUN/export/."""
+    labels and the manifest, verify each artifact against Keras and write RUN/export/.
+
+    Plan (the formats, fp32 always) -> convert and verify each, trying a failed format's fallbacks
+    -> publish (rejected files aside, golden set, manifest and reports, then the folder swapped in)."""
     opts = options or ExportOptions()
-    unknown = [f for f in opts.formats if f not in FORMATS]
-    if unknown:
-        raise EdgetlError(f"unknown format(s) {unknown}", fix=f"choose from {', '.join(FORMATS)}")
-    if opts.io not in tflite.IO_TYPES:
-        raise EdgetlError(f"--io {opts.io} is not one of {', '.join(tflite.IO_TYPES)}")
-    if opts.target not in onnx_export.INT8_TARGETS:
-        raise EdgetlError(f"--target {opts.target} is not one of {', '.join(onnx_export.INT8_TARGETS)}")
-    run_path = Path(run) if run is not None else runs.latest_run()
-    if not run_path.is_dir():
-        raise EdgetlError("no such run folder", path=run_path,
-                          fix="give a finished run folder from `edgetl train` (runs/expN)")
-    model_file = run_path / "model.keras"
-    if not model_file.is_file():
-        raise EdgetlError("no model.keras in this folder: not a finished run", path=run_path,
-                          fix="give a finished run folder from `edgetl train` (runs/expN)")
-    try:
-        manifest = json.loads((run_path / MANIFEST).read_text(encoding="utf-8"))
-        labels = check_label_list(manifest["labels"], run_path / MANIFEST, "labels")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise EdgetlError(f"the run's manifest cannot be read ({type(e).__name__}: {e})", path=run_path / MANIFEST,
-                          fix="train the run again") from None
-    pixels = PixelSpec.from_dict(manifest.get("input"), run_path / MANIFEST)
+    opts.check()
+    run_path, run_manifest = _read_run(run)
+    labels = check_label_list(run_manifest.get("labels"), run_path / MANIFEST, "labels")
+    pixels = PixelSpec.from_dict(run_manifest.get("input"), run_path / MANIFEST)
     result_audit = Audit.load_file(run_path / "audit.json")
-    if opts.calib_samples < 100 and any(FORMATS[f].needs_calibration for f in opts.formats):
-        err.print(f"[yellow]warning:[/] --calib-samples {opts.calib_samples} is under 100: int8 ranges may be poor")
+    names = plan(opts.formats)
+    if opts.int8.calib_samples < 100 and any(FORMATS[f].needs_calibration for f in names):
+        err.print(f"[yellow]warning:[/] --calib-samples {opts.int8.calib_samples} is under 100: int8 ranges may be poor")
 
     tf = quiet_import("tensorflow")
     keras = quiet_import("keras")
-
     tf.get_logger().setLevel("ERROR")  # tf2onnx's deprecation notices are not the user's business
 
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    model = keras.saving.load_model(str(model_file), compile=False)
-    calib_records = _stratified(result_audit.split("train"), opts.calib_samples)
+    model = keras.saving.load_model(str(run_path / "model.keras"), compile=False)
+    calib_records = _stratified(result_audit.split("train"), opts.int8.calib_samples)
     calib = load_images([r.path for r in calib_records], pixels.height, pixels.width, pixels.resize,
                         hashes=[r.sha256 for r in calib_records])
     pixels_val, ref = _held_out_reference(run_path, result_audit, pixels)
@@ -165,87 +130,37 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     if small:
         err.print(f"[yellow]warning:[/] {small}")
 
+    def contract(fmt: Format) -> ModelManifest:
+        return ModelManifest(labels, pixels, fmt.kind, fmt.precision, backbone=run_manifest.get("backbone"),
+                             int8_target=opts.int8.target if fmt.name == "onnx_int8" else None,
+                             split=run_manifest.get("split"), versions=package_versions(EXPORT_TOOLS))
+
+    build = Build(model, calib, opts.int8, opts.opset, contract, log=lambda m: err.print(m, markup=False))
     with runs.locked(run_path, "an export"):
         runs.remove_stale_work(run_path, "export")
         work = runs.work_folder(run_path, "export")
         try:
             write_labels(work / "labels.txt", labels)
+            made: dict[str, Check] = {}
+
+            def make(name: str) -> Check:
+                if name not in made:
+                    made[name] = _convert_and_verify(FORMATS[name], build, work, run_path, ref, pixels_val, opts,
+                                                     seconds)
+                return made[name]
+
             checks: list[Check] = []
             attempts: list[Check] = []
-            fmt_names = [f for f in FORMATS if f in opts.formats or f == "fp32"]
-
-            def make(name: str, fmt: Format, build: Callable[[], None]) -> Check:
-                t0 = time.perf_counter()
-                try:
-                    with quiet_stdout():
-                        build()
-                except EdgetlError:
-                    raise
-                except Exception as e:
-                    raise StepFailed(f"{name} conversion failed: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]}",
-                                     path=run_path, fix="run with --debug for details; other formats can still be exported "
-                                                        "by leaving this one out") from e
-                seconds[f"convert_{name}"] = time.perf_counter() - t0
-                check = verify(work / fmt.file, ref, pixels_val, opts.gates, fmt.kind, fmt.precision, opts.threads)
-                mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
-                err.print(f"{mark} {fmt.file}: accuracy {check.accuracy:.4f} ({check.delta_points:+.2f} pts), agreement "
-                          f"{check.agreement:.1%}, max prob diff {check.max_prob_diff:.2g}, {check.size_bytes / 1e6:.2f} MB, "
-                          f"{check.latency_ms:.1f} ms{'' if check.passed else ' — ' + check.note}")
-                return check
-
-            def tflite_builder(fn: Callable[[], bytes], fmt: Format, name: str) -> Callable[[], None]:
-                def build() -> None:
-                    data = metadata.embed_tflite(fn(), f"{manifest.get('backbone', 'model')} {name}", labels, pixels)
-                    _write(work / fmt.file, data)
-                return build
-
-            corrections: list[BiasCorrection] = []
-
-            def int8_corrected() -> bytes:
-                data, correction = tflite.int8(model, calib, opts.io, opts.bias_correction)
-                if correction:
-                    corrections.append(correction)
-                    err.print(f"int8 bias correction of {correction.layers} depthwise layers: mean output difference from "
-                              f"float on held-back calibration images {correction.error_before:.4f} -> "
-                              f"{correction.error_after:.4f} ({'kept' if correction.kept else 'not kept'})")
-                return data
-
-            builders: dict[str, Callable[[], None]] = {
-                "fp32": tflite_builder(lambda: tflite.fp32(model), FORMATS["fp32"], "fp32"),
-                "fp16": tflite_builder(lambda: tflite.fp16(model), FORMATS["fp16"], "fp16"),
-                "dynamic": tflite_builder(lambda: tflite.dynamic(model), FORMATS["dynamic"], "dynamic"),
-                "int8": tflite_builder(lambda: int8_corrected(), FORMATS["int8"], "int8"),
-                "int8_mixed": tflite_builder(lambda: tflite.int8_selective(model, calib, opts.io)[0], _MIXED, "int8 mixed"),
-                "onnx": lambda: _onnx_fp32(model, work, labels, pixels, opts.opset),
-                "onnx_int8": lambda: _onnx_int8(model, work, labels, pixels, opts.opset, calib,
-                                                onnx_export.INT8_TARGETS[opts.target]),
-            }
-            for name in fmt_names:
-                check = make(name, FORMATS[name], builders[name])
-                checks.append(check)
-                if name == "int8" and not check.passed:
-                    for rung in INT8_LADDER:
-                        fmt = _MIXED if rung == "int8_mixed" else FORMATS[rung]
-                        existing = next((c for c in checks if c.file == fmt.file), None)
-                        attempt = existing or make(rung, fmt, builders[rung])
-                        attempts.append(attempt)
-                        if attempt.passed:
-                            err.print(f"int8 missed its gate; {fmt.file} passes and is the one to ship")
-                            break
-            kept = {c.file for c in checks} | {a.file for a in attempts if a.passed}
-            rejected = [c for c in checks + attempts if not c.passed]
-            if rejected:
-                (work / "rejected").mkdir()
-                for c in rejected:
-                    if (work / c.file).exists():
-                        os.replace(work / c.file, work / "rejected" / c.file)
-            for f in work.iterdir():
-                if f.is_file() and f.suffix in (".tflite", ".onnx") and f.name not in kept:
-                    f.unlink()
-            gold = _golden(work, pixels_val, ref, [r.path for r in _held_out(result_audit)],
-                           sorted(f.name for f in work.iterdir() if f.suffix in (".tflite", ".onnx")))
-            _write_reports(work, run_path, manifest, labels, pixels, checks, attempts, ref, seconds, corrections, small,
-                           opts.target if "onnx_int8" in fmt_names else None, gold)
+            for name in names:
+                checks.append(make(name))
+                for fallback in FORMATS[name].fallbacks if not checks[-1].passed else ():
+                    attempts.append(make(fallback))
+                    if attempts[-1].passed:
+                        err.print(f"{name} missed its gate; {attempts[-1].file} passes and is the one to ship")
+                        break
+            _publish(work, run_path, run_manifest, labels, pixels, checks, attempts, ref, seconds,
+                     build.corrections, small, opts.int8.target if "onnx_int8" in names else None,
+                     pixels_val, result_audit)
             final = run_path / "export"
             runs.swap_in(work, final)
         except BaseException:
@@ -255,6 +170,65 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
 
     refresh(run_path)
     return ExportResult(final, checks, attempts, ref.accuracy, seconds)
+
+
+def _read_run(run: str | Path | None) -> tuple[Path, dict]:
+    """The run folder (default: the latest) and its manifest, checked to be a finished run."""
+    run_path = Path(run) if run is not None else runs.latest_run()
+    if not run_path.is_dir():
+        raise EdgetlError("no such run folder", path=run_path,
+                          fix="give a finished run folder from `edgetl train` (runs/expN)")
+    if not (run_path / "model.keras").is_file():
+        raise EdgetlError("no model.keras in this folder: not a finished run", path=run_path,
+                          fix="give a finished run folder from `edgetl train` (runs/expN)")
+    try:
+        manifest = json.loads((run_path / MANIFEST).read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or "labels" not in manifest:
+            raise ValueError("no labels")
+    except (OSError, ValueError) as e:
+        raise EdgetlError(f"the run's manifest cannot be read ({type(e).__name__}: {e})", path=run_path / MANIFEST,
+                          fix="train the run again") from None
+    return run_path, manifest
+
+
+def _convert_and_verify(fmt: Format, build: Build, work: Path, run_path: Path, ref: Reference,
+                        pixels_val: ArrayStore, opts: ExportOptions, seconds: dict[str, float]) -> Check:
+    """Build one artifact into ``work`` (under a temporary name, then renamed) and verify it."""
+    t0 = time.perf_counter()
+    try:
+        with quiet_stdout():
+            data = fmt.build(build, fmt)
+    except EdgetlError:
+        raise
+    except Exception as e:
+        raise StepFailed(f"{fmt.name} conversion failed: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]}",
+                         path=run_path, fix="run with --debug for details; other formats can still be exported "
+                                            "by leaving this one out") from e
+    _write(work / fmt.file, data)
+    seconds[f"convert_{fmt.name}"] = time.perf_counter() - t0
+    check = verify(work / fmt.file, ref, pixels_val, opts.gates, fmt.kind, fmt.precision, opts.threads)
+    mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
+    err.print(f"{mark} {fmt.file}: accuracy {check.accuracy:.4f} ({check.delta_points:+.2f} pts), agreement "
+              f"{check.agreement:.1%}, max prob diff {check.max_prob_diff:.2g}, {check.size_bytes / 1e6:.2f} MB, "
+              f"{check.latency_ms:.1f} ms{'' if check.passed else ' — ' + check.note}")
+    return check
+
+
+def _publish(work: Path, run_path: Path, run_manifest: dict, labels: list[str], pixels: PixelSpec, checks: list[Check],
+             attempts: list[Check], ref: Reference, seconds: dict, corrections: list[BiasCorrection], small: str | None,
+             onnx_target: str | None, pixels_val: ArrayStore, result_audit: Audit) -> None:
+    """Failed artifacts into rejected/, the golden set and the answers of what is kept, the
+    manifest and the reports."""
+    rejected = [c for c in checks + attempts if not c.passed]
+    if rejected:
+        (work / "rejected").mkdir()
+        for c in rejected:
+            if (work / c.file).exists():
+                os.replace(work / c.file, work / "rejected" / c.file)
+    kept = sorted(f.name for f in work.iterdir() if f.suffix in (".tflite", ".onnx"))
+    gold = _golden(work, pixels_val, ref, [r.path for r in _held_out(result_audit)], kept)
+    _write_reports(work, run_path, run_manifest, labels, pixels, checks, attempts, ref, seconds, corrections, small,
+                   onnx_target, gold)
 
 
 # The first ONNX Runtime release that runs each ONNX opset (ONNX Runtime's compatibility table).
@@ -299,30 +273,6 @@ def _golden(work: Path, pixels_val: ArrayStore, ref: Reference, names: list[str]
     return {"file": golden.GOLDEN_FILE, "images": [Path(names[i]).name for i in chosen], "expected": expected}
 
 
-def _onnx_fp32(model, work: Path, labels, pixels, opset: int) -> None:
-    import onnx
-
-    proto = onnx_export.fp32(model, opset)
-    metadata.embed_onnx(proto, labels, pixels)
-    tmp = work / ".model.onnx.tmp"
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, work / FORMATS["onnx"].file)
-
-
-def _onnx_int8(model, work: Path, labels, pixels, opset: int, calib: np.ndarray, preset: onnx_export.Int8Preset) -> None:
-    import onnx
-
-    source = work / FORMATS["onnx"].file
-    if not source.exists():
-        _onnx_fp32(model, work, labels, pixels, opset)
-    tmp = work / ".model_int8.onnx.tmp"
-    onnx_export.int8(source, tmp, calib, preset)
-    proto = onnx.load(str(tmp))
-    metadata.embed_onnx(proto, labels, pixels)
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, work / FORMATS["onnx_int8"].file)
-
-
 def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: PixelSpec, checks: list[Check],
                    attempts: list[Check], ref: Reference, seconds: dict, corrections: list[BiasCorrection],
                    small: str | None, onnx_target: str | None, gold: dict) -> None:
@@ -330,9 +280,11 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
     artifacts = []
     for c in shown:
         path = work / c.file if (work / c.file).exists() else work / "rejected" / c.file
-        artifacts.append({"file": str(path.relative_to(work)), "format": c.format, "precision": c.precision,
-                          "size_bytes": c.size_bytes, "sha256": file_sha256(path), "verified": c.passed,
-                          "needs": runtime_needs(path)})
+        # Beside the file: the manifest embedded in it (as the runtime reads it back), plus its hash.
+        contract = load(path).manifest
+        contract.sha256 = file_sha256(path)
+        artifacts.append({"file": str(path.relative_to(work)), "size_bytes": c.size_bytes, "verified": c.passed,
+                          "needs": runtime_needs(path)} | contract.to_dict())
     (work / MANIFEST).write_text(json.dumps({
         "labels": labels, "input": pixels.to_dict(), "backbone": manifest.get("backbone"), "split": manifest.get("split"),
         "run": str(run_path), "artifacts": artifacts, "versions": package_versions(EXPORT_TOOLS),

@@ -9,13 +9,6 @@ COLUMNS = ("model", "format", "precision", "size_mb", "accuracy", "target", "thr
            "mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms", "fps", "peak_rss_mb")
 
 
-def _precision(name: str) -> str:
-    for tag in ("int8_mixed", "int8", "fp16", "dynamic", "fp32"):
-        if tag in name:
-            return tag
-    return "fp32" if name.endswith((".onnx", ".keras")) else "?"
-
-
 def _accuracy(path: Path) -> float | None:
     """The verified accuracy of an artifact, from export's report.json beside it."""
     report = path.parent / "report.json"
@@ -31,7 +24,7 @@ def rows(results: list[dict]) -> list[dict]:
     out = []
     for r in results:
         path = Path(r.get("path", r["model"]))
-        out.append({"model": r["model"], "format": path.suffix.lstrip("."), "precision": _precision(path.name),
+        out.append({"model": r["model"], "format": r["format"], "precision": r["precision"],
                     "size_mb": r["size_bytes"] / 1e6, "accuracy": _accuracy(path),
                     "target": r.get("device", {}).get("target", "local"), "threads": r["threads"], "runtime": r["runtime"],
                     **{k: r.get(k) for k in ("init_ms", "mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms", "fps",

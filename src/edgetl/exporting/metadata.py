@@ -1,9 +1,10 @@
-"""Labels and the input contract embedded in every artifact.
+"""Labels, the input contract and the whole :class:`ModelManifest` embedded in every artifact.
 
 TFLite: the standard metadata (``TFLITE_METADATA`` buffer, a ``ModelMetadata`` flatbuffer with
 identifier M001: RGB image input, normalisation for float inputs, labels as a TENSOR_AXIS_LABELS
-associated file), with labels.txt and edgetl.json zipped onto the end of the model, as MediaPipe
-Tasks and the TFLite Support library expect. ONNX: ``metadata_props``."""
+associated file), with labels.txt and edgetl.json (the manifest) zipped onto the end of the model,
+as MediaPipe Tasks and the TFLite Support library expect. ONNX: ``metadata_props`` (the manifest
+under ``edgetl``)."""
 from __future__ import annotations
 
 import io
@@ -14,7 +15,8 @@ import flatbuffers
 import numpy as np
 
 from edgetl import __version__
-from edgetl.runtime import _metadata_schema as md
+from edgetl._vendor import tflite_metadata_schema as md
+from edgetl.runtime.manifest import ModelManifest
 from edgetl.runtime.spec import PixelSpec
 from edgetl.runtime.tflite_metadata import METADATA_NAME, SPEC_FILE
 
@@ -58,7 +60,7 @@ def _model_metadata(name: str, labels: list[str], pixels: PixelSpec, float_input
     sub.outputTensorMetadata = [scores]
     spec_file = md.AssociatedFileT()
     spec_file.name = SPEC_FILE
-    spec_file.description = "edgetl input contract (size, normalisation, resize method)."
+    spec_file.description = "edgetl manifest: labels, input contract, format, precision, tool versions."
     spec_file.type = md.AssociatedFileType.DESCRIPTIONS
     meta = md.ModelMetadataT()
     meta.name = name
@@ -73,13 +75,27 @@ def _model_metadata(name: str, labels: list[str], pixels: PixelSpec, float_input
     return bytes(builder.Output())
 
 
-def embed_tflite(model: bytes, name: str, labels: list[str], pixels: PixelSpec) -> bytes:
-    """The model with standard metadata and its associated files (labels.txt, edgetl.json)."""
-    from tensorflow.lite.python import schema_py_generated as schema
+def _tflite_tensor(schema, tensor) -> dict:
+    """dtype, scale and zero point of one tensor of a TFLite model tree."""
+    names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    q = tensor.quantization
+    quantized = q is not None and q.scale is not None and len(q.scale) > 0
+    return {"dtype": names[tensor.type], "scale": float(q.scale[0]) if quantized else 0.0,
+            "zero_point": int(q.zeroPoint[0]) if quantized and q.zeroPoint is not None and len(q.zeroPoint) else 0}
 
+
+def embed_tflite(model: bytes, name: str, manifest: ModelManifest) -> bytes:
+    """The model with standard metadata and its associated files (labels.txt, edgetl.json); the
+    manifest's ``io`` is filled in from the model's own input and output tensors."""
+    from edgetl.exporting._tf_internal import tflite_schema
+
+    schema = tflite_schema()
+    labels, pixels = manifest.labels, manifest.input
     tree = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
     subgraph = tree.subgraphs[0]
     float_input = subgraph.tensors[subgraph.inputs[0]].type == schema.TensorType.FLOAT32
+    manifest.io = {"input": _tflite_tensor(schema, subgraph.tensors[subgraph.inputs[0]]),
+                   "output": _tflite_tensor(schema, subgraph.tensors[subgraph.outputs[0]])}
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(_model_metadata(name, labels, pixels, float_input), np.uint8)
     tree.buffers.append(buffer)
@@ -92,18 +108,24 @@ def embed_tflite(model: bytes, name: str, labels: list[str], pixels: PixelSpec) 
     out = io.BytesIO(bytes(builder.Output()))
     with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as z:
         z.writestr(LABELS_FILE, "".join(f"{label}\n" for label in labels))
-        z.writestr(SPEC_FILE, json.dumps(pixels.to_dict()))
+        z.writestr(SPEC_FILE, json.dumps(manifest.embedded()))
     return out.getvalue()
 
 
-def embed_onnx(model, labels: list[str], pixels: PixelSpec, layout: str = "NHWC") -> None:
-    """Set labels, input layout, pixel range and resize method as ONNX metadata_props (in place)."""
+def embed_onnx(model, manifest: ModelManifest, layout: str = "NHWC") -> None:
+    """Set labels, input layout, pixel range, resize method and the whole manifest (its ``io``
+    filled in from the graph's input and output) as ONNX metadata_props, in place."""
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    labels, pixels = manifest.labels, manifest.input
+    manifest.io = {name: {"dtype": str(tensor_dtype_to_np_dtype(t.type.tensor_type.elem_type)), "scale": 0.0,
+                          "zero_point": 0} for name, t in (("input", model.graph.input[0]), ("output", model.graph.output[0]))}
     lo = (0 - (pixels.mean or 0.0)) / (pixels.std or 1.0)
     hi = (255 - (pixels.mean or 0.0)) / (pixels.std or 1.0)
     props = {
         "labels": json.dumps(labels), "input_layout": layout, "input_color": "RGB",
         "input_size": f"{pixels.height}x{pixels.width}", "pixel_range": json.dumps([lo, hi]),
-        "resize_method": pixels.resize, "edgetl": json.dumps(pixels.to_dict()), "producer": f"edgetl {__version__}",
+        "resize_method": pixels.resize, "edgetl": json.dumps(manifest.embedded()), "producer": f"edgetl {__version__}",
     }
     del model.metadata_props[:]
     for key, value in props.items():

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgetl.exporting._tf_internal import ops_details, tflite_schema
 from edgetl.runtime.classifier import input_transform
 from edgetl.runtime.litert import interpreter_class, tensor_spec
 from edgetl.runtime.spec import PixelSpec
@@ -105,11 +106,11 @@ def _output_error(model: bytes, float_model: bytes, images: np.ndarray) -> float
 def corrected(int8_model: bytes, float_model: bytes, images: np.ndarray) -> bytes:
     """``int8_model`` with each depthwise convolution's int32 bias corrected, in graph order, by its
     per-channel mean output error on ``images`` (RGB uint8 at the model's size)."""
-    from tensorflow.lite.python import schema_py_generated as schema
+    schema = tflite_schema()
 
     probe = _interpreter(int8_model, keep_tensors=False)
     details = probe.get_tensor_details()
-    ops = [op for op in probe._get_ops_details() if op["op_name"] in CORRECTED_OPS]
+    ops = [op for op in ops_details(probe) if op["op_name"] in CORRECTED_OPS]
     reference = _interpreter(float_model, keep_tensors=True)
     float_index = {t["name"]: t["index"] for t in reference.get_tensor_details()}
     missing = [details[op["outputs"][0]]["name"] for op in ops if details[op["outputs"][0]]["name"] not in float_index]
@@ -137,6 +138,6 @@ def correct_biases(int8_model: bytes, float_model: bytes, calib: np.ndarray) -> 
     candidate = corrected(int8_model, float_model, calib[~held_back])
     check = calib[held_back]
     before, after = _output_error(int8_model, float_model, check), _output_error(candidate, float_model, check)
-    layers = sum(op["op_name"] in CORRECTED_OPS for op in _interpreter(int8_model, False)._get_ops_details())
+    layers = sum(op["op_name"] in CORRECTED_OPS for op in ops_details(_interpreter(int8_model, False)))
     kept = after < before
     return (candidate if kept else int8_model), BiasCorrection(layers, before, after, kept)

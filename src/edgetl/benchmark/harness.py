@@ -12,20 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-@dataclass
-class BenchOptions:
-    """How long and how hard to measure."""
-
-    threads: int | None = None
-    runs: int = 200
-    """Timed inferences at least."""
-    warmup: int = 20
-    min_seconds: float = 5.0
-    """Keep measuring until this much time has passed (and ``runs`` are done)."""
-    e2e_image: str | None = None
-    """Also time decode (when ``e2e_decode``) + resize + input mapping of this file."""
-    e2e_decode: bool = True
+from edgetl.benchmark import BenchOptions
 
 
 @dataclass
@@ -34,6 +21,9 @@ class BenchResult:
 
     model: str
     runtime: str
+    format: str
+    precision: str
+    """From the model's manifest; for a model from elsewhere "int8" when its input is quantized, else "float"."""
     threads: int | None
     size_bytes: int
     init_ms: float
@@ -141,9 +131,19 @@ def bench_model(path: str | Path, options: BenchOptions, device: dict | None = N
     m = measure_callable(lambda: infer(x), options)
     e2e = _end_to_end(clf, options, m["p50_ms"]) if options.e2e_image else None
     peak = peak_rss_mb()
-    return BenchResult(model=path.name, runtime=clf.runtime, threads=options.threads, size_bytes=path.stat().st_size,
+    return BenchResult(model=path.name, runtime=clf.runtime, **kind_of(clf), threads=options.threads,
+                       size_bytes=path.stat().st_size,
                        init_ms=init_ms, first_ms=first_ms, peak_rss_mb=peak, rss_delta_mb=peak - rss0,
                        device=device or {}, e2e=e2e, **m)
+
+
+def kind_of(clf) -> dict[str, str]:
+    """``format`` and ``precision`` of a loaded model: from its manifest, else (a model from
+    elsewhere) "int8" when its input is quantized and "float" otherwise."""
+    contract = clf.manifest
+    if contract is not None:
+        return {"format": contract.format, "precision": contract.precision}
+    return {"format": clf.path.suffix[1:], "precision": "int8" if clf.input.quantized else "float"}
 
 
 def _end_to_end(clf, options: BenchOptions, inference_p50_ms: float) -> dict:

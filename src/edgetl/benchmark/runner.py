@@ -1,4 +1,4 @@
-"""The benchmark as a device runs it: `python -m edgetl.bench.runner MODEL... --json` or the same
+"""The benchmark as a device runs it: `python -m edgetl.benchmark.runner MODEL... --json` or the same
 inside the zipapp copied to a device without edgetl. Prints a JSON list of results on stdout.
 
 Needs numpy and a TFLite or ONNX runtime only (OpenCV for --e2e)."""
@@ -11,8 +11,8 @@ import signal
 import sys
 import threading
 
-from edgetl.bench.device import device_facts
-from edgetl.bench.harness import BenchOptions, bench_model
+from edgetl.benchmark.device import device_facts
+from edgetl.benchmark.harness import BenchOptions, bench_model
 from edgetl.errors import EdgetlError
 
 

@@ -1,0 +1,176 @@
+"""The export formats: one registry entry each, with its file, its builder and its fallbacks.
+
+A new format is one :class:`Format` in :data:`FORMATS` and a builder function (Keras model ->
+bytes of the finished file, manifest embedded). The CLI's ``--format`` choices, the manifest's
+``format``/``precision`` and bench's columns all come from here."""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgetl.exporting import onnx as onnx_export
+
+if TYPE_CHECKING:  # the builders import what they need: the CLI reads this registry at start-up
+    import numpy as np
+
+    from edgetl.exporting.bias_correction import BiasCorrection
+    from edgetl.runtime.manifest import ModelManifest
+
+
+@dataclass
+class Gates:
+    """What an artifact must reach against the Keras model to be accepted (every format)."""
+
+    max_drop: float = 1.0
+    """Largest accuracy loss vs Keras, in percentage points."""
+    min_agreement: float = 0.98
+    """Smallest share of images whose top-1 class equals Keras's."""
+
+
+@dataclass(frozen=True)
+class Int8Settings:
+    """How int8 artifacts are made: calibration (shared by TFLite and ONNX), the TFLite model's
+    input/output type and bias correction, the ONNX model's target CPU preset."""
+
+    calib_samples: int = 300
+    """Training images (stratified) the activation ranges are calibrated on."""
+    io: str = "uint8"
+    """Input/output type of the int8 TFLite model: uint8 (pixels 0..255), int8 or float."""
+    bias_correction: bool = True
+    """Correct the int8 TFLite model's depthwise biases on the calibration images."""
+    target: str = onnx_export.DEFAULT_TARGET
+    """The int8 ONNX preset: "x86" (U8S8) or "arm64" (S8S8); see :data:`onnx.INT8_TARGETS`."""
+
+
+@dataclass
+class Build:
+    """What a builder gets: the Keras model, the calibration images, the settings, the manifest to
+    embed, and where to note what it did."""
+
+    model: object
+    calib: np.ndarray
+    int8: Int8Settings
+    opset: int
+    manifest: Callable[["Format"], ModelManifest]
+    corrections: list[BiasCorrection] = field(default_factory=list)
+    log: Callable[[str], None] = print
+    onnx_fp32: bytes | None = None
+    """The float ONNX graph, converted once for both ONNX formats."""
+
+    def float_onnx(self):
+        """A fresh copy of the float ONNX model (tf2onnx runs once per export)."""
+        import onnx
+
+        if self.onnx_fp32 is None:
+            self.onnx_fp32 = onnx_export.fp32(self.model, self.opset).SerializeToString()
+        return onnx.load_from_string(self.onnx_fp32)
+
+
+Builder = Callable[[Build, "Format"], bytes]
+
+
+@dataclass(frozen=True)
+class Format:
+    """One artifact kind."""
+
+    name: str
+    file: str
+    kind: str
+    """The file's format: "tflite" or "onnx"."""
+    precision: str
+    build: Builder
+    needs_calibration: bool = False
+    fallbacks: tuple[str, ...] = ()
+    """Formats tried in turn when this one misses its gate, until one passes (the one to ship)."""
+    in_all: bool = True
+    """Made by ``--all``; False for a format made on request or as another's fallback."""
+
+
+def _tflite(convert: Callable[[Build], bytes]) -> Builder:
+    """A TFLite builder: convert, then embed the metadata and the manifest."""
+    def build(b: Build, fmt: Format) -> bytes:
+        from edgetl.exporting import metadata
+
+        name = f"{b.manifest(fmt).backbone or 'model'} {fmt.name}"
+        return metadata.embed_tflite(convert(b), name, b.manifest(fmt))
+    return build
+
+
+def _int8_corrected(b: Build) -> bytes:
+    from edgetl.exporting import tflite
+
+    data, correction = tflite.int8(b.model, b.calib, b.int8.io, b.int8.bias_correction)
+    if correction:
+        b.corrections.append(correction)
+        b.log(f"int8 bias correction of {correction.layers} depthwise layers: mean output difference from float on "
+              f"held-back calibration images {correction.error_before:.4f} -> {correction.error_after:.4f} "
+              f"({'kept' if correction.kept else 'not kept'})")
+    return data
+
+
+def _onnx_bytes(proto, manifest: ModelManifest) -> bytes:
+    from edgetl.exporting import metadata
+
+    metadata.embed_onnx(proto, manifest)
+    return proto.SerializeToString()
+
+
+def _onnx_fp32(b: Build, fmt: Format) -> bytes:
+    return _onnx_bytes(b.float_onnx(), b.manifest(fmt))
+
+
+def _onnx_int8(b: Build, fmt: Format) -> bytes:
+    """Static QDQ quantization of the float ONNX model by the target's preset."""
+    import onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, quantized = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(b.float_onnx(), str(source))
+        onnx_export.int8(source, quantized, b.calib, onnx_export.INT8_TARGETS[b.int8.target])
+        return _onnx_bytes(onnx.load(str(quantized)), b.manifest(fmt))
+
+
+def _tflite_module():
+    from edgetl.exporting import tflite
+
+    return tflite
+
+
+def _register(*formats: Format) -> dict[str, Format]:
+    return {f.name: f for f in formats}
+
+
+# Every artifact edgetl can make, in the order they are made.
+FORMATS: dict[str, Format] = _register(
+    Format("fp32", "model_fp32.tflite", "tflite", "fp32", _tflite(lambda b: _tflite_module().fp32(b.model))),
+    Format("fp16", "model_fp16.tflite", "tflite", "fp16", _tflite(lambda b: _tflite_module().fp16(b.model))),
+    Format("dynamic", "model_dynamic.tflite", "tflite", "dynamic", _tflite(lambda b: _tflite_module().dynamic(b.model))),
+    Format("int8", "model_int8.tflite", "tflite", "int8", _tflite(_int8_corrected), needs_calibration=True,
+           fallbacks=("int8_mixed", "dynamic", "fp16")),
+    # int8 with the layers of largest quantization error kept in float: int8's first fallback.
+    Format("int8_mixed", "model_int8_mixed.tflite", "tflite", "int8+float",
+           _tflite(lambda b: _tflite_module().int8_selective(b.model, b.calib, b.int8.io)[0]), needs_calibration=True,
+           in_all=False),
+    Format("onnx", "model.onnx", "onnx", "fp32", _onnx_fp32),
+    Format("onnx_int8", "model_int8.onnx", "onnx", "int8", _onnx_int8, needs_calibration=True),
+)
+ALL = tuple(name for name, f in FORMATS.items() if f.in_all)
+"""What ``--all`` makes."""
+
+
+def plan(wanted: list[str]) -> list[str]:
+    """The formats to make, in registry order; fp32 always (it is the reference every other
+    artifact is compared with, and what a device can always run)."""
+    return [name for name in FORMATS if name in wanted or name == "fp32"]
+
+
+def chosen_formats(names: list[str], *, fp16: bool = False, dynamic: bool = False, int8: bool = False,
+                   onnx: bool = False, every: bool = False) -> list[str]:
+    """Format names from ``--format NAME`` and the shorthand flags: each flag adds its format,
+    ``--int8`` with ``--onnx`` the int8 ONNX model too, ``--all`` everything in :data:`ALL`."""
+    flags = {"fp16": fp16, "dynamic": dynamic, "int8": int8, "onnx": onnx, "onnx_int8": int8 and onnx}
+    wanted = set(names) | {name for name, on in flags.items() if on} | (set(ALL) if every else set())
+    return [name for name in FORMATS if name in wanted] + sorted(wanted - set(FORMATS))
