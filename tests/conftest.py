@@ -1,6 +1,7 @@
 """Shared fixtures: generated photo folders and the ../shared data (skipped with a reason when absent)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -88,6 +89,18 @@ def hymenoptera_export(hymenoptera_run):
     from edgetl.exporting.pipeline import ExportOptions, export
 
     return export(hymenoptera_run.path, ExportOptions(formats=list(ALL)))
+
+
+@pytest.fixture(scope="session")
+def efficientnet_run(tmp_path_factory) -> tuple[Path, dict]:
+    """EfficientNetB0 from scratch on shapes at 48 px, both stages, trained once for the run-folder
+    and the export tests: the run folder and what `train --json` printed."""
+    root = tmp_path_factory.mktemp("efficientnet")
+    data = make_shapes(root / "data", per_class=16, size=48)
+    proc = run_cli("train", data, "--backbone", "efficientnet_b0", "--weights", "none", "--size", "48",
+                   "--epochs", "2", "--fine-tune-epochs", "1", "--no-augment", "--out", root / "run", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root / "run", json.loads(proc.stdout)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import HYMENOPTERA, make_shapes, run_cli
+from conftest import HYMENOPTERA, run_cli
 from edgetl.runtime import load
 
 
@@ -140,12 +140,9 @@ def test_failed_step_leaves_nothing_half_written(shapes_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_efficientnet_exports_to_every_format(tmp_path):
-    data = make_shapes(tmp_path / "data", per_class=16, size=48)
-    proc = run_cli("train", data, "--backbone", "efficientnet_b0", "--weights", "none", "--size", "48", "--epochs", "3",
-                   "--fine-tune-epochs", "0", "--no-augment", "--out", tmp_path / "run")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    proc = run_cli("export", tmp_path / "run", "--all", "--json")
+def test_efficientnet_exports_to_every_format(efficientnet_run):
+    run, _ = efficientnet_run
+    proc = run_cli("export", run, "--all", "--json")
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     doc = json.loads(proc.stdout)
     files = {c["file"] for c in doc["checks"]}
@@ -154,7 +151,7 @@ def test_efficientnet_exports_to_every_format(tmp_path):
     int8 = next(c for c in doc["checks"] if c["file"] == "model_int8.tflite")
     print(f"EfficientNetB0 (from scratch, shapes) int8 drop: {int8['drop_points']:+.2f} points, "
           f"agreement {int8['agreement']:.1%}; fallback: {[(a['file'], a['passed']) for a in doc['int8_fallback']]}")
-    report = json.loads((tmp_path / "run" / "export" / "report.json").read_text())
+    report = json.loads((run / "export" / "report.json").read_text())
     assert len(report["checks"]) == 6
 
 

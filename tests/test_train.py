@@ -33,15 +33,11 @@ def test_hymenoptera_reaches_the_quality_bar(hymenoptera_run):
 
 
 @pytest.mark.slow
-def test_efficientnet_from_scratch_run_folder_is_complete(tmp_path):
-    data = make_shapes(tmp_path / "data", per_class=12, size=48)
-    proc = run_cli("train", data, "--backbone", "efficientnet_b0", "--weights", "none", "--size", "48",
-                   "--epochs", "2", "--fine-tune-epochs", "1", "--no-augment", "--out", tmp_path / "run", "--json")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    doc = json.loads(proc.stdout)
-    assert doc["epochs"] == {"stage1": 2, "stage2": 1}
-    assert RUN_FILES <= {p.name for p in (tmp_path / "run").iterdir()}
-    assert "whole network from scratch" in (tmp_path / "run" / "train.log").read_text()
+def test_efficientnet_from_scratch_run_folder_is_complete(efficientnet_run):
+    run, metrics = efficientnet_run
+    assert metrics["epochs"] == {"stage1": 2, "stage2": 1}
+    assert RUN_FILES <= {p.name for p in run.iterdir()}
+    assert "whole network from scratch" in (run / "train.log").read_text()
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ _API = {
     "Classifier": "edgetl.runtime",
     "TrainConfig": "edgetl.training.config",
     "ExportOptions": "edgetl.exporting.pipeline",
-    "Gates": "edgetl.exporting.verify",
+    "Gates": "edgetl.exporting.formats",
     "BenchOptions": "edgetl.benchmark.harness",
 }
 

@@ -17,6 +17,8 @@ from edgetl.console import err, error_line, out, print_json
 from edgetl.benchmark import BenchOptions
 from edgetl.errors import EdgetlError
 from edgetl.exporting.formats import ALL, FORMATS, Gates, Int8Settings, chosen_formats
+from edgetl.models.backbones import BACKBONES
+from edgetl.training.config import ClassWeight, Resize, Schedule, Strategy, choices
 from edgetl.native_logs import DEBUG_ENV
 from edgetl.text import clean, safe
 
@@ -186,11 +188,11 @@ def train(
     data: Optional[Path] = typer.Argument(None, help="Dataset folder (or set `data:` in --config)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file whose keys are these options."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
-    backbone: Optional[str] = typer.Option(None, help="mobilenet_v2 (default), efficientnet_b0 or mobilenet_v3_small."),
+    backbone: Optional[str] = typer.Option(None, help=f"{', '.join(BACKBONES)} (default mobilenet_v2)."),
     alpha: Optional[float] = typer.Option(None, help="MobileNetV2 width: 0.35, 0.5, 0.75, 1.0."),
     size: Optional[int] = typer.Option(None, help="Input size in pixels (default 224; 160, 192, 96 for small devices)."),
     weights: Optional[str] = typer.Option(None, help="imagenet (default, Keras cache), none, or a weights file."),
-    resize: Optional[str] = typer.Option(None, help="resize (squash, default) or center_crop."),
+    resize: Optional[str] = typer.Option(None, help=f"{choices(Resize)} (default resize: squash)."),
     epochs: Optional[int] = typer.Option(None, help="Stage 1 epochs (default 15)."),
     fine_tune_epochs: Optional[int] = typer.Option(None, help="Stage 2 epochs (default 10; 0 skips)."),
     fine_tune_at: Optional[int] = typer.Option(None, help="First base layer to unfreeze in stage 2."),
@@ -207,12 +209,12 @@ def train(
                                                 help="With augmentation: stage 1 on cached features of K augmented views "
                                                      "of each photo (default 0: through the base every epoch; 5 is 3x faster)."),
     label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing (default 0)."),
-    class_weight: Optional[str] = typer.Option(None, help="none (default) or auto for imbalanced data."),
-    schedule: Optional[str] = typer.Option(None, help="cosine (default) or constant."),
+    class_weight: Optional[str] = typer.Option(None, help=f"{choices(ClassWeight)} (default none; auto for imbalanced data)."),
+    schedule: Optional[str] = typer.Option(None, help=f"{choices(Schedule)} (default cosine)."),
     patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs (default 5)."),
     seed: Optional[int] = typer.Option(None, help="Seed for split, order and initialisation."),
     val_split: Optional[float] = typer.Option(None, help="Validation fraction for a one-level folder (default 0.2)."),
-    strategy: Optional[str] = typer.Option(None, help="auto, mirrored, multiworker or none (tf.distribute)."),
+    strategy: Optional[str] = typer.Option(None, help=f"{choices(Strategy)} (tf.distribute; default auto)."),
     mixed_precision: Optional[bool] = typer.Option(None, "--mixed-precision/--no-mixed-precision", help="float16 on GPU."),
     cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="Keep decoded images on disk (default on)."),
     tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import edgetl
+from edgetl.cache_dir import cache_root
 
 _MAIN = '''import json, sys
 try:
@@ -28,7 +29,7 @@ def build(path: str | Path | None = None) -> Path:
     """Write the runner (default: a cached file per edgetl version) and return its path."""
     root = Path(edgetl.__file__).parent
     if path is None:
-        cache = Path(os.environ.get("EDGETL_CACHE", Path.home() / ".cache" / "edgetl"))
+        cache = cache_root()
         cache.mkdir(parents=True, exist_ok=True)
         path = cache / f"edgetl-bench-runner-{edgetl.__version__}.pyz"
     path = Path(path)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetl.cache_dir import cache_root
 from edgetl.console import track
 from edgetl.errors import EdgetlError
 from edgetl.image import DecodeError, load
@@ -29,7 +30,7 @@ _CACHE_VERSION = "3"
 
 def cache_dir() -> Path:
     """Where decoded images are kept: $EDGETL_CACHE, else ~/.cache/edgetl."""
-    return Path(os.environ.get("EDGETL_CACHE", Path.home() / ".cache" / "edgetl")) / "images"
+    return cache_root() / "images"
 
 
 def decode_workers() -> int:

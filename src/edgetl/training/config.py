@@ -2,11 +2,47 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 
 import yaml
 
 from edgetl.errors import EdgetlError
+from edgetl.image import RESIZE_METHODS
+
+# The choices of the settings that have a fixed set of values. StrEnum members are the strings
+# themselves, so config.yaml and the command line stay plain words.
+Resize = StrEnum("Resize", {m.upper(): m for m in RESIZE_METHODS})
+"""How photos become model input, here and on devices: squash ("resize") or "center_crop"."""
+
+
+class Strategy(StrEnum):
+    """tf.distribute: mirrored over several GPUs when there are (auto), or as named."""
+
+    AUTO = "auto"
+    MIRRORED = "mirrored"
+    MULTIWORKER = "multiworker"
+    NONE = "none"
+
+
+class Schedule(StrEnum):
+    """Learning rate over a stage."""
+
+    COSINE = "cosine"
+    CONSTANT = "constant"
+
+
+class ClassWeight(StrEnum):
+    """Loss weights per class: none, or inverse class frequency (auto)."""
+
+    NONE = "none"
+    AUTO = "auto"
+
+
+def choices(enum: type[StrEnum]) -> str:
+    """"a, b or c": an Enum's values for help texts and error messages."""
+    values = [str(v) for v in enum]
+    return ", ".join(values[:-1]) + " or " + values[-1]
 
 
 @dataclass
@@ -83,11 +119,10 @@ class TrainConfig:
             (self.lr > 0, "--lr must be positive"),
             (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
-            (self.class_weight in ("none", "auto"), "--class-weight must be none or auto"),
-            (self.schedule in ("cosine", "constant"), "--schedule must be cosine or constant"),
-            (self.strategy in ("auto", "mirrored", "multiworker", "none"),
-             "--strategy must be auto, mirrored, multiworker or none"),
-            (self.resize in ("resize", "center_crop"), "--resize must be resize or center_crop"),
+            (self.class_weight in set(ClassWeight), f"--class-weight must be {choices(ClassWeight)}"),
+            (self.schedule in set(Schedule), f"--schedule must be {choices(Schedule)}"),
+            (self.strategy in set(Strategy), f"--strategy must be {choices(Strategy)}"),
+            (self.resize in set(Resize), f"--resize must be {choices(Resize)}"),
             (self.unfreeze is None or 0 < self.unfreeze <= 1, "--unfreeze must be a fraction in (0, 1]"),
             (0 < self.val_split < 1, "--val-split must be between 0 and 1"),
         ]
@@ -97,8 +132,8 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict:
-        """Plain dict, as written to config.yaml."""
-        return asdict(self)
+        """Plain dict, as written to config.yaml (Enum members as their plain strings)."""
+        return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}
 
     def save(self, path: str | Path) -> None:
         """Write the exact resolved settings."""

@@ -25,7 +25,7 @@ from edgetl.models.backbones import check_weights
 from edgetl.text import clean
 from edgetl.versions import package_versions
 from edgetl.training import stop
-from edgetl.training.config import TrainConfig
+from edgetl.training.config import ClassWeight, Strategy, TrainConfig
 from edgetl.training.distribute import DistributedFit, WorkerRole, is_multiworker, make_strategy, shard, worker_role
 from edgetl.training.inputs import Split, class_weights, dataset, steps_per_epoch
 
@@ -85,7 +85,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         check_weights(cfg.weights)
         check_tensorboard(cfg.tensorboard)
         role = worker_role(cfg.strategy)
-        if cfg.strategy == "multiworker" and not cfg.out:
+        if cfg.strategy == Strategy.MULTIWORKER and not cfg.out:
             raise EdgetlError("--strategy multiworker needs --out: every worker must name the same run folder",
                               fix="add --out runs/NAME to the command on every worker")
         if role.chief:
@@ -322,7 +322,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: Work
         load_checkpoint(model, checkpoint(work, "last"))
     train_labels = np.array([r.label for r in records["train"]], np.int64)
     ctx = _Context(cfg, work, state, log, strategy, role, data, n,
-                   class_weights(train_labels, n) if cfg.class_weight == "auto" else None, model, base, features,
+                   class_weights(train_labels, n) if cfg.class_weight == ClassWeight.AUTO else None, model, base, features,
                    {s: len(records[s]) for s in ("train", "val")})
 
     if not state.stage1_done:
