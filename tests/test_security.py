@@ -196,6 +196,51 @@ def test_ctrl_c_during_ssh_bench_stops_the_remote_runner_and_cleans_up(ssh_serve
     assert _wait_until(lambda: not set(Path("/tmp").glob("tmp.*")) - before, 15), "the remote folder was left behind"
 
 
+SLOW_STEP = """
+import os, time
+from pathlib import Path
+import edgetl.benchmark.zipapp as zipapp
+build = zipapp.build
+def slow_build(*args, **kwargs):
+    Path(os.environ["BETWEEN_STEPS"]).touch()  # the test sends Ctrl-C now, between two steps on the device
+    time.sleep(3)
+    return build(*args, **kwargs)
+zipapp.build = slow_build
+from edgetl.__main__ import main
+main()
+"""
+
+
+@pytest.mark.ssh
+def test_ctrl_c_between_two_device_steps_starts_nothing_more(ssh_server, colour, tmp_path):
+    """Ctrl-C while a host's thread is between steps (here: making the runner, slowed down): that
+    thread must not go on to start the runner after the live connections were ended, or the exit
+    waits for that runner (this hung CI's Ctrl-C test for over 90 s)."""
+    device_python = fake_device_python(tmp_path / "dev")
+    before = set(Path("/tmp").glob("tmp.*"))
+    others = set(_runner_processes("runner.pyz"))
+    marker = tmp_path / "between-steps"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_STEP, "bench", str(colour["plain"]), "--device", "rpi",
+                             "--host", "mypi", "--ssh-config", str(ssh_server.config), "--remote-python",
+                             str(device_python), "--min-seconds", "120"], env=os.environ | {"BETWEEN_STEPS": str(marker)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert _wait_until(marker.exists, 60), "bench never reached the runner step"
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+            pytest.fail(f"bench did not exit within 30 s of Ctrl-C; its stderr ends: {err[-2000:]!r}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert not any(_is_running_runner(pid) for pid in set(_runner_processes("runner.pyz")) - others)
+    assert _wait_until(lambda: not set(Path("/tmp").glob("tmp.*")) - before, 15), "the remote folder was left behind"
+
+
 def _is_running_runner(pid: int) -> bool:
     """The runner itself (``python .../runner.pyz``), not the ssh or shell command lines that copy
     it there: those name runner.pyz too, and Ctrl-C during the copy is another case."""

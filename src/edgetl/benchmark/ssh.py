@@ -33,6 +33,10 @@ DEFAULT_TIMEOUT = 900.0
 _REMOTE_DIR = re.compile(r"/[A-Za-z0-9._/-]+")
 _LIVE: set[subprocess.Popen] = set()
 _LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+"""Set by Ctrl-C during :func:`bench_hosts`: host threads start nothing new on the device (only
+their clean-up). Without it a thread between two steps when Ctrl-C came would go on to start its
+runner after the live connections were ended, and the exit would wait for that runner to finish."""
 CLEANUP_S = 60.0
 """How long Ctrl-C waits for each device to remove its benchmark folder."""
 
@@ -106,8 +110,14 @@ def make_remote_dir(t: SshTarget) -> str:
     return remote
 
 
+def _not_stopping(t: SshTarget) -> None:
+    if _STOPPING.is_set():
+        raise EdgetlError(f"{t.host}: stopped (Ctrl-C)")
+
+
 def copy_file(t: SshTarget, data: bytes, remote_path: str, label: str) -> None:
     """Write ``data`` to ``remote_path`` on the device (the path travels as a quoted argument)."""
+    _not_stopping(t)
     check(t, ssh(t, remote_command("sh", "-c", 'cat > "$1"', "sh", remote_path), stdin=data), f"copying {label}")
 
 
@@ -136,12 +146,18 @@ def run_watched(t: SshTarget, words: list[str]) -> subprocess.CompletedProcess:
     client) on timeout and on Ctrl-C, so the runner on the device stops too."""
     keep_open, write_end = os.pipe()
     try:
-        proc = subprocess.Popen(_base_args(t) + [remote_command(*words)], stdin=keep_open,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Started and registered under the lock that Ctrl-C's _end_live_runs takes: a connection
+        # is either ended by it or never started.
+        with _LIVE_LOCK:
+            _not_stopping(t)
+            proc = subprocess.Popen(_base_args(t) + [remote_command(*words)], stdin=keep_open,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            _LIVE.add(proc)
+    except BaseException:
+        os.close(write_end)
+        raise
     finally:
         os.close(keep_open)
-    with _LIVE_LOCK:
-        _LIVE.add(proc)
     try:
         out, err = proc.communicate(timeout=t.timeout + t.connect_timeout + 30)
     except subprocess.TimeoutExpired:
@@ -161,8 +177,10 @@ def run_watched(t: SshTarget, words: list[str]) -> subprocess.CompletedProcess:
 
 
 def _end_live_runs() -> None:
-    """Kill every benchmark connection still open: their runners see the end of their input and stop."""
+    """Kill every benchmark connection still open (their runners see the end of their input and
+    stop), and let no host thread open another."""
     with _LIVE_LOCK:
+        _STOPPING.set()
         for proc in _LIVE:
             proc.kill()
 
@@ -247,6 +265,7 @@ def doctor_on_host(t: SshTarget) -> dict:
 
 def bench_hosts(targets: list[SshTarget], models: list[Path], threads: list[int | None], options: BenchOptions) -> list[dict]:
     """Run on every host in parallel; raise one EdgetlError listing each host that failed."""
+    _STOPPING.clear()
     pool = ThreadPoolExecutor(max(1, len(targets)))
     futures = [pool.submit(bench_host, t, models, threads, options) for t in targets]
     try:
