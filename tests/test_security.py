@@ -178,19 +178,8 @@ def test_ctrl_c_during_ssh_bench_stops_the_remote_runner_and_cleans_up(ssh_serve
                              "--host", "mypi", "--ssh-config", str(ssh_server.config), "--remote-python",
                              str(device_python), "--min-seconds", "120"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert _wait_until(lambda: any(_is_running_runner(pid) for pid in runners()), 60), "the runner never started"
-        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
-        # bench waits up to 60 s for each host's clean-up after Ctrl-C; give it that and a margin
-        try:
-            _, err = proc.communicate(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, err = proc.communicate()
-            pytest.fail(f"bench did not exit within 90 s of Ctrl-C; its stderr ends: {err[-2000:]!r}")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    # bench waits up to 60 s for each host's clean-up after Ctrl-C; give it that and a margin
+    err = _ctrl_c(proc, lambda: any(_is_running_runner(pid) for pid in runners()), 90)
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert _wait_until(lambda: not runners(), 15), "the remote runner kept running"
     assert _wait_until(lambda: not set(Path("/tmp").glob("tmp.*")) - before, 15), "the remote folder was left behind"
@@ -224,21 +213,26 @@ def test_ctrl_c_between_two_device_steps_starts_nothing_more(ssh_server, colour,
                              "--host", "mypi", "--ssh-config", str(ssh_server.config), "--remote-python",
                              str(device_python), "--min-seconds", "120"], env=os.environ | {"BETWEEN_STEPS": str(marker)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert _wait_until(marker.exists, 60), "bench never reached the runner step"
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, err = proc.communicate()
-            pytest.fail(f"bench did not exit within 30 s of Ctrl-C; its stderr ends: {err[-2000:]!r}")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    err = _ctrl_c(proc, marker.exists, 30)
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert not any(_is_running_runner(pid) for pid in set(_runner_processes("runner.pyz")) - others)
     assert _wait_until(lambda: not set(Path("/tmp").glob("tmp.*")) - before, 15), "the remote folder was left behind"
+
+
+def _ctrl_c(proc: subprocess.Popen, ready, seconds: float) -> str:
+    """Once ``ready()``, Ctrl-C as a terminal sends it (to the whole process group); bench's stderr,
+    or a failure quoting it when bench has not exited within ``seconds``."""
+    try:
+        assert _wait_until(ready, 60), "bench never reached the step where the test presses Ctrl-C"
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            return proc.communicate(timeout=seconds)[1]
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"bench did not exit within {seconds} s of Ctrl-C; its stderr ends: {proc.communicate()[1][-2000:]!r}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _is_running_runner(pid: int) -> bool:
