@@ -54,11 +54,19 @@ class Build:
     calib: np.ndarray
     int8: Int8Settings
     opset: int
-    manifest: Callable[["Format"], ModelManifest]
+    new_manifest: Callable[["Format"], ModelManifest]
+    manifests: dict[str, ModelManifest] = field(default_factory=dict)
+    """The manifest embedded in each file made, by format name (what export writes beside it)."""
     corrections: list[BiasCorrection] = field(default_factory=list)
     log: Callable[[str], None] = print
     onnx_fp32: bytes | None = None
     """The float ONNX graph, converted once for both ONNX formats."""
+
+    def manifest(self, fmt: "Format") -> ModelManifest:
+        """The manifest to embed in ``fmt``'s file, made once: embedding fills in its ``io``."""
+        if fmt.name not in self.manifests:
+            self.manifests[fmt.name] = self.new_manifest(fmt)
+        return self.manifests[fmt.name]
 
     def float_onnx(self):
         """A fresh copy of the float ONNX model (tf2onnx runs once per export)."""
@@ -94,8 +102,8 @@ def _tflite(convert: Callable[[Build], bytes]) -> Builder:
     def build(b: Build, fmt: Format) -> bytes:
         from edgetl.exporting import metadata
 
-        name = f"{b.manifest(fmt).backbone or 'model'} {fmt.name}"
-        return metadata.embed_tflite(convert(b), name, b.manifest(fmt))
+        manifest = b.manifest(fmt)
+        return metadata.embed_tflite(convert(b), f"{manifest.backbone or 'model'} {fmt.name}", manifest)
     return build
 
 

@@ -5,7 +5,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -130,10 +130,12 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     if small:
         err.print(f"[yellow]warning:[/] {small}")
 
+    versions = package_versions(EXPORT_TOOLS)
+
     def contract(fmt: Format) -> ModelManifest:
         return ModelManifest(labels, pixels, fmt.kind, fmt.precision, backbone=run_manifest.get("backbone"),
                              int8_target=opts.int8.target if fmt.name == "onnx_int8" else None,
-                             split=run_manifest.get("split"), versions=package_versions(EXPORT_TOOLS))
+                             split=run_manifest.get("split"), versions=versions)
 
     build = Build(model, calib, opts.int8, opts.opset, contract, log=lambda m: err.print(m, markup=False))
     with runs.locked(run_path, "an export"):
@@ -158,9 +160,10 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
                     if attempts[-1].passed:
                         err.print(f"{name} missed its gate; {attempts[-1].file} passes and is the one to ship")
                         break
+            embedded = {FORMATS[name].file: m for name, m in build.manifests.items()}
             _publish(work, run_path, run_manifest, labels, pixels, checks, attempts, ref, seconds,
                      build.corrections, small, opts.int8.target if "onnx_int8" in names else None,
-                     pixels_val, result_audit)
+                     pixels_val, result_audit, embedded)
             final = run_path / "export"
             runs.swap_in(work, final)
         except BaseException:
@@ -216,7 +219,8 @@ def _convert_and_verify(fmt: Format, build: Build, work: Path, run_path: Path, r
 
 def _publish(work: Path, run_path: Path, run_manifest: dict, labels: list[str], pixels: PixelSpec, checks: list[Check],
              attempts: list[Check], ref: Reference, seconds: dict, corrections: list[BiasCorrection], small: str | None,
-             onnx_target: str | None, pixels_val: ArrayStore, result_audit: Audit) -> None:
+             onnx_target: str | None, pixels_val: ArrayStore, result_audit: Audit,
+             embedded: dict[str, ModelManifest]) -> None:
     """Failed artifacts into rejected/, the golden set and the answers of what is kept, the
     manifest and the reports."""
     rejected = [c for c in checks + attempts if not c.passed]
@@ -228,7 +232,7 @@ def _publish(work: Path, run_path: Path, run_manifest: dict, labels: list[str], 
     kept = sorted(f.name for f in work.iterdir() if f.suffix in (".tflite", ".onnx"))
     gold = _golden(work, pixels_val, ref, [r.path for r in _held_out(result_audit)], kept)
     _write_reports(work, run_path, run_manifest, labels, pixels, checks, attempts, ref, seconds, corrections, small,
-                   onnx_target, gold)
+                   onnx_target, gold, embedded)
 
 
 # The first ONNX Runtime release that runs each ONNX opset (ONNX Runtime's compatibility table).
@@ -275,14 +279,13 @@ def _golden(work: Path, pixels_val: ArrayStore, ref: Reference, names: list[str]
 
 def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: PixelSpec, checks: list[Check],
                    attempts: list[Check], ref: Reference, seconds: dict, corrections: list[BiasCorrection],
-                   small: str | None, onnx_target: str | None, gold: dict) -> None:
+                   small: str | None, onnx_target: str | None, gold: dict, embedded: dict[str, ModelManifest]) -> None:
     shown = checks + [a for a in attempts if a not in checks]
     artifacts = []
     for c in shown:
         path = work / c.file if (work / c.file).exists() else work / "rejected" / c.file
-        # Beside the file: the manifest embedded in it (as the runtime reads it back), plus its hash.
-        contract = load(path).manifest
-        contract.sha256 = file_sha256(path)
+        # Beside the file: the manifest embedded in it (verify has read it back through the runtime), plus its hash.
+        contract = replace(embedded[c.file], sha256=file_sha256(path))
         artifacts.append({"file": str(path.relative_to(work)), "size_bytes": c.size_bytes, "verified": c.passed,
                           "needs": runtime_needs(path)} | contract.to_dict())
     (work / MANIFEST).write_text(json.dumps({

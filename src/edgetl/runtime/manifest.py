@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edgetl.errors import EdgetlError
 from edgetl.runtime.labels import check_label_list
-from edgetl.runtime.spec import PixelSpec, TensorSpec
+from edgetl.runtime.spec import PixelSpec
 
 MANIFEST = "manifest.json"
 """The manifest beside the models of a run folder or an export folder."""
@@ -82,12 +82,6 @@ class ModelManifest:
                    backbone=d.get("backbone"), io=d.get("io") or {}, int8_target=d.get("int8_target"),
                    split=d.get("split"), versions={str(k): str(v) for k, v in (d.get("versions") or {}).items()},
                    sha256=d.get("sha256"), schema_version=version)
-
-
-def io_quantization(input_tensor: TensorSpec, output_tensor: TensorSpec) -> dict[str, dict]:
-    """The ``io`` field of a manifest, from the tensors a runtime reports."""
-    return {name: {"dtype": str(t.dtype), "scale": float(t.scale), "zero_point": int(t.zero_point)}
-            for name, t in (("input", input_tensor), ("output", output_tensor))}
 
 
 def split_embedded(doc: dict) -> tuple[dict, dict | None]:
