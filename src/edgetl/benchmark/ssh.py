@@ -265,7 +265,6 @@ def doctor_on_host(t: SshTarget) -> dict:
 
 def bench_hosts(targets: list[SshTarget], models: list[Path], threads: list[int | None], options: BenchOptions) -> list[dict]:
     """Run on every host in parallel; raise one EdgetlError listing each host that failed."""
-    _STOPPING.clear()
     pool = ThreadPoolExecutor(max(1, len(targets)))
     futures = [pool.submit(bench_host, t, models, threads, options) for t in targets]
     try:
@@ -278,6 +277,8 @@ def bench_hosts(targets: list[SshTarget], models: list[Path], threads: list[int 
         raise
     finally:
         pool.shutdown(wait=False)
+        if all(f.done() for f in futures):  # no host thread left that could start something
+            _STOPPING.clear()
     results, failures = [], []
     for f in futures:
         try:
