@@ -124,8 +124,11 @@ def _worker_folder(role: WorkerRole, source: Path | None = None) -> Path:
     """A worker other than the chief writes its checkpoints and logs to a temporary folder of its
     own (TensorFlow's rule for multi-worker training: only the chief writes the real one); when
     resuming, it starts from a copy of the run's state."""
+    from edgetl.training.stages import CHECKPOINTS, checkpoint
+
     folder = Path(tempfile.mkdtemp(prefix=f"edgetl-worker{role.index}-"))
-    for name in ("config.yaml", "audit.json", "state.json", "last.weights.npz", "best.weights.npz") if source else ():
+    names = ("config.yaml", "audit.json", "state.json", *(checkpoint(folder, w).name for w in CHECKPOINTS))
+    for name in names if source else ():
         if (source / name).exists():
             shutil.copy2(source / name, folder / name)
     return folder
@@ -478,7 +481,7 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
 
     from edgetl.metrics import plot_confusion, report
     from edgetl.training.plots import plot_history
-    from edgetl.training.stages import checkpoint, load_checkpoint
+    from edgetl.training.stages import CHECKPOINTS, checkpoint, load_checkpoint
 
     load_checkpoint(model, checkpoint(work, "best"))
     best = next(h for h in state.history if h["epoch"] == state.best_epoch)
@@ -540,7 +543,7 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
         "skipped_files": skipped,
     }
     (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    for which in ("last", "best"):  # model.keras holds the best weights now
+    for which in CHECKPOINTS:  # model.keras holds the best weights now
         checkpoint(work, which).unlink(missing_ok=True)
     final = runs.finish(work)
     from edgetl.report import refresh

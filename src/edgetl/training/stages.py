@@ -59,8 +59,11 @@ class RunState:
                               fix="this run cannot be resumed: start a new run (or restore the file from a backup)") from None
 
 
+CHECKPOINTS = ("last", "best")
+
+
 def checkpoint(work: Path, which: str) -> Path:
-    """The run's ``last`` or ``best`` checkpoint file."""
+    """The run's ``last`` or ``best`` checkpoint file (see :data:`CHECKPOINTS`)."""
     return work / f"{which}.weights.npz"
 
 
