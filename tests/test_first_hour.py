@@ -52,14 +52,16 @@ def test_a_non_image_in_a_class_folder_is_skipped_and_decode_errors_name_the_fil
         decode_all([str(data / "circle" / "notes.txt")], 8, 8)
 
 
-def test_eval_on_a_one_level_folder_scores_the_held_out_split_and_says_so(colour_run):
+def test_eval_on_a_one_level_folder_away_from_its_run_scores_it_whole_and_split_val_remakes_the_split(colour_run):
+    """A model with no run folder beside it cannot know its training images: auto scores the
+    whole folder and says so; --split val re-makes the seeded split its manifest records."""
     model, photos = colour_run
     proc = run_cli("eval", model, photos)
     assert proc.returncode == 0, proc.stderr
     first = proc.stdout.splitlines()[0]
-    assert "split val (6 images" in first and "seed 0, 20% held out" in first, first
-    doc = json.loads(run_cli("eval", model, photos, "--json").stdout)
-    assert doc["split"] == "val" and doc["count"] == 6
+    assert "scored 30 images (every image of the folder; no run folder beside the model" in first, first
+    doc = json.loads(run_cli("eval", model, photos, "--split", "val", "--json").stdout)
+    assert doc["split"] == "val" and doc["count"] == 6 and "seeded split" in doc["split_how"]
     doc = json.loads(run_cli("eval", model, photos, "--split", "all", "--json").stdout)
     assert doc["count"] == 30 and "training images included" in doc["split_how"]
 

@@ -58,12 +58,20 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """edgetl: photos in, a fast verified classifier for the edge out."""
 
 
+CLASS_DEPTH = typer.Option(1, "--class-depth", min=1, max=2,
+                           help="1: classes are DATA's (or each split's) sub-folders; 2: their sub-folders are, merged "
+                                "across the folders above (batch folders such as 2023/cats, 2024/cats).")
+EXAMPLES_PER_GROUP = 3
+
+
 @data_app.command("check")
 def data_check(
-    folder: Path = typer.Argument(..., metavar="DATA", help="DATA/<class>/* or DATA/{train,val[,test]}/<class>/*"),
-    val_split: float = typer.Option(0.2, help="Validation fraction when DATA has no train/val folders."),
+    folder: Path = typer.Argument(..., metavar="DATA", help="DATA/<class>/*, DATA/{train,validation[,test]}/<class>/* "
+                                                            "or a CSV of path,label[,split]"),
+    val_split: float = typer.Option(0.2, help="Validation fraction when DATA has no validation folder."),
     seed: int = typer.Option(0, help="Seed of the stratified split."),
-    min_side: int = typer.Option(32, help="Warn about images whose shorter side is below this."),
+    min_side: int = typer.Option(32, help="Note images whose shorter side is below this (they are upscaled)."),
+    class_depth: int = CLASS_DEPTH,
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1,
                                              help="Refuse images whose header claims more pixels (default 100,000,000 "
                                                   "or $EDGETL_MAX_PIXELS): decompression bombs cost nothing."),
@@ -72,7 +80,7 @@ def data_check(
     """Audit a photo folder: counts per class and split, every bad file with its reason, imbalance."""
     from edgetl.data.audit import AuditOptions, audit
 
-    options = AuditOptions(val_split=val_split, seed=seed, min_side=min_side)
+    options = AuditOptions(val_split=val_split, seed=seed, min_side=min_side, class_depth=class_depth)
     if max_pixels:
         options.max_pixels = max_pixels
     result = audit(folder, options)
@@ -84,14 +92,20 @@ def data_check(
 
 
 def _print_audit(result) -> None:
+    """One screen whatever the dataset's size: what was read, the table, problems grouped by kind
+    with a few examples each (every file is in --json and in a run's audit.json)."""
+    out.print(result.describe(), markup=False, soft_wrap=True)
     counts = result.counts()
-    table = Table(title=f"{safe(result.root)} ({result.layout} layout)")
+    table = Table()
     table.add_column("class")
     for s in result.splits:
         table.add_column(s, justify="right")
     table.add_column("total", justify="right")
-    for c, per in counts.items():
+    shown = list(counts.items())
+    for c, per in shown[:20]:
         table.add_row(safe(c), *[str(per[s]) for s in result.splits], str(sum(per.values())))
+    if len(shown) > 20:
+        table.add_row(f"... {len(shown) - 20} more", *["" for _ in result.splits], "")
     table.add_row("[bold]all", *[f"[bold]{sum(p[s] for p in counts.values())}" for s in result.splits],
                   f"[bold]{len(result.records)}")
     out.print(table)
@@ -100,8 +114,17 @@ def _print_audit(result) -> None:
         out.print("image size: width {min}-{max} (median {median:.0f}), ".format(**sizes["width"])
                   + "height {min}-{max} (median {median:.0f})".format(**sizes["height"]))
     colour = {"error": "red", "warning": "yellow", "info": "dim"}
-    for p in result.problems:
-        out.print(f"[{colour[p.severity]}]{p.severity:7}[/] {safe(p.path)}: {safe(p.reason)}")
+    for g in result.groups():
+        head = f"[{colour[g.severity]}]{g.severity:7}[/] "
+        if len(g.problems) == 1:
+            p = g.problems[0]
+            out.print(head + f"{safe(p.path)}: {safe(p.reason)}", soft_wrap=True)
+            continue
+        out.print(head + f"{len(g.problems):,} × {safe(g.kind)}", soft_wrap=True)
+        for p in g.problems[:EXAMPLES_PER_GROUP]:
+            out.print(f"          e.g. {safe(p.path)}: {safe(p.reason)}", soft_wrap=True)
+        if len(g.problems) > EXAMPLES_PER_GROUP:
+            out.print(f"          ... and {len(g.problems) - EXAMPLES_PER_GROUP:,} more (--json lists every file)")
     n_err = sum(p.severity == "error" for p in result.problems)
     n_warn = sum(p.severity == "warning" for p in result.problems)
     verdict = "[green]clean[/]" if result.clean else f"[red]{n_err} error(s)[/], [yellow]{n_warn} warning(s)[/]"
@@ -145,9 +168,10 @@ def predict(
 @app.command("eval")
 def eval_cmd(
     model: Path = typer.Argument(..., help="A .tflite, .onnx or .keras model."),
-    data: Path = typer.Argument(..., help="A dataset folder (any layout `data check` accepts)."),
-    split: str = typer.Option("auto", help="auto: the held-out images (test/, else val/; for a one-level folder the "
-                                           "seeded split training made); or train, val, test, all."),
+    data: Path = typer.Argument(..., help="A dataset folder or CSV (any layout `data check` accepts)."),
+    split: str = typer.Option("auto", help="auto: the test split, else a validation folder, else every image; never "
+                                           "an image the model's run trained on. Or train, val, test, all."),
+    class_depth: int = CLASS_DEPTH,
     labels: Optional[Path] = LABELS,
     threads: Optional[int] = THREADS,
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the confusion matrix PNG here."),
@@ -157,16 +181,16 @@ def eval_cmd(
     from edgetl.evaluation import evaluate
     from edgetl.metrics import plot_confusion
 
-    res = evaluate(model, data, split=split, threads=threads, labels=labels)
+    res = evaluate(model, data, split=split, threads=threads, labels=labels, class_depth=class_depth)
     if plot:
         plot_confusion(res.report, str(plot), title=Path(res.model).name)
     if json_out:
         print_json(res.to_dict())
         return
     rep = res.report
-    out.print(f"{safe(res.model)} ({safe(res.runtime)}) on {safe(data)}, split {res.split} ({rep.count} images: "
-              f"{safe(res.how)}): accuracy [bold]{rep.accuracy:.4f}[/] ({round(rep.accuracy * rep.count)}/{rep.count}), "
-              f"{res.images_per_s:.1f} images/s")
+    out.print(f"{safe(res.model)} ({safe(res.runtime)}) on {safe(data)}: scored {rep.count} images ({safe(res.how)}): "
+              f"accuracy [bold]{rep.accuracy:.4f}[/] ({round(rep.accuracy * rep.count)}/{rep.count}), "
+              f"{res.images_per_s:.1f} images/s", soft_wrap=True)
     table = Table("class", "precision", "recall", "support")
     for c in rep.per_class:
         table.add_row(safe(c.label), f"{c.precision:.3f}", f"{c.recall:.3f}", str(c.support))
@@ -185,7 +209,8 @@ def eval_cmd(
 
 @app.command()
 def train(
-    data: Optional[Path] = typer.Argument(None, help="Dataset folder (or set `data:` in --config)."),
+    data: Optional[Path] = typer.Argument(None, help="Dataset folder or CSV of path,label[,split] (or set `data:` in "
+                                                     "--config)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file whose keys are these options."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
     backbone: Optional[str] = typer.Option(None, help=f"{', '.join(BACKBONES)} (default mobilenet_v2)."),
@@ -213,7 +238,10 @@ def train(
     schedule: Optional[str] = typer.Option(None, help=f"{choices(Schedule)} (default cosine)."),
     patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs (default 5)."),
     seed: Optional[int] = typer.Option(None, help="Seed for split, order and initialisation."),
-    val_split: Optional[float] = typer.Option(None, help="Validation fraction for a one-level folder (default 0.2)."),
+    val_split: Optional[float] = typer.Option(None, help="Validation fraction when DATA has no validation folder "
+                                                         "(default 0.2)."),
+    class_depth: Optional[int] = typer.Option(None, "--class-depth", help="1 (default): classes are DATA's (or each "
+                                              "split's) sub-folders; 2: their sub-folders, merged across batch folders."),
     strategy: Optional[str] = typer.Option(None, help=f"{choices(Strategy)} (tf.distribute; default auto)."),
     mixed_precision: Optional[bool] = typer.Option(None, "--mixed-precision/--no-mixed-precision", help="float16 on GPU."),
     cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="Keep decoded images on disk (default on)."),
@@ -234,7 +262,7 @@ def train(
         "epochs": epochs, "fine_tune_epochs": fine_tune_epochs, "fine_tune_at": fine_tune_at, "unfreeze": unfreeze,
         "batch_size": batch_size, "lr": lr, "fine_tune_lr": fine_tune_lr, "dropout": dropout, "augment": augment,
         "feature_cache": feature_cache, "augment_views": augment_views, "label_smoothing": label_smoothing, "class_weight": class_weight,
-        "schedule": schedule, "patience": patience, "seed": seed, "val_split": val_split, "strategy": strategy,
+        "schedule": schedule, "patience": patience, "seed": seed, "val_split": val_split, "class_depth": class_depth, "strategy": strategy,
         "mixed_precision": mixed_precision, "cache": cache, "tensorboard": tensorboard, "project": project, "name": name,
         "out": out_dir,
     }

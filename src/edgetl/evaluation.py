@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetl import runs
 from edgetl.console import track
 from edgetl.data.audit import Audit, AuditOptions, audit
 from edgetl.data.cache import ArrayStore, decode_all
@@ -15,6 +16,7 @@ from edgetl.image import IMAGE_EXTENSIONS
 from edgetl.errors import EdgetlError
 from edgetl.metrics import Report, report
 from edgetl.runtime import Category, Classifier, load
+from edgetl.text import clean
 
 
 def image_files(inputs: list[str | Path]) -> list[Path]:
@@ -54,26 +56,63 @@ class EvalResult:
     skipped: list[dict] = field(default_factory=list)
     """Files of the dataset that could not be used, each with its reason (``path``, ``reason``)."""
     how: str = ""
-    """How the split was chosen, in words (for a one-level folder: the seeded split training used)."""
+    """Which images were scored and why, in words."""
+    left_out: int = 0
+    """Images left out because the model's run trained on the same content."""
+    run: str | None = None
+    """The run folder the model belongs to, when known (its training images are never scored)."""
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {"model": self.model, "runtime": self.runtime, "split": self.split, "split_how": self.how,
+                "left_out_trained": self.left_out, "run": self.run,
                 "images_per_s": self.images_per_s, "skipped": self.skipped} | self.report.to_dict()
 
 
-def pick_split(result: Audit, split: str) -> tuple[str, list]:
-    """The records to evaluate: ``auto`` is the held-out split, test if there is one, else val
-    (for a one-level folder, the same seeded split training makes); ``all`` is every image."""
+@dataclass
+class Scored:
+    """Which images an evaluation scores, and why."""
+
+    split: str
+    """"train", "val", "test", "all", or "folder" (every image not known to be trained on)."""
+    records: list
+    how: str
+    left_out: int = 0
+    """Images left out because the model's run trained on the same content."""
+
+
+def pick_split(result: Audit, split: str, trained: set[str] | None = None) -> Scored:
+    """The records to evaluate. ``auto``: a test split when there is one, else a validation split
+    read from its own folder or rows, else every image of the folder; in each case without the
+    images whose content the model's run trained on (``trained``: their sha256, None when the
+    run is not known). ``train``, ``val`` and ``test`` are those splits (for a one-level folder,
+    the seeded split training makes); ``all`` is every image, training images included."""
     if split == "all":
-        return "all", result.records
+        return Scored("all", result.records, "every image, training images included")
     if split == "auto":
-        split = "test" if "test" in result.splits else "val"
-    records = result.split(split)
+        split = "test" if "test" in result.splits else "folder" if result.carved else "val"
+    if split == "folder":
+        records, how = result.records, "every image of the folder"
+    else:
+        records = result.split(split)
+        how = (f"the seeded split training makes ({clean(result.sources.get(split, split))})" if result.carved
+               and split != "test" else f"the {split} split ({clean(result.sources.get(split, split))})")
     if not records:
         raise EdgetlError(f"no usable images in the {split} split", path=result.root,
                           fix=f"choose --split among {', '.join(result.splits + ['all'])}")
-    return split, records
+    if split == "train" or trained is None:
+        if trained is None and split == "folder":
+            how += ("; no run folder beside the model, so its training images cannot be told apart (for the folder "
+                    "it trained on, --split val re-makes the seeded split)")
+        return Scored(split, records, how)
+    kept = [r for r in records if r.sha256 not in trained]
+    left = len(records) - len(kept)
+    if not kept:
+        raise EdgetlError(f"every image of the {split} split is one the model's run trained on", path=result.root,
+                          fix="evaluate on images it has not seen, or pass --split all to score them anyway")
+    if left:
+        how += f"; left out {left} the model's run trained on (same file content)"
+    return Scored(split, kept, how, left)
 
 
 EVAL_BATCH = 64
@@ -112,27 +151,29 @@ def _run_batches(classifier: Classifier, n: int, pixels_of: Callable[[int, int],
 
 
 def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "auto", threads: int | None = None,
-             labels: str | Path | None = None) -> EvalResult:
-    """Accuracy, per-class precision/recall and the confusion matrix of a model over a dataset
-    folder of any layout the audit accepts. Dataset classes are matched to model labels by name."""
+             labels: str | Path | None = None, class_depth: int = 1) -> EvalResult:
+    """Accuracy, per-class precision/recall and the confusion matrix of a model over a dataset of
+    any layout the audit accepts. Dataset classes are matched to model labels by name. When the
+    model belongs to a run folder, images with the content of the run's training images are
+    never scored (see :func:`pick_split`)."""
     clf = model if isinstance(model, Classifier) else load(model, threads=threads, labels=labels)
     split_settings = (clf.manifest.split if clf.manifest else None) or {}
     options = AuditOptions(**{k: v for k, v in split_settings.items() if k in ("val_split", "seed")
-                              and isinstance(v, (int, float)) and not isinstance(v, bool)})
+                              and isinstance(v, (int, float)) and not isinstance(v, bool)}, class_depth=class_depth)
     result = audit(data, options)
-    name, records = pick_split(result, split)
-    how = (f"the split training makes of a one-level folder (seed {options.seed}, {options.val_split:.0%} held out)"
-           if result.layout == "folders" and name != "all" else f"the folder's {name}/ images" if name != "all"
-           else "every image, training images included")
+    run = runs.run_of(clf.path)
+    trained = ({r.sha256 for r in Audit.load_file(run / "audit.json").records if r.split == "train"}
+               if run is not None else None)
+    scored = pick_split(result, split, trained)
     missing = [c for c in result.classes if c not in clf.labels]
     if missing:
         raise EdgetlError(f"dataset classes {missing} are not among the model's labels {clf.labels[:10]}",
                           path=data, fix="evaluate on data with the classes the model was trained on, or pass --labels")
     index = [clf.labels.index(c) for c in result.classes]
+    records = scored.records
     probs, rate = run_on_files(clf, [r.path for r in records])
     y_true = np.array([index[r.label] for r in records])
     y_pred = probs.argmax(axis=1)
     skipped = [{"path": p.path, "reason": p.reason} for p in result.skipped]
-    return EvalResult(str(clf.path), clf.runtime, name, report(y_true, y_pred, clf.labels), rate, y_pred, probs,
-                      skipped, how)
-
+    return EvalResult(str(clf.path), clf.runtime, scored.split, report(y_true, y_pred, clf.labels), rate, y_pred, probs,
+                      skipped, scored.how, scored.left_out, str(run) if run else None)

@@ -251,6 +251,30 @@ def decode_frame(data: bytes | np.ndarray, target: tuple[int, int] | None = None
     return img
 
 
+def decode_preview(data: bytes, cap: int | None = None, side: int = 128) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode for inspection: an RGB image at least ``side`` pixels on each side where the file
+    is larger (a JPEG is decoded at its largest libjpeg reduction that keeps that: the whole
+    entropy stream is still read, so a corrupt file still fails), and the full (width, height)
+    as shown, EXIF orientation applied. The audit's decode: four to eight times less work on
+    photos than a full decode."""
+    buf, raw, size = _checked(data, cap)
+    if not size or sniff(raw[:16]) != "jpeg":
+        img = decode_bytes(data, cap)
+        return img, (img.shape[1], img.shape[0])
+    k = jpeg_reduction(size, (side, side))
+    if k == 1:
+        img = decode_bytes(data, cap)
+        return img, (img.shape[1], img.shape[0])
+    cv = cv2()
+    img = cv.imdecode(buf, {2: cv.IMREAD_REDUCED_COLOR_2, 4: cv.IMREAD_REDUCED_COLOR_4, 8: cv.IMREAD_REDUCED_COLOR_8}[k])
+    if img is None:
+        raise DecodeError("OpenCV could not decode it")
+    w, h = size
+    if (img.shape[1] > img.shape[0]) != (w > h) and w != h:  # EXIF turned it a quarter
+        w, h = h, w
+    return cv.cvtColor(img, cv.COLOR_BGR2RGB), (w, h)
+
+
 def decode(path: str | Path) -> np.ndarray:
     """Read and decode an image file to RGB uint8 (H, W, 3)."""
     return decode_bytes(read_file(path))

@@ -160,3 +160,13 @@ def latest_run(project: str | Path = "runs") -> Path:
     if not runs:
         raise EdgetlError("no finished training run found", path=root, fix="train one with `edgetl train DATA`, or name RUN")
     return max(runs, key=lambda p: (p / "model.keras").stat().st_mtime)
+
+
+def run_of(model: str | Path) -> Path | None:
+    """The finished run folder a model file belongs to (``RUN/model.keras``, ``RUN/export/*``,
+    ``RUN/export/rejected/*``), recognised by its ``audit.json``; None for a model from elsewhere."""
+    path = Path(model).absolute()
+    for folder in list(path.parents)[:3]:
+        if (folder / "audit.json").is_file() and (folder / "model.keras").exists():
+            return folder
+    return None

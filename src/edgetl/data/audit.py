@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -15,11 +14,11 @@ import numpy as np
 from edgetl.console import track
 from edgetl.data.cache import decode_workers
 from edgetl.errors import EdgetlError
-from edgetl.image import IMAGE_EXTENSIONS, DecodeError, TooLarge, decode_bytes, is_supported, looks_truncated, max_pixels, read_file, sniff
+from edgetl.image import IMAGE_EXTENSIONS, DecodeError, TooLarge, decode_preview, is_supported, looks_truncated, max_pixels, read_file, sniff
+from edgetl.data.layouts import ERROR, INFO, SPLITS, WARNING, Layout, Problem, discover
 from edgetl.text import clean, has_control
 
-SPLITS = ("train", "val", "test")
-ERROR, WARNING, INFO = "error", "warning", "info"
+__all__ = ["Audit", "AuditOptions", "ImageRecord", "Problem", "audit", "SPLITS"]
 
 
 @dataclass
@@ -38,19 +37,9 @@ class AuditOptions:
     """A class needs this many usable images to be split into train and val."""
     max_pixels: int = field(default_factory=max_pixels)
     """Images whose header claims more pixels are refused before decoding (decompression bombs)."""
-
-
-@dataclass
-class Problem:
-    """One thing wrong with a file, a class or the whole folder."""
-
-    path: str
-    reason: str
-    severity: str = ERROR
-    scope: str = "file"
-    """"file" (that file is skipped when an error) or "dataset" (a class or the folder itself)."""
-    skipped: bool = False
-    """The file is left out of every split (unreadable, not an image, too large, corrupt)."""
+    class_depth: int = 1
+    """1: the class folders are DATA's (or each split's) sub-folders; 2: their sub-folders are,
+    merged across the folders above them (batch folders such as ``2023/cats``, ``2024/cats``)."""
 
 
 @dataclass
@@ -66,6 +55,15 @@ class ImageRecord:
 
 
 @dataclass
+class ProblemGroup:
+    """Every problem of one kind and severity: what a summary shows as one line and a few examples."""
+
+    severity: str
+    kind: str
+    problems: list[Problem]
+
+
+@dataclass
 class Audit:
     """The result of :func:`audit`: classes, accepted images per split, and problems."""
 
@@ -75,6 +73,11 @@ class Audit:
     records: list[ImageRecord]
     problems: list[Problem]
     scanned: int = 0
+    sources: dict[str, str] = field(default_factory=dict)
+    """Per split, what it was read from, in words ("validation/", "20% of train/")."""
+    carved: bool = False
+    """The val split was carved out here (a one-level folder, a CSV without a val split, train/ and
+    test/ without a validation folder), rather than read from a folder or CSV rows of its own."""
 
     def split(self, name: str) -> list[ImageRecord]:
         """Accepted images of one split ("train", "val" or "test")."""
@@ -117,6 +120,23 @@ class Audit:
         return {k: {"min": int(v.min()), "median": float(np.median(v)), "max": int(v.max())}
                 for k, v in (("width", w), ("height", h))}
 
+    def groups(self) -> list[ProblemGroup]:
+        """Problems grouped by severity and kind, errors first, then the largest groups: a summary
+        stays the same length for 100 or 100,000 files."""
+        by: dict[tuple[str, str], list[Problem]] = defaultdict(list)
+        for p in self.problems:
+            by[(p.severity, p.kind or p.reason)].append(p)
+        order = {ERROR: 0, WARNING: 1, INFO: 2}
+        return sorted((ProblemGroup(sev, kind, ps) for (sev, kind), ps in by.items()),
+                      key=lambda g: (order[g.severity], -len(g.problems), g.kind))
+
+    def describe(self) -> str:
+        """What was read as what, in one line: the first line of `data check` and `train`."""
+        counts = {s: len(self.split(s)) for s in SPLITS}
+        kind = {"folders": "class folders", "splits": "split folders", "csv": "a CSV"}[self.layout]
+        parts = [f"{s} {counts[s]} ({clean(self.sources.get(s, s))})" for s in SPLITS if s in self.sources]
+        return f"read {clean(self.root)} as {kind}, {len(self.classes)} classes: " + ", ".join(parts)
+
     def require_trainable(self) -> None:
         """Raise :class:`EdgetlError` naming the first problem that makes training impossible."""
         if self.errors:
@@ -124,13 +144,15 @@ class Audit:
             raise EdgetlError(p.reason, path=p.path)
         for s in ("train", "val"):
             if s not in self.splits:
-                raise EdgetlError(f"no usable images in the {s} split", path=self.root,
+                raise EdgetlError(f"no usable images in the {s} split: all {self.scanned} files were rejected"
+                                  if not self.records else f"no usable images in the {s} split "
+                                  f"({clean(self.sources.get(s, s))})", path=self.root,
                                   fix="run `edgetl data check` to see why each file was rejected")
 
     def to_dict(self) -> dict:
         """JSON-ready summary: classes with counts, problems, image sizes."""
         return {
-            "root": self.root, "layout": self.layout, "classes": self.counts(),
+            "root": self.root, "layout": self.layout, "sources": self.sources, "carved": self.carved, "classes": self.counts(),
             "images": len(self.records), "scanned": self.scanned,
             "sizes": self.size_stats(), "problems": [asdict(p) for p in self.problems],
             "clean": self.clean,
@@ -147,7 +169,8 @@ class Audit:
         d = json.loads(Path(path).read_text())
         return cls(root=d["root"], layout=d["layout"], classes=d["class_names"],
                    records=[ImageRecord(**r) for r in d["records"]],
-                   problems=[Problem(**p) for p in d["problems"]], scanned=d.get("scanned", 0))
+                   problems=[Problem(**p) for p in d["problems"]], scanned=d.get("scanned", 0),
+                   sources=d.get("sources") or {}, carved=d.get("carved", d["layout"] == "folders"))
 
 
 @dataclass
@@ -164,61 +187,56 @@ class _FileCheck:
         return bool(self.sha256) and not any(p.severity == ERROR for p in self.problems)
 
 
-def _visible(entries) -> list[Path]:
-    return sorted(p for p in entries if not p.name.startswith((".", "_")) and p.name != "Thumbs.db")
-
-
 def _check_file(path: Path, opts: AuditOptions) -> _FileCheck:
     """Everything that can be wrong with one file, without raising."""
     check = _FileCheck(path, [])
 
-    def add(reason: str, severity: str = ERROR) -> None:
-        check.problems.append(Problem(str(path), reason, severity))
+    def add(kind: str, reason: str, severity: str = ERROR) -> None:
+        check.problems.append(Problem(str(path), reason, severity, kind=kind))
 
     ext = path.suffix.lower()
     if ext not in IMAGE_EXTENSIONS:
-        add(f"skipped: not an image extension ({ext or 'none'}); edgetl reads {', '.join(sorted(IMAGE_EXTENSIONS))}",
+        add("not an image extension", f"skipped: not an image extension ({ext or 'none'}); edgetl reads {', '.join(sorted(IMAGE_EXTENSIONS))}",
             WARNING)
         return check
     try:
         data = read_file(path)
     except DecodeError as e:
-        add(f"unreadable: {e}")
+        add("unreadable", f"unreadable: {e}")
         return check
     if not data:
-        add("empty file (0 bytes)")
+        add("empty file", "empty file (0 bytes)")
         return check
     fmt = sniff(data[:16])
     if fmt is None:
         kind = "text" if all(32 <= b < 127 or b in (9, 10, 13) for b in data[:256]) else "unknown binary data"
-        add(f"not an image: the content is {kind} despite the {ext} extension")
+        add("not an image", f"not an image: the content is {kind} despite the {ext} extension")
         return check
     if not is_supported(fmt):
-        add(f"unsupported format {fmt} (named {ext}); convert it to jpg or png")
+        add("unsupported format", f"unsupported format {fmt} (named {ext}); convert it to jpg or png")
         return check
     if looks_truncated(fmt, data):
-        add(f"truncated {fmt.upper()}: the file ends before its end marker")
+        add("truncated", f"truncated {fmt.upper()}: the file ends before its end marker")
         return check
     try:
-        img = decode_bytes(data, opts.max_pixels)
+        img, (check.width, check.height) = decode_preview(data, opts.max_pixels)
     except TooLarge as e:
-        add(f"too large: {e}")
+        add("too large", f"too large: {e}")
         return check
     except DecodeError:
-        add(f"corrupt {fmt.upper()}: it cannot be decoded")
+        add("corrupt", f"corrupt {fmt.upper()}: it cannot be decoded")
         return check
-    check.height, check.width = img.shape[:2]
     check.sha256 = hashlib.sha256(data).hexdigest()
     if fmt != IMAGE_EXTENSIONS[ext]:
-        add(f"a {fmt.upper()} file with a {ext} extension (read fine)", INFO)
+        add("extension does not match the content", f"a {fmt.upper()} file with a {ext} extension (read fine)", INFO)
     if fmt == "gif":
-        add("GIF: the first frame is used", INFO)
+        add("GIF: first frame used", "GIF: the first frame is used", INFO)
     if min(check.height, check.width) < opts.min_side:
-        add(f"tiny image {check.width}x{check.height} (under {opts.min_side} px): probably a thumbnail or icon",
-            WARNING)
+        add(f"small images (under {opts.min_side} px): upscaled to the model's input size",
+            f"tiny image {check.width}x{check.height} (under {opts.min_side} px): upscaled to the model's input size", INFO)
     flat = _flat_fraction(img)
     if flat > 0.93:
-        add(f"{flat:.0%} of the image is one flat colour: a placeholder or blank image?", WARNING)
+        add("near-blank image", f"{flat:.0%} of the image is one flat colour: a placeholder or blank image?", WARNING)
     return check
 
 
@@ -232,76 +250,25 @@ def _flat_fraction(img: np.ndarray) -> float:
     return float((np.abs(small - centre).max(axis=1) <= 8).mean())
 
 
-def _discover(root: Path) -> tuple[str, dict[str, dict[str, list[Path]]], list[Problem]]:
-    """Find the layout and the files per (split, class); splits are "" for a one-level folder."""
-    if not root.exists():
-        raise EdgetlError("no such folder", path=root, fix="give the folder that holds one sub-folder per class")
-    if not root.is_dir():
-        raise EdgetlError("not a folder", path=root, fix="give the folder that holds one sub-folder per class")
-    subdirs = [p for p in _visible(root.iterdir()) if p.is_dir()]
-    problems = [Problem(str(p), "file at the top level is ignored (images go in class folders)", INFO)
-                for p in _visible(root.iterdir()) if p.is_file()]
-    split_dirs = [p for p in subdirs if p.name.lower() in SPLITS]
-    if split_dirs:
-        if "train" not in {p.name.lower() for p in split_dirs}:
-            raise EdgetlError("has val/ or test/ but no train/ folder", path=root,
-                              fix="add DATA/train/<class>/ folders, or put class folders directly in DATA")
-        layout = "splits"
-        for p in subdirs:
-            if p not in split_dirs:
-                problems.append(Problem(str(p), "folder beside train/ val/ test/ is ignored", WARNING, "dataset"))
-        files = {p.name.lower(): {c.name: _files_under(c, problems) for c in _visible(_listing(p, problems))
-                                  if c.is_dir()} for p in split_dirs}
-    else:
-        layout = "folders"
-        files = {"": {c.name: _files_under(c, problems) for c in subdirs}}
-    return layout, files, problems
-
-
-def _listing(folder: Path, problems: list[Problem]) -> list[Path]:
-    try:
-        return list(folder.iterdir())
-    except OSError as e:
-        problems.append(Problem(str(folder), f"folder cannot be read ({e.strerror}): its images are left out", WARNING))
-        return []
-
-
-def _files_under(folder: Path, problems: list[Problem]) -> list[Path]:
-    """Every file below ``folder``; symlinked folders are followed once (a link loop is reported,
-    not walked forever) and a folder that cannot be read is reported, never silently skipped."""
-    out: list[Path] = []
-    seen: set[str] = set()
-
-    def unreadable(e: OSError) -> None:
-        problems.append(Problem(str(e.filename), f"folder cannot be read ({e.strerror}): its images are left out", WARNING))
-
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            problems.append(Problem(dirpath, "symlinked folder already read through another path: left out", INFO))
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        out.extend(Path(dirpath) / f for f in filenames if not f.startswith(".") and f != "Thumbs.db")
-    return sorted(out)
-
-
 def audit(root: str | Path, options: AuditOptions | None = None, workers: int | None = None) -> Audit:
-    """Audit DATA: either ``DATA/<class>/*`` (split here, stratified and seeded) or
-    ``DATA/{train,val[,test]}/<class>/*``. Never raises for a bad file; raises
-    :class:`EdgetlError` only when DATA itself is not a dataset folder."""
+    """Audit DATA: a one-level ``DATA/<class>/*`` folder (split here, stratified and seeded), split
+    folders ``DATA/{train,validation[,test]}/<class>/*`` by their common names, or a CSV of
+    ``path,label[,split]``. Never raises for a bad file; raises :class:`EdgetlError` only when DATA
+    is not a dataset or could mean two things."""
     opts = options or AuditOptions()
     root = Path(root).absolute()  # later stages read these paths from any working directory
-    layout, files, problems = _discover(root)
+    layout = discover(root, opts.class_depth, opts.val_split)
+    problems = layout.problems
+    files = layout.files
     classes = sorted({c for per_split in files.values() for c in per_split})
     if not classes:
-        raise EdgetlError("no class folders found", path=root,
-                          fix="put images in DATA/<class>/ or DATA/train/<class>/ folders")
+        raise EdgetlError("no class folders found" if layout.kind != "csv" else "no row with a usable path and label",
+                          path=root, fix="put images in DATA/<class>/ or DATA/train/<class>/ folders, or list them in "
+                                         "a CSV of path,label")
     named = [c for c in classes if has_control(c)]
     for c in named:  # a newline in a class name would shift every label after it in labels.txt
-        problems.append(Problem(str(root / c), f"class folder name {clean(c)!r} holds a control character "
-                                "(newline, tab, escape): rename the folder", scope="dataset"))
+        problems.append(Problem(str(root / c), f"class name {clean(c)!r} holds a control character "
+                                "(newline, tab, escape): rename it", scope="dataset", kind="control character in a class name"))
     todo = [(s, c, f) for s, per in files.items() for c, fs in per.items() for f in fs]
     with ThreadPoolExecutor(workers or decode_workers()) as pool:
         checks = list(track(pool.map(lambda t: _check_file(t[2], opts), todo),
@@ -310,51 +277,58 @@ def audit(root: str | Path, options: AuditOptions | None = None, workers: int | 
     for (split, cls, _), check in zip(todo, checks):
         if not check.ok:
             check.problems[0].skipped = True
+        if layout.rows:  # a CSV row's file: say which line named it
+            for p in check.problems:
+                p.reason = f"{p.reason} ({layout.rows[check.path]})"
         problems.extend(check.problems)
         if check.ok:
             good[(split, cls)].append(check)
 
-    records: list[ImageRecord] = []
     label = {c: i for i, c in enumerate(classes)}
-    class_dir = (lambda s, c: root / c) if layout == "folders" else (lambda s, c: root / s / c)
     if len(classes) < 2:
-        problems.append(Problem(str(root), f"only one class ({classes[0]}): a classifier needs at least 2 class "
-                                "folders", scope="dataset"))
-    if layout == "folders":
-        rng = random.Random(opts.seed)
+        problems.append(Problem(str(root), f"only one class ({clean(classes[0])}): a classifier needs at least 2",
+                                scope="dataset", kind="a single class"))
+    records: list[ImageRecord] = []
+    rng = random.Random(opts.seed)
+    for split in files:
+        carve = split == "" or (split == "train" and layout.carve_val)
         for c in classes:
-            items = good.get(("", c), [])
+            items = good.get((split, c), [])
+            where = _class_path(root, layout, split, c)
             if not items:
-                problems.append(Problem(str(class_dir("", c)), f"class '{c}' has no usable images: add images or remove the folder",
-                                        scope="dataset"))
+                reason = f"class '{clean(c)}' has no usable images" + (f" in {clean(layout.sources.get(split, split))}"
+                                                                       if split else "")
+                problems.append(Problem(where, reason + ": add images or remove the class", scope="dataset",
+                                        kind="class without usable images"))
+                continue
+            if not carve:
+                records.extend(ImageRecord(str(ch.path), label[c], split, ch.width, ch.height, ch.sha256) for ch in items)
                 continue
             if len(items) < opts.min_per_class:
-                problems.append(Problem(str(class_dir("", c)), f"class '{c}' has {len(items)} usable image(s); "
-                                        f"splitting into train and val needs at least {opts.min_per_class}",
-                                        scope="dataset"))
+                problems.append(Problem(where, f"class '{clean(c)}' has {len(items)} usable image(s); splitting into "
+                                        f"train and val needs at least {opts.min_per_class}", scope="dataset",
+                                        kind="class too small to split"))
                 continue
             order = items[:]
             rng.shuffle(order)
             n_val = min(len(order) - 1, max(1, round(len(order) * opts.val_split)))
-            for i, ch in enumerate(order):
-                records.append(ImageRecord(str(ch.path), label[c], "val" if i < n_val else "train",
-                                           ch.width, ch.height, ch.sha256))
-    else:
-        for split in files:
-            for c in classes:
-                items = good.get((split, c), [])
-                if not items:
-                    where = class_dir(split, c)
-                    reason = (f"class '{c}' has no usable images in {split}/"
-                              + ("" if where.exists() else f" (no {split}/{c}/ folder)"))
-                    problems.append(Problem(str(where), reason + ": add images or remove the class", scope="dataset"))
-                records.extend(ImageRecord(str(ch.path), label[c], split, ch.width, ch.height, ch.sha256)
-                               for ch in items)
+            records.extend(ImageRecord(str(ch.path), label[c], "val" if i < n_val else "train", ch.width, ch.height,
+                                       ch.sha256) for i, ch in enumerate(order))
     records.sort(key=lambda r: (SPLITS.index(r.split), r.label, r.path))
     problems.extend(_duplicates(records))
-    result = Audit(str(root), layout, classes, records, problems, scanned=len(todo))
+    result = Audit(str(root), layout.kind, classes, records, problems,
+                   scanned=len(todo), sources=layout.sources, carved=layout.carve_val or "" in files)
     problems.extend(_imbalance(result, opts.imbalance_ratio))
     return result
+
+
+def _class_path(root: Path, layout: Layout, split: str, cls: str) -> str:
+    """Where a class lives, for messages: its folder, or the CSV and the label."""
+    if layout.kind == "csv":
+        return f"{root} (label {clean(cls)})"
+    if layout.kind == "folders":
+        return str(root / cls)
+    return str(root / layout.folders.get(split, split) / cls)
 
 
 def _duplicates(records: list[ImageRecord]) -> list[Problem]:
@@ -368,12 +342,14 @@ def _duplicates(records: list[ImageRecord]) -> list[Problem]:
         first = group[0]
         for r in group[1:]:
             if r.label != first.label:
-                out.append(Problem(r.path, f"same file as {first.path} but in another class: one label is wrong", WARNING))
+                out.append(Problem(r.path, f"same file as {first.path} but in another class: one label is wrong", WARNING,
+                                   kind="the same file in two classes"))
             elif r.split != first.split:
                 out.append(Problem(r.path, f"same file as {first.path} in {first.split}: a {r.split} image seen "
-                                           "in training inflates accuracy; delete one copy", WARNING))
+                                           "in training inflates accuracy; delete one copy", WARNING,
+                                   kind="the same file in two splits"))
             else:
-                out.append(Problem(r.path, f"duplicate of {first.path}", INFO))
+                out.append(Problem(r.path, f"duplicate of {first.path}", INFO, kind="duplicate within a class"))
     return out
 
 
@@ -388,4 +364,4 @@ def _imbalance(result: Audit, ratio: float) -> list[Problem]:
         return []
     return [Problem(result.root, f"imbalanced classes: '{big}' has {nonzero[big]} training images, '{small}' "
                                  f"{nonzero[small]} ({r:.1f}x); train with --class-weight auto or add images",
-                    WARNING, scope="dataset")]
+                    WARNING, scope="dataset", kind="imbalanced classes")]

@@ -51,7 +51,9 @@ class TrainConfig:
     on hymenoptera with MobileNetV2 (see README)."""
 
     data: str = ""
-    """Dataset folder: DATA/<class>/* or DATA/{train,val[,test]}/<class>/*."""
+    """Dataset: DATA/<class>/*, DATA/{train,validation[,test]}/<class>/* or a CSV of path,label[,split]."""
+    class_depth: int = 1
+    """1: classes are DATA's (or each split's) sub-folders; 2: their sub-folders, merged across batch folders."""
     backbone: str = "mobilenet_v2"
     alpha: float = 1.0
     """MobileNetV2 width multiplier (0.35, 0.5, 0.75, 1.0)."""
@@ -125,6 +127,7 @@ class TrainConfig:
             (self.resize in set(Resize), f"--resize must be {choices(Resize)}"),
             (self.unfreeze is None or 0 < self.unfreeze <= 1, "--unfreeze must be a fraction in (0, 1]"),
             (0 < self.val_split < 1, "--val-split must be between 0 and 1"),
+            (self.class_depth in (1, 2), "--class-depth must be 1 or 2"),
         ]
         for ok, message in checks:
             if not ok:

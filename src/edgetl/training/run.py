@@ -68,6 +68,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
     ``edgetl.train(data="photos/", epochs=10)`` works as well as passing a :class:`TrainConfig`.
     Every setting is checked before a run folder is made; a run that fails before its first
     epoch is finished is removed again (there is nothing to resume)."""
+    read_as = ""
     if resume is not None:
         source = runs.resume_path(resume)
         cfg = _resumed_config(source, config, overrides)
@@ -91,8 +92,9 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         if role.chief:
             runs.check_new_run(cfg.out)
         # The audit runs before the run folder exists, so bad data leaves nothing behind.
-        pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed))
+        pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed, class_depth=cfg.class_depth))
         pre.require_trainable()
+        read_as = pre.describe()
         work = runs.new_run(cfg.project, cfg.name, cfg.out) if role.chief else _worker_folder(role)
         cfg.save(work / "config.yaml")
         pre.save(work / "audit.json")
@@ -100,6 +102,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         return _train_as_worker(cfg, work, resume is not None, role, runs.final_path(source) if resume else Path(cfg.out))
     with runs.locked(work, "this training run"):
         log = RunLog(work / "train.log")
+        if read_as:
+            log(read_as)
         log(f"run folder: {runs.final_path(work)} (in progress at {work})")
         try:
             with stop.on_signals():
