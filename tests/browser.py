@@ -15,15 +15,18 @@ QUIET_FLAGS = ["--disable-gpu", "--disable-background-networking", "--disable-co
 
 
 @contextlib.contextmanager
-def browser_page(width: int = 1100, height: int = 900) -> Iterator:
-    """A fresh page in headless Chromium, and the list of every URL it requested."""
+def browser_page(width: int = 1100, height: int = 900, bypass_csp: bool = False) -> Iterator:
+    """A fresh page in headless Chromium, and the list of every URL it requested. Playwright's
+    ``evaluate`` and ``wait_for_function`` run script the page did not bring, which a page's
+    Content-Security-Policy refuses: ``bypass_csp`` lets a test drive such a page that way (its
+    locators and screenshots need no bypass)."""
     if not shutil.which(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=QUIET_FLAGS)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
+            page = browser.new_page(viewport={"width": width, "height": height}, bypass_csp=bypass_csp)
             requested: list[str] = []
             page.on("request", lambda r: requested.append(r.url))
             yield page, requested

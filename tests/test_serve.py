@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import http.client
+
 import cv2
 import numpy as np
 import pytest
@@ -84,7 +86,7 @@ def test_the_page_shows_labels_fps_and_latency_in_a_browser(model_and_video):
     model, video = model_and_video
     served = Served(model, video)
     try:
-        with browser_page() as (page, requested):
+        with browser_page(bypass_csp=True) as (page, requested):
             page.goto(served.url)
             page.wait_for_function("document.getElementById('label').textContent.trim().length > 0", timeout=20000)
             assert page.inner_text("#label") in COLOURS
@@ -114,7 +116,7 @@ def test_a_viewer_that_stops_reading_slows_nobody(model_and_video):
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.connect(("127.0.0.1", port))
-            s.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             stalled.append(s)
         readers = []
         for _ in range(2):  # and two that watch normally
@@ -151,7 +153,8 @@ def test_other_addresses_need_the_token(model_and_video):
             urllib.request.urlopen(base + "/api/latest?token=wrong", timeout=5)
         first = urllib.request.urlopen(served.url, timeout=5)
         cookie = first.headers["Set-Cookie"].split(";")[0]
-        assert first.status == 200 and cookie == f"edgetl_token={token}"
+        port = served.base.rsplit(":", 1)[1]  # per port: a second server does not log the first one out
+        assert first.status == 200 and cookie == f"edgetl_token_{port}={token}"
         again = urllib.request.urlopen(urllib.request.Request(base + "/api/health", headers={"Cookie": cookie}), timeout=5)
         assert json.loads(again.read())["status"] == "ok"
         post = urllib.request.Request(base + "/api/threshold", data=b'{"threshold": 0.5}', method="POST")
@@ -187,3 +190,145 @@ def test_sigterm_ends_a_served_run_with_its_summary(model_and_video):
     # the file is read at its own rate (a served file plays like a camera): that rate is the bound
     assert "of this pipeline's bound" in bound and "set by its slowest stage, read" in bound, bound
     assert "Traceback" not in err
+
+
+def request(base: str, method: str, path: str, headers: dict, body: bytes | None = None) -> tuple[int, bytes, dict]:
+    """One raw HTTP request with exactly these headers (urllib would set its own Host)."""
+    host, port = base.split("//")[1].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=10)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for k, v in headers.items():
+            conn.putheader(k, v)
+        conn.endheaders(body)
+        r = conn.getresponse()
+        return r.status, r.read(), dict(r.getheaders())
+    finally:
+        conn.close()
+
+
+def test_a_foreign_host_header_is_refused_dns_rebinding(model_and_video):
+    """A page whose name was rebound to 127.0.0.1 sends its own name as Host: nothing is answered."""
+    model, video = model_and_video
+    served = Served(model, video)
+    try:
+        port = served.base.rsplit(":", 1)[1]
+        for path in ("/", "/api/latest", "/api/health", "/stream.mjpg", "/api/events"):
+            status, body, _ = request(served.base, "GET", path, {"Host": f"evil.example:{port}"})
+            assert status == 403, (path, status)
+        status, _, _ = request(served.base, "POST", "/api/threshold",
+                               {"Host": "evil.example", "Content-Type": "application/json", "Content-Length": "18"},
+                               b'{"threshold": 1.0}')
+        assert status == 403 and served.options.threshold == 0.0
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "127.0.0.1"):
+            assert request(served.base, "GET", "/api/health", {"Host": host})[0] == 200, host
+        assert request(served.base, "GET", "/api/health", {})[0] == 403  # no Host at all
+    finally:
+        served.stop()
+
+
+def test_state_changes_need_a_same_origin_json_request(model_and_video):
+    model, video = model_and_video
+    served = Served(model, video)
+    try:
+        port = served.base.rsplit(":", 1)[1]
+        host = f"127.0.0.1:{port}"
+        body = b'{"threshold": 1.0}'
+        cross = {"Host": host, "Content-Type": "text/plain", "Content-Length": str(len(body)),
+                 "Origin": "http://localhost:9999"}  # a "simple" cross-origin request: no preflight
+        assert request(served.base, "POST", "/api/threshold", cross, body)[0] == 403
+        cross["Content-Type"] = "application/json"
+        assert request(served.base, "POST", "/api/threshold", cross, body)[0] == 403
+        assert served.options.threshold == 0.0
+        same = cross | {"Origin": f"http://{host}"}
+        status, answer, _ = request(served.base, "POST", "/api/threshold", same, body)
+        assert status == 200 and json.loads(answer) == {"threshold": 1.0} and served.options.threshold == 1.0
+    finally:
+        served.stop()
+
+
+def test_every_answer_forbids_framing_and_referrers_and_the_page_runs_only_its_own_script(model_and_video):
+    model, video = model_and_video
+    served = Served(model, video)
+    try:
+        host = served.base.split("//")[1]
+        for path in ("/", "/api/health"):
+            _, _, headers = request(served.base, "GET", path, {"Host": host})
+            assert headers["X-Frame-Options"] == "DENY" and headers["Referrer-Policy"] == "no-referrer"
+            csp = headers["Content-Security-Policy"]
+            assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp and "script-src 'sha256-" in csp
+        with browser_page() as (page, _):  # the page's own script runs under that policy (it fills the labels)
+            refused = []
+            page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+            page.goto(served.url)
+            page.locator("#topk li").first.wait_for(timeout=20000)
+            assert page.inner_text("#label") in COLOURS and not refused, refused
+            with pytest.raises(Exception):  # a script the page did not bring is refused
+                page.add_script_tag(content="document.title = 'injected'")
+            assert page.title() == "edgetl live" and refused
+    finally:
+        served.stop()
+
+
+def test_bad_request_bodies_get_one_answer_and_memory_stays_put(model_and_video):
+    model, video = model_and_video
+    served = Served(model, video)
+    try:
+        host = served.base.split("//")[1]
+        h = {"Host": host, "Content-Type": "application/json"}
+        assert request(served.base, "POST", "/api/threshold", h | {"Content-Length": "-1"}, b"")[0] == 411
+        assert request(served.base, "POST", "/api/threshold", h | {"Content-Length": "1000000000"}, b"")[0] == 413
+        deep = b"[" * 1000
+        assert request(served.base, "POST", "/api/threshold", h | {"Content-Length": str(len(deep))}, deep)[0] == 400
+        assert request(served.base, "GET", "/api/health", {"Host": host})[0] == 200
+    finally:
+        served.stop()
+
+
+def test_idle_and_slow_clients_cannot_exhaust_the_server(model_and_video, monkeypatch):
+    """More idle sockets than the cap: the next connection gets 503 at once, never a hang; the idle
+    ones are closed when their header deadline passes, and the server answers again."""
+    from edgetl.live import serve
+
+    monkeypatch.setattr(serve, "MAX_CONNECTIONS", 6)
+    monkeypatch.setattr(serve, "HEADER_SECONDS", 1.0)
+    model, video = model_and_video
+    served = Served(model, video)
+    idle = []
+    try:
+        host, port = served.base.split("//")[1].rsplit(":", 1)
+        for _ in range(6):
+            s = socket.create_connection((host, int(port)), timeout=10)
+            s.sendall(b"GET /api/health HTTP/1.1\r\nHo")  # a request that never finishes its headers
+            idle.append(s)
+        time.sleep(0.3)
+        status, _, _ = request(served.base, "GET", "/api/health", {"Host": f"{host}:{port}"})
+        assert status == 503
+        for s in idle:  # each is closed by the server at its deadline (recv returns b"" then)
+            s.settimeout(15)
+            assert s.recv(100) == b""
+        deadline = time.monotonic() + 15
+        while request(served.base, "GET", "/api/health", {"Host": f"{host}:{port}"})[0] != 200:
+            assert time.monotonic() < deadline, "the server did not recover"
+            time.sleep(0.2)
+    finally:
+        for s in idle:
+            s.close()
+        served.stop()
+
+
+def test_serves_ipv6_loopback(model_and_video):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    model, video = model_and_video
+    served = Served(model, video, address="[::1]:0")
+    try:
+        assert served.url.startswith("http://[::1]:")
+        status, body, _ = request(served.base, "GET", "/api/health", {"Host": served.base.split("//")[1]})
+        assert status == 200 and json.loads(body)["status"] == "ok"
+    finally:
+        served.stop()

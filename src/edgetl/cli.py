@@ -190,7 +190,8 @@ def eval_cmd(
     rep = res.report
     out.print(f"{safe(res.model)} ({safe(res.runtime)}) on {safe(data)}: scored {rep.count} images ({safe(res.how)}): "
               f"accuracy [bold]{rep.accuracy:.4f}[/] ({round(rep.accuracy * rep.count)}/{rep.count}), "
-              f"{res.images_per_s:.1f} images/s", soft_wrap=True)
+              f"{res.images_per_s:.1f} images/s {'batched' if res.batched else 'one at a time'}, "
+              f"{res.latency_ms:.2f} ms for one image alone", soft_wrap=True)
     table = Table("class", "precision", "recall", "support")
     for c in rep.per_class:
         table.add_row(safe(c.label), f"{c.precision:.3f}", f"{c.recall:.3f}", str(c.support))
@@ -511,9 +512,12 @@ def live(
     def serving(url: str) -> None:
         err.print(f"serving the live page at {url}", markup=False, soft_wrap=True)
         if "token=" not in url:
-            port = url.rsplit(":", 1)[1].strip("/")
-            err.print(f"from another machine: ssh -L {port}:127.0.0.1:{port} THIS_HOST, then open "
-                      f"http://127.0.0.1:{port}/", markup=False, soft_wrap=True)
+            from urllib.parse import urlsplit
+
+            where = urlsplit(url)
+            host = where.hostname if ":" not in (where.hostname or "") else f"[{where.hostname}]"
+            err.print(f"from another machine: ssh -L {where.port}:{host}:{where.port} THIS_HOST, then open "
+                      f"http://127.0.0.1:{where.port}/", markup=False, soft_wrap=True)
 
     def on_frame(r) -> None:
         if json_out:

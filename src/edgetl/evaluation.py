@@ -50,7 +50,9 @@ class EvalResult:
     split: str
     report: Report
     images_per_s: float
-    """Throughput of preprocessing-free inference (prepared inputs, one at a time)."""
+    """Throughput of preprocessing-free inference (prepared inputs, batched where the model allows)."""
+    latency_ms: float
+    """Median time of one image alone through the model (prepared input), measured apart."""
     predictions: np.ndarray
     probabilities: np.ndarray
     skipped: list[dict] = field(default_factory=list)
@@ -61,12 +63,14 @@ class EvalResult:
     """Images left out because the model's run trained on the same content."""
     run: str | None = None
     """The run folder the model belongs to, when known (its training images are never scored)."""
+    batched: bool = False
+    """Images went through the model several per call (its batch axis is open)."""
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {"model": self.model, "runtime": self.runtime, "split": self.split, "split_how": self.how,
                 "left_out_trained": self.left_out, "run": self.run,
-                "images_per_s": self.images_per_s, "skipped": self.skipped} | self.report.to_dict()
+                "images_per_s": self.images_per_s, "latency_ms": self.latency_ms, "batched": self.batched, "skipped": self.skipped} | self.report.to_dict()
 
 
 @dataclass
@@ -117,11 +121,13 @@ def pick_split(result: Audit, split: str, trained: set[str] | None = None) -> Sc
 
 EVAL_BATCH = 64
 """Images decoded at a time: memory stays the same for 100 or 100,000 images."""
+INFER_BATCH = 32
+"""Images per inference call where the model's batch axis is open (Keras, edgetl's ONNX and TFLite)."""
 
 
 def run_on_pixels(classifier: Classifier, pixels: np.ndarray | ArrayStore) -> tuple[np.ndarray, float]:
     """Probabilities for N uint8 images at the model's size (an array, or a store on disk read a
-    batch at a time), one image per call, and the inference rate in images/s."""
+    batch at a time), and the inference rate in images/s."""
     return _run_batches(classifier, len(pixels), lambda start, end: pixels[start:end])
 
 
@@ -136,18 +142,33 @@ def run_on_files(classifier: Classifier, paths: list[str], batch: int = EVAL_BAT
 def _run_batches(classifier: Classifier, n: int, pixels_of: Callable[[int, int], np.ndarray],
                  batch: int = EVAL_BATCH) -> tuple[np.ndarray, float]:
     """Probabilities of ``n`` images whose model-sized pixels ``pixels_of(start, end)`` gives a
-    batch at a time, one image per inference call, and the rate of those calls in images/s."""
+    batch at a time, :data:`INFER_BATCH` images per inference call where the model allows it (one
+    otherwise), and the rate of those calls in images/s."""
     probs = np.empty((n, classifier.num_classes), np.float32)
+    step = INFER_BATCH if classifier.dynamic_batch else 1
     spent = 0
     starts = range(0, n, batch)
     for start in track(starts, f"Running {classifier.path.name} on {n} images", total=len(starts)):
         x = classifier.to_input(pixels_of(start, min(start + batch, n)))
-        for i in range(len(x)):
+        for i in range(0, len(x), step):
             t0 = time.perf_counter_ns()
-            raw = classifier.infer(x[i:i + 1])
+            raw = classifier.infer(x[i:i + step])
             spent += time.perf_counter_ns() - t0
-            probs[start + i] = classifier.probabilities(raw)[0]
+            probs[start + i:start + i + len(raw)] = classifier.probabilities(raw)
     return probs, n / max(spent / 1e9, 1e-9)
+
+
+def quick_latency(clf: Classifier, x: np.ndarray, runs: int = 20) -> float:
+    """Median milliseconds of ``runs`` inferences on one prepared image (after one warm-up): the
+    per-image latency, measured apart from batched throughput."""
+    one = x[:1]
+    clf.infer(one)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        clf.infer(one)
+        times.append(time.perf_counter_ns() - t0)
+    return float(np.median(times) / 1e6)
 
 
 def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "auto", threads: int | None = None,
@@ -172,8 +193,10 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     index = [clf.labels.index(c) for c in result.classes]
     records = scored.records
     probs, rate = run_on_files(clf, [r.path for r in records])
+    p = clf.pixels
+    latency = quick_latency(clf, clf.to_input(decode_all([records[0].path], p.height, p.width, p.resize, quiet=True)))
     y_true = np.array([index[r.label] for r in records])
     y_pred = probs.argmax(axis=1)
     skipped = [{"path": p.path, "reason": p.reason} for p in result.skipped]
-    return EvalResult(str(clf.path), clf.runtime, scored.split, report(y_true, y_pred, clf.labels), rate, y_pred, probs,
-                      skipped, scored.how, scored.left_out, str(run) if run else None)
+    return EvalResult(str(clf.path), clf.runtime, scored.split, report(y_true, y_pred, clf.labels), rate, latency,
+                      y_pred, probs, skipped, scored.how, scored.left_out, str(run) if run else None, clf.dynamic_batch)

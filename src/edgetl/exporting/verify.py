@@ -3,16 +3,15 @@ device uses: accuracy, drop vs Keras, top-1 agreement, max probability differenc
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgetl.data.cache import ArrayStore
-from edgetl.evaluation import run_on_pixels
+from edgetl.evaluation import quick_latency, run_on_pixels
 from edgetl.exporting.formats import Gates
-from edgetl.runtime import Classifier, load
+from edgetl.runtime import load
 
 
 @dataclass
@@ -73,18 +72,6 @@ def reference(model_path: Path, pixels: np.ndarray | ArrayStore, y: np.ndarray) 
     array, or a store read a batch at a time)."""
     probs, _ = run_on_pixels(load(model_path), pixels)
     return Reference(probs, y, float((probs.argmax(1) == y).mean()))
-
-
-def quick_latency(clf: Classifier, x: np.ndarray, runs: int = 20) -> float:
-    """Median milliseconds of ``runs`` inferences on one prepared image (after one warm-up)."""
-    one = x[:1]
-    clf.infer(one)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter_ns()
-        clf.infer(one)
-        times.append(time.perf_counter_ns() - t0)
-    return float(np.median(times) / 1e6)
 
 
 def verify(path: Path, ref: Reference, pixels: np.ndarray | ArrayStore, gates: Gates, fmt: str, precision: str,

@@ -115,6 +115,8 @@ class Classifier:
         self.pixels = pixels
         self.output_kind = output_kind
         self.infer = backend.run
+        self.dynamic_batch: bool = getattr(backend, "dynamic_batch", False)
+        """A batch of any size runs in one ``infer`` call (else one image per call)."""
         self._to_input = input_transform(self.pixels, self.input)
 
     @property

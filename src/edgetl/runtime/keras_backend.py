@@ -27,6 +27,7 @@ class KerasBackend:
             raise EdgetlError(f"not a loadable Keras model ({str(e).splitlines()[0][:160]})", path=path,
                               fix="point at a model.keras written by `edgetl train`") from e
         self.runtime = f"keras {keras.__version__}"
+        self.dynamic_batch = True
         shape = tuple(-1 if s is None else int(s) for s in self.model.input_shape)
         out = tuple(-1 if s is None else int(s) for s in self.model.output_shape)
         self.info = ModelInfo(TensorSpec("input", shape, np.dtype(np.float32)),

@@ -106,6 +106,8 @@ class LiteRTBackend:
         outp = self.interpreter.get_output_details()[0]
         self._in, self._out = inp["index"], outp["index"]
         self._batch = int(inp["shape"][0])
+        self.dynamic_batch = int(inp.get("shape_signature", inp["shape"])[0]) == -1
+        """The converter kept the batch axis open: a batch of any size runs in one call."""
         try:
             meta = tflite_metadata.read(content)
         except (tflite_metadata.MetadataError, IndexError, struct.error) as e:

@@ -63,6 +63,8 @@ class OnnxBackend:
         self.info = ModelInfo(_tensor(inp), _tensor(outp), labels=labels, pixels=pixels,
                               output_kind="probabilities" if "edgetl" in meta else None)  # edgetl ends in softmax
         self._run = self.session.run
+        self.dynamic_batch = self.info.input.shape[0] == -1
+        """The batch axis is symbolic: a batch of any size runs in one call."""
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run one prepared input batch and return the raw output tensor."""
