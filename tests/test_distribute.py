@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,3 +213,42 @@ def test_mixed_precision_keeps_the_softmax_float32():
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def _listening(port: int) -> list[str]:
+    """Local addresses listening on ``port`` (TCP, IPv4 and IPv6), from /proc/net."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, _, p = local.rpartition(":")
+            if int(p, 16) == port and state == "0A":  # 0A: LISTEN
+                found.append("0.0.0.0" if set(addr) == {"0"} and len(addr) == 8 else
+                             "::" if set(addr) == {"0"} else "loopback" if addr in ("0100007F", "0" * 24 + "01000000")
+                             else addr)
+    return found
+
+
+def test_a_worker_says_its_grpc_server_listens_on_every_interface(tmp_path):
+    """TF_CONFIG names 127.0.0.1, yet TensorFlow's gRPC server listens on every interface (its bind
+    address is hard-coded): the worker warns before the port opens, and the warning is true."""
+    port = _free_port()
+    script = ("import sys; from edgetl.training.distribute import make_strategy; "
+              "make_strategy('multiworker', lambda m: print(m, flush=True)); print('READY', flush=True); "
+              "sys.stdin.readline()")
+    env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}"]},
+                                                 "task": {"type": "worker", "index": 0}}))
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or lines[-1] != "READY":
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()[-2000:]
+            lines.append(line.strip())
+        listening = _listening(port)
+    finally:
+        proc.communicate("\n", timeout=60)
+    warning = next(line for line in lines if line.startswith("warning:"))
+    assert f"listen on port {port} of every network interface" in warning and "firewalled" in warning
+    assert listening and any(a in ("0.0.0.0", "::") for a in listening), listening

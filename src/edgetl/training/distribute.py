@@ -99,12 +99,37 @@ def _slurm_resolver():
     return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port, gpus_per_node=gpus)
 
 
+def own_address() -> str | None:
+    """This worker's "host:port" in TF_CONFIG's cluster (None under SLURM or when unset)."""
+    try:
+        config = json.loads(os.environ["TF_CONFIG"])
+        return str(config["cluster"][config["task"]["type"]][int(config["task"]["index"])])
+    except (KeyError, ValueError, TypeError, IndexError):
+        return None
+
+
+def exposure_warning(address: str | None) -> str:
+    """What every multi-worker process must be told before it starts TensorFlow's gRPC server.
+
+    TensorFlow 2.21's ``GrpcServer::Init`` listens on ``0.0.0.0:PORT`` whatever host TF_CONFIG
+    names (the address is hard-coded; its only listener settings are ``TF_GRPC_REUSE_PORT`` and
+    the worker cache's threads), and the server runs any graph or eager operation a client sends,
+    without authentication (TensorFlow's SECURITY.md: for trusted networks only). So edgetl cannot
+    narrow it: it says so, on every worker, before the port opens."""
+    port = address.rpartition(":")[2] if address else "its port"
+    return (f"warning: this worker's TensorFlow gRPC server will listen on {'port ' + port if address else port} of "
+            "every network interface (TensorFlow binds 0.0.0.0 whatever TF_CONFIG names) and runs any operation "
+            "sent to it, without authentication: run workers only on a private, firewalled network "
+            "(README: Security)")
+
+
 def make_strategy(name: str, log):
     """The tf.distribute strategy for ``--strategy``. Call before anything else touches TensorFlow's
     runtime: collective ops must be configured at program start-up."""
     import tensorflow as tf
 
     if name == "multiworker":
+        log(exposure_warning(own_address()))
         resolver = None if os.environ.get("TF_CONFIG") else _slurm_resolver()
         strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
         log(f"MultiWorkerMirroredStrategy: {strategy.num_replicas_in_sync} replica(s) in sync across the cluster")
