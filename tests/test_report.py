@@ -111,3 +111,29 @@ def test_train_export_predict_live_print_no_native_banners_and_tensorboard_logs(
     tags = set(events.Tags()["tensors"]) | set(events.Tags()["scalars"])
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"} <= tags, tags
     assert (tmp_path / "run" / "report.html").is_file()
+
+
+def test_numbers_that_are_not_numbers_never_become_markup(tmp_path):
+    """A hostile device or a crafted file puts markup where a number belongs (a device's core count,
+    export's image count, the epochs): the page shows it as text, and Chromium runs none of it."""
+    from edgetl.report import write_report
+
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    evil = "<img src=x onerror=\"document.title='pwned'\">"
+    (run / "config.yaml").write_text("backbone: mobilenet_v2\nsize: 32\n")
+    (run / "audit.json").write_text(json.dumps({"class_names": ["a", "b"], "classes": {"a": {"train": 1}, "b": {"train": 1}},
+                                                "problems": []}))
+    (run / "metrics.json").write_text(json.dumps({"val_accuracy": evil, "epochs": {"stage1": evil, "stage2": 1},
+                                                  "confusion": [[evil, 0], [0, 1]], "labels": ["a", "b"]}))
+    check = {"file": "model_fp32.tflite", "format": "tflite", "precision": "fp32", "accuracy": evil, "drop_points": evil,
+             "agreement": 1.0, "max_prob_diff": 0.0, "size_bytes": evil, "latency_ms": evil, "passed": True}
+    (run / "export" / "report.json").write_text(json.dumps({"images": evil, "keras_accuracy": evil, "checks": [check],
+                                                            "held_out_warning": [evil]}))
+    (run / "export" / "bench.json").write_text(json.dumps([{"model": "model_fp32.tflite", "threads": 1, "p50_ms": evil,
+                                                            "device": {"target": "local", "cores": evil, "cpu": evil}}]))
+    html = write_report(run).read_text()
+    assert "<img src=x" not in html and "unsafe-inline'" not in html.split("script-src")[1].split('"')[0]
+    with browser_page() as (page, _):
+        page.goto((run / "report.html").as_uri())
+        assert page.title() != "pwned" and not_blank(page.screenshot())

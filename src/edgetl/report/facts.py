@@ -83,9 +83,14 @@ TARGETS = {"TFLite (Raspberry Pi, Android, MediaPipe)": "tflite", "ONNX Runtime"
 def latency_ms(facts: RunFacts, check: dict) -> float:
     """An artifact's latency: the benchmark's local 1-thread p50 when the run has one (hundreds of
     timed runs), else the quick figure export measured while verifying (20 runs)."""
-    measured = [r["p50_ms"] for r in facts.bench if r.get("model") == check["file"] and r.get("p50_ms")
-                and r.get("threads") in (1, None) and r.get("device", {}).get("target", "local") == "local"]
-    return min(measured) if measured else check.get("latency_ms", 0.0)
+    def number(v) -> bool:  # a figure from a file is used only when it is one
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    measured = [r["p50_ms"] for r in facts.bench if isinstance(r, dict) and r.get("model") == check.get("file")
+                and number(r.get("p50_ms")) and r.get("threads") in (1, None)
+                and (r.get("device") if isinstance(r.get("device"), dict) else {}).get("target", "local") == "local"]
+    fallback = check.get("latency_ms")
+    return min(measured) if measured else fallback if number(fallback) else 0.0
 
 
 def ship_this(facts: RunFacts) -> dict[str, dict]:
@@ -95,5 +100,6 @@ def ship_this(facts: RunFacts) -> dict[str, dict]:
     for target, fmt in TARGETS.items():
         passed = [c for c in facts.artifacts if c.get("passed") and c.get("format") == fmt]
         if passed:
-            out[target] = min(passed, key=lambda c: (latency_ms(facts, c), c.get("size_bytes", 0)))
+            out[target] = min(passed, key=lambda c: (latency_ms(facts, c), c.get("size_bytes")
+                                                     if isinstance(c.get("size_bytes"), int) else 0))
     return out

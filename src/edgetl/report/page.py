@@ -4,6 +4,7 @@ from a file (class names, paths, notes) is HTML-escaped."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import time
 from html import escape
@@ -50,12 +51,39 @@ document.querySelectorAll('table.sortable').forEach(function(t){
 """
 
 
+_SORT_JS_HASH = "'sha256-" + base64.b64encode(hashlib.sha256(_SORT_JS.encode()).digest()).decode() + "'"
+"""The page runs its own sorting script and nothing else: no inline handler, no injected script."""
+
+
+def _delta(drop) -> float | None:
+    """Accuracy change in points from a drop, rounded (never -0.00)."""
+    n = _number(drop)
+    return round(-n, 2) + 0.0 if n is not None else None
+
+
+def _mb(size) -> float | None:
+    n = _number(size)
+    return n / 1e6 if n is not None else None
+
+
+def _number(value) -> float | int | None:
+    """``value`` when it is a real number; None for anything else a file may hold in its place
+    (a string, a list, markup): numbers are type-checked, never trusted to be numbers."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _fmt(value, fmt: str = "", missing: str = "?") -> str:
+    """A number formatted, or ``missing``: the only way a figure from a file reaches the page."""
+    n = _number(value)
+    return escape(format(n, fmt)) if n is not None else escape(missing)
+
+
 def _cell(value, fmt: str = "", cls: str = "") -> str:
     """A table cell; numbers keep their raw value for sorting."""
     if value is None:
         return '<td data-v="">—</td>'
     shown = format(value, fmt) if fmt and isinstance(value, (int, float)) else str(value)
-    sort = f' data-v="{value}"' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+    sort = f' data-v="{escape(str(value))}"' if _number(value) is not None else ""
     klass = f' class="{cls}"' if cls else ""
     return f"<td{sort}{klass}>{escape(shown)}</td>"
 
@@ -88,12 +116,12 @@ def _header(f: RunFacts) -> str:
              ("classes", len(f.classes) or None, "d"),
              ("best epoch", (m.get("best") or {}).get("epoch"), "d")]
     tiles = "".join(f'<div class="stat"><span class="muted">{escape(k)}</span><b id="{k.replace(" ", "-")}">'
-                    f'{escape(format(v, fmt))}</b></div>' for k, v, fmt in stats if v is not None)
+                    f'{_fmt(v, fmt)}</b></div>' for k, v, fmt in stats if v is not None)
     ship = ship_this(f)
     if ship:
-        lines = "".join(f"<div><b>Ship this</b> for {escape(target)}: <code>{escape(c['file'])}</code> "
-                        f"({c['accuracy']:.4f} accuracy, {c['size_bytes'] / 1e6:.2f} MB, "
-                        f"{latency_ms(f, c):.2f} ms here)</div>" for target, c in ship.items())
+        lines = "".join(f"<div><b>Ship this</b> for {escape(target)}: <code>{escape(str(c['file']))}</code> "
+                        f"({_fmt(c.get('accuracy'), '.4f')} accuracy, {_fmt(_mb(c.get('size_bytes')), '.2f')} MB, "
+                        f"{_fmt(latency_ms(f, c), '.2f')} ms here)</div>" for target, c in ship.items())
         ship_html = f'<div class="ship" id="ship-this">{lines}</div>'
     elif f.export:
         ship_html = '<div class="warn" id="ship-this">No artifact passed its gates: nothing to ship yet.</div>'
@@ -135,7 +163,8 @@ def _training(f: RunFacts) -> str:
                                  rng, marks, pts))
     out = "<h2>Training</h2><div class='charts'>" + "".join(charts) + "</div>"
     out += (f"<p class='muted'>Stage 1: {escape(str(f.metrics.get('stage1_path', '')))}; "
-            f"{(f.metrics.get('epochs') or {}).get('stage1', 0)} + {(f.metrics.get('epochs') or {}).get('stage2', 0)} "
+            f"{_fmt((f.metrics.get('epochs') or {}).get('stage1'), 'd', '0')} + "
+            f"{_fmt((f.metrics.get('epochs') or {}).get('stage2'), 'd', '0')} "
             f"epochs; the best epoch (lowest val loss, across both stages) is the model.</p>")
     per = f.metrics.get("per_class") or {}
     if per:
@@ -146,7 +175,8 @@ def _training(f: RunFacts) -> str:
         peak = max(max(r) for r in cm) or 1
         rows = []
         for label, row in zip(labels, cm):
-            cells = "".join(f'<td style="background:rgba(37,99,235,{v / peak * 0.6:.2f})">{v}</td>' for v in row)
+            cells = "".join(f'<td style="background:rgba(37,99,235,{(_number(v) or 0) / peak * 0.6:.2f})">{_fmt(v, "d")}</td>'
+                        for v in row)
             rows.append(f"<tr><td>{escape(label)}</td>{cells}</tr>")
         head = "".join(f"<th>{escape(label)}</th>" for label in labels)
         out += (f"<h3>Confusion matrix (val; rows true, columns predicted)</h3><div class='scroll'><table class='cm'>"
@@ -170,7 +200,7 @@ def _mistakes(f: RunFacts) -> str:
                else "<div class='muted'>(image no longer readable)</div>")
         true, pred = (names[p["true"]], names[p["pred"]]) if names else (p["true"], p["pred"])
         tiles.append(f"<div class='thumb'>{img}<div>true <b>{escape(str(true))}</b></div>"
-                     f"<div>predicted <b>{escape(str(pred))}</b> {p['score']:.2f}</div>"
+                     f"<div>predicted <b>{escape(str(pred))}</b> {_fmt(p.get('score'), '.2f')}</div>"
                      f"<div class='muted'>{escape(Path(p['path']).name)}</div></div>")
     cap = (f"<p class='muted'>The {MAX_MISTAKES} most confident of {len(wrong)} mistakes are shown.</p>"
            if len(wrong) > MAX_MISTAKES else "")
@@ -186,14 +216,14 @@ def _export(f: RunFacts) -> str:
         fallback = c not in f.export.get("checks", [])
         verdict = "accepted" if c["passed"] else f"rejected: {c.get('note', '')}"
         rows.append([_cell(c["file"]), _cell(c["precision"]), _cell(c["accuracy"], ".4f"),
-                     _cell(round(-c["drop_points"], 2) + 0.0, "+.2f"), _cell(c["agreement"], ".1%"),
-                     _cell(c["max_prob_diff"], ".3g"), _cell(c["size_bytes"] / 1e6, ".2f"), _cell(c["latency_ms"], ".2f"),
+                     _cell(_delta(c.get("drop_points")), "+.2f"), _cell(c["agreement"], ".1%"),
+                     _cell(c["max_prob_diff"], ".3g"), _cell(_mb(c.get("size_bytes")), ".2f"), _cell(c["latency_ms"], ".2f"),
                      _cell(verdict + (" (int8 fallback)" if fallback else ""), cls="ok" if c["passed"] else "bad")])
     warn = f.export.get("held_out_warning")
     return ("<h2>Export</h2>"
-            f"<p>Each artifact run through the device runtime on {f.export.get('images', '?')} held-out images and compared "
-            f"with the Keras model (accuracy {f.export.get('keras_accuracy', 0):.4f}).</p>"
-            + (f"<div class='warn'>{escape(warn)}</div>" if warn else "")
+            f"<p>Each artifact run through the device runtime on {_fmt(f.export.get('images'), 'd')} held-out images and "
+            f"compared with the Keras model (accuracy {_fmt(f.export.get('keras_accuracy'), '.4f')}).</p>"
+            + (f"<div class='warn'>{escape(str(warn))}</div>" if warn else "")
             + _table(["file", "precision", "accuracy", "Δ pts", "agreement", "max Δp", "size MB", "ms", "verdict"], rows,
                      table_id="export-table"))
 
@@ -208,14 +238,14 @@ def _bench(f: RunFacts) -> str:
                      _cell(r.get("init_ms"), ".0f"), _cell(r.get("mean_ms"), ".2f"), _cell(r.get("p50_ms"), ".2f"),
                      _cell(r.get("p90_ms"), ".2f"), _cell(r.get("p99_ms"), ".2f"), _cell(r.get("fps"), ".1f"),
                      _cell(r.get("peak_rss_mb"), ".0f")])
-        if r.get("p50_ms") is not None:
+        if _number(r.get("p50_ms")) is not None:
             bars.append((label, r["p50_ms"]))
     devices = {}
     for r in f.bench:
         d = r.get("device", {})
         devices[d.get("target", "local")] = d
     facts = "".join(
-        f"<li><b>{escape(str(t))}</b>: {escape(str(d.get('cpu') or 'not available'))}, {d.get('cores', '?')} cores, "
+        f"<li><b>{escape(str(t))}</b>: {escape(str(d.get('cpu') or 'not available'))}, {_fmt(d.get('cores'), 'd')} cores, "
         f"{escape(str(d.get('os') or ''))}; governor {escape(str(d.get('governor') or 'not available'))}, throttled "
         f"{escape(str(d.get('throttled') if d.get('throttled') is not None else 'not available'))}, temperature "
         f"{escape(str(d.get('temperature_c') or 'not available'))}</li>" for t, d in devices.items())
@@ -238,7 +268,7 @@ def _page(title: str, body: str) -> str:
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
             f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
-            f"style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
+            f"style-src 'unsafe-inline'; script-src {_SORT_JS_HASH}\">"
             f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>{body}"
             f"<p class='muted'>Written by edgetl {escape(__version__)} on {time.strftime('%Y-%m-%d %H:%M')}.</p>"
             f"<script>{_SORT_JS}</script></body></html>")

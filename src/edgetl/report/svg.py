@@ -33,7 +33,7 @@ def line_chart(title: str, xs: list[float], series: dict[str, list[float]], y_ra
                      f'<text x="{left - 6}" y="{py(y) + 4:.1f}" class="ax" text-anchor="end">{y:.2f}</text>')
     for x in sorted(set(int(v) for v in xs)):
         if len(xs) <= 20 or x % max(1, len(xs) // 10) == 0:
-            parts.append(f'<text x="{px(x):.1f}" y="{height - 10}" class="ax" text-anchor="middle">{x}</text>')
+            parts.append(f'<text x="{px(x):.1f}" y="{height - 10}" class="ax" text-anchor="middle">{escape(str(x))}</text>')
     for x, label in marks:
         parts.append(f'<line x1="{px(x):.1f}" x2="{px(x):.1f}" y1="{top}" y2="{height - bottom}" class="mark"/>'
                      f'<text x="{px(x) + 4:.1f}" y="{top + 10}" class="ax">{escape(label)}</text>')
