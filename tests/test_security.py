@@ -450,6 +450,22 @@ def test_onnx_external_data_outside_the_folder_is_refused(colour, tmp_path):
         assert "outside its folder" in line and "leak.onnx" in line
 
 
+def test_onnx_external_data_guard_fails_closed(colour, tmp_path):
+    """An unknown protobuf group before the graph (valid wire format, which ONNX Runtime's parser
+    skips) once made the guard give up and let the model load: it is read through now; and bytes
+    the guard cannot follow at all refuse the model rather than wave it through."""
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.eye(3, dtype=np.float32).tobytes())
+    model = _onnx_classifier(tmp_path / "leak.onnx", external=str(secret))
+    group = bytes([0xA3, 0x06, 0x08, 0x01, 0xA4, 0x06])  # field 100: start group, a varint, end group
+    model.write_bytes(group + model.read_bytes())
+    line = one_error(run_cli("predict", model, colour["image"]))
+    assert "outside its folder" in line and "leak.onnx" in line, line
+    model.write_bytes(bytes([0x0F]) + model.read_bytes())  # wire type 7 does not exist
+    line = one_error(run_cli("predict", model, colour["image"]))
+    assert "its protobuf cannot be read" in line, line
+
+
 def test_non_utf8_labels_file(colour, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_bytes(b"red\ngr\xe9en\nblue\n")

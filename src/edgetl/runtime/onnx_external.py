@@ -1,5 +1,8 @@
 """Refuse ONNX models whose tensors point at external data outside the model's folder.
 
+A file the walk cannot follow is refused (fail closed), and edgetl requires ONNX Runtime 1.32 or
+later, which refuses such paths itself: two guards, either enough alone.
+
 ONNX Runtime releases before its late-2025 fix read an external-data ``location`` such as
 ``../../etc/passwd`` or an absolute path as it is, so a model file could make a device read (and, through inference,
 leak) any file. edgetl never writes external data; a model that uses it must keep it beside itself.
@@ -39,12 +42,15 @@ def _varint(buf: memoryview, i: int) -> tuple[int, int]:
 
 
 def _fields(buf: memoryview):
-    """(field number, wire type, value) of one message: ints for varints, memoryviews otherwise."""
+    """(field number, wire type, value) of one message: ints for varints, memoryviews otherwise
+    (a group, wire type 3, is read through to its end and given as None: no tensor sits in one)."""
     i = 0
     while i < len(buf):
         key, i = _varint(buf, i)
         number, wire = key >> 3, key & 7
-        if wire == 0:
+        if wire == 3:
+            value, i = None, _skip_group(buf, i, number)
+        elif wire == 0:
             value, i = _varint(buf, i)
         elif wire == 1:
             value, i = buf[i:i + 8], i + 8
@@ -58,6 +64,33 @@ def _fields(buf: memoryview):
         else:
             raise ValueError(f"wire type {wire}")
         yield number, wire, value
+
+
+def _skip_group(buf: memoryview, i: int, number: int, depth: int = 0) -> int:
+    """The position after the end of the group ``number`` that starts at ``i``."""
+    if depth > 64:
+        raise ValueError("groups nested too deep")
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        n, wire = key >> 3, key & 7
+        if wire == 4:
+            if n != number:
+                raise ValueError("a group ends that was not open")
+            return i
+        if wire == 3:
+            i = _skip_group(buf, i, n, depth + 1)
+        elif wire == 0:
+            _, i = _varint(buf, i)
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+        elif wire == 2:
+            length, i = _varint(buf, i)
+            i += length
+        else:
+            raise ValueError(f"wire type {wire}")
+        if i > len(buf):
+            raise ValueError("field runs past the end")
+    raise ValueError("a group is never closed")
 
 
 def external_locations(data: bytes) -> list[str]:
@@ -96,9 +129,15 @@ def check_external_data(path: Path) -> None:
     try:
         with open(path, "rb") as f:
             data = f.read()
+    except OSError:
+        return  # ONNX Runtime reports an unreadable file in its own words
+    try:
         locations = external_locations(data)
-    except (OSError, ValueError):
-        return  # not readable as protobuf here: ONNX Runtime reports it as an invalid model
+    except (ValueError, RecursionError) as e:
+        # Fail closed: a file this walk cannot follow might hide a tensor from it, which ONNX
+        # Runtime (whose parser skips what it does not know) would then read.
+        raise EdgetlError(f"not a valid ONNX model (its protobuf cannot be read: {e})", path=path,
+                          fix="re-export it; a truncated copy or another file type cannot load") from None
     folder = os.path.realpath(path.parent)
     for loc in locations:
         target = os.path.realpath(os.path.join(folder, loc))
