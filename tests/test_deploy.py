@@ -3,6 +3,7 @@ deployment folder and systemd user-unit folder are the test's own (XDG_CONFIG_HO
 through SSH), and systemd itself need not run: the unit file is checked with systemd-analyze."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -48,8 +49,15 @@ def test_deploy_checks_golden_then_installs_idempotently(shapes_export, device, 
     status = json.loads(deploy(device, "--status").stdout)
     assert status["deployed"] and status["model"] == "model.tflite" and status["labels"]
 
-    # A copy that answers differently is refused, and the deployment on the device stays as it was.
+    # A model changed since export is refused before anything is copied (verify would call it modified) ...
     alter_weights(export / "model_int8.tflite")
+    proc = deploy(device, export / "model_int8.tflite")
+    assert proc.returncode == 2 and "differs from the one its export verified (sha256)" in proc.stderr, proc.stderr
+    # ... and one whose manifest was made to match it fails the golden check on the device.
+    manifest = json.loads((export / "manifest.json").read_text())
+    entry = next(a for a in manifest["artifacts"] if a["file"].endswith("model_int8.tflite"))
+    entry["sha256"] = hashlib.sha256((export / "model_int8.tflite").read_bytes()).hexdigest()
+    (export / "manifest.json").write_text(json.dumps(manifest))
     proc = deploy(device, export / "model_int8.tflite")
     assert proc.returncode == 2 and "golden check failed" in proc.stderr and "nothing was changed" in proc.stderr
     assert (device["dir"] / "model.tflite").read_bytes() == first
@@ -80,3 +88,38 @@ def test_service_unit_is_a_valid_user_unit(shapes_export, device, tmp_path):
                                env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(runtime_dir)})
         assert check.returncode == 0, check.stderr
     assert json.loads(deploy(device, "--remove").stdout)["removed"] and not unit.exists()
+
+
+def test_deploy_never_replaces_or_removes_a_folder_edgetl_did_not_make(shapes_export, device, tmp_path):
+    """Deploying into an existing ~/models with the user's files, or `--remove --remote-dir Documents`,
+    once deleted them: such a folder is refused and left as it was; a killed deploy's work folder
+    (marked as edgetl's) is swept, anything else beside it is kept."""
+    mine = device["dir"]
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    model = shapes_export.folder / "model_int8.tflite"
+    for args in ((model,), ("--remove",)):
+        proc = deploy(device, *args)
+        assert proc.returncode == 2 and "edgetl did not make it" in proc.stderr, proc.stderr
+        assert (mine / "notes.txt").read_text() == "mine" and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    (mine / "notes.txt").unlink()
+    left = mine.parent / f"{mine.name}.new.dead"  # what a killed deploy leaves
+    left.mkdir()
+    (left / ".edgetl-deploy").write_text("")
+    (left / "model.tflite").write_bytes(b"x" * 1000)
+    other = mine.parent / f"{mine.name}.new.user"  # a folder of that shape edgetl did not make
+    other.mkdir()
+    assert deploy(device, model).returncode == 0  # an empty folder is fine
+    assert (mine / ".edgetl-deploy").exists() and not left.exists() and other.exists()
+    assert deploy(device, "--remove").returncode == 0 and not mine.exists() and other.exists()
+
+
+def test_remote_words_expand_a_leading_tilde_on_the_device_only(ssh_server):
+    """The README's --remote-python ~/edgetl-venv/bin/python: quoting kept ~ from expanding."""
+    from edgetl.benchmark.ssh import SshTarget, remote_command, ssh
+
+    assert remote_command("~/venv/bin/python", "a~/b", "~user") == '"$HOME"/venv/bin/python \'a~/b\' \'~user\''
+    target = SshTarget("mypi", ssh_config=str(ssh_server.config))
+    proc = ssh(target, remote_command("sh", "-c", 'printf %s "$1"', "sh", "~/x $(id) y"))
+    home = ssh(target, remote_command("sh", "-c", 'printf %s "$HOME"')).stdout.decode()
+    assert proc.returncode == 0 and proc.stdout.decode() == f"{home}/x $(id) y"

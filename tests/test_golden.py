@@ -80,3 +80,16 @@ def test_verify_model_without_golden_set_says_where_it_comes_from(tmp_path):
     model = to_tflite(keras_mean_colour(), tmp_path / "m.tflite")
     proc = run_cli("verify", model)
     assert proc.returncode == 2 and "no golden set beside the model" in proc.stderr
+
+
+def test_a_device_that_answers_nothing_or_too_little_fails_the_golden_check(export_copy):
+    """`"probabilities": []` once passed as "0 of 0 golden images"; fewer, more or malformed answers
+    than golden images fail every image they leave unchecked."""
+    from edgetl.runtime.golden import Golden
+
+    gold = Golden.beside(export_copy / "model_int8.tflite")
+    n = len(gold.names)
+    assert n >= 1 and all(r.ok for r in gold.compare(gold.probabilities))
+    for got in ([], gold.probabilities[:1], "junk", [[None]], np.vstack([gold.probabilities, gold.probabilities[:1]])):
+        results = gold.compare(got)
+        assert len(results) >= n and not all(r.ok for r in results), got

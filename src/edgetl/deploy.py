@@ -14,6 +14,7 @@ edgetl installed on the device (devices/rpi/install.sh), since the runner zipapp
 loop. TensorFlow-free."""
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -29,8 +30,21 @@ DEFAULT_DIR = ".local/share/edgetl/deploy"
 UNIT = "edgetl-live.service"
 _UNIT_DIR = 'printf %s "${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"'
 """Where systemd looks for user units, as the device's shell resolves it."""
-_SWAP = 'set -e; new=$1; final=$2; old="$final.old.$3"; if [ -e "$final" ]; then mv "$final" "$old"; fi; ' \
-        'mv "$new" "$final"; rm -rf "$old"'
+MARKER = ".edgetl-deploy"
+"""The file every folder edgetl deploys into holds: only such folders are replaced or removed."""
+_OURS = 'ours() { [ ! -e "$1" ] || { [ -d "$1" ] && { [ -e "$1/' + MARKER + '" ] || [ -z "$(ls -A "$1")" ]; }; }; }; '
+"""Shell: is ``$1`` absent, an empty folder, or a folder edgetl deployed (its marker inside)?"""
+NOT_OURS = 3
+_PREFLIGHT = _OURS + 'ours "$1" || exit ' + str(NOT_OURS) + '; for d in "$1".new.*; do ' \
+             '[ -e "$d/' + MARKER + '" ] && rm -rf -- "$d"; done; true'
+"""Refuse a folder edgetl did not make; sweep the work folders a killed deploy left (marked ones only)."""
+_SWAP = _OURS + 'set -e; new=$1; final=$2; old="$final.old.$3"; ours "$final" || exit ' + str(NOT_OURS) + '; ' \
+        'if [ -e "$final" ]; then mv "$final" "$old"; fi; mv "$new" "$final"; rm -rf "$old"'
+_REMOVE = _OURS + 'ours "$1" || exit ' + str(NOT_OURS) + '; rm -rf -- "$1"; for d in "$1".new.*; do ' \
+          '[ -e "$d/' + MARKER + '" ] && rm -rf -- "$d"; done; true'
+_DIGESTS = ("import hashlib, sys\nfor p in sys.argv[1:]:\n    h = hashlib.sha256()\n    with open(p, 'rb') as f:\n"
+            "        for b in iter(lambda: f.read(1 << 20), b''):\n            h.update(b)\n    print(h.hexdigest())")
+"""What the device runs to hash the copied files (its own Python: no sha256sum needed)."""
 
 
 @dataclass
@@ -76,20 +90,51 @@ def _model_files(model: Path) -> dict[str, Path]:
     return files
 
 
+def _recorded_sha256(model: Path) -> str | None:
+    """The model's sha256 as its export manifest recorded it (None when it records none)."""
+    try:
+        artifacts = json.loads((model.parent / "manifest.json").read_text(encoding="utf-8"))["artifacts"]
+        return next(str(a["sha256"]) for a in artifacts if Path(str(a["file"])).name == model.name)
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return None
+
+
+def _not_ours(target: SshTarget, folder: str) -> EdgetlError:
+    return EdgetlError(f"{target.host}: {folder} exists and edgetl did not make it (no {MARKER} inside); nothing was "
+                       "changed", fix="give --remote-dir a new or empty folder, or the one edgetl deployed to before")
+
+
+def _run_checked(target: SshTarget, script: str, folder: str, what: str, *more: str) -> None:
+    proc = ssh(target, remote_command("sh", "-c", script, "sh", folder, *more))
+    if proc.returncode == NOT_OURS:
+        raise _not_ours(target, folder)
+    check(target, proc, what)
+
+
 def deploy(model: str | Path, target: SshTarget, opts: DeployOptions | None = None) -> dict:
-    """Copy the model (with manifest, labels, golden set and, when needed, the runner), run the
-    golden check there, put the deployment in place, and with ``opts.service`` install and start
-    the service. Returns what was done."""
+    """Copy the model (with manifest, labels, golden set and, when needed, the runner), check that
+    every file arrived as it is here, run the golden check there, put the deployment in place, and
+    with ``opts.service`` install and start the service. Returns what was done. The model must be
+    the one its export verified (sha256), and the folder on the device new, empty or edgetl's."""
     opts = opts or DeployOptions()
     path = Path(model)
     gold = Golden.beside(path)
     files = _model_files(path)
+    contents = {name: local.read_bytes() for name, local in files.items()}
+    model_name = next(n for n in files if n.startswith("model"))
+    recorded = _recorded_sha256(path)
+    if recorded is None or hashlib.sha256(contents[model_name]).hexdigest() != recorded:
+        raise EdgetlError("the model differs from the one its export verified (sha256)" if recorded else
+                          "the export manifest records no sha256 for this model", path=path,
+                          fix="export the run again (edgetl export RUN), or `edgetl verify` it to see what changed")
+    _run_checked(target, _PREFLIGHT, opts.remote_dir, "checking the deployment folder")
     new = f"{opts.remote_dir}.new.{secrets.token_hex(4)}"
     check(target, ssh(target, remote_command("mkdir", "-p", new)), "creating the deployment folder")
     try:
-        for name, local in files.items():
-            copy_file(target, local.read_bytes(), f"{new}/{name}", local.name)
-        model_name = next(n for n in files if n.startswith("model"))
+        copy_file(target, b"", f"{new}/{MARKER}", MARKER)
+        for name, data in contents.items():
+            copy_file(target, data, f"{new}/{name}", files[name].name)
+        _check_copies(target, new, contents)
         doc = run_golden(target, runner_command(target, new), f"{new}/{model_name}", f"{new}/{GOLDEN_FILE}")
         results = gold.compare(doc["probabilities"])
         bad = [r for r in results if not r.ok]
@@ -100,8 +145,10 @@ def deploy(model: str | Path, target: SshTarget, opts: DeployOptions | None = No
                               f"{r.got_score:.3f} there; nothing was changed on the device",
                               fix=f"run `edgetl verify {path} --host {target.host}` for every image; check the runtime "
                                   "there (`edgetl doctor`)")
-        check(target, ssh(target, remote_command("sh", "-c", _SWAP, "sh", new, opts.remote_dir, secrets.token_hex(4))),
-              "putting the deployment in place")
+        proc = ssh(target, remote_command("sh", "-c", _SWAP, "sh", new, opts.remote_dir, secrets.token_hex(4)))
+        if proc.returncode == NOT_OURS:
+            raise _not_ours(target, opts.remote_dir)
+        check(target, proc, "putting the deployment in place")
     except BaseException:
         remove_remote_dir(target, new)
         raise
@@ -111,6 +158,18 @@ def deploy(model: str | Path, target: SshTarget, opts: DeployOptions | None = No
     if opts.service:
         done["service"] = install_service(target, installed, opts)
     return done
+
+
+def _check_copies(target: SshTarget, folder: str, contents: dict[str, bytes]) -> None:
+    """Every copied file, hashed on the device, has the digest of what was sent."""
+    names = list(contents)
+    proc = ssh(target, remote_command(target.remote_python, "-c", _DIGESTS, *(f"{folder}/{n}" for n in names)))
+    check(target, proc, "hashing the copied files")
+    got = proc.stdout.decode(errors="replace").split()
+    for name, digest in zip(names, got + [""] * (len(names) - len(got))):
+        if digest != hashlib.sha256(contents[name]).hexdigest():
+            raise EdgetlError(f"{target.host}: {name} arrived changed (sha256 differs); nothing was changed on the device",
+                              fix="check the device's storage and free space, then deploy again")
 
 
 def _remote_shell(target: SshTarget, script: str) -> str:
@@ -162,9 +221,12 @@ def status(target: SshTarget, remote_dir: str = DEFAULT_DIR) -> dict:
 
 
 def remove(target: SshTarget, remote_dir: str = DEFAULT_DIR) -> dict:
-    """Stop and remove the service (when there is one) and the deployment folder. Idempotent."""
+    """Stop and remove the service (when there is one) and the deployment folder, and work
+    folders a killed deploy left. Idempotent. A folder edgetl did not make is refused, untouched."""
+    _run_checked(target, _OURS + 'ours "$1" || exit ' + str(NOT_OURS), remote_dir, "checking the deployment folder")
     ssh(target, remote_command("sh", "-c", f"systemctl --user disable --now {UNIT} 2>/dev/null; true"))
     unit_dir = _remote_shell(target, _UNIT_DIR)
-    check(target, ssh(target, remote_command("rm", "-rf", "--", f"{unit_dir}/{UNIT}", remote_dir)), "removing")
+    check(target, ssh(target, remote_command("rm", "-f", "--", f"{unit_dir}/{UNIT}")), "removing the unit")
+    _run_checked(target, _REMOVE, remote_dir, "removing")
     ssh(target, remote_command("sh", "-c", "systemctl --user daemon-reload 2>/dev/null; true"))
     return {"host": target.host, "removed": remote_dir}

@@ -72,8 +72,10 @@ def _base_args(t: SshTarget) -> list[str]:
 
 
 def remote_command(*words: str) -> str:
-    """One remote shell command from words, each quoted: what ssh sends to the device's shell."""
-    return shlex.join(words)
+    """One remote shell command from words, each quoted: what ssh sends to the device's shell. A
+    leading ``~/`` (``--remote-python ~/edgetl-venv/bin/python``) becomes the device's ``"$HOME"/``,
+    the one expansion kept: the rest of the word stays quoted."""
+    return " ".join(f'"$HOME"/{shlex.quote(w[2:])}' if w.startswith("~/") else shlex.quote(w) for w in words)
 
 
 def ssh(t: SshTarget, command: str, stdin: bytes | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:

@@ -101,17 +101,34 @@ class Golden:
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise EdgetlError(f"the golden set cannot be read ({type(e).__name__}: {e})", path=manifest,
                               fix="export again") from None
-        if pixels.dtype != np.uint8 or pixels.ndim != 4 or len(pixels) != len(probs) != len(names):
+        if pixels.dtype != np.uint8 or pixels.ndim != 4 or not len(pixels) == len(probs) == len(names) or not names:
             raise EdgetlError("the golden images do not match the manifest", path=folder / golden["file"],
                               fix="export again")
         return cls(pixels, names, labels, probs, tol)
 
-    def compare(self, got: np.ndarray) -> list[GoldenResult]:
-        """Each image: same top-1 class, and every probability within the tolerance."""
+    def compare(self, got) -> list[GoldenResult]:
+        """Each image: same top-1 class, and every probability within the tolerance. An image
+        without an answer (a device that answered fewer, or nothing) fails, as does an answer
+        that is not a table of numbers: nothing passes unchecked."""
+        try:
+            have_all = np.asarray(got, np.float32)
+        except (ValueError, TypeError):
+            have_all = np.empty((0, 0), np.float32)
+        if have_all.ndim != 2:
+            have_all = np.empty((0, 0), np.float32)
         out = []
-        for name, want, have in zip(self.names, self.probabilities, np.asarray(got, np.float32)):
-            w, h = int(want.argmax()), int(have.argmax())
+        for i, (name, want) in enumerate(zip(self.names, self.probabilities)):
+            if i >= len(have_all):
+                w = int(want.argmax())
+                out.append(GoldenResult(name, self.labels[w], float(want[w]), "(no answer)", 0.0, float("inf"), False))
+                continue
+            have = have_all[i]
+            w, h = int(want.argmax()), int(have.argmax()) if have.size else -1
             diff = float(np.abs(want - have).max()) if want.shape == have.shape else float("inf")
-            out.append(GoldenResult(name, self.labels[w], float(want[w]), self.labels[h] if h < len(self.labels) else str(h),
-                                    float(have[h]), diff, w == h and diff <= self.tolerance))
+            out.append(GoldenResult(name, self.labels[w], float(want[w]), self.labels[h] if 0 <= h < len(self.labels)
+                                    else str(h), float(have[h]) if have.size else 0.0, diff,
+                                    w == h and diff <= self.tolerance))
+        for extra in range(len(self.names), len(have_all)):  # more answers than images: not this golden set
+            out.append(GoldenResult(f"(answer {extra + 1} of {len(have_all)})", "(no image)", 0.0, "?", 0.0,
+                                    float("inf"), False))
         return out
