@@ -123,3 +123,23 @@ def test_remote_words_expand_a_leading_tilde_on_the_device_only(ssh_server):
     proc = ssh(target, remote_command("sh", "-c", 'printf %s "$1"', "sh", "~/x $(id) y"))
     home = ssh(target, remote_command("sh", "-c", 'printf %s "$HOME"')).stdout.decode()
     assert proc.returncode == 0 and proc.stdout.decode() == f"{home}/x $(id) y"
+
+
+def test_unit_words_with_control_characters_are_refused_and_percent_is_escaped(tmp_path):
+    """A --source or address with a newline once made a unit systemd refused while deploy said done."""
+    from edgetl.deploy import DeployOptions, unit_text
+    from edgetl.errors import EdgetlError
+
+    with pytest.raises(EdgetlError, match="control character"):
+        unit_text("/usr/bin/python3", "/m/model.tflite", DeployOptions(source="0\nExecStartPre=/bin/rm -rf ~"))
+    text = unit_text("/usr/bin/python3", "/m/100%/model.tflite", DeployOptions(serve="127.0.0.1:80%i", source="rtsp://x/%h"))
+    assert "Description=edgetl live classifier on 127.0.0.1:80%%i\n" in text
+    assert '"/m/100%%/model.tflite"' in text and '"rtsp://x/%%h"' in text and text.count("\n[") == 2
+    if shutil.which("systemd-analyze"):
+        unit = tmp_path / "edgetl-live.service"
+        unit.write_text(text.replace("/usr/bin/python3", sys.executable))
+        runtime_dir = tmp_path / "xdg-runtime"
+        runtime_dir.mkdir(mode=0o700)
+        check = subprocess.run(["systemd-analyze", "--user", "verify", str(unit)], capture_output=True, text=True,
+                               env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(runtime_dir)})
+        assert "edgetl-live.service" not in check.stdout + check.stderr, check.stderr

@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -252,3 +254,44 @@ def test_a_worker_says_its_grpc_server_listens_on_every_interface(tmp_path):
     warning = next(line for line in lines if line.startswith("warning:"))
     assert f"listen on port {port} of every network interface" in warning and "firewalled" in warning
     assert listening and any(a in ("0.0.0.0", "::") for a in listening), listening
+
+
+def _lone_worker(tmp_path, *extra: str) -> tuple[subprocess.Popen, int]:
+    """Worker 0 of a two-worker cluster whose worker 1 never comes."""
+    data = make_shapes(tmp_path / "data", per_class=6, size=40, splits=("train", "val"))
+    other = _free_port()
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{other}"]}
+    env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    proc = subprocess.Popen([sys.executable, "-m", "edgetl", "train", str(data), "--weights", "none", "--size", "32",
+                             "--alpha", "0.35", "--epochs", "1", "--fine-tune-epochs", "0", "--no-augment",
+                             "--strategy", "multiworker", "--out", str(tmp_path / "run"), *extra],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, other
+
+
+def test_a_worker_whose_peer_never_comes_says_whom_it_waits_for_and_gives_up(tmp_path):
+    proc, other = _lone_worker(tmp_path, "--worker-timeout", "5")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, err[-2000:]  # the watcher ends the worker TensorFlow holds
+    assert f"waiting for worker 1 at 127.0.0.1:{other} to join (at most 5 s" in err
+    assert f"error: worker 1 at 127.0.0.1:{other} did not join within 5 s" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))
+
+
+def test_sigterm_stops_a_worker_that_waits_for_its_peers(tmp_path):
+    """Under SLURM or systemd a stop is a SIGTERM: it once went unanswered while TensorFlow waited.
+    The wait comes before the run folder, so the worker ends leaving nothing."""
+    proc, other = _lone_worker(tmp_path)
+    try:
+        line = proc.stderr.readline()
+        while "waiting for worker 1" not in line:
+            assert line, "the worker ended before it waited"
+            line = proc.stderr.readline()
+        time.sleep(2)  # well inside TensorFlow's wait now
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert f"stopped by SIGTERM while waiting for worker 1 at 127.0.0.1:{other}" in err, err[-2000:]
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))

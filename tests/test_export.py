@@ -213,3 +213,12 @@ def test_bias_correction_removes_the_depthwise_mean_error(shapes_run):
     chosen, report = correct_biases(plain, fp32, calib)
     assert report.layers == 17 and report.kept == (report.error_after < report.error_before)
     assert chosen == (corrected(plain, fp32, calib[np.arange(len(calib)) % 4 != 3]) if report.kept else plain)
+
+
+def test_the_export_folder_gets_ordinary_permissions(shapes_export):
+    """RUN/export was made 0700 (mkdtemp) inside a 0755 run folder: a service account could not read it."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert shapes_export.folder.stat().st_mode & 0o777 == 0o777 & ~mask

@@ -137,3 +137,19 @@ def test_numbers_that_are_not_numbers_never_become_markup(tmp_path):
     with browser_page() as (page, _):
         page.goto((run / "report.html").as_uri())
         assert page.title() != "pwned" and not_blank(page.screenshot())
+
+
+def test_yaml_aliases_are_refused_not_expanded(tmp_path):
+    """A 'billion laughs' config.yaml once drove `report` to MemoryError; `train --config` reads the same way."""
+    from edgetl.report import write_report
+
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(laughs)
+    html = write_report(run).read_text()
+    assert "Could not read" in html and "config.yaml" in html
+    (tmp_path / "c.yaml").write_text(laughs)
+    proc = run_cli("train", "--config", tmp_path / "c.yaml")
+    assert proc.returncode == 2 and "aliases" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

@@ -9,7 +9,15 @@ def _stopped_while_starting(signum, frame) -> None:
 
 
 def main() -> None:
-    """Load the CLI with Ctrl-C meaning "exit 130", then run it with Python's own Ctrl-C handling."""
+    """Load the CLI with Ctrl-C meaning "exit 130", then run it with Python's own Ctrl-C handling.
+
+    A multi-worker training blocks SIGINT and SIGTERM from the first instruction instead: every
+    thread started later (numpy's, TensorFlow's) inherits the block, so while TensorFlow waits for
+    the other workers (holding Python's lock, with a SIGTERM handler of its own) a stop stays
+    pending where edgetl's watcher process sees it (edgetl.training.distribute); the signals are
+    unblocked for the main thread once the workers have joined."""
+    if "multiworker" in sys.argv[1:] and "train" in sys.argv[1:]:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     previous = signal.signal(signal.SIGINT, _stopped_while_starting)
     from edgetl.cli import main as run
 

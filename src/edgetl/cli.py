@@ -244,6 +244,9 @@ def train(
     class_depth: Optional[int] = typer.Option(None, "--class-depth", help="1 (default): classes are DATA's (or each "
                                               "split's) sub-folders; 2: their sub-folders, merged across batch folders."),
     strategy: Optional[str] = typer.Option(None, help=f"{choices(Strategy)} (tf.distribute; default auto)."),
+    worker_timeout: Optional[float] = typer.Option(None, "--worker-timeout", metavar="SECONDS",
+                                                   help="multiworker: give up when the others have not joined in "
+                                                        "this time (default 600)."),
     mixed_precision: Optional[bool] = typer.Option(None, "--mixed-precision/--no-mixed-precision", help="float16 on GPU."),
     cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="Keep decoded images on disk (default on)."),
     tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
@@ -263,7 +266,7 @@ def train(
         "epochs": epochs, "fine_tune_epochs": fine_tune_epochs, "fine_tune_at": fine_tune_at, "unfreeze": unfreeze,
         "batch_size": batch_size, "lr": lr, "fine_tune_lr": fine_tune_lr, "dropout": dropout, "augment": augment,
         "feature_cache": feature_cache, "augment_views": augment_views, "label_smoothing": label_smoothing, "class_weight": class_weight,
-        "schedule": schedule, "patience": patience, "seed": seed, "val_split": val_split, "class_depth": class_depth, "strategy": strategy,
+        "schedule": schedule, "patience": patience, "seed": seed, "val_split": val_split, "class_depth": class_depth, "strategy": strategy, "worker_timeout": worker_timeout,
         "mixed_precision": mixed_precision, "cache": cache, "tensorboard": tensorboard, "project": project, "name": name,
         "out": out_dir,
     }
@@ -453,7 +456,7 @@ def bench(
                       num(row["fps"], ".1f"), num(row["peak_rss_mb"], ".0f"))
     out.print(table)
     for dev in {json.dumps(r.get("device", {}), sort_keys=True): r.get("device", {}) for r in results}.values():
-        facts = {k: ("not available" if dev.get(k) is None else dev.get(k)) for k in
+        facts = {k: ("not available" if dev.get(k) is None else clean(dev.get(k))) for k in
                  ("cpu", "arch", "cores", "os", "governor", "throttled", "temperature_c", "target")}
         out.print(f"device {facts['target']}: {facts['cpu']} ({facts['arch']}, {facts['cores']} cores), {facts['os']}; "
                   f"governor {facts['governor']}, throttled {facts['throttled']}, temperature {facts['temperature_c']}",

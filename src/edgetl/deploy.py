@@ -23,6 +23,7 @@ from pathlib import Path
 from edgetl.benchmark.ssh import (SshTarget, check, copy_file, remote_command, remove_remote_dir, run_golden,
                               runner_command, ssh)
 from edgetl.errors import EdgetlError
+from edgetl.text import clean, has_control
 from edgetl.runtime.golden import GOLDEN_FILE, Golden
 
 DEFAULT_DIR = ".local/share/edgetl/deploy"
@@ -60,11 +61,19 @@ class DeployOptions:
 
 
 def unit_text(python: str, model: str, opts: DeployOptions) -> str:
-    """The systemd user unit that runs `live --serve` on the deployed model, restarting on failure."""
+    """The systemd user unit that runs `live --serve` on the deployed model, restarting on failure.
+    A word with a control character is refused (a newline would start a directive of its own);
+    ``%`` and ``$`` are escaped, so systemd reads every word as typed."""
     args = ["live", model, "--source", opts.source, "--serve", opts.serve, "--headless"]
     args += ["--threads", str(opts.threads)] if opts.threads else []
-    quoted = " ".join(_systemd_quote(a) for a in [python, "-m", "edgetl", *args])
-    return (f"[Unit]\nDescription=edgetl live classifier on {opts.serve}\nAfter=network-online.target\n\n"
+    words = [python, "-m", "edgetl", *args]
+    bad = next((w for w in words if has_control(w)), None)
+    if bad is not None:
+        raise EdgetlError(f"{clean(bad)!r} holds a control character (a newline, a tab, an escape): a service unit "
+                          "cannot carry it", fix="give the source, model path and address without control characters")
+    quoted = " ".join(_systemd_quote(a) for a in words)
+    description = opts.serve.replace("%", "%%")
+    return (f"[Unit]\nDescription=edgetl live classifier on {description}\nAfter=network-online.target\n\n"
             f"[Service]\nExecStart={quoted}\nRestart=on-failure\nRestartSec=5\n"
             f"# SIGTERM ends `live` like Ctrl-C: the summary is written to the journal.\nKillSignal=SIGTERM\n\n"
             f"[Install]\nWantedBy=default.target\n")
@@ -188,10 +197,12 @@ def install_service(target: SshTarget, installed: str, opts: DeployOptions) -> d
                           fix="install edgetl on the device (devices/rpi/install.sh), then deploy again with --service, "
                               "and give --remote-python ~/edgetl-venv/bin/python")
     home, unit_dir = _remote_shell(target, 'printf %s "$HOME"'), _remote_shell(target, _UNIT_DIR)
-    model_path = installed if installed.startswith("/") else f"{home}/{installed}"
-    unit = unit_text(target.remote_python, model_path, opts)
+    model_path = installed if installed.startswith("/") else f"{home}/{installed.removeprefix('~/')}"
+    python = f"{home}/{target.remote_python[2:]}" if target.remote_python.startswith("~/") else target.remote_python
+    unit = unit_text(python, model_path, opts)
     check(target, ssh(target, remote_command("mkdir", "-p", unit_dir)), "creating the unit folder")
     copy_file(target, unit.encode(), f"{unit_dir}/{UNIT}", UNIT)
+    _verify_unit(target, f"{unit_dir}/{UNIT}")
     start = ssh(target, remote_command("sh", "-c", f"systemctl --user daemon-reload && systemctl --user enable {UNIT} "
                                                    f"&& systemctl --user restart {UNIT}"))
     linger = ssh(target, remote_command("sh", "-c", 'loginctl enable-linger "$(id -un)"'))
@@ -201,6 +212,21 @@ def install_service(target: SshTarget, installed: str, opts: DeployOptions) -> d
         why = start.stderr.decode(errors="replace").strip().splitlines()
         state["why_not_started"] = why[-1] if why else f"exit code {start.returncode}"
     return state
+
+
+_VERIFY_UNIT = 'command -v systemd-analyze >/dev/null 2>&1 || exit 0; systemd-analyze --user verify "$1" 2>&1 | ' \
+               'grep -F "$(basename "$1")"; true'
+"""Lines systemd-analyze prints about the unit itself (none when it is sound, or no systemd-analyze there)."""
+
+
+def _verify_unit(target: SshTarget, unit: str) -> None:
+    """Ask the device's systemd whether it accepts the unit, where it can tell; refuse to report
+    a service done that systemd would not start."""
+    proc = ssh(target, remote_command("sh", "-c", _VERIFY_UNIT, "sh", unit))
+    problems = proc.stdout.decode(errors="replace").strip().splitlines()
+    if problems:
+        raise EdgetlError(f"{target.host}: systemd does not accept the unit: {clean(problems[0])}", path=unit,
+                          fix="check --remote-python and --source, then deploy again with --service")
 
 
 def status(target: SshTarget, remote_dir: str = DEFAULT_DIR) -> dict:

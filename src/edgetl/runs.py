@@ -115,8 +115,14 @@ def locked(folder: Path, what: str) -> Iterator[None]:
 
 
 def work_folder(parent: Path, name: str) -> Path:
-    """A new, unique hidden folder in ``parent`` to build ``name`` in."""
-    return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=INCOMPLETE, dir=parent))
+    """A new, unique hidden folder in ``parent`` to build ``name`` in, with the permissions an
+    ordinary folder gets (mkdtemp makes it 0700, and it is swapped in as the real folder: a
+    service account could then not read RUN/export)."""
+    path = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=INCOMPLETE, dir=parent))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o777 & ~mask)
+    return path
 
 
 def _exchange(a: Path, b: Path) -> bool:

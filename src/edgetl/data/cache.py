@@ -11,6 +11,7 @@ kernel gives back under pressure.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -212,12 +213,31 @@ def _decode_into(store: ArrayStore, paths: list[str], method: str, quiet: bool) 
     _decode_each(paths, height, width, method, lambda i, pixels: store.write(i, pixels[None]), quiet)
 
 
+def sweep_stale(folder: Path) -> None:
+    """Remove cache files a killed build left (``.images-*.npy.tmp``, up to 1.5 GB per 10,000
+    photos): each is locked while it is written, so one whose lock can be taken is abandoned."""
+    for tmp in folder.glob(".images-*.npy.tmp"):
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # a build in another process is writing it
+        finally:
+            os.close(fd)
+
+
 def _build(file: Path, paths: list[str], height: int, width: int, method: str, quiet: bool) -> ArrayStore:
     """Decode into ``file``, written under a temporary name and renamed when complete."""
     file.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(file.parent)
     shape, dtype = (len(paths), height, width, 3), np.dtype(np.uint8)
     header = _header(shape, dtype)
     fd, tmp = tempfile.mkstemp(prefix=".images-", suffix=".npy.tmp", dir=file.parent)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held while writing: a sweep in another process leaves it alone
     store = ArrayStore(fd, len(header), len(paths), shape[1:], dtype, file)
     try:
         os.write(fd, header)

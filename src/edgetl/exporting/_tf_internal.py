@@ -38,3 +38,4 @@ def freeze(concrete_function) -> Callable:
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     return convert_variables_to_constants_v2(concrete_function)
+

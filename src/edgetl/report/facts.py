@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from edgetl.yamlfile import load_yaml
+
 BENCH_FILE = "bench.json"
 """Written beside the artifacts by `edgetl bench` when the models are one run's export."""
 
@@ -50,11 +52,12 @@ class RunFacts:
         return list(seen.values())
 
 
-def _read(path: Path, facts: RunFacts, loader=json.loads):
+def _read(path: Path, facts: RunFacts, kind: str = "json"):
+    """A run file's data, or None (noted as unreadable) when it cannot be read."""
     if not path.is_file():
         return None
     try:
-        return loader(path.read_text(encoding="utf-8"))
+        return load_yaml(path) if kind == "yaml" else json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError):
         facts.unreadable.append(str(path))
         return None
@@ -64,7 +67,7 @@ def gather(run: str | Path) -> RunFacts:
     """The facts of one run folder (``RUN``, as `edgetl train` wrote it)."""
     path = Path(run)
     facts = RunFacts(path)
-    facts.config = _read(path / "config.yaml", facts, yaml.safe_load) or {}
+    facts.config = _read(path / "config.yaml", facts, "yaml") or {}
     facts.metrics = _read(path / "metrics.json", facts) or {}
     facts.history = _read(path / "history.json", facts) or []
     facts.audit = _read(path / "audit.json", facts) or {}

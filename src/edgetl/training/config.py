@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from edgetl.errors import EdgetlError
+from edgetl.yamlfile import load_yaml
 from edgetl.image import RESIZE_METHODS
 
 # The choices of the settings that have a fixed set of values. StrEnum members are the strings
@@ -100,6 +101,8 @@ class TrainConfig:
     """Validation fraction when DATA has no train/val folders."""
     strategy: str = "auto"
     """tf.distribute: auto (mirrored over several GPUs), mirrored, multiworker (TF_CONFIG), none."""
+    worker_timeout: float = 600.0
+    """--strategy multiworker: seconds to wait for every worker to join before giving up."""
     mixed_precision: bool = False
     """float16 compute on a GPU (ignored on the CPU)."""
     cache: bool = True
@@ -128,6 +131,7 @@ class TrainConfig:
             (self.unfreeze is None or 0 < self.unfreeze <= 1, "--unfreeze must be a fraction in (0, 1]"),
             (0 < self.val_split < 1, "--val-split must be between 0 and 1"),
             (self.class_depth in (1, 2), "--class-depth must be 1 or 2"),
+            (self.worker_timeout > 0, "--worker-timeout must be positive"),
         ]
         for ok, message in checks:
             if not ok:
@@ -150,7 +154,7 @@ def load_config(path: str | Path | None, overrides: dict) -> TrainConfig:
     if path is not None:
         p = Path(path)
         try:
-            loaded = yaml.safe_load(p.read_text()) or {}
+            loaded = load_yaml(p) or {}
         except (OSError, yaml.YAMLError) as e:
             raise EdgetlError(f"cannot read the config ({e})", path=p, fix="give a YAML file of option: value pairs")
         if not isinstance(loaded, dict):

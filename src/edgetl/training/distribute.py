@@ -12,8 +12,13 @@ decision. Single-process runs keep ``fit``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,15 +128,100 @@ def exposure_warning(address: str | None) -> str:
             "(README: Security)")
 
 
-def make_strategy(name: str, log):
+def peers() -> str:
+    """The other workers, in words: "worker 1 at host2:12345, ..." (TF_CONFIG) or "the other N tasks"."""
+    try:
+        config = json.loads(os.environ["TF_CONFIG"])
+        me = (config["task"]["type"], int(config["task"]["index"]))
+        others = [f"{kind} {i} at {addr}" for kind in ("chief", "worker")
+                  for i, addr in enumerate(config["cluster"].get(kind, [])) if (kind, i) != me]
+        return ", ".join(others) or "no other worker"
+    except (KeyError, ValueError, TypeError):
+        step = _slurm_step()
+        return f"the other {step[1] - 1} task(s) of the job step" if step else "the other workers"
+
+
+JOIN_NOTE_SECONDS = 30.0
+"""How often a worker that waits for the others says so."""
+
+_WATCHER = """
+import os, select, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C reaches the worker too; this process acts for it
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+timeout, every, waiting_for, worker = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], os.getppid()
+status = f"/proc/{worker}/status"
+
+def pending():
+    try:
+        with open(status) as f:
+            mask = int(next(line for line in f if line.startswith("ShdPnd:")).split()[1], 16)
+    except (OSError, StopIteration, ValueError):
+        return None
+    return next((s for s in (signal.SIGTERM, signal.SIGINT) if mask >> (s - 1) & 1), None)
+
+def end(message):
+    sys.stderr.write(message + "\\n")
+    sys.stderr.flush()
+    os.kill(worker, signal.SIGKILL)
+    sys.exit(0)
+
+start = last = time.monotonic()
+while True:
+    now = time.monotonic()
+    if now - start >= timeout:
+        end(f"error: {waiting_for} did not join within {timeout:.0f} s; giving up (start every worker with the same "
+            "TF_CONFIG cluster and addresses they can reach, or raise --worker-timeout)")
+    if select.select([sys.stdin], [], [], 0.2)[0]:
+        break  # the worker joined (it closed the pipe) or ended
+    sig = pending()
+    if sig is not None:
+        end(f"stopped by {signal.Signals(sig).name} while waiting for {waiting_for}")
+    if now - last >= every:
+        last = now
+        sys.stderr.write(f"still waiting for {waiting_for} ({now - start:.0f} s of {timeout:.0f} s)\\n")
+        sys.stderr.flush()
+"""
+"""The watcher process of the wait for the other workers. TensorFlow holds Python's lock in its C++
+code while it waits (retrying for ever) and installs a SIGTERM handler of its own there, so no
+thread of the worker can keep time or answer a signal: the worker blocks SIGINT and SIGTERM, and
+this process reads them as pending from /proc and ends the worker."""
+
+
+@contextlib.contextmanager
+def _bounded_wait(timeout: float, waiting_for: str) -> Iterator[None]:
+    """While the block waits for the other workers: SIGINT and SIGTERM are blocked (the `edgetl`
+    command blocks them from its first instruction, so that every thread inherits it; through
+    the Python API, threads started before this, such as numpy's, may still take them, and
+    TensorFlow's handler then swallows them), and a watcher process says every 30 s whom the worker
+    waits for; after ``timeout`` seconds, or when SIGINT or SIGTERM is pending, it says why and
+    ends the worker (SIGKILL: nothing has been written yet, the run folder comes after). Once the
+    block is done the signals are delivered to edgetl's own handlers as usual."""
+    watched = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, watched)  # already so from the start under `edgetl train`
+    watcher = subprocess.Popen([sys.executable, "-c", _WATCHER, str(timeout), str(JOIN_NOTE_SECONDS), waiting_for],
+                               stdin=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        watcher.stdin.close()
+        watcher.wait()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, watched)
+
+
+def make_strategy(name: str, log, join_timeout: float = 600.0):
     """The tf.distribute strategy for ``--strategy``. Call before anything else touches TensorFlow's
-    runtime: collective ops must be configured at program start-up."""
+    runtime (collective ops are configured at program start-up) and before the run folder is
+    made: a multi-worker strategy waits for every worker to join, at most ``join_timeout``
+    seconds, and Ctrl-C or SIGTERM during that wait ends the process at once."""
     import tensorflow as tf
 
     if name == "multiworker":
         log(exposure_warning(own_address()))
         resolver = None if os.environ.get("TF_CONFIG") else _slurm_resolver()
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        waiting_for = peers()
+        log(f"waiting for {waiting_for} to join (at most {join_timeout:.0f} s: --worker-timeout)")
+        with _bounded_wait(join_timeout, waiting_for):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
         log(f"MultiWorkerMirroredStrategy: {strategy.num_replicas_in_sync} replica(s) in sync across the cluster")
         return strategy
     gpus = tf.config.list_logical_devices("GPU")

@@ -13,7 +13,9 @@ import numpy as np
 import yaml
 
 from edgetl.console import err
+from edgetl.console import log as say
 from edgetl.data.audit import Audit, AuditOptions, audit
+from edgetl.yamlfile import load_yaml
 from edgetl.data.cache import file_sha256, open_images
 from edgetl import runs
 from edgetl.errors import EdgetlError
@@ -73,6 +75,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         source = runs.resume_path(resume)
         cfg = _resumed_config(source, config, overrides)
         role = worker_role(cfg.strategy)
+        strategy = _strategy(cfg, role)
         work = source if role.chief else _worker_folder(role, source)
         if role.chief:
             cfg.save(work / "config.yaml")
@@ -95,19 +98,22 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed, class_depth=cfg.class_depth))
         pre.require_trainable()
         read_as = pre.describe()
+        say(read_as)
+        strategy = _strategy(cfg, role)
         work = runs.new_run(cfg.project, cfg.name, cfg.out) if role.chief else _worker_folder(role)
         cfg.save(work / "config.yaml")
         pre.save(work / "audit.json")
     if not role.chief:
-        return _train_as_worker(cfg, work, resume is not None, role, runs.final_path(source) if resume else Path(cfg.out))
+        return _train_as_worker(cfg, work, resume is not None, role, runs.final_path(source) if resume else Path(cfg.out),
+                                strategy)
     with runs.locked(work, "this training run"):
         log = RunLog(work / "train.log")
         if read_as:
-            log(read_as)
+            log.file.write(f"{time.strftime('%H:%M:%S')} {read_as}\n")  # said on the console already
         log(f"run folder: {runs.final_path(work)} (in progress at {work})")
         try:
             with stop.on_signals():
-                return _train(cfg, work, resume is not None, log, role)
+                return _train(cfg, work, resume is not None, log, role, strategy)
         except BaseException as e:
             if not _has_finished_epoch(work):
                 log.close()
@@ -138,13 +144,21 @@ def _worker_folder(role: WorkerRole, source: Path | None = None) -> Path:
     return folder
 
 
-def _train_as_worker(cfg: TrainConfig, work: Path, resuming: bool, role: WorkerRole, run: Path) -> TrainResult:
+def _strategy(cfg: TrainConfig, role: WorkerRole):
+    """The tf.distribute strategy, made before the run folder: a worker that waits for the others,
+    and gives up or is stopped while waiting, leaves nothing behind."""
+    prefix = "" if role.chief else f"{role.name}: "
+    return make_strategy(cfg.strategy, lambda message: say(prefix + message), cfg.worker_timeout)
+
+
+def _train_as_worker(cfg: TrainConfig, work: Path, resuming: bool, role: WorkerRole, run: Path,
+                     strategy) -> TrainResult:
     """Train as a non-chief worker: the same steps as the chief, in a temporary folder removed at the end."""
     log = RunLog(work / "train.log", prefix=f"{role.name}: ")
     log(f"{role.name} of {role.count}: the chief writes {run}; this worker's checkpoints go to {work} (removed at the end)")
     try:
         with stop.on_signals():
-            _train(cfg, work, resuming, log, role)
+            _train(cfg, work, resuming, log, role, strategy)
     except KeyboardInterrupt:
         raise Interrupted(f"{role.name} stopped") from None
     finally:
@@ -160,7 +174,7 @@ def _has_finished_epoch(work: Path) -> bool:
 
 
 # Settings a resumed run may change: they do not alter what was already trained.
-RESUMABLE = ("weights", "epochs", "fine_tune_epochs", "patience", "cache", "strategy", "tensorboard")
+RESUMABLE = ("weights", "epochs", "fine_tune_epochs", "patience", "cache", "strategy", "tensorboard", "worker_timeout")
 
 
 def _resumed_config(work: Path, config: TrainConfig | None, overrides: dict) -> TrainConfig:
@@ -168,7 +182,7 @@ def _resumed_config(work: Path, config: TrainConfig | None, overrides: dict) -> 
     other setting given is an error rather than silently ignored. Reads only: the chief writes
     the result back to the run folder."""
     try:
-        saved = TrainConfig(**yaml.safe_load((work / "config.yaml").read_text(encoding="utf-8")))
+        saved = TrainConfig(**load_yaml(work / "config.yaml"))
     except (OSError, yaml.YAMLError, TypeError) as e:
         raise EdgetlError(f"cannot read the run's settings ({type(e).__name__})", path=work / "config.yaml",
                           fix="start a new run; this one cannot be resumed") from None
@@ -280,10 +294,8 @@ def _open_split(records: list, cfg: TrainConfig, quiet: bool = False) -> Split:
     return Split(store, np.array([r.label for r in records], np.int64))
 
 
-def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: WorkerRole) -> TrainResult:
+def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: WorkerRole, strategy) -> TrainResult:
     tf = quiet_import("tensorflow")
-    # First, before anything starts TensorFlow's runtime: collective ops are configured at start-up.
-    strategy = make_strategy(cfg.strategy, log)
     keras = quiet_import("keras")
 
     from edgetl.models.backbones import build_base, build_classifier, get_backbone
