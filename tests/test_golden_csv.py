@@ -21,6 +21,11 @@ from conftest import HYMENOPTERA, WEIGHTS
 GOLDEN = Path(__file__).parent / "data" / "golden_hymenoptera.csv"
 PHOTO = "val/bees/1032546534_06907fe3b3.jpg"
 TOLERANCE = 0.01
+"""Float artifacts: the same numbers on any x86 CPU, to rounding."""
+QUANTIZED_TOLERANCE = 0.05
+"""Quantized artifacts: their calibration and bias correction run through TensorFlow's float
+kernels, which differ across CPUs (oneDNN on AVX-512 VNNI or not), so the int8 scales and the
+scores move by a few output steps from one CPU to another; a wrong model moves far more."""
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +86,8 @@ def test_one_photo_through_every_artifact_matches_the_golden_csv(golden_export):
     for want, got in zip(expected, rows):
         where = f"{got['artifact']} rank {got['rank']}"
         assert got["label"] == want["label"], f"{where}: {got['label']} where the golden CSV has {want['label']}"
-        assert abs(got["score"] - float(want["score"])) <= TOLERANCE, (
+        quantized = "int8" in got["artifact"] or "dynamic" in got["artifact"]
+        assert abs(got["score"] - float(want["score"])) <= (QUANTIZED_TOLERANCE if quantized else TOLERANCE), (
             f"{where}: score {got['score']:.4f} where the golden CSV has {want['score']}")
     # The fixed head must say something: not a coin toss on every artifact.
     assert max(r["score"] for r in rows if r["rank"] == 1) > 0.6

@@ -43,6 +43,9 @@ app.add_typer(data_app, name="data")
 JSON = typer.Option(False, "--json", help="Machine-readable result on stdout.")
 MAX_DROP = typer.Option(Gates.max_drop, "--max-drop", help="Largest accuracy drop vs Keras, in points.")
 MIN_AGREEMENT = typer.Option(Gates.min_agreement, "--min-agreement", help="Smallest top-1 agreement with Keras (0..1).")
+STRICT_GATES = typer.Option(Gates.strict, "--strict-gates/--evidence-gates",
+                            help="Refuse on the figures alone; by default a missed limit refuses an artifact only when "
+                                 "the held-out images prove the loss (McNemar), else it is kept as 'not proven'.")
 
 
 def _version(value: bool) -> None:
@@ -290,19 +293,24 @@ def train(
 
 def _print_checks(result) -> None:
     table = Table(title=f"{safe(result.folder)} (Keras accuracy {result.keras_accuracy:.4f})")
-    for col in ("", "file", "precision", "size MB", "accuracy", "Δ pts", "agreement", "max Δp", "ms"):
-        table.add_column(col, justify="left" if col in ("", "file", "precision") else "right")
+    for col in ("", "file", "precision", "size MB", "accuracy", "Δ pts", "agreement", "lost/gained", "max Δp", "ms",
+                "gate"):
+        table.add_column(col, justify="left" if col in ("", "file", "precision", "gate") else "right")
     seen = set()
     for c in result.checks + result.attempts:
         if c.file in seen:
             continue
         seen.add(c.file)
-        table.add_row("[green]✓[/]" if c.passed else "[red]✗[/]", safe(c.file), c.precision, f"{c.size_bytes / 1e6:.2f}",
-                      f"{c.accuracy:.4f}", f"{c.delta_points:+.2f}", f"{c.agreement:.1%}", f"{c.max_prob_diff:.2g}",
-                      f"{c.latency_ms:.1f}")
+        mark = {"passed": "[green]✓[/]", "not proven": "[yellow]?[/]"}.get(c.verdict, "[red]✗[/]")
+        table.add_row(mark, safe(c.file), c.precision, f"{c.size_bytes / 1e6:.2f}", f"{c.accuracy:.4f}",
+                      f"{c.delta_points:+.2f}", f"{c.agreement:.1%}", f"{c.lost}/{c.gained}", f"{c.max_prob_diff:.2g}",
+                      f"{c.latency_ms:.1f}", safe(c.verdict))
     out.print(table)
     for c in result.checks:
-        if not c.passed:
+        if c.verdict == "not proven":
+            out.print(f"[yellow]? {safe(c.file)}[/] is kept: {safe(c.note)} (--strict-gates refuses on the figures alone)",
+                      soft_wrap=True)
+        elif not c.passed:
             hint = ("try --calib-samples 500, or ship the fallback the table shows passing"
                     if c.precision == "int8" else "check the calibration data and the --max-drop gate")
             out.print(f"[red]✗ {safe(c.file)}[/]: {safe(c.note)}; kept as rejected/{safe(c.file)}; {hint}")
@@ -329,6 +337,7 @@ def export(
                                          help="Correct the int8 TFLite model's depthwise biases on the calibration images."),
     max_drop: float = MAX_DROP,
     min_agreement: float = MIN_AGREEMENT,
+    strict_gates: bool = STRICT_GATES,
     threads: Optional[int] = THREADS,
     json_out: bool = JSON,
 ) -> None:
@@ -338,7 +347,7 @@ def export(
     wanted = chosen_formats(formats, fp16=fp16, dynamic=dynamic, int8=int8, onnx=onnx, every=all_formats)
     settings = Int8Settings(calib_samples=calib_samples, io=io, bias_correction=bias_correction, target=target)
     result = run_export(run, ExportOptions(formats=wanted, int8=settings, opset=opset,
-                                           gates=Gates(max_drop, min_agreement), threads=threads))
+                                           gates=Gates(max_drop, min_agreement, strict_gates), threads=threads))
     if json_out:
         print_json({"folder": str(result.folder), "ok": result.ok, "keras_accuracy": result.keras_accuracy,
                     "checks": [c.to_dict() for c in result.checks], "int8_fallback": [a.to_dict() for a in result.attempts]})
@@ -358,6 +367,7 @@ def verify(
     timeout: float = typer.Option(900.0, "--timeout", min=1, help="Seconds a device may take."),
     max_drop: float = MAX_DROP,
     min_agreement: float = MIN_AGREEMENT,
+    strict_gates: bool = STRICT_GATES,
     threads: Optional[int] = THREADS,
     json_out: bool = JSON,
 ) -> None:
@@ -370,7 +380,7 @@ def verify(
         raise EdgetlError("--host verifies one model file on a device", fix="give RUN/export/model_int8.tflite, not a folder")
     from edgetl.exporting.pipeline import verify_run
 
-    result = verify_run(target, Gates(max_drop, min_agreement), threads)
+    result = verify_run(target, Gates(max_drop, min_agreement, strict_gates), threads)
     if json_out:
         print_json({"folder": str(result.folder), "ok": result.ok, "checks": [c.to_dict() for c in result.checks]})
     else:

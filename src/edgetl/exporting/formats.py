@@ -28,6 +28,9 @@ class Gates:
     """Largest accuracy loss vs Keras, in percentage points."""
     min_agreement: float = 0.98
     """Smallest share of images whose top-1 class equals Keras's."""
+    strict: bool = False
+    """The point estimates alone decide; by default a missed limit refuses an artifact only when
+    the held-out images prove it (see :mod:`edgetl.exporting.gate`), else it is "not proven"."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from rich.markup import escape
 
 from edgetl.console import err, quiet_stdout
 from edgetl.data.audit import Audit
@@ -19,6 +20,7 @@ from edgetl.native_logs import quiet_import
 from edgetl.exporting import onnx as onnx_export, tflite
 from edgetl.exporting.bias_correction import BiasCorrection
 from edgetl.exporting.formats import FORMATS, Build, Format, Int8Settings, plan
+from edgetl.exporting.gate import NOT_PROVEN, PASSED
 from edgetl.exporting.verify import Check, Gates, Reference, reference, too_few_images, verify
 from edgetl.runtime import golden, load
 from edgetl.runtime.manifest import MANIFEST, ModelManifest
@@ -210,10 +212,10 @@ def _convert_and_verify(fmt: Format, build: Build, work: Path, run_path: Path, r
     _write(work / fmt.file, data)
     seconds[f"convert_{fmt.name}"] = time.perf_counter() - t0
     check = verify(work / fmt.file, ref, pixels_val, opts.gates, fmt.kind, fmt.precision, opts.threads)
-    mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
+    mark = {PASSED: "[green]✓[/]", NOT_PROVEN: "[yellow]?[/]"}.get(check.verdict, "[red]✗[/]")
     err.print(f"{mark} {fmt.file}: accuracy {check.accuracy:.4f} ({check.delta_points:+.2f} pts), agreement "
               f"{check.agreement:.1%}, max prob diff {check.max_prob_diff:.2g}, {check.size_bytes / 1e6:.2f} MB, "
-              f"{check.latency_ms:.1f} ms{'' if check.passed else ' — ' + check.note}")
+              f"{check.latency_ms:.1f} ms" + (f" — {check.verdict}: {escape(check.note)}" if check.note else ""))
     return check
 
 
@@ -301,11 +303,14 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
     (work / "report.json").write_text(json.dumps(report, indent=1))
     lines = [f"# Export report for {run_path}", "", f"Keras accuracy: {ref.accuracy:.4f} on {len(ref.labels)} held-out images.",
              *(["", f"**Warning:** {small}."] if small else []),
-             "", "| ok | file | precision | size MB | accuracy | Δ pts vs Keras | agreement | max prob diff | ms |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "", "| ok | file | precision | size MB | accuracy | Δ pts vs Keras | agreement | lost/gained | max prob diff | ms "
+                 "| gate |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in shown:
-        lines.append(f"| {'✓' if c.passed else '✗'} | {c.file} | {c.precision} | {c.size_bytes / 1e6:.2f} | {c.accuracy:.4f} | "
-                     f"{c.delta_points:+.2f} | {c.agreement:.1%} | {c.max_prob_diff:.2g} | {c.latency_ms:.1f} |")
+        mark = {PASSED: "✓", NOT_PROVEN: "?"}.get(c.verdict, "✗")
+        lines.append(f"| {mark} | {c.file} | {c.precision} | {c.size_bytes / 1e6:.2f} | {c.accuracy:.4f} | "
+                     f"{c.delta_points:+.2f} | {c.agreement:.1%} | {c.lost}/{c.gained} | {c.max_prob_diff:.2g} | "
+                     f"{c.latency_ms:.1f} | {c.verdict}{': ' + c.note if c.note else ''} |")
     for c in corrections:
         lines += ["", f"int8 bias correction ({c.layers} depthwise layers): mean output difference from the float model "
                       f"on held-back calibration images {c.error_before:.4f} -> {c.error_after:.4f}, "

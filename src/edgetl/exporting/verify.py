@@ -11,6 +11,7 @@ import numpy as np
 from edgetl.data.cache import ArrayStore
 from edgetl.evaluation import quick_latency, run_on_pixels
 from edgetl.exporting.formats import Gates
+from edgetl.exporting.gate import PASSED, REFUSED, Evidence, judge
 from edgetl.runtime import load
 
 
@@ -29,7 +30,16 @@ class Check:
     latency_ms: float
     runtime: str
     passed: bool
+    """Kept: the gate passed it, or could not prove a loss (``verdict`` says which)."""
     note: str = ""
+    verdict: str = ""
+    """"passed", "refused" or "not proven" (see :mod:`edgetl.exporting.gate`)."""
+    lost: int = 0
+    """Held-out images Keras gets right and this artifact wrong."""
+    gained: int = 0
+    """Held-out images this artifact gets right and Keras wrong."""
+    p_value: float | None = None
+    """One-sided p of a missed limit (None when none was missed)."""
 
     @property
     def delta_points(self) -> float:
@@ -43,7 +53,7 @@ class Check:
     @classmethod
     def failed(cls, file: str, fmt: str, precision: str, note: str) -> "Check":
         """A check that failed before the artifact could be run (missing, modified)."""
-        return cls(file, fmt, precision, 0, 0.0, 0.0, 0.0, 0.0, 0.0, "", False, note)
+        return cls(file, fmt, precision, 0, 0.0, 0.0, 0.0, 0.0, 0.0, "", False, note, REFUSED)
 
 
 @dataclass
@@ -81,13 +91,10 @@ def verify(path: Path, ref: Reference, pixels: np.ndarray | ArrayStore, gates: G
     probs, _ = run_on_pixels(clf, pixels)
     pred = probs.argmax(1)
     acc = float((pred == ref.labels).mean())
-    drop = (ref.accuracy - acc) * 100
-    agreement = float((pred == ref.probs.argmax(1)).mean())
+    evidence = Evidence.of(ref.labels, ref.probs.argmax(1), pred)
     diff = float(np.abs(probs - ref.probs).max())
     latency = quick_latency(clf, clf.to_input(pixels[:1]))
-    passed = drop <= gates.max_drop + 1e-9 and agreement >= gates.min_agreement - 1e-9
-    note = "" if passed else (
-        f"accuracy drop {drop:.2f} points > {gates.max_drop}" if drop > gates.max_drop + 1e-9
-        else f"agreement {agreement:.1%} < {gates.min_agreement:.0%}")
-    return Check(path.name, fmt, precision, path.stat().st_size, acc, drop, agreement, diff, latency,
-                 clf.runtime, passed, note)
+    verdict = judge(evidence, gates.max_drop, gates.min_agreement, gates.strict)
+    return Check(path.name, fmt, precision, path.stat().st_size, acc, evidence.drop_points, evidence.agreement, diff,
+                 latency, clf.runtime, verdict.ships, verdict.reason if verdict.status != PASSED else "", verdict.status,
+                 evidence.lost, evidence.gained, verdict.p_value)

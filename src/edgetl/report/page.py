@@ -30,7 +30,7 @@ var(--line);padding-bottom:.2em}.muted{color:var(--muted)}.stats{display:flex;fl
 th,td{border-bottom:1px solid var(--line);padding:4px 10px;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}th{cursor:pointer;user-select:none;background:#f9fafb}
 th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
-td.ok{color:var(--ok)}td.bad{color:var(--bad)}td.best{font-weight:700;background:#ecfdf5}
+td.ok{color:var(--ok)}td.bad{color:var(--bad)}td.warn{color:#b45309}td.best{font-weight:700;background:#ecfdf5}
 .charts{display:flex;flex-wrap:wrap;gap:12px}.charts>*{min-width:0;max-width:100%}code,.path{overflow-wrap:anywhere}.chart{width:100%;max-width:530px;height:auto;border:1px solid var(--line);
 border-radius:8px}.ct{font-weight:600;font-size:13px}.ax{font-size:11px;fill:var(--muted)}.grid{stroke:var(--line)}
 .mark{stroke:#9ca3af;stroke-dasharray:4 3}.best{fill:#16a34a;stroke:white;stroke-width:1.5}
@@ -214,11 +214,13 @@ def _export(f: RunFacts) -> str:
     rows = []
     for c in f.artifacts:
         fallback = c not in f.export.get("checks", [])
-        verdict = "accepted" if c["passed"] else f"rejected: {c.get('note', '')}"
+        status = c.get("verdict") or ("passed" if c["passed"] else "refused")
+        verdict = status + (f": {c['note']}" if c.get("note") else "")
         rows.append([_cell(c["file"]), _cell(c["precision"]), _cell(c["accuracy"], ".4f"),
                      _cell(_delta(c.get("drop_points")), "+.2f"), _cell(c["agreement"], ".1%"),
                      _cell(c["max_prob_diff"], ".3g"), _cell(_mb(c.get("size_bytes")), ".2f"), _cell(c["latency_ms"], ".2f"),
-                     _cell(verdict + (" (int8 fallback)" if fallback else ""), cls="ok" if c["passed"] else "bad")])
+                     _cell(verdict + (" (int8 fallback)" if fallback else ""),
+                           cls="ok" if status == "passed" else "warn" if c["passed"] else "bad")])
     warn = f.export.get("held_out_warning")
     return ("<h2>Export</h2>"
             f"<p>Each artifact run through the device runtime on {_fmt(f.export.get('images'), 'd')} held-out images and "

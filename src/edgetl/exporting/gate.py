@@ -1,0 +1,148 @@
+"""The export gate: does an artifact lose accuracy against the Keras model, on the evidence?
+
+A drop of two images out of 153 is 1.31 points, over a 1-point limit, yet no test can tell it from
+chance: the two models answer the same image differently on only a handful of images, and what
+decides is how those split. The gate therefore judges the images where the two disagree, with the
+exact McNemar test (a binomial test on the discordant pairs), together with the point estimates:
+
+- **passed**: the accuracy drop and the top-1 agreement are within the limits;
+- **refused**: a limit is missed *and* the evidence says so (one-sided p < ``alpha``);
+- **not proven**: a limit is missed on these images but they cannot tell it from chance; the
+  artifact is kept and the verdict says how many held-out images would decide it.
+
+``strict`` is the old rule: the point estimates alone decide (passed or refused)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+ALPHA = 0.05
+"""One-sided significance a refusal needs."""
+PASSED, REFUSED, NOT_PROVEN = "passed", "refused", "not proven"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The paired outcome of Keras and an artifact on the same held-out images."""
+
+    n: int
+    lost: int
+    """Images Keras classifies right and the artifact wrong."""
+    gained: int
+    """Images the artifact classifies right and Keras wrong."""
+    disagree: int
+    """Images whose top-1 class differs between the two (right or wrong)."""
+
+    @classmethod
+    def of(cls, labels: np.ndarray, reference: np.ndarray, artifact: np.ndarray) -> "Evidence":
+        """From true labels and the two models' top-1 predictions."""
+        ref_ok, art_ok = reference == labels, artifact == labels
+        return cls(int(len(labels)), int((ref_ok & ~art_ok).sum()), int((~ref_ok & art_ok).sum()),
+                   int((reference != artifact).sum()))
+
+    @property
+    def drop_points(self) -> float:
+        """Accuracy lost, in points (negative when the artifact is better)."""
+        return 100.0 * (self.lost - self.gained) / max(self.n, 1)
+
+    @property
+    def agreement(self) -> float:
+        """Share of images on which the two give the same top-1 class."""
+        return 1.0 - self.disagree / max(self.n, 1)
+
+    def counts(self) -> str:
+        """The evidence in words."""
+        return (f"{self.disagree} of {self.n} images answered differently: {self.lost} lost, {self.gained} gained")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate decided, and why."""
+
+    status: str
+    reason: str = ""
+    p_value: float | None = None
+    """One-sided p of the failed limit (None when no limit was missed)."""
+    images_to_decide: int | None = None
+    """For "not proven": about how many held-out images, at the rates seen, would decide it."""
+
+    @property
+    def ships(self) -> bool:
+        """Kept as an artifact (passed, or not proven either way)."""
+        return self.status != REFUSED
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), exactly."""
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    lp, lq, ln = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+    # in log space: math.comb(n, i) * p ** i overflows a float past a few hundred images
+    return min(1.0, sum(math.exp(ln - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq)
+                        for i in range(k, n + 1)))
+
+
+def mcnemar_p(lost: int, gained: int) -> float:
+    """One-sided exact McNemar p-value that the artifact loses more images than it gains."""
+    return binomial_tail(lost, lost + gained, 0.5)
+
+
+def _images_for_drop(e: Evidence) -> int | None:
+    """Held-out images that would make the same split of discordant pairs significant."""
+    discordant = e.lost + e.gained
+    if discordant == 0 or e.lost <= e.gained:
+        return None
+    share = e.lost / discordant
+    for m in _growing(discordant, 100 * discordant):
+        lost = math.ceil(share * m)
+        if mcnemar_p(lost, m - lost) < ALPHA:
+            return math.ceil(m * e.n / discordant)
+    return None
+
+
+def _growing(start: int, stop: int):
+    """start, then about 5 % more each step, up to stop: a search over sizes in a few dozen tries."""
+    n = start
+    while n <= stop:
+        yield n
+        n = max(n + 1, math.ceil(n * 1.05))
+
+
+def _images_for_agreement(e: Evidence, limit: float) -> int | None:
+    """Held-out images that would make the disagreement rate seen significantly above 1 - limit."""
+    rate = e.disagree / max(e.n, 1)
+    if rate <= 1 - limit:
+        return None
+    for n in _growing(e.n, 100 * e.n):
+        if binomial_tail(math.ceil(rate * n), n, 1 - limit) < ALPHA:
+            return n
+    return None
+
+
+def judge(e: Evidence, max_drop: float, min_agreement: float, strict: bool = False) -> Verdict:
+    """The gate's verdict on one artifact (see the module docstring)."""
+    misses: list[tuple[str, float, int | None]] = []
+    if e.drop_points > max_drop + 1e-9:
+        misses.append((f"accuracy drop {e.drop_points:.2f} points > {max_drop:g}", mcnemar_p(e.lost, e.gained),
+                       _images_for_drop(e)))
+    if e.agreement < min_agreement - 1e-9:
+        misses.append((f"agreement {e.agreement:.1%} < {min_agreement:.0%}",
+                       binomial_tail(e.disagree, e.n, 1 - min_agreement), _images_for_agreement(e, min_agreement)))
+    if not misses:
+        return Verdict(PASSED, e.counts())
+    if strict:
+        return Verdict(REFUSED, f"{misses[0][0]} (strict gates; {e.counts()})", misses[0][1])
+    proven = [m for m in misses if m[1] < ALPHA]
+    if proven:
+        what, p, _ = proven[0]
+        return Verdict(REFUSED, f"{what}, and the evidence says so ({e.counts()}; p = {p:.2g})", p)
+    what, p, need = misses[0]
+    decide = f"; about {need} held-out images would decide it" if need else ""
+    return Verdict(NOT_PROVEN, f"{what} on these images, but not beyond chance ({e.counts()}; p = {p:.2g}){decide}",
+                   p, need)
