@@ -155,17 +155,30 @@ def predict(
 
     clf = load(model, threads=threads, labels=labels, provider=provider)
     warned = False
-    for path, top in run_predict(clf, list(images), top_k):
+    read = skipped = 0
+    for p in run_predict(clf, list(images), top_k):
+        if p.error:
+            skipped += 1
+            err.print(f"skipped {clean(p.path)}: {clean(p.error)}", markup=False, soft_wrap=True)
+            if json_out:
+                print(json.dumps({"path": clean(p.path), "error": clean(p.error)}), flush=True)
+            continue
+        read += 1
         if clf.unlabelled_logits and not warned:
             warned = True
             err.print(f"[yellow]warning:[/] {safe(model)} has no labels and its outputs are not probabilities: if it is "
                       "a feature extractor rather than a classifier, these scores mean nothing (give --labels FILE if "
                       "it is a classifier)", soft_wrap=True)
         if json_out:
-            print(json.dumps({"path": clean(path), "top": [{"index": c.index, "label": c.label, "score": c.score}
-                                                         for c in top]}), flush=True)
+            print(json.dumps({"path": clean(p.path), "top": [{"index": c.index, "label": c.label, "score": c.score}
+                                                           for c in p.top]}), flush=True)
         else:
-            out.print(f"{clean(path)}: " + ", ".join(f"{clean(c.label)} {c.score:.3f}" for c in top), markup=False)
+            out.print(f"{clean(p.path)}: " + ", ".join(f"{clean(c.label)} {c.score:.3f}" for c in p.top), markup=False)
+    if skipped:
+        err.print(f"{read} image(s) classified, {skipped} skipped", markup=False)
+    if not read:
+        raise EdgetlError(f"none of the {skipped} file(s) could be read as an image",
+                          path=images[0] if len(images) == 1 else None, fix="give jpg, png, bmp, gif or webp files")
 
 
 @app.command("eval")

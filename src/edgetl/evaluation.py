@@ -35,10 +35,24 @@ def image_files(inputs: list[str | Path]) -> list[Path]:
     return files
 
 
-def predict(classifier: Classifier, inputs: list[str | Path], top_k: int = 3) -> Iterator[tuple[Path, list[Category]]]:
-    """(path, top-k categories) for every image file under ``inputs``."""
+@dataclass
+class Prediction:
+    """One file's answer: its top-k categories, or why it could not be read."""
+
+    path: Path
+    top: list[Category] = field(default_factory=list)
+    error: str = ""
+    """Why the file was skipped (empty when it was classified)."""
+
+
+def predict(classifier: Classifier, inputs: list[str | Path], top_k: int = 3) -> Iterator[Prediction]:
+    """A :class:`Prediction` for every image file under ``inputs``: a file that cannot be read is
+    reported with its reason and the others are still classified."""
     for path in image_files(inputs):
-        yield path, classifier.classify_file(path, top_k)
+        try:
+            yield Prediction(path, classifier.classify_file(path, top_k))
+        except EdgetlError as e:
+            yield Prediction(path, error=e.message)
 
 
 @dataclass

@@ -158,6 +158,24 @@ def remove_stale_work(parent: Path, name: str) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def unfinished(final: Path) -> str | None:
+    """Why the run at ``final`` is not there yet, in words, when it is still being written or was
+    interrupted (its ``.NAME.incomplete`` folder exists); None otherwise."""
+    work = in_progress(final)
+    if not work.is_dir():
+        return None
+    fd = os.open(work / LOCK, os.O_RDWR | os.O_CREAT, 0o644) if os.access(work, os.W_OK) else None
+    try:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return "still training (another edgetl process is writing it): export it when `edgetl train` has finished"
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return f"interrupted before it finished: continue it with `edgetl train --resume {final}`"
+
+
 def latest_run(project: str | Path = "runs") -> Path:
     """The most recently finished run under ``project`` (for `edgetl export` without RUN)."""
     root = Path(project)

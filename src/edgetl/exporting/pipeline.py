@@ -181,8 +181,13 @@ def _read_run(run: str | Path | None) -> tuple[Path, dict]:
     """The run folder (default: the latest) and its manifest, checked to be a finished run."""
     run_path = Path(run) if run is not None else runs.latest_run()
     if not run_path.is_dir():
+        why = runs.unfinished(runs.final_path(run_path))
+        if why:
+            raise EdgetlError(f"this run is {why.split(':')[0]}", path=run_path, fix=why.split(": ", 1)[1])
         raise EdgetlError("no such run folder", path=run_path,
                           fix="give a finished run folder from `edgetl train` (runs/expN)")
+    if run is None:
+        err.print(f"exporting the latest finished run, {run_path}", markup=False, soft_wrap=True)
     if not (run_path / "model.keras").is_file():
         raise EdgetlError("no model.keras in this folder: not a finished run", path=run_path,
                           fix="give a finished run folder from `edgetl train` (runs/expN)")

@@ -147,6 +147,27 @@ class TrainConfig:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
+_KINDS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}
+
+
+def checked_value(key: str, value: object, path: Path):
+    """A settings file's value for ``key`` when it has the field's type (a whole number where a
+    number is asked is fine); :class:`EdgetlError` naming the key and the type otherwise, rather
+    than a TypeError from deep inside training."""
+    annotation = next(f.type for f in fields(TrainConfig) if f.name == key)
+    parts = [t.strip() for t in str(annotation).split("|")]
+    if value is None and "None" in parts:
+        return None
+    kind = parts[0]
+    ok = isinstance(value, _KINDS[kind]) and not (kind in ("int", "float") and isinstance(value, bool))
+    if not ok:
+        raise EdgetlError(f"'{key}: {str(value)[:40]}' is not {_WORDS[kind]}"
+                          + (" (or null)" if "None" in parts else ""), path=path,
+                          fix=f"write {key} as {_WORDS[kind]}, e.g. {key}: {getattr(TrainConfig(), key)!r}")
+    return float(value) if kind == "float" else value
+
+
 def load_config(path: str | Path | None, overrides: dict) -> TrainConfig:
     """Defaults, then the YAML file (keys are option names, - or _), then ``overrides`` (non-None)."""
     known = {f.name for f in fields(TrainConfig)}
@@ -163,6 +184,6 @@ def load_config(path: str | Path | None, overrides: dict) -> TrainConfig:
             k = str(key).replace("-", "_")
             if k not in known:
                 raise EdgetlError(f"unknown option '{key}'", path=p, fix="use options of `edgetl train --help`")
-            values[k] = value
+            values[k] = checked_value(k, value, p)
     values |= {k: v for k, v in overrides.items() if v is not None}
     return TrainConfig(**values).validate()

@@ -1,0 +1,73 @@
+"""A new user's second hour: each thing that went wrong after the README's first steps, held fixed."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli, write_rgb
+from models import keras_mean_colour, to_tflite
+
+
+@pytest.fixture(scope="module")
+def colour_model(tmp_path_factory):
+    """A real TFLite colour classifier (its class is the dominant colour channel) and its labels."""
+    d = tmp_path_factory.mktemp("second_hour")
+    model = to_tflite(keras_mean_colour(), d / "colour.tflite")
+    (d / "labels.txt").write_text("red\ngreen\nblue\n")
+    return model, d / "labels.txt"
+
+
+def test_predict_classifies_every_readable_file_and_lists_the_skipped(colour_model, tmp_path):
+    """`predict` once stopped at the first unreadable file (exit 2, the other folders unread)."""
+    model, labels = colour_model
+    rng = np.random.default_rng(0)
+    for i, colour in enumerate(("red", "green", "blue")):
+        img = rng.integers(0, 60, (24, 24, 3)).astype(np.uint8)
+        img[..., i] = 220
+        write_rgb(tmp_path / "photos" / colour / f"{colour}.png", img)
+    (tmp_path / "photos" / "green" / "empty.jpg").write_bytes(b"")
+    (tmp_path / "photos" / "green" / "phone.jpg").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
+    proc = run_cli("predict", model, tmp_path / "photos", "--labels", labels)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 3 and {line.split(": ")[1].split()[0] for line in lines} == {"red", "green", "blue"}
+    assert "skipped" in proc.stderr and "empty.jpg" in proc.stderr and "phone.jpg" in proc.stderr
+    assert "3 image(s) classified, 2 skipped" in proc.stderr and "Traceback" not in proc.stderr
+    doc = [json.loads(line) for line in run_cli("predict", model, tmp_path / "photos", "--labels", labels,
+                                                 "--json").stdout.splitlines()]
+    assert sum("top" in d for d in doc) == 3 and sum("error" in d for d in doc) == 2
+    only_bad = run_cli("predict", model, tmp_path / "photos" / "green" / "empty.jpg", "--labels", labels)
+    assert only_bad.returncode == 2 and "none of the 1 file(s) could be read" in only_bad.stderr
+    assert only_bad.stderr.count("error:") == 1
+
+
+@pytest.mark.parametrize("line,named", [("epochs: five", "'epochs: five' is not a whole number"),
+                                        ("lr: fast", "'lr: fast' is not a number"),
+                                        ("augment: 3", "'augment: 3' is not true or false"),
+                                        ("epochs: true", "'epochs: True' is not a whole number")])
+def test_a_bad_value_in_a_yaml_config_names_the_key_and_type(tmp_path, line, named):
+    """`epochs: five` once gave `error: TypeError: '>=' not supported ...`, exit 1."""
+    (tmp_path / "c.yaml").write_text(f"data: {tmp_path}\n{line}\n")
+    proc = run_cli("train", "--config", tmp_path / "c.yaml")
+    assert proc.returncode == 2 and named in proc.stderr and "c.yaml" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_exporting_a_run_that_is_training_or_interrupted_says_which(tmp_path):
+    """Both once said `no such run folder` (the run lives at .NAME.incomplete until it finishes)."""
+    import fcntl
+    import os
+
+    work = tmp_path / "runs" / ".exp.incomplete"
+    work.mkdir(parents=True)
+    proc = run_cli("export", tmp_path / "runs" / "exp")
+    assert proc.returncode == 2 and "interrupted" in proc.stderr and "edgetl train --resume" in proc.stderr, proc.stderr
+    fd = os.open(work / ".edgetl.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # what a running `edgetl train` holds
+    try:
+        proc = run_cli("export", tmp_path / "runs" / "exp")
+        assert proc.returncode == 2 and "still training" in proc.stderr, proc.stderr
+    finally:
+        os.close(fd)
