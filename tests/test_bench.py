@@ -163,3 +163,18 @@ elif words and words[0].endswith("benchmark_model"):
     assert shell[-1] == ["rm", "-rf", work]
     proc = run_cli("bench", models[1], "--device", "android", env={"PATH": str(fake.parent.parent / "empty")})
     assert proc.returncode == 2 and "adb is not installed" in proc.stderr
+
+
+@pytest.mark.ssh
+def test_the_runtimes_default_and_a_count_over_ssh_keep_each_result_with_its_model(ssh_server, models, tmp_path):
+    """threads=[None, 2] with two models over SSH: the default was dropped on its way to the device,
+    two results came back for four, and model b's result was labelled as model a's."""
+    from edgetl import bench
+    from edgetl.benchmark import BenchOptions
+
+    results = bench(models, threads=[None, 2], device="rpi", hosts=["mypi"], ssh_config=str(ssh_server.config),
+                    remote_python=str(fake_device_python(tmp_path / "dev")),
+                    options=BenchOptions(runs=5, warmup=1, min_seconds=0))
+    assert [(r["model"], r["threads"]) for r in results] == [
+        ("fp32.tflite", None), ("fp32.tflite", 2), ("int8.tflite", None), ("int8.tflite", 2)]
+    assert [r["precision"] for r in results] == ["float", "float", "int8", "int8"]  # read from each file itself

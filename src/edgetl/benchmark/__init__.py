@@ -23,14 +23,14 @@ class BenchOptions:
 
 
 def parse_threads(text: str) -> list[int | None]:
-    """"1,2,4" -> [1, 2, 4]; "" -> [None] (the runtime's default)."""
+    """"1,2,4" -> [1, 2, 4]; "" -> [None] (the runtime's default); "default,4" -> [None, 4]."""
     from edgetl.errors import EdgetlError
 
     try:
-        counts = [int(t) for t in text.split(",") if t.strip()]
+        counts = [None if t.strip() == "default" else int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise EdgetlError(f"--threads {text!r} is not a list of numbers", fix="e.g. --threads 1,2,4") from None
-    if any(n < 1 for n in counts):
+    if any(n is not None and n < 1 for n in counts):
         raise EdgetlError(f"--threads {text!r}: a thread count is at least 1", fix="e.g. --threads 1,2,4")
     return counts or [None]
 

@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--doctor", action="store_true", help="Report this device's runtimes and known conflicts instead.")
     a = p.parse_args(argv)
     guard(a.deadline, a.stop_on_stdin_eof)
-    threads = [int(t) for t in a.threads.split(",") if t] or [None]
+    # "default" stands for the runtime's own choice, so a list such as [None, 4] arrives whole
+    threads = [None if t == "default" else int(t) for t in a.threads.split(",") if t] or [None]
     try:
         if a.doctor:
             from edgetl.doctor import device_diagnosis

@@ -26,7 +26,7 @@ from edgetl.benchmark import zipapp
 from edgetl.benchmark.harness import BenchOptions
 from edgetl.errors import EdgetlError
 from edgetl.image import IMAGE_EXTENSIONS
-from edgetl.text import has_control
+from edgetl.text import clean, has_control
 
 MODEL_SUFFIXES = (".tflite", ".onnx")
 DEFAULT_TIMEOUT = 900.0
@@ -218,7 +218,7 @@ def bench_host(t: SshTarget, models: list[Path], threads: list[int | None], opti
         for i, f in enumerate(files):
             paths.append(f"{remote}/{_remote_name(i, f)}")
             copy_file(t, f.read_bytes(), paths[-1], f.name)
-        given = ",".join(str(x) for x in threads if x)
+        given = ",".join("default" if x is None else str(x) for x in threads)
         words = runner_command(t, remote) + paths[: len(models)] + [
             "--runs", str(options.runs), "--warmup", str(options.warmup), "--min-seconds", str(options.min_seconds),
             "--deadline", str(t.timeout), "--stop-on-stdin-eof"]
@@ -227,7 +227,15 @@ def bench_host(t: SshTarget, models: list[Path], threads: list[int | None], opti
         doc = runner_result(t, run_watched(t, words), "the benchmark", list)
     finally:
         remove_remote_dir(t, remote)
-    for r, model in zip(doc, [m for m in models for _ in threads]):
+    expected = [(m, n) for m in models for n in threads]
+    if len(doc) != len(expected) or not all(isinstance(r, dict) for r in doc):
+        raise EdgetlError(f"{t.host}: the runner answered {len(doc)} result(s) for {len(expected)} (model, threads) "
+                          "pairs; nothing is reported rather than a result under the wrong name",
+                          fix="update edgetl (or the copied runner) on the device to this version")
+    for r, (model, n) in zip(doc, expected):
+        if r.get("threads") != n:
+            raise EdgetlError(f"{t.host}: the runner's result for {clean(model.name)} ran at {r.get('threads')} threads, "
+                              f"not {n}", fix="update edgetl on the device to this version")
         r["model"] = model.name
         r["device"]["target"] = f"ssh:{t.host}"
     return doc
