@@ -71,3 +71,21 @@ def test_exporting_a_run_that_is_training_or_interrupted_says_which(tmp_path):
         assert proc.returncode == 2 and "still training" in proc.stderr, proc.stderr
     finally:
         os.close(fd)
+
+
+def test_a_file_in_two_classes_is_left_out_and_training_says_so(tmp_path):
+    """`data check` flagged `dup.jpg: same file as daisy/2.jpg but in another class`, and `train`
+    trained on both labels without a word."""
+    from conftest import make_shapes
+    from edgetl.data.audit import audit
+
+    root = make_shapes(tmp_path / "d", classes=("daisy", "rose"), per_class=6, size=40)
+    (root / "rose" / "dup.jpg").write_bytes((root / "daisy" / "daisy_002.jpg").read_bytes())
+    result = audit(root)
+    assert not any(r.path.endswith(("dup.jpg", "daisy_002.jpg")) for r in result.records)
+    left = {p.path.rsplit("/", 1)[1] for p in result.skipped}
+    assert left == {"dup.jpg", "daisy_002.jpg"}
+    proc = run_cli("train", root, "--weights", "none", "--alpha", "0.35", "--size", "32", "--epochs", "1",
+                   "--fine-tune-epochs", "0", "--no-augment", "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 file(s) skipped by the audit" in proc.stderr and "cannot be right in both" in proc.stderr

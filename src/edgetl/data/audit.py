@@ -316,6 +316,8 @@ def audit(root: str | Path, options: AuditOptions | None = None, workers: int | 
                                        ch.sha256) for i, ch in enumerate(order))
     records.sort(key=lambda r: (SPLITS.index(r.split), r.label, r.path))
     problems.extend(_duplicates(records))
+    conflicted = {p.path for p in problems if p.kind == CONFLICT}
+    records = [r for r in records if r.path not in conflicted]
     result = Audit(str(root), layout.kind, classes, records, problems,
                    scanned=len(todo), sources=layout.sources, carved=layout.carve_val or "" in files)
     problems.extend(_imbalance(result, opts.imbalance_ratio))
@@ -331,7 +333,12 @@ def _class_path(root: Path, layout: Layout, split: str, cls: str) -> str:
     return str(root / layout.folders.get(split, split) / cls)
 
 
+CONFLICT = "the same file in two classes: left out"
+
+
 def _duplicates(records: list[ImageRecord]) -> list[Problem]:
+    """Duplicates: within a class (a note), across splits (a warning: a val image seen in
+    training), across classes (every copy is left out: it cannot be right in both classes)."""
     by_hash: dict[str, list[ImageRecord]] = defaultdict(list)
     for r in records:
         by_hash[r.sha256].append(r)
@@ -340,11 +347,15 @@ def _duplicates(records: list[ImageRecord]) -> list[Problem]:
         if len(group) < 2:
             continue
         first = group[0]
+        if len({r.label for r in group}) > 1:
+            for r in group:
+                other = next(o for o in group if o.label != r.label)
+                out.append(Problem(r.path, f"same content as {other.path} in another class: it cannot be right in "
+                                           "both, so every copy is left out; delete the wrong one", WARNING,
+                                   skipped=True, kind=CONFLICT))
+            continue
         for r in group[1:]:
-            if r.label != first.label:
-                out.append(Problem(r.path, f"same file as {first.path} but in another class: one label is wrong", WARNING,
-                                   kind="the same file in two classes"))
-            elif r.split != first.split:
+            if r.split != first.split:
                 out.append(Problem(r.path, f"same file as {first.path} in {first.split}: a {r.split} image seen "
                                            "in training inflates accuracy; delete one copy", WARNING,
                                    kind="the same file in two splits"))
