@@ -112,7 +112,7 @@ def test_artifacts_carry_labels_and_contract_inside(shapes_export, tmp_path):
 def test_failed_gate_rejects_and_walks_the_int8_ladder(shapes_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(shapes_run.path, run, ignore=shutil.ignore_patterns("export"))
-    proc = run_cli("export", run, "--int8", "--min-agreement", "1.01", "--json")
+    proc = run_cli("export", run, "--int8", "--min-agreement", "1.01", "--strict-gates", "--json")
     assert proc.returncode == 1, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)
     assert not doc["ok"]
