@@ -89,3 +89,17 @@ def test_a_file_in_two_classes_is_left_out_and_training_says_so(tmp_path):
                    "--fine-tune-epochs", "0", "--no-augment", "--out", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "2 file(s) skipped by the audit" in proc.stderr and "cannot be right in both" in proc.stderr
+
+
+def test_a_batch_larger_than_the_dataset_is_capped_and_said(tmp_path):
+    """`--batch-size 512` on 30 photos padded every short batch to 512 (7 GB)."""
+    import yaml
+
+    from conftest import make_shapes
+
+    root = make_shapes(tmp_path / "d", classes=("a", "b"), per_class=6, size=40)
+    proc = run_cli("train", root, "--weights", "none", "--alpha", "0.35", "--size", "32", "--epochs", "1",
+                   "--fine-tune-epochs", "0", "--no-augment", "--batch-size", "512", "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--batch-size 512 is larger than the 10 training images; using 10" in proc.stderr
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["batch_size"] == 10

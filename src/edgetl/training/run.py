@@ -99,6 +99,12 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         pre.require_trainable()
         read_as = pre.describe()
         say(read_as)
+        n_train = len(pre.split("train"))
+        if cfg.batch_size > n_train:
+            # A batch larger than the split only pads: every feature pass and step would compute
+            # (and hold in memory) the padding, 7 GB for --batch-size 512 on 30 photos.
+            say(f"warning: --batch-size {cfg.batch_size} is larger than the {n_train} training images; using {n_train}")
+            cfg.batch_size = n_train
         strategy = _strategy(cfg, role)
         work = runs.new_run(cfg.project, cfg.name, cfg.out) if role.chief else _worker_folder(role)
         cfg.save(work / "config.yaml")
