@@ -28,6 +28,7 @@ from edgetl.text import clean
 from edgetl.versions import package_versions
 from edgetl.training import stop
 from edgetl.training.config import ClassWeight, Strategy, TrainConfig
+from edgetl.training.progress import epoch_bar
 from edgetl.training.distribute import DistributedFit, WorkerRole, is_multiworker, make_strategy, shard, worker_role
 from edgetl.training.inputs import Split, class_weights, dataset, steps_per_epoch
 
@@ -270,8 +271,10 @@ class _Context:
                                   self.cfg.label_smoothing)
             loop.fit(train_ds, val_ds, epochs, initial_epoch, [callback])
         else:
+            steps = self.batches_per_epoch("train") or -(-self.sizes["train"] // self.cfg.batch_size)
+            bar = epoch_bar(steps, self.cfg.batch_size)
             trainer.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
-                        callbacks=[callback, stop.callback()], verbose=0, shuffle=False)  # the dataset shuffles
+                        callbacks=[callback, stop.callback(), bar], verbose=0, shuffle=False)  # the dataset shuffles
 
     def compile(self, trainer, lr: float, steps: int, done_steps: int) -> None:
         from edgetl.training.stages import loss_fn, optimizer
