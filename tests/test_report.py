@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
+
 import pytest
 
 from browser import browser_page, not_blank
@@ -153,3 +155,35 @@ def test_yaml_aliases_are_refused_not_expanded(tmp_path):
     (tmp_path / "c.yaml").write_text(laughs)
     proc = run_cli("train", "--config", tmp_path / "c.yaml")
     assert proc.returncode == 2 and "aliases" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_a_thousand_classes_make_a_page_a_browser_draws(tmp_path):
+    """1,000 classes and 50,000 mistakes once made a 50 MB page Chromium had not drawn after 120 s:
+    the matrix gives way to the most confused pairs and the thumbnails are capped, with the counts."""
+    from edgetl.report import write_report
+
+    n = 1000
+    run = tmp_path / "run"
+    run.mkdir()
+    labels = [f"class{i:04d}" for i in range(n)]
+    cm = np.zeros((n, n), int)
+    np.fill_diagonal(cm, 40)
+    rng = np.random.default_rng(0)
+    for _ in range(50_000):
+        cm[rng.integers(n), rng.integers(n)] += 1
+    (run / "metrics.json").write_text(json.dumps({
+        "val_accuracy": 0.5, "confusion": cm.tolist(),
+        "per_class": {c: {"precision": 0.5, "recall": 0.5, "support": 90} for c in labels}}))
+    (run / "audit.json").write_text(json.dumps({"class_names": labels, "classes": {}, "problems": []}))
+    (run / "history.json").write_text(json.dumps([{"epoch": e, "stage": 1, "accuracy": 0.5, "val_accuracy": 0.5,
+                                                   "loss": 1.0, "val_loss": 1.0} for e in range(2)]))
+    (run / "predictions.json").write_text(json.dumps({"val": [
+        {"path": str(tmp_path / f"gone{i}.jpg"), "true": i % n, "pred": (i + 1) % n, "score": 0.9} for i in range(50_000)]}))
+    page = write_report(run)
+    html = page.read_text()
+    assert page.stat().st_size < 2_000_000, page.stat().st_size
+    assert "the 50 most frequent of" in html and "1000x1000 matrix" in html and "<table class='cm'>" not in html
+    assert "most confident of 50000 mistakes are shown" in html
+    with browser_page() as (p, _):
+        p.goto(page.as_uri(), timeout=30000)
+        assert not_blank(p.screenshot())

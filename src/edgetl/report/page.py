@@ -16,6 +16,10 @@ from edgetl.report.svg import bar_chart, line_chart
 
 REPORT_FILE = "report.html"
 MAX_MISTAKES = 48
+MAX_MATRIX_CLASSES = 30
+"""Beyond this many classes the confusion matrix (classes squared cells: a million for 1,000
+classes, a page no browser draws) gives way to the most confused pairs."""
+MAX_PAIRS = 50
 """Thumbnails shown at most; the page gives the full count."""
 
 _CSS = """
@@ -64,6 +68,17 @@ def _delta(drop) -> float | None:
 def _mb(size) -> float | None:
     n = _number(size)
     return n / 1e6 if n is not None else None
+
+
+def _confused_pairs(cm, labels: list) -> str:
+    """The most frequent (true, predicted) mistakes, with how many pairs there are in all."""
+    pairs = sorted(((n, i, j) for i, row in enumerate(cm) for j, v in enumerate(row)
+                    if i != j and (n := _number(v)) and i < len(labels) and j < len(labels)), reverse=True)
+    rows = [[_cell(labels[i]), _cell(labels[j]), _cell(n)] for n, i, j in pairs[:MAX_PAIRS]]
+    shown = (f"the {min(MAX_PAIRS, len(pairs))} most frequent of {len(pairs)} confused pairs"
+             if pairs else "no confused pair")
+    return (f"<h3>Most confused pairs (val)</h3><p class='muted'>{len(labels)} classes: {shown} instead of a "
+            f"{len(labels)}x{len(labels)} matrix.</p>" + _table(["true", "predicted", "images"], rows))
 
 
 def _number(value) -> float | int | None:
@@ -171,8 +186,10 @@ def _training(f: RunFacts) -> str:
         out += "<h3>Per class (val)</h3>" + _table(["class", "precision", "recall", "support"], [
             [_cell(c), _cell(v["precision"], ".3f"), _cell(v["recall"], ".3f"), _cell(v["support"])] for c, v in per.items()])
     cm, labels = f.metrics.get("confusion"), list(per)
-    if cm and labels:
-        peak = max(max(r) for r in cm) or 1
+    if cm and labels and len(labels) > MAX_MATRIX_CLASSES:
+        out += _confused_pairs(cm, labels)
+    elif cm and labels:
+        peak = max((_number(v) or 0 for r in cm for v in r), default=0) or 1
         rows = []
         for label, row in zip(labels, cm):
             cells = "".join(f'<td style="background:rgba(37,99,235,{(_number(v) or 0) / peak * 0.6:.2f})">{_fmt(v, "d")}</td>'
