@@ -269,6 +269,7 @@ def _lone_worker(tmp_path, *extra: str) -> tuple[subprocess.Popen, int]:
     return proc, other
 
 
+@pytest.mark.slow
 def test_a_worker_whose_peer_never_comes_says_whom_it_waits_for_and_gives_up(tmp_path):
     proc, other = _lone_worker(tmp_path, "--worker-timeout", "5")
     _, err = proc.communicate(timeout=300)
@@ -278,6 +279,7 @@ def test_a_worker_whose_peer_never_comes_says_whom_it_waits_for_and_gives_up(tmp
     assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_worker_that_waits_for_its_peers(tmp_path):
     """Under SLURM or systemd a stop is a SIGTERM: it once went unanswered while TensorFlow waited.
     The wait comes before the run folder, so the worker ends leaving nothing."""

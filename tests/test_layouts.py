@@ -148,6 +148,7 @@ def test_csv_labels_that_differ_only_in_case_are_refused(tmp_path):
     assert proc.returncode == 2 and "no label column in the header (file, name)" in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow
 def test_train_on_a_csv(tmp_path):
     csv = write_csv(tmp_path)
     proc = run_cli("train", csv, "--weights", "none", "--alpha", "0.35", "--size", "32", "--epochs", "1",
@@ -232,6 +233,8 @@ def test_eval_of_a_model_away_from_its_run_scores_the_whole_folder_and_says_why(
 
 
 @needs_hymenoptera
+@pytest.mark.slow
+@pytest.mark.shared
 def test_eval_on_a_separate_validation_folder_agrees_with_training(hymenoptera_export, hymenoptera_run):
     """hymenoptera's val/ given on its own: every one of its 153 photos is scored, and the fp32
     artifact's accuracy there is the one export measured on the run's val split."""

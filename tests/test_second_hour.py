@@ -73,6 +73,7 @@ def test_exporting_a_run_that_is_training_or_interrupted_says_which(tmp_path):
         os.close(fd)
 
 
+@pytest.mark.slow
 def test_a_file_in_two_classes_is_left_out_and_training_says_so(tmp_path):
     """`data check` flagged `dup.jpg: same file as daisy/2.jpg but in another class`, and `train`
     trained on both labels without a word."""
@@ -91,6 +92,7 @@ def test_a_file_in_two_classes_is_left_out_and_training_says_so(tmp_path):
     assert "2 file(s) skipped by the audit" in proc.stderr and "cannot be right in both" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_batch_larger_than_the_dataset_is_capped_and_said(tmp_path):
     """`--batch-size 512` on 30 photos padded every short batch to 512 (7 GB)."""
     import yaml
@@ -105,6 +107,7 @@ def test_a_batch_larger_than_the_dataset_is_capped_and_said(tmp_path):
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["batch_size"] == 10
 
 
+@pytest.mark.slow
 def test_training_shows_a_bar_within_each_epoch_on_a_terminal(tmp_path):
     """A first epoch of minutes printed nothing until it ended; under a terminal (a real pty, through
     util-linux's `script`) a bar with the step, images/s and time left is drawn within it."""
