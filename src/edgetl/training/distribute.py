@@ -213,7 +213,9 @@ def make_strategy(name: str, log, join_timeout: float = 600.0):
     runtime (collective ops are configured at program start-up) and before the run folder is
     made: a multi-worker strategy waits for every worker to join, at most ``join_timeout``
     seconds, and Ctrl-C or SIGTERM during that wait ends the process at once."""
-    import tensorflow as tf
+    from edgetl.native_logs import quiet_import
+
+    tf = quiet_import("tensorflow")  # the first import of TensorFlow: its C++ banners are not the user's business
 
     if name == "multiworker":
         log(exposure_warning(own_address()))
