@@ -178,3 +178,18 @@ def test_the_runtimes_default_and_a_count_over_ssh_keep_each_result_with_its_mod
     assert [(r["model"], r["threads"]) for r in results] == [
         ("fp32.tflite", None), ("fp32.tflite", 2), ("int8.tflite", None), ("int8.tflite", 2)]
     assert [r["precision"] for r in results] == ["float", "float", "int8", "int8"]  # read from each file itself
+
+
+def test_a_devices_facts_reach_the_terminal_as_text(models, monkeypatch, capsys):
+    """A device's `cpu` string with escape codes (ESC[2J cleared the screen) is shown escaped, like
+    every other text a device or a file supplies. The device here is this machine, its CPU name
+    replaced by a hostile one."""
+    from edgetl.benchmark import device
+    from edgetl.cli import main
+
+    monkeypatch.setattr(device, "_cpu_model", lambda: "\x1b[2J\x1b]0;owned\x07Evil CPU [bold]x[/bold]")
+    with pytest.raises(SystemExit) as done:
+        main(["bench", str(models[0]), "--runs", "3", "--warmup", "1", "--min-seconds", "0"])
+    assert done.value.code in (0, None)
+    shown = capsys.readouterr().out
+    assert "\x1b[2J" not in shown and "\x07" not in shown and "\\x1b[2J" in shown and "[bold]x[/bold]" in shown, shown

@@ -129,3 +129,37 @@ def test_training_shows_a_bar_within_each_epoch_on_a_terminal(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:]
     screen = (tmp_path / "typescript").read_text(errors="replace")
     assert "epoch 1" in screen and "images/s" in screen and "/16" in screen, screen[-2000:]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1.5 MB file system (tmpfs), where a run's first whole-model checkpoint does not fit."""
+    import subprocess
+
+    where = tmp_path / "small"
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(where)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_a_full_disk_names_where_and_how_to_go_on(small_disk, tmp_path):
+    """A full disk once ended training with `error: OSError: [Errno 28] No space left on device`."""
+    from conftest import WEIGHTS, make_shapes
+
+    if not WEIGHTS.exists():
+        pytest.skip(f"no shared weights at {WEIGHTS}")
+    data = make_shapes(tmp_path / "d", classes=("a", "b"), per_class=6, size=40, splits=("train", "val"))
+    run = small_disk / "run"
+    # the head's checkpoints (a few KB) fit; the whole model's, at the end of stage 1, does not
+    proc = run_cli("train", data, "--weights", WEIGHTS, "--size", "32", "--epochs", "1", "--fine-tune-epochs", "1",
+                   "--no-augment", "--out", run)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "no space left on the disk while writing the run" in line and str(small_disk) in line, line
+    assert f"edgetl train --resume {run}" in line, line
+    # nothing half-kept beyond the resumable run
+    assert [p.name for p in small_disk.iterdir()] == [".run.incomplete"]

@@ -1,6 +1,7 @@
 """`edgetl train`: audit -> cached images -> stage 1 -> stage 2 -> run folder."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -122,9 +123,13 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
             with stop.on_signals():
                 return _train(cfg, work, resume is not None, log, role, strategy)
         except BaseException as e:
+            e = _disk_full(e, work)
             if not _has_finished_epoch(work):
                 log.close()
                 shutil.rmtree(work, ignore_errors=True)
+                if isinstance(e, DiskFull):
+                    raise EdgetlError(f"{e.message}; nothing was kept (no epoch had finished)", path=e.path,
+                                      fix="free some space (or choose --out elsewhere) and train again") from None
                 if isinstance(e, KeyboardInterrupt):
                     raise Interrupted("training stopped before its first epoch finished; nothing to resume, "
                                       "the run folder was removed") from None
@@ -132,6 +137,9 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
             if isinstance(e, KeyboardInterrupt):
                 log("interrupted")
                 raise Interrupted(f"training stopped; resume with: edgetl train --resume {runs.final_path(work)}") from None
+            if isinstance(e, DiskFull):
+                raise EdgetlError(e.message, path=e.path, fix=f"free some space, then continue with: edgetl train "
+                                                                f"--resume {runs.final_path(work)}") from None
             if isinstance(e, EdgetlError):
                 e.args = (f"{e.args[0]} (the run can be resumed: edgetl train --resume {runs.final_path(work)})",)
             raise
@@ -149,6 +157,18 @@ def _worker_folder(role: WorkerRole, source: Path | None = None) -> Path:
         if (source / name).exists():
             shutil.copy2(source / name, folder / name)
     return folder
+
+
+class DiskFull(EdgetlError):
+    """No space left (or over quota) while a run was being written."""
+
+
+def _disk_full(e: BaseException, work: Path) -> BaseException:
+    """A full disk as one line naming where (the file, else the run folder), anything else as it is."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = e.filename or work
+        return DiskFull(f"no space left on the disk while writing the run ({e.strerror})", path=where)
+    return e
 
 
 def _strategy(cfg: TrainConfig, role: WorkerRole):
