@@ -323,3 +323,21 @@ def test_serves_ipv6_loopback(model_and_video):
         assert status == 200 and json.loads(body)["status"] == "ok"
     finally:
         served.stop()
+
+
+def test_the_ssh_hint_names_the_address_the_server_is_on(model_and_video):
+    """The `ssh -L` hint named 127.0.0.1 for a server on 127.0.0.2."""
+    model, video = model_and_video
+    proc = subprocess.Popen([sys.executable, "-m", "edgetl", "live", str(model), "--source", str(video), "--realtime",
+                             "--serve", "127.0.0.2:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        while "serving the live page at" not in line:
+            assert line, "no URL printed"
+            line = proc.stderr.readline()
+        port = line.strip().rsplit(":", 1)[1].strip("/")
+        hint = proc.stderr.readline()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert f"ssh -L {port}:127.0.0.2:{port} THIS_HOST" in hint, hint
