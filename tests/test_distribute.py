@@ -272,7 +272,11 @@ def _lone_worker(tmp_path, *extra: str) -> tuple[subprocess.Popen, int]:
 @pytest.mark.slow
 def test_a_worker_whose_peer_never_comes_says_whom_it_waits_for_and_gives_up(tmp_path):
     proc, other = _lone_worker(tmp_path, "--worker-timeout", "5")
-    _, err = proc.communicate(timeout=300)
+    try:
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # a worker that never gave up must not outlive the test
     assert proc.returncode == -signal.SIGKILL, err[-2000:]  # the watcher ends the worker TensorFlow holds
     assert f"waiting for worker 1 at 127.0.0.1:{other} to join (at most 5 s" in err
     assert f"error: worker 1 at 127.0.0.1:{other} did not join within 5 s" in err and "Traceback" not in err
