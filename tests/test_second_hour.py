@@ -39,8 +39,12 @@ def test_predict_classifies_every_readable_file_and_lists_the_skipped(colour_mod
                                                  "--json").stdout.splitlines()]
     assert sum("top" in d for d in doc) == 3 and sum("error" in d for d in doc) == 2
     only_bad = run_cli("predict", model, tmp_path / "photos" / "green" / "empty.jpg", "--labels", labels)
-    assert only_bad.returncode == 2 and "none of the 1 file(s) could be read" in only_bad.stderr
-    assert only_bad.stderr.count("error:") == 1
+    assert only_bad.returncode == 2 and only_bad.stderr.count("\n") == 1, only_bad.stderr  # its own one line
+    assert "empty.jpg" in only_bad.stderr and "cannot read image" in only_bad.stderr
+    both_bad = run_cli("predict", model, tmp_path / "photos" / "green" / "empty.jpg",
+                       tmp_path / "photos" / "green" / "phone.jpg", "--labels", labels)
+    assert both_bad.returncode == 2 and both_bad.stderr.count("\n") == 1, both_bad.stderr
+    assert "none of the 2 files could be read as an image" in both_bad.stderr
 
 
 @pytest.mark.parametrize("line,named", [("epochs: five", "'epochs: five' is not a whole number"),

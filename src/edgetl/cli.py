@@ -155,14 +155,22 @@ def predict(
 
     clf = load(model, threads=threads, labels=labels, provider=provider)
     warned = False
-    read = skipped = 0
+    read, skipped = 0, []
+
+    def say_skipped(p) -> None:
+        err.print(f"skipped {clean(p.path)}: {clean(p.error)}", markup=False, soft_wrap=True)
+        if json_out:
+            print(json.dumps({"path": clean(p.path), "error": clean(p.error)}), flush=True)
+
     for p in run_predict(clf, list(images), top_k):
         if p.error:
-            skipped += 1
-            err.print(f"skipped {clean(p.path)}: {clean(p.error)}", markup=False, soft_wrap=True)
-            if json_out:
-                print(json.dumps({"path": clean(p.path), "error": clean(p.error)}), flush=True)
+            skipped.append(p)
+            if read:  # until one file is read, held back: a lone bad file is one error line of its own
+                say_skipped(p)
             continue
+        if not read:
+            for held in skipped:
+                say_skipped(held)
         read += 1
         if clf.unlabelled_logits and not warned:
             warned = True
@@ -174,11 +182,14 @@ def predict(
                                                            for c in p.top]}), flush=True)
         else:
             out.print(f"{clean(p.path)}: " + ", ".join(f"{clean(c.label)} {c.score:.3f}" for c in p.top), markup=False)
-    if skipped:
-        err.print(f"{read} image(s) classified, {skipped} skipped", markup=False)
+    if skipped and read:
+        err.print(f"{read} image(s) classified, {len(skipped)} skipped", markup=False)
     if not read:
-        raise EdgetlError(f"none of the {skipped} file(s) could be read as an image",
-                          path=images[0] if len(images) == 1 else None, fix="give jpg, png, bmp, gif or webp files")
+        first = skipped[0]
+        if len(skipped) == 1:
+            raise EdgetlError(first.error, path=first.path, fix="give a jpg, png, bmp, gif or webp file")
+        raise EdgetlError(f"none of the {len(skipped)} files could be read as an image (the first: {clean(first.error)})",
+                          path=first.path, fix="give jpg, png, bmp, gif or webp files")
 
 
 @app.command("eval")
