@@ -301,3 +301,34 @@ def test_sigterm_stops_a_worker_that_waits_for_its_peers(tmp_path):
             proc.kill()
     assert f"stopped by SIGTERM while waiting for worker 1 at 127.0.0.1:{other}" in err, err[-2000:]
     assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))
+
+
+@pytest.mark.slow
+def test_when_a_worker_dies_the_others_end_in_one_resumable_line(tmp_path):
+    """What really happens (the README once said the others wait for ever): TensorFlow's heartbeat
+    notices within seconds and aborts the collective; the chief says so in one line, exit 2, and
+    the run folder stays, resumable."""
+    data = make_shapes(tmp_path / "data", per_class=40, size=48, splits=("train", "train", "train", "val"))
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "edgetl", "train", str(data), "--weights", "none", "--alpha", "0.35", "--size", "48",
+             "--epochs", "50", "--fine-tune-epochs", "0", "--no-augment", "--batch-size", "8", "--strategy",
+             "multiworker", "--out", str(tmp_path / "run")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True))
+    try:
+        line = procs[0].stderr.readline()
+        while "epoch 2/" not in line:  # the chief has finished an epoch: the run is resumable
+            assert line, "the chief ended before its second epoch"
+            line = procs[0].stderr.readline()
+        procs[1].kill()
+        _, err = procs[0].communicate(timeout=300)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    last = err.strip().splitlines()[-1]
+    assert procs[0].returncode == 2 and "stopped answering (TensorFlow's heartbeat)" in last, err[-2000:]
+    assert f"edgetl train --resume {tmp_path / 'run'}" in last and (tmp_path / ".run.incomplete").is_dir()

@@ -123,7 +123,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
             with stop.on_signals():
                 return _train(cfg, work, resume is not None, log, role, strategy)
         except BaseException as e:
-            e = _disk_full(e, work)
+            e = _peer_lost(_disk_full(e, work), cfg)
             if not _has_finished_epoch(work):
                 log.close()
                 shutil.rmtree(work, ignore_errors=True)
@@ -133,6 +133,9 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
                 if isinstance(e, KeyboardInterrupt):
                     raise Interrupted("training stopped before its first epoch finished; nothing to resume, "
                                       "the run folder was removed") from None
+                if isinstance(e, PeerLost):
+                    raise EdgetlError(f"{e.message}; nothing to resume (no epoch had finished)",
+                                      fix="start every worker again") from None
                 raise
             if isinstance(e, KeyboardInterrupt):
                 log("interrupted")
@@ -140,6 +143,9 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
             if isinstance(e, DiskFull):
                 raise EdgetlError(e.message, path=e.path, fix=f"free some space, then continue with: edgetl train "
                                                                 f"--resume {runs.final_path(work)}") from None
+            if isinstance(e, PeerLost):
+                raise EdgetlError(e.message, fix=f"start every worker again with: edgetl train --resume "
+                                                 f"{runs.final_path(work)}") from None
             if isinstance(e, EdgetlError):
                 e.args = (f"{e.args[0]} (the run can be resumed: edgetl train --resume {runs.final_path(work)})",)
             raise
@@ -159,6 +165,10 @@ def _worker_folder(role: WorkerRole, source: Path | None = None) -> Path:
     return folder
 
 
+class PeerLost(EdgetlError):
+    """Another worker of a multi-worker run stopped answering."""
+
+
 class DiskFull(EdgetlError):
     """No space left (or over quota) while a run was being written."""
 
@@ -168,6 +178,17 @@ def _disk_full(e: BaseException, work: Path) -> BaseException:
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         where = e.filename or work
         return DiskFull(f"no space left on the disk while writing the run ({e.strerror})", path=where)
+    return e
+
+
+def _peer_lost(e: BaseException, cfg: TrainConfig) -> BaseException:
+    """Another worker died: TensorFlow's heartbeat notices within about ten seconds and aborts the
+    collective with a page of text; say it in one line (the run stays resumable)."""
+    if cfg.strategy == Strategy.MULTIWORKER and type(e).__name__ in ("UnavailableError", "AbortedError"):
+        text = str(e)
+        which = text.split("stopped sending heartbeats):")[-1].split()[0] \
+            if "stopped sending heartbeats" in text else "another worker"
+        return PeerLost(f"{which} stopped answering (TensorFlow's heartbeat); training cannot go on without it")
     return e
 
 
@@ -188,6 +209,11 @@ def _train_as_worker(cfg: TrainConfig, work: Path, resuming: bool, role: WorkerR
             _train(cfg, work, resuming, log, role, strategy)
     except KeyboardInterrupt:
         raise Interrupted(f"{role.name} stopped") from None
+    except Exception as e:
+        lost = _peer_lost(e, cfg)
+        if lost is e:
+            raise
+        raise EdgetlError(lost.message, fix="start every worker again with --resume") from None
     finally:
         log.close()
         shutil.rmtree(work, ignore_errors=True)
