@@ -72,12 +72,13 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
     ``edgetl.train(data="photos/", epochs=10)`` works as well as passing a :class:`TrainConfig`.
     Every setting is checked before a run folder is made; a run that fails before its first
     epoch is finished is removed again (there is nothing to resume)."""
-    read_as = ""
+    said: list[str] = []
+    """Lines said on the console before the run folder existed, for its train.log."""
     if resume is not None:
         source = runs.resume_path(resume)
         cfg = _resumed_config(source, config, overrides)
         role = worker_role(cfg.strategy)
-        strategy = _strategy(cfg, role)
+        strategy = _strategy(cfg, role, said)
         work = source if role.chief else _worker_folder(role, source)
         if role.chief:
             cfg.save(work / "config.yaml")
@@ -99,15 +100,15 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         # The audit runs before the run folder exists, so bad data leaves nothing behind.
         pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed, class_depth=cfg.class_depth))
         pre.require_trainable()
-        read_as = pre.describe()
-        say(read_as)
+        said.append(pre.describe())
+        say(said[-1])
         n_train = len(pre.split("train"))
         if cfg.batch_size > n_train:
             # A batch larger than the split only pads: every feature pass and step would compute
             # (and hold in memory) the padding, 7 GB for --batch-size 512 on 30 photos.
             say(f"warning: --batch-size {cfg.batch_size} is larger than the {n_train} training images; using {n_train}")
             cfg.batch_size = n_train
-        strategy = _strategy(cfg, role)
+        strategy = _strategy(cfg, role, said)
         work = runs.new_run(cfg.project, cfg.name, cfg.out) if role.chief else _worker_folder(role)
         cfg.save(work / "config.yaml")
         pre.save(work / "audit.json")
@@ -116,8 +117,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
                                 strategy)
     with runs.locked(work, "this training run"):
         log = RunLog(work / "train.log")
-        if read_as:
-            log.file.write(f"{time.strftime('%H:%M:%S')} {read_as}\n")  # said on the console already
+        for line in said:  # said on the console already, before the folder existed
+            log.file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
         log(f"run folder: {runs.final_path(work)} (in progress at {work})")
         try:
             with stop.on_signals():
@@ -192,11 +193,17 @@ def _peer_lost(e: BaseException, cfg: TrainConfig) -> BaseException:
     return e
 
 
-def _strategy(cfg: TrainConfig, role: WorkerRole):
+def _strategy(cfg: TrainConfig, role: WorkerRole, said: list[str]):
     """The tf.distribute strategy, made before the run folder: a worker that waits for the others,
-    and gives up or is stopped while waiting, leaves nothing behind."""
+    and gives up or is stopped while waiting, leaves nothing behind. What it says goes to the
+    console and into ``said`` (for train.log)."""
     prefix = "" if role.chief else f"{role.name}: "
-    return make_strategy(cfg.strategy, lambda message: say(prefix + message), cfg.worker_timeout)
+
+    def tell(message: str) -> None:
+        say(prefix + message)
+        said.append(message)
+
+    return make_strategy(cfg.strategy, tell, cfg.worker_timeout)
 
 
 def _train_as_worker(cfg: TrainConfig, work: Path, resuming: bool, role: WorkerRole, run: Path,
