@@ -162,16 +162,23 @@ def test_other_addresses_need_the_token(model_and_video):
         served.stop()
 
 
+def serve_process(model: Path, video: Path, address: str) -> tuple[subprocess.Popen, str]:
+    """`edgetl live --serve ADDRESS` as a process, and the URL it printed."""
+    proc = subprocess.Popen([sys.executable, "-m", "edgetl", "live", str(model), "--source", str(video), "--realtime",
+                             "--serve", address], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    while "serving the live page at" not in line:
+        if not line:
+            proc.kill()
+            raise AssertionError("no URL printed")
+        line = proc.stderr.readline()
+    return proc, line.split(" at ")[1].strip()
+
+
 def test_sigterm_ends_a_served_run_with_its_summary(model_and_video):
     model, video = model_and_video
-    proc = subprocess.Popen([sys.executable, "-m", "edgetl", "live", str(model), "--source", str(video), "--realtime",
-                             "--serve", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, url = serve_process(model, video, "0")
     try:
-        line = proc.stderr.readline()
-        while "serving the live page at" not in line:
-            assert line, "no URL printed"
-            line = proc.stderr.readline()
-        url = line.split(" at ")[1].strip()
         assert url.startswith("http://127.0.0.1:")  # loopback by default
         assert "ssh -L" in proc.stderr.readline()
         time.sleep(2)
@@ -325,14 +332,9 @@ def test_serves_ipv6_loopback(model_and_video):
 def test_the_ssh_hint_names_the_address_the_server_is_on(model_and_video):
     """The `ssh -L` hint named 127.0.0.1 for a server on 127.0.0.2."""
     model, video = model_and_video
-    proc = subprocess.Popen([sys.executable, "-m", "edgetl", "live", str(model), "--source", str(video), "--realtime",
-                             "--serve", "127.0.0.2:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, url = serve_process(model, video, "127.0.0.2:0")
     try:
-        line = proc.stderr.readline()
-        while "serving the live page at" not in line:
-            assert line, "no URL printed"
-            line = proc.stderr.readline()
-        port = line.strip().rsplit(":", 1)[1].strip("/")
+        port = url.rsplit(":", 1)[1].strip("/")
         hint = proc.stderr.readline()
     finally:
         proc.terminate()
