@@ -116,20 +116,71 @@ def test_failed_gate_rejects_and_walks_the_int8_ladder(shapes_run, tmp_path):
     assert proc.returncode == 1, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)
     assert not doc["ok"]
-    assert [a["file"] for a in doc["int8_fallback"]] == ["model_int8_mixed.tflite", "model_dynamic.tflite",
-                                                         "model_fp16.tflite"]
+    ladder = ["model_int8_float1.tflite", "model_int8_float3.tflite", "model_int8_mixed.tflite", "model_dynamic.tflite",
+              "model_fp16.tflite"]
+    assert [a["file"] for a in doc["int8_fallback"]] == ladder
+    assert all(a["latency_ms"] > 0 for a in doc["int8_fallback"])  # each rung's cost is measured and reported
     assert (run / "export" / "rejected" / "model_int8.tflite").exists()
     assert not (run / "export" / "model_int8.tflite").exists()
     assert "Traceback" not in proc.stderr
-    # the mixed rung really keeps layers in float, and still takes and gives uint8
+    # each selective-float rung keeps exactly its number of layers in float, the ones that add most
+    # error by the report's per-layer table, and still takes and gives uint8
     from ai_edge_litert.interpreter import Interpreter
 
-    mixed = Interpreter(str(run / "export" / "rejected" / "model_int8_mixed.tflite"))
-    tensors = mixed.get_tensor_details()
-    float_convs = [op for op in mixed._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")
-                   and tensors[op["outputs"][0]]["dtype"] == np.float32]
-    assert float_convs, "no layer was kept in float"
-    assert mixed.get_input_details()[0]["dtype"] == np.uint8 and mixed.get_output_details()[0]["dtype"] == np.uint8
+    report = json.loads((run / "export" / "report.json").read_text())
+    ranked = [e["tensor"] for e in sorted(report["int8_layers"]["layers"], key=lambda e: -e["added"])]
+    for rung, kept in zip(ladder, (1, 3, 10)):
+        model = Interpreter(str(run / "export" / "rejected" / rung))
+        tensors = model.get_tensor_details()
+        in_float = {tensors[op["outputs"][0]]["name"] for op in model._get_ops_details()
+                    if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE", "DELEGATE")
+                    and tensors[op["outputs"][0]]["dtype"] == np.float32}
+        # (a float output layer's tensor gains a digit: the uint8 output after it takes the old name)
+        assert len(in_float) == kept and all(name.startswith(tuple(ranked[:kept])) for name in in_float), rung
+        assert model.get_input_details()[0]["dtype"] == np.uint8 and model.get_output_details()[0]["dtype"] == np.uint8
+
+
+@pytest.mark.slow
+def test_selective_float_keeps_named_layers_of_one_calibration(shapes_run):
+    """One calibration serves every int8 model: quantizing it with nothing kept in float is the
+    converter's own full-integer model, byte for byte, and naming a layer keeps exactly that layer."""
+    import keras
+
+    from edgetl.data.audit import Audit
+    from edgetl.data.cache import load_images
+    from edgetl.exporting import tflite
+    from edgetl.exporting.layer_error import layer_errors, most_added
+
+    model = keras.saving.load_model(str(shapes_run.path / "model.keras"))
+    records = Audit.load_file(shapes_run.path / "audit.json").split("train")[:40]
+    calib = load_images([r.path for r in records], 48, 48)
+    calibrated = tflite.calibrated(model, calib)
+    plain = tflite.quantized(calibrated)
+    from_converter = tflite._int8_converter(model, calib, "uint8").convert()
+    fp32 = tflite.fp32(model)
+    from ai_edge_litert.interpreter import Interpreter
+
+    def outputs(data: bytes) -> np.ndarray:
+        it = Interpreter(model_content=data)
+        it.allocate_tensors()
+        got = []
+        for image in calib:
+            it.set_tensor(it.get_input_details()[0]["index"], image[None])
+            it.invoke()
+            got.append(it.get_tensor(it.get_output_details()[0]["index"])[0])
+        return np.array(got)
+
+    assert np.array_equal(outputs(plain), outputs(from_converter))
+    errors = layer_errors(plain, fp32, calib[:8])
+    assert errors and all(e.error >= 0 for e in errors) and errors[-1].op == "SOFTMAX"
+    worst = most_added(errors, 2)
+    assert worst[0].added >= worst[1].added >= max(e.added for e in errors if e not in worst)
+    kept = Interpreter(model_content=tflite.quantized(calibrated, "uint8", [worst[0].tensor]))
+    tensors = kept.get_tensor_details()
+    in_float = [tensors[op["outputs"][0]]["name"] for op in kept._get_ops_details()
+                if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE", "DELEGATE")
+                and tensors[op["outputs"][0]]["dtype"] == np.float32]
+    assert len(in_float) == 1 and in_float[0].startswith(worst[0].tensor)  # (a float output's name gains a digit)
 
 
 @pytest.mark.slow
@@ -204,9 +255,9 @@ def test_bias_correction_removes_the_depthwise_mean_error(shapes_run):
     records = Audit.load_file(shapes_run.path / "audit.json").split("train")
     size = model.input_shape[1]
     calib = load_images([r.path for r in records], size, size)
-    plain, info = tflite.int8(model, calib, bias_correction=False)
-    assert info is None
     fp32 = tflite.fp32(model)
+    plain, info = tflite.int8(tflite.calibrated(model, calib), fp32, calib, bias_correction=False)
+    assert info is None
     fixed = corrected(plain, fp32, calib)
     assert len(fixed) == len(plain) and fixed != plain
     before = np.array([np.abs(_depthwise_mean_error(plain, fp32, calib, i)).mean() for i in range(17)])

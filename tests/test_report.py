@@ -12,7 +12,7 @@ from browser import browser_page, not_blank
 from conftest import make_shapes, run_cli
 
 BANNERS = ("absl::InitializeLog", "oneDNN custom operations", "Created TensorFlow Lite XNNPACK delegate",
-           "Downloading data from", "cpu_feature_guard")
+           "Downloading data from", "cpu_feature_guard", "fully_quantize", "Statistics for quantized inputs")
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,15 @@ def test_report_opens_offline_with_accuracy_artifacts_and_ship_line(reported_run
         assert page.locator("text=Benchmark").count() >= 1 and page.locator("text=p50 latency").count() >= 1
         broken = page.eval_on_selector_all("img", "imgs => imgs.filter(i => !i.complete || i.naturalWidth === 0).length")
         assert broken == 0
+        # where int8 loses accuracy: the layers adding most error, largest first, as report.json ranks them
+        added = sorted((e["added"] for e in export["int8_layers"]["layers"]), reverse=True)[:8]
+        shown = page.eval_on_selector_all("#int8-layers tbody tr", "rows => rows.map(r => parseFloat(r.cells[2].dataset.v))")
+        assert shown == pytest.approx(added, abs=1e-6)
+        # each chart's legend swatches are drawn in their line's own colour (a CSS rule once made them all grey)
+        legends = page.eval_on_selector_all("svg.chart", "cs => cs.map(c => [...c.querySelectorAll('.swatch')]"
+                                                         ".map(r => getComputedStyle(r).fill))")
+        multi = [fills for fills in legends if len(fills) > 1]
+        assert multi and all(len(set(fills)) == len(fills) for fills in multi), legends
         # sorting a table by a column reorders its rows
         page.locator("#export-table th", has_text="size MB").click()
         sizes = page.eval_on_selector_all("#export-table tbody tr", "rows => rows.map(r => parseFloat(r.cells[6].dataset.v))")
@@ -97,7 +106,7 @@ def test_train_export_predict_live_print_no_native_banners_and_tensorboard_logs(
                    "--fine-tune-epochs", "0", "--no-augment", "--tensorboard", "--out", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr
     outputs = {"train": proc.stderr}
-    proc = run_cli("export", tmp_path / "run", "--max-drop", "100", "--min-agreement", "0")
+    proc = run_cli("export", tmp_path / "run", "--int8", "--max-drop", "100", "--min-agreement", "0")
     outputs["export"] = proc.stderr
     model = tmp_path / "run" / "export" / "model_fp32.tflite"
     image = next((data / "circle").iterdir())

@@ -4,7 +4,8 @@ None of these is covered by TensorFlow's compatibility promise; when a TensorFlo
 breaks export, this module is where to look first (tests/test_export.py exercises each of them)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 def tflite_schema():
@@ -21,15 +22,24 @@ def ops_details(interpreter) -> list[dict]:
     return interpreter._get_ops_details()
 
 
-def mlir_quantize(model: bytes, io_type, denylisted: list[str], converter) -> bytes:
+def mlir_quantize(calibrated: bytes, io_type, denylisted: list[str]) -> bytes:
     """Quantize a calibrated TFLite model with ``denylisted`` tensors kept in float and ``io_type``
-    input and output. The QuantizationDebugger's own ``get_nondebug_quantized_model`` drops the
-    input and output types, so its calibrated model goes through the converter's private
-    quantizer instead, with the converter's dense-layer per-channel setting."""
+    input and output: the converter's own last step of a full-integer conversion (``_quantize``
+    with the MLIR quantizer), called directly so one calibration serves several models."""
     from tensorflow.lite.python.convert import mlir_quantize as quantize
 
-    return quantize(model, input_data_type=io_type, output_data_type=io_type, denylisted_nodes=denylisted,
-                    disable_per_channel_for_dense_layers=converter._experimental_disable_per_channel_quantization_for_dense_layers)
+    return quantize(calibrated, input_data_type=io_type, output_data_type=io_type, denylisted_nodes=denylisted)
+
+
+@contextmanager
+def calibrate_only(converter) -> Iterator[None]:
+    """Within the block, ``converter.convert()`` stops after calibration and returns the calibrated
+    float model (the private flag the QuantizationDebugger sets)."""
+    converter._experimental_calibrate_only = True
+    try:
+        yield
+    finally:
+        converter._experimental_calibrate_only = False
 
 
 def freeze(concrete_function) -> Callable:

@@ -123,18 +123,27 @@ def corrected(int8_model: bytes, float_model: bytes, images: np.ndarray) -> byte
         error = _mean_error(bytes(buf), op, reference, float_index[details[op["outputs"][0]]["name"]], images)
         bias = details[op["inputs"][2]]
         stored = graph.Buffers(tensors.Tensors(bias["index"]).Buffer()).DataAsNumpy()
-        if isinstance(stored, int) or stored.size != 4 * error.size:  # no data of its own: leave it
+        if bias["dtype"] != np.int32 or isinstance(stored, int) or stored.size != 4 * error.size:
+            continue  # a layer kept in float, or a bias with no data of its own: leave it
             continue
         stored.view(np.int32)[:] -= np.rint(error / bias["quantization_parameters"]["scales"]).astype(np.int32)
     return bytes(buf)
+
+
+def held_back_mask(n: int) -> np.ndarray:
+    """Which of ``n`` calibration images are held back: every fourth. int8's own choices (this
+    correction kept or not, the per-layer error) are judged on them; the other three quarters
+    measure. Validation images never are."""
+    mask = np.zeros(n, bool)
+    mask[3::4] = True
+    return mask
 
 
 def correct_biases(int8_model: bytes, float_model: bytes, calib: np.ndarray) -> tuple[bytes, BiasCorrection]:
     """The bias-corrected model when it is closer to the float model than ``int8_model``, else
     ``int8_model``; and what was done. Three quarters of ``calib`` measure the errors, the other
     quarter (held back) decides."""
-    held_back = np.zeros(len(calib), bool)
-    held_back[3::4] = True
+    held_back = held_back_mask(len(calib))
     candidate = corrected(int8_model, float_model, calib[~held_back])
     check = calib[held_back]
     before, after = _output_error(int8_model, float_model, check), _output_error(candidate, float_model, check)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the builders import what they need: the CLI reads this regi
     import numpy as np
 
     from edgetl.exporting.bias_correction import BiasCorrection
+    from edgetl.exporting.layer_error import LayerError
     from edgetl.runtime.manifest import ModelManifest
 
 
@@ -64,6 +65,12 @@ class Build:
     log: Callable[[str], None] = print
     onnx_fp32: bytes | None = None
     """The float ONNX graph, converted once for both ONNX formats."""
+    tflite_fp32: bytes | None = None
+    """The float TFLite model, converted once (a format, and the reference of int8's corrections)."""
+    tflite_calibrated: bytes | None = None
+    """The calibrated float TFLite model, made once for int8 and every selective-float rung."""
+    layers: list[LayerError] | None = None
+    """Each layer's error in the int8 TFLite model (its report, and what the rungs keep in float)."""
 
     def manifest(self, fmt: "Format") -> ModelManifest:
         """The manifest to embed in ``fmt``'s file, made once: embedding fills in its ``io``."""
@@ -79,8 +86,40 @@ class Build:
             self.onnx_fp32 = onnx_export.fp32(self.model, self.opset).SerializeToString()
         return onnx.load_from_string(self.onnx_fp32)
 
+    def float_tflite(self) -> bytes:
+        """The float TFLite model, without metadata."""
+        if self.tflite_fp32 is None:
+            self.tflite_fp32 = _tflite_module().fp32(self.model)
+        return self.tflite_fp32
+
+    def calibrated_tflite(self) -> bytes:
+        """The calibrated float TFLite model (calibration is most of an int8 conversion's time)."""
+        if self.tflite_calibrated is None:
+            self.tflite_calibrated = _tflite_module().calibrated(self.model, self.calib)
+        return self.tflite_calibrated
+
+    def int8_layers(self) -> list[LayerError]:
+        """Each layer's error in the plain int8 model, measured on the held-back calibration images."""
+        if self.layers is None:
+            from edgetl.exporting.layer_error import layer_errors
+
+            plain = _tflite_module().quantized(self.calibrated_tflite(), self.int8.io)
+            self.layers = layer_errors(plain, self.float_tflite(), held_back(self.calib)[:LAYER_ERROR_IMAGES])
+        return self.layers
+
 
 Builder = Callable[[Build, "Format"], bytes]
+
+LAYER_ERROR_IMAGES = 32
+"""Calibration images the per-layer error is measured on: each layer's error is a mean over
+every value of its output, so a few dozen images give stable rankings."""
+
+
+def held_back(calib: np.ndarray) -> np.ndarray:
+    """The held-back calibration images (:func:`edgetl.exporting.bias_correction.held_back_mask`)."""
+    from edgetl.exporting.bias_correction import held_back_mask
+
+    return calib[held_back_mask(len(calib))]
 
 
 @dataclass(frozen=True)
@@ -113,13 +152,26 @@ def _tflite(convert: Callable[[Build], bytes]) -> Builder:
 def _int8_corrected(b: Build) -> bytes:
     from edgetl.exporting import tflite
 
-    data, correction = tflite.int8(b.model, b.calib, b.int8.io, b.int8.bias_correction)
+    data, correction = tflite.int8(b.calibrated_tflite(), b.float_tflite(), b.calib, b.int8.io, b.int8.bias_correction)
+    worst = sorted(b.int8_layers(), key=lambda e: -e.added)[:3]
+    b.log(f"int8 per-layer error: output {b.int8_layers()[-1].error:.3f} of the float output's spread; most added by "
+          + ", ".join(f"{e.name} ({e.added:+.3f})" for e in worst))
     if correction:
         b.corrections.append(correction)
         b.log(f"int8 bias correction of {correction.layers} depthwise layers: mean output difference from float on "
               f"held-back calibration images {correction.error_before:.4f} -> {correction.error_after:.4f} "
               f"({'kept' if correction.kept else 'not kept'})")
     return data
+
+
+def _int8_keeping(n: int) -> Callable[[Build], bytes]:
+    """A selective-float rung: int8 with the ``n`` layers that add most error kept in float."""
+    def convert(b: Build) -> bytes:
+        from edgetl.exporting.layer_error import most_added
+
+        keep = [layer.tensor for layer in most_added(b.int8_layers(), n)]
+        return _tflite_module().quantized(b.calibrated_tflite(), b.int8.io, keep)
+    return convert
 
 
 def _onnx_bytes(proto, manifest: ModelManifest) -> bytes:
@@ -156,15 +208,19 @@ def _register(*formats: Format) -> dict[str, Format]:
 
 # Every artifact edgetl can make, in the order they are made.
 FORMATS: dict[str, Format] = _register(
-    Format("fp32", "model_fp32.tflite", "tflite", "fp32", _tflite(lambda b: _tflite_module().fp32(b.model))),
+    Format("fp32", "model_fp32.tflite", "tflite", "fp32", _tflite(lambda b: b.float_tflite())),
     Format("fp16", "model_fp16.tflite", "tflite", "fp16", _tflite(lambda b: _tflite_module().fp16(b.model))),
     Format("dynamic", "model_dynamic.tflite", "tflite", "dynamic", _tflite(lambda b: _tflite_module().dynamic(b.model))),
     Format("int8", "model_int8.tflite", "tflite", "int8", _tflite(_int8_corrected), needs_calibration=True,
-           fallbacks=("int8_mixed", "dynamic", "fp16")),
-    # int8 with the layers of largest quantization error kept in float: int8's first fallback.
-    Format("int8_mixed", "model_int8_mixed.tflite", "tflite", "int8+float",
-           _tflite(lambda b: _tflite_module().int8_selective(b.model, b.calib, b.int8.io)[0]), needs_calibration=True,
-           in_all=False),
+           fallbacks=("int8_float1", "int8_float3", "int8_mixed", "dynamic", "fp16")),
+    # The selective-float ladder, int8's fallbacks in order of speed: the layers that add most
+    # error (measured on the int8 model) kept in float, one, three, then ten of them.
+    Format("int8_float1", "model_int8_float1.tflite", "tflite", "int8+float", _tflite(_int8_keeping(1)),
+           needs_calibration=True, in_all=False),
+    Format("int8_float3", "model_int8_float3.tflite", "tflite", "int8+float", _tflite(_int8_keeping(3)),
+           needs_calibration=True, in_all=False),
+    Format("int8_mixed", "model_int8_mixed.tflite", "tflite", "int8+float", _tflite(_int8_keeping(10)),
+           needs_calibration=True, in_all=False),
     Format("onnx", "model.onnx", "onnx", "fp32", _onnx_fp32),
     Format("onnx_int8", "model_int8.onnx", "onnx", "int8", _onnx_int8, needs_calibration=True),
 )

@@ -18,8 +18,8 @@ from edgetl import runs
 from edgetl.errors import EdgetlError
 from edgetl.native_logs import quiet_import
 from edgetl.exporting import onnx as onnx_export, tflite
-from edgetl.exporting.bias_correction import BiasCorrection
-from edgetl.exporting.formats import FORMATS, Build, Format, Int8Settings, plan
+from edgetl.exporting.formats import FORMATS, LAYER_ERROR_IMAGES, Build, Format, Int8Settings, held_back, plan
+from edgetl.exporting.layer_error import most_added
 from edgetl.exporting.gate import NOT_PROVEN, PASSED
 from edgetl.exporting.verify import Check, Gates, Reference, reference, too_few_images, verify
 from edgetl.runtime import golden, load
@@ -71,6 +71,30 @@ class ExportResult:
     def ok(self) -> bool:
         """True when every requested artifact passed its gates."""
         return all(c.passed for c in self.checks)
+
+
+@dataclass
+class ExportContext:
+    """What every step of one export reads: the run, its contract, the held-out reference and
+    the builds so far (the counterpart of training's context)."""
+
+    run_path: Path
+    run_manifest: dict
+    labels: list[str]
+    pixels: PixelSpec
+    audit: Audit
+    ref: Reference
+    pixels_val: ArrayStore
+    build: Build
+    options: ExportOptions
+    small: str | None
+    """Why the held-out set is too small to prove the gates, or None."""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def onnx_target(self) -> str | None:
+        """The int8 ONNX preset, when an int8 ONNX model is made."""
+        return self.options.int8.target if "onnx_int8" in self.options.formats else None
 
 
 EXPORT_TOOLS = ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")
@@ -140,6 +164,8 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
                              split=run_manifest.get("split"), versions=versions)
 
     build = Build(model, calib, opts.int8, opts.opset, contract, log=lambda m: err.print(m, markup=False))
+    ctx = ExportContext(run_path, run_manifest, labels, pixels, result_audit, ref, pixels_val, build,
+                        replace(opts, formats=names), small, seconds)
     with runs.locked(run_path, "an export"):
         runs.remove_stale_work(run_path, "export")
         work = runs.work_folder(run_path, "export")
@@ -149,8 +175,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
 
             def make(name: str) -> Check:
                 if name not in made:
-                    made[name] = _convert_and_verify(FORMATS[name], build, work, run_path, ref, pixels_val, opts,
-                                                     seconds)
+                    made[name] = _convert_and_verify(FORMATS[name], ctx, work)
                 return made[name]
 
             checks: list[Check] = []
@@ -162,10 +187,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
                     if attempts[-1].passed:
                         err.print(f"{name} missed its gate; {attempts[-1].file} passes and is the one to ship")
                         break
-            embedded = {FORMATS[name].file: m for name, m in build.manifests.items()}
-            _publish(work, run_path, run_manifest, labels, pixels, checks, attempts, ref, seconds,
-                     build.corrections, small, opts.int8.target if "onnx_int8" in names else None,
-                     pixels_val, result_audit, embedded)
+            _publish(work, ctx, checks, attempts)
             final = run_path / "export"
             runs.swap_in(work, final)
         except BaseException:
@@ -201,22 +223,22 @@ def _read_run(run: str | Path | None) -> tuple[Path, dict]:
     return run_path, manifest
 
 
-def _convert_and_verify(fmt: Format, build: Build, work: Path, run_path: Path, ref: Reference,
-                        pixels_val: ArrayStore, opts: ExportOptions, seconds: dict[str, float]) -> Check:
+def _convert_and_verify(fmt: Format, ctx: ExportContext, work: Path) -> Check:
     """Build one artifact into ``work`` (under a temporary name, then renamed) and verify it."""
     t0 = time.perf_counter()
     try:
         with quiet_stdout():
-            data = fmt.build(build, fmt)
+            data = fmt.build(ctx.build, fmt)
     except EdgetlError:
         raise
     except Exception as e:
         raise StepFailed(f"{fmt.name} conversion failed: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]}",
-                         path=run_path, fix="run with --debug for details; other formats can still be exported "
+                         path=ctx.run_path, fix="run with --debug for details; other formats can still be exported "
                                             "by leaving this one out") from e
     _write(work / fmt.file, data)
-    seconds[f"convert_{fmt.name}"] = time.perf_counter() - t0
-    check = verify(work / fmt.file, ref, pixels_val, opts.gates, fmt.kind, fmt.precision, opts.threads)
+    ctx.seconds[f"convert_{fmt.name}"] = time.perf_counter() - t0
+    check = verify(work / fmt.file, ctx.ref, ctx.pixels_val, ctx.options.gates, fmt.kind, fmt.precision,
+                   ctx.options.threads)
     mark = {PASSED: "[green]✓[/]", NOT_PROVEN: "[yellow]?[/]"}.get(check.verdict, "[red]✗[/]")
     err.print(f"{mark} {fmt.file}: accuracy {check.accuracy:.4f} ({check.delta_points:+.2f} pts), agreement "
               f"{check.agreement:.1%}, max prob diff {check.max_prob_diff:.2g}, {check.size_bytes / 1e6:.2f} MB, "
@@ -224,10 +246,7 @@ def _convert_and_verify(fmt: Format, build: Build, work: Path, run_path: Path, r
     return check
 
 
-def _publish(work: Path, run_path: Path, run_manifest: dict, labels: list[str], pixels: PixelSpec, checks: list[Check],
-             attempts: list[Check], ref: Reference, seconds: dict, corrections: list[BiasCorrection], small: str | None,
-             onnx_target: str | None, pixels_val: ArrayStore, result_audit: Audit,
-             embedded: dict[str, ModelManifest]) -> None:
+def _publish(work: Path, ctx: ExportContext, checks: list[Check], attempts: list[Check]) -> None:
     """Failed artifacts into rejected/, the golden set and the answers of what is kept, the
     manifest and the reports."""
     rejected = [c for c in checks + attempts if not c.passed]
@@ -237,9 +256,8 @@ def _publish(work: Path, run_path: Path, run_manifest: dict, labels: list[str], 
             if (work / c.file).exists():
                 os.replace(work / c.file, work / "rejected" / c.file)
     kept = sorted(f.name for f in work.iterdir() if f.suffix in (".tflite", ".onnx"))
-    gold = _golden(work, pixels_val, ref, [r.path for r in _held_out(result_audit)], kept)
-    _write_reports(work, run_path, run_manifest, labels, pixels, checks, attempts, ref, seconds, corrections, small,
-                   onnx_target, gold, embedded)
+    gold = _golden(work, ctx.pixels_val, ctx.ref, [r.path for r in _held_out(ctx.audit)], kept)
+    _write_reports(work, ctx, checks, attempts, gold)
 
 
 # The first ONNX Runtime release that runs each ONNX opset (ONNX Runtime's compatibility table).
@@ -284,9 +302,10 @@ def _golden(work: Path, pixels_val: ArrayStore, ref: Reference, names: list[str]
     return {"file": golden.GOLDEN_FILE, "images": [Path(names[i]).name for i in chosen], "expected": expected}
 
 
-def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: PixelSpec, checks: list[Check],
-                   attempts: list[Check], ref: Reference, seconds: dict, corrections: list[BiasCorrection],
-                   small: str | None, onnx_target: str | None, gold: dict, embedded: dict[str, ModelManifest]) -> None:
+def _write_reports(work: Path, ctx: ExportContext, checks: list[Check], attempts: list[Check], gold: dict) -> None:
+    """manifest.json (each kept artifact's embedded manifest and hash), report.json and report.md."""
+    ref, build = ctx.ref, ctx.build
+    embedded = {FORMATS[name].file: m for name, m in build.manifests.items()}
     shown = checks + [a for a in attempts if a not in checks]
     artifacts = []
     for c in shown:
@@ -295,19 +314,27 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
         contract = replace(embedded[c.file], sha256=file_sha256(path))
         artifacts.append({"file": str(path.relative_to(work)), "size_bytes": c.size_bytes, "verified": c.passed,
                           "needs": runtime_needs(path)} | contract.to_dict())
+    onnx_target = ctx.onnx_target
     (work / MANIFEST).write_text(json.dumps({
-        "labels": labels, "input": pixels.to_dict(), "backbone": manifest.get("backbone"), "split": manifest.get("split"),
-        "run": str(run_path), "artifacts": artifacts, "versions": package_versions(EXPORT_TOOLS),
+        "labels": ctx.labels, "input": ctx.pixels.to_dict(), "backbone": ctx.run_manifest.get("backbone"),
+        "split": ctx.run_manifest.get("split"), "run": str(ctx.run_path), "artifacts": artifacts,
+        "versions": package_versions(EXPORT_TOOLS),
         "onnx_int8_target": onnx_target and {"target": onnx_target, **asdict(onnx_export.INT8_TARGETS[onnx_target])},
         "golden": gold,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }, indent=1))
+    corrections = build.corrections
+    layers = build.layers or []
     report = {"keras_accuracy": ref.accuracy, "images": len(ref.labels), "checks": [c.to_dict() for c in checks],
-              "int8_fallback": [a.to_dict() for a in attempts], "seconds": seconds,
-              "int8_bias_correction": corrections[0].to_dict() if corrections else None, "held_out_warning": small}
+              "int8_fallback": [a.to_dict() for a in attempts], "seconds": ctx.seconds,
+              "int8_bias_correction": corrections[0].to_dict() if corrections else None,
+              "int8_layers": {"images": min(LAYER_ERROR_IMAGES, len(held_back(build.calib))),
+                              "layers": [layer.to_dict() for layer in layers]} if layers else None,
+              "held_out_warning": ctx.small}
     (work / "report.json").write_text(json.dumps(report, indent=1))
-    lines = [f"# Export report for {run_path}", "", f"Keras accuracy: {ref.accuracy:.4f} on {len(ref.labels)} held-out images.",
-             *(["", f"**Warning:** {small}."] if small else []),
+    lines = [f"# Export report for {ctx.run_path}", "",
+             f"Keras accuracy: {ref.accuracy:.4f} on {len(ref.labels)} held-out images.",
+             *(["", f"**Warning:** {ctx.small}."] if ctx.small else []),
              "", "| ok | file | precision | size MB | accuracy | Δ pts vs Keras | agreement | lost/gained | max prob diff | ms "
                  "| gate |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -320,6 +347,14 @@ def _write_reports(work: Path, run_path: Path, manifest: dict, labels, pixels: P
         lines += ["", f"int8 bias correction ({c.layers} depthwise layers): mean output difference from the float model "
                       f"on held-back calibration images {c.error_before:.4f} -> {c.error_after:.4f}, "
                       f"{'kept' if c.kept else 'not kept'}."]
+    if layers:
+        lines += ["", "## Where int8 loses accuracy", "",
+                  "Each layer's output compared with the float model's on held-back calibration images: RMS error "
+                  "over the output's standard deviation, accumulated from the input, and what the layer itself adds. "
+                  "The selective-float fallbacks keep the top layers of this list in float.", "",
+                  "| layer | op | adds | error after it |", "|---|---|---|---|"]
+        lines += [f"| {e.name} | {e.op} | {e.added:+.3f} | {e.error:.3f} |" for e in most_added(layers, 8)]
+        lines += ["", f"Output error of the whole int8 model: {layers[-1].error:.3f}."]
     (work / "report.md").write_text("\n".join(lines) + "\n")
 
 

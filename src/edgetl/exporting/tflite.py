@@ -1,12 +1,14 @@
-"""Keras -> TFLite: fp32, fp16, dynamic range, full-integer int8 and int8 with the most
-error-prone layers kept in float (found by TFLite's QuantizationDebugger)."""
+"""Keras -> TFLite: fp32, fp16, dynamic range, full-integer int8 and int8 with chosen layers kept in
+float (the layers that add most error, found by :mod:`edgetl.exporting.layer_error`)."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from edgetl.exporting.bias_correction import BiasCorrection, correct_biases
+from edgetl.native_logs import silenced
 
 IO_TYPES = ("uint8", "int8", "float")
 
@@ -54,57 +56,50 @@ def dynamic(model, calib: np.ndarray | None = None) -> bytes:
     return conv.convert()
 
 
-def _int8_converter(model, calib: np.ndarray, io: str, builtins_only: bool = True):
+def _int8_converter(model, calib: np.ndarray, io: str):
     import tensorflow as tf
 
     conv = _converter(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = _representative(calib)
-    if builtins_only:
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if io != "float":
         conv.inference_input_type = conv.inference_output_type = getattr(tf, io)
     return conv
 
 
-def int8(model, calib: np.ndarray, io: str = "uint8", bias_correction: bool = True) -> tuple[bytes, BiasCorrection | None]:
-    """Full-integer: every op int8, input pixels as ``io`` (uint8 0..255 by default); with
-    ``bias_correction``, the depthwise biases corrected on the calibration images
-    (:mod:`edgetl.exporting.bias_correction`). Returns the model and what the correction did."""
-    quantized = _int8_converter(model, calib, io).convert()
-    if not bias_correction:
-        return quantized, None
-    return correct_biases(quantized, fp32(model), calib)
+def calibrated(model, calib: np.ndarray) -> bytes:
+    """The float TFLite model with the activation ranges seen on ``calib`` recorded in it: the slow
+    half of an int8 conversion (every calibration image through the model), done once per export
+    and shared by int8 and every selective-float rung."""
+    from edgetl.exporting._tf_internal import calibrate_only
+
+    conv = _int8_converter(model, calib, "float")
+    with calibrate_only(conv), warnings.catch_warnings():
+        # The input is float by design here: the pixel range is fixed when quantizing.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        return conv.convert()
 
 
-def int8_selective(model, calib: np.ndarray, io: str = "uint8", keep_float: int = 10) -> tuple[bytes, list[str]]:
-    """int8 with the ``keep_float`` layers of largest quantization error left in float, input and
-    output still as ``io``. Returns the model and the names of those layers."""
+def quantized(calibrated_model: bytes, io: str = "uint8", keep_float: list[str] | tuple[str, ...] = ()) -> bytes:
+    """The int8 model from a :func:`calibrated` one: every op int8 except the ops whose output
+    tensors are named in ``keep_float``, input and output pixels as ``io``. With nothing kept in
+    float this is what the converter's full-integer conversion makes."""
     import tensorflow as tf
 
     from edgetl.exporting._tf_internal import mlir_quantize
 
-    conv = _int8_converter(model, calib, io, builtins_only=False)
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=conv,
-                                                         debug_dataset=_representative(calib[: min(len(calib), 64)]))
-    debugger.run()
-    stats = debugger.layer_statistics
-    # RMSE relative to the quantization step: large means quantization hurts this layer most.
-    ranked = sorted(stats, key=lambda name: -_relative_error(stats[name]))
-    worst = [_quantized_tensor_name(name) for name in ranked[:keep_float]]
     io_type = {"uint8": tf.uint8, "int8": tf.int8, "float": tf.float32}[io]
-    mixed = mlir_quantize(debugger.calibrated_model, io_type, worst, conv)
-    return mixed, worst
+    with silenced():  # the quantizer prints its settings ("fully_quantize: 0, ...") on stderr
+        return mlir_quantize(calibrated_model, io_type, list(keep_float))
 
 
-def _quantized_tensor_name(numeric_verify: str) -> str:
-    """The layer a QuantizationDebugger statistic is about: its keys read
-    ``NumericVerify/<tensor name><one digit>:<index>``."""
-    name = numeric_verify.removeprefix("NumericVerify/").rsplit(":", 1)[0]
-    return name[:-1] if name[-1:].isdigit() else name
-
-
-def _relative_error(layer: dict) -> float:
-    mse = layer.get("mean_squared_error", 0.0)
-    scale = layer.get("scale", 0.0) or 0.0
-    return float(np.sqrt(mse) / scale) if scale else float(np.sqrt(mse))
+def int8(calibrated_model: bytes, float_model: bytes, calib: np.ndarray, io: str = "uint8",
+         bias_correction: bool = True) -> tuple[bytes, BiasCorrection | None]:
+    """Full-integer: every op int8, input pixels as ``io`` (uint8 0..255 by default); with
+    ``bias_correction``, the depthwise biases corrected on the calibration images
+    (:mod:`edgetl.exporting.bias_correction`). Returns the model and what the correction did."""
+    model = quantized(calibrated_model, io)
+    if not bias_correction:
+        return model, None
+    return correct_biases(model, float_model, calib)

@@ -247,6 +247,31 @@ def _export(f: RunFacts) -> str:
                      table_id="export-table"))
 
 
+def _int8_layers(f: RunFacts) -> str:
+    """Where the int8 TFLite model loses accuracy: its error against the float model, layer by layer."""
+    found = f.export.get("int8_layers") if isinstance(f.export, dict) else None
+    layers = found.get("layers") if isinstance(found, dict) else None
+    if not isinstance(layers, list):
+        return ""
+    rows = [(str(e.get("name", "?")), str(e.get("op", "?")), _number(e.get("error")), _number(e.get("added")))
+            for e in layers if isinstance(e, dict)]
+    rows = [r for r in rows if r[2] is not None and r[3] is not None]
+    if not rows:
+        return ""
+    worst = sorted(range(len(rows)), key=lambda i: -rows[i][3])[:8]
+    chart = line_chart("int8 error vs float, through the network", list(range(len(rows))),
+                           {"error after each layer": [r[2] for r in rows]},
+                           points=[(i, rows[i][2], rows[i][0]) for i in worst[:3]])
+    table = _table(["layer", "op", "adds", "error after it"],
+                   [[_cell(rows[i][0]), _cell(rows[i][1]), _cell(rows[i][3], "+.3f"), _cell(rows[i][2], ".3f")]
+                    for i in worst], table_id="int8-layers")
+    return ("<h3>Where int8 loses accuracy</h3>"
+            f"<p>Each layer's output in the int8 TFLite model compared with the float model's on "
+            f"{_fmt(found.get('images'), 'd')} held-back calibration images: RMS error over the output's spread "
+            "(0 is exact, 1 as large as the signal), accumulated from the input. The layers that add most are "
+            "the ones the selective-float fallbacks keep in float.</p>" + chart + table)
+
+
 def _bench(f: RunFacts) -> str:
     if not f.bench:
         return ""
@@ -304,7 +329,7 @@ def write_report(run: str | Path) -> Path:
     """Write RUN/report.html: the data, training curves, confusion matrix, mistakes, export checks
     with the artifact to ship, benchmark results, settings and versions. Returns its path."""
     f = gather(run)
-    body = _header(f) + _data(f) + _training(f) + _mistakes(f) + _export(f) + _bench(f) + _settings(f)
+    body = _header(f) + _data(f) + _training(f) + _mistakes(f) + _export(f) + _int8_layers(f) + _bench(f) + _settings(f)
     return _write(f.path / REPORT_FILE, _page(f"edgetl report: {f.name}", body))
 
 

@@ -42,8 +42,10 @@ def line_chart(title: str, xs: list[float], series: dict[str, list[float]], y_ra
         colour = PALETTE[i % len(PALETTE)]
         pts = " ".join(f"{px(x):.1f},{py(v):.1f}" for x, v in zip(xs, vs) if v is not None)
         parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        parts.append(f'<text x="{legend_x}" y="16" fill="{colour}" class="ax">&#9632; {escape(name)}</text>')
-        legend_x += 16 + 6 * len(name)  # about 6 px per character at 11 px
+        # The swatch is a shape of its own: the legend text's class sets its fill (grey) in the page's CSS.
+        parts.append(f'<rect x="{legend_x}" y="7" width="10" height="10" fill="{colour}" class="swatch"/>'
+                     f'<text x="{legend_x + 14}" y="16" class="ax">{escape(name)}</text>')
+        legend_x += 28 + 6 * len(name)  # about 6 px per character at 11 px
     for x, y, label in points:
         parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="5" class="best"/>'
                      f'<text x="{px(x):.1f}" y="{py(y) - 9:.1f}" class="ax" text-anchor="middle">{escape(label)}</text>')
