@@ -215,3 +215,24 @@ def test_a_devices_facts_reach_the_terminal_as_text(models, monkeypatch, capsys)
     assert done.value.code in (0, None)
     shown = capsys.readouterr().out
     assert "\x1b[2J" not in shown and "\x07" not in shown and "\\x1b[2J" in shown and "[bold]x[/bold]" in shown, shown
+
+
+def test_each_models_memory_is_its_own(models):
+    """Each model is measured in a fresh process: its peak RSS is not the highest so far of the
+    caller (here a test process holding TensorFlow, as after a training) nor of the models before it."""
+    import resource
+
+    import tensorflow  # noqa: F401  (what a notebook or `edgetl demo` has loaded when it benches)
+
+    from edgetl.benchmark.harness import BenchOptions
+    from edgetl.benchmark.runner import run
+
+    caller_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    options = BenchOptions(runs=5, warmup=1, min_seconds=0)
+    forward = run([str(m) for m in models], [1], options)
+    backward = run([str(m) for m in reversed(models)], [1], options)
+    by_order = {r["model"]: r["peak_rss_mb"] for r in forward}
+    for r in backward:
+        assert abs(r["peak_rss_mb"] - by_order[r["model"]]) < 0.25 * by_order[r["model"]], (forward, backward)
+    assert max(by_order.values()) < caller_mb / 2, (by_order, caller_mb)
+    assert {r["model"] for r in forward} == {m.name for m in models} and all(r["device"] for r in forward)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli, write_rgb
+from conftest import WEIGHTS, make_shapes, needs_weights, run_cli, write_rgb
 from models import keras_mean_colour, to_tflite
 
 
@@ -167,3 +167,47 @@ def test_a_full_disk_names_where_and_how_to_go_on(small_disk, tmp_path):
     assert f"edgetl train --resume {run}" in line, line
     # nothing half-kept beyond the resumable run
     assert [p.name for p in small_disk.iterdir()] == [".run.incomplete"]
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--alpha", "0.6"], "--alpha 0.6 is not available for mobilenet_v2 — choose one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4"),
+    (["--size", "20"], "--size 20 is below the mobilenet_v2 minimum of 32"),
+    (["--backbone", "mobilenet_v3_small", "--alpha", "0.5"], "--alpha 0.5 is not available for mobilenet_v3_small"),
+])
+def test_options_are_checked_before_anything_is_read(tmp_path, args, said):
+    """A backbone's sizes and widths are checked first: one line, exit 2, no dataset read and no run folder."""
+    data = make_shapes(tmp_path / "data", per_class=4, size=32)
+    proc = run_cli("train", data, "--weights", "none", *args, "--out", tmp_path / "run")
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {said}") and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))
+
+
+@needs_weights
+def test_weights_of_another_backbone_are_one_line_naming_the_one_they_fit(tmp_path):
+    """EfficientNetB0 given MobileNetV2's weights: no Keras warning per layer, one line saying which
+    backbone the file fits, before the dataset is read."""
+    data = make_shapes(tmp_path / "data", per_class=4, size=32)
+    proc = run_cli("train", data, "--backbone", "efficientnet_b0", "--weights", WEIGHTS, "--size", "32",
+                   "--out", tmp_path / "run")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr == (f"error: {WEIGHTS}: these weights do not fit efficientnet_b0; they fit --backbone mobilenet_v2 "
+                           "--alpha 1.0 — train with --backbone mobilenet_v2 --alpha 1.0\n")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bad_file_has_one_reason_in_every_checker(colour_model, tmp_path):
+    """HEIC named .jpg, a corrupt JPEG and a real .heic: `data check` and `predict` give the same reason."""
+    model, _ = colour_model
+    photos = tmp_path / "photos" / "red"
+    photos.mkdir(parents=True)
+    write_rgb(photos / "ok.png", np.full((40, 40, 3), (200, 10, 10), np.uint8))
+    (photos / "phone.jpg").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 500)
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x13" * 900 + b"\xff\xd9")
+    (photos / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 200)
+    audit = json.loads(run_cli("data", "check", tmp_path / "photos", "--json").stdout)
+    reasons = {p["path"].rsplit("/", 1)[-1]: p["reason"] for p in audit["problems"]}
+    for name in ("phone.jpg", "broken.jpg", "photo.heic"):
+        proc = run_cli("predict", model, photos / name)
+        assert proc.returncode == 2 and f"cannot read image: {reasons[name]}" in proc.stderr, (name, reasons, proc.stderr)
+    assert reasons["phone.jpg"].startswith("unsupported format heic/avif")
+    assert reasons["photo.heic"].startswith("not an image extension (.heic)")

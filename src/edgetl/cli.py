@@ -242,7 +242,8 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file whose keys are these options."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
     backbone: Optional[str] = typer.Option(None, help=f"{', '.join(BACKBONES)} (default mobilenet_v2)."),
-    alpha: Optional[float] = typer.Option(None, help="MobileNetV2 width: 0.35, 0.5, 0.75, 1.0."),
+    alpha: Optional[float] = typer.Option(None, help="Width multiplier: " + "; ".join(
+        f"{b.name} {', '.join(map(str, b.alphas))}" for b in BACKBONES.values() if len(b.alphas) > 1) + "."),
     size: Optional[int] = typer.Option(None, help="Input size in pixels (default 224; 160, 192, 96 for small devices)."),
     weights: Optional[str] = typer.Option(None, help="imagenet (default, Keras cache), none, or a weights file."),
     resize: Optional[str] = typer.Option(None, help=f"{choices(Resize)} (default resize: squash)."),
@@ -474,10 +475,13 @@ def bench(
         print_json([{k: v for k, v in r.items() if k != "samples_ms"} for r in results])
         return
     table = Table(title="edgetl bench")
-    columns = ("model", "format", "precision", "size MB", "accuracy", "target", "threads", "init ms", "mean ms",
+    columns = ("model", "format", "precision", "size MB", "accuracy", "device", "threads", "init ms", "mean ms",
                "std ms", "p50 ms", "p90 ms", "p99 ms", "FPS", "peak RSS MB")
+    longest = max((len(safe(r["model"])) for r in results), default=5)
     for col in columns:
-        table.add_column(col, justify="left" if col in ("model", "format", "precision", "target") else "right")
+        # a model's name is what the row is about: never cut (the other columns give way)
+        table.add_column(col, justify="left" if col in ("model", "format", "precision", "device") else "right",
+                         no_wrap=col == "model", min_width=min(longest, 48) if col == "model" else None)
 
     def num(v, f: str) -> str:
         return "—" if v is None else format(v, f)
@@ -496,6 +500,9 @@ def bench(
                   f"governor {facts['governor']}, throttled {facts['throttled']}, temperature {facts['temperature_c']}",
                   markup=False)
     out.print("runtime: " + ", ".join(sorted({r["runtime"] for r in results})), markup=False)
+    if any(r.get("own_process") is False for r in results):
+        out.print("peak RSS: measured one model after another in one process (this Python cannot start a fresh "
+                  "one), so each figure is the highest so far", markup=False)
     over = sorted({(r["threads"], r["device"].get("cores")) for r in results
                    if r.get("threads") and r.get("device", {}).get("cores") and r["threads"] > r["device"]["cores"]})
     for t, cores in over:

@@ -275,9 +275,40 @@ def decode_preview(data: bytes, cap: int | None = None, side: int = 128) -> tupl
     return cv.cvtColor(img, cv.COLOR_BGR2RGB), (w, h)
 
 
+def content_problem(path: str | Path, data: bytes) -> tuple[str, str] | None:
+    """(kind, reason) when a file's name or bytes say it cannot be read as an image, else None:
+    one wording for every checker (``data check``, train's skip list, ``predict``, ``eval``)."""
+    ext = Path(path).suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        return "not an image extension", (f"not an image extension ({ext or 'none'}); edgetl reads "
+                                          f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
+    if not data:
+        return "empty file", "empty file (0 bytes)"
+    fmt = sniff(data[:16])
+    if fmt is None:
+        kind = "text" if all(32 <= b < 127 or b in (9, 10, 13) for b in data[:256]) else "unknown binary data"
+        return "not an image", f"not an image: the content is {kind} despite the {ext} extension"
+    if not is_supported(fmt):
+        return "unsupported format", f"unsupported format {fmt} (named {ext}); convert it to jpg or png"
+    if looks_truncated(fmt, data):
+        return "truncated", f"truncated {fmt.upper()}: the file ends before its end marker"
+    return None
+
+
 def decode(path: str | Path) -> np.ndarray:
-    """Read and decode an image file to RGB uint8 (H, W, 3)."""
-    return decode_bytes(read_file(path))
+    """Read and decode an image file to RGB uint8 (H, W, 3); a file that is not one raises
+    :class:`DecodeError` with :func:`content_problem`'s reason."""
+    data = read_file(path)
+    found = content_problem(path, data)
+    if found and found[0] != "truncated":  # a truncated JPEG often still decodes: let OpenCV try
+        raise DecodeError(found[1])
+    try:
+        return decode_bytes(data)
+    except DecodeError:
+        if found:
+            raise DecodeError(found[1]) from None
+        fmt = sniff(data[:16]) or "image"
+        raise DecodeError(f"corrupt {fmt.upper()}: it cannot be decoded") from None
 
 
 def resize(image: np.ndarray, height: int, width: int, method: str = "resize") -> np.ndarray:

@@ -41,6 +41,9 @@ class BenchResult:
     harness_overhead_pct: float
     """What the harness's per-call timing adds to mean_ms, against a bare loop, in %."""
     device: dict = field(default_factory=dict)
+    own_process: bool | None = None
+    """True: measured in a process of its own, so the memory figures are this model's alone; False:
+    after other models in one process (peak RSS is the highest so far)."""
     e2e: dict | None = None
     """preprocess_ms and total_ms (p50) when an image was given."""
     samples_ms: list[float] = field(default_factory=list, repr=False)
@@ -54,7 +57,16 @@ class BenchResult:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MB."""
+    """Peak resident memory of this process in MB: Linux's VmHWM, which starts afresh when a process
+    starts a program (``ru_maxrss`` keeps the peak of the process it was forked from: a runner
+    started by a 1.5 GB training would report 1.5 GB)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 
@@ -16,15 +17,53 @@ from edgetl.benchmark.harness import BenchOptions, bench_model
 from edgetl.errors import EdgetlError
 
 
-def run(models: list[str], threads: list[int | None], options: BenchOptions) -> list[dict]:
-    """Every (model, threads) result as a dict, with this device's facts."""
+def run(models: list[str], threads: list[int | None], options: BenchOptions, apart: bool = True) -> list[dict]:
+    """Every (model, threads) result as a dict, with this device's facts. With ``apart``, each is
+    measured in a fresh Python process of its own, so its memory figures are that model's alone (in
+    one process the peak RSS is the highest so far: it climbs down a table, and after a training in
+    the same process it is the training's)."""
     facts = device_facts()
     out = []
     for model in models:
         for t in threads:
             opts = BenchOptions(**{**options.__dict__, "threads": t})
-            out.append(bench_model(model, opts, facts).to_dict(samples=True))
+            if apart:
+                try:
+                    out.append(_in_own_process(model, opts, facts))
+                    continue
+                except OSError:  # this Python cannot start itself (an emulator without binfmt): say so
+                    apart = False
+            out.append(bench_model(model, opts, facts).to_dict(samples=True) | {"own_process": False})
     return out
+
+
+def _child_command() -> tuple[list[str], dict[str, str]]:
+    """How to start this runner again: the same zipapp on a device, else this module by name with
+    the same sys.path."""
+    archive = getattr(globals().get("__loader__"), "archive", None)  # set when imported from a zip
+    if archive:
+        return [sys.executable, archive], dict(os.environ)
+    code = "import sys; from edgetl.benchmark.runner import main; sys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", code], os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+
+
+def _in_own_process(model: str, options: BenchOptions, facts: dict) -> dict:
+    """:func:`bench_model` of one model at one thread count in a new interpreter; its result, with
+    ``facts`` (measured once, by the parent)."""
+    args = [model, "--threads", "default" if options.threads is None else str(options.threads), "--runs",
+            str(options.runs), "--warmup", str(options.warmup), "--min-seconds", str(options.min_seconds),
+            "--in-process"] + (["--e2e", options.e2e_image] if options.e2e_image else []) \
+        + ([] if options.e2e_decode else ["--e2e-no-decode"])
+    command, env = _child_command()
+    proc = subprocess.run([*command, *args], capture_output=True, text=True, env=env)
+    try:
+        answer = json.loads(proc.stdout)
+    except ValueError:
+        raise EdgetlError(f"the benchmark process for {model} ended with code {proc.returncode} "
+                          f"({(proc.stderr.strip().splitlines() or ['no output'])[-1][:300]})") from None
+    if isinstance(answer, dict) and "error" in answer:
+        raise EdgetlError(str(answer["error"]))
+    return answer[0] | {"device": facts, "own_process": True}
 
 
 def _end(message: str | None) -> None:
@@ -81,10 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--min-seconds", type=float, default=5.0)
     p.add_argument("--e2e", default=None)
+    p.add_argument("--e2e-no-decode", action="store_true", help="Time --e2e without decoding the file.")
     p.add_argument("--deadline", type=float, default=None, help="Stop after this many seconds.")
     p.add_argument("--stop-on-stdin-eof", action="store_true", help="Stop when standard input closes.")
     p.add_argument("--golden", default=None, help="Run the golden images in this .npy through the model instead.")
     p.add_argument("--doctor", action="store_true", help="Report this device's runtimes and known conflicts instead.")
+    p.add_argument("--in-process", action="store_true", help="Measure in this process (one model per process).")
     a = p.parse_args(argv)
     guard(a.deadline, a.stop_on_stdin_eof)
     # "default" stands for the runtime's own choice, so a list such as [None, 4] arrives whole
@@ -99,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(golden(a.models[0], a.golden, threads[0])))
             return 0
         results = run(a.models, threads, BenchOptions(runs=a.runs, warmup=a.warmup, min_seconds=a.min_seconds,
-                                                       e2e_image=a.e2e))
+                                                       e2e_image=a.e2e, e2e_decode=not a.e2e_no_decode),
+                      apart=not a.in_process)
     except EdgetlError as e:
         print(json.dumps({"error": str(e)}))
         return 2

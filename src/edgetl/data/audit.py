@@ -14,7 +14,7 @@ import numpy as np
 from edgetl.console import track
 from edgetl.data.cache import decode_workers
 from edgetl.errors import EdgetlError
-from edgetl.image import IMAGE_EXTENSIONS, DecodeError, TooLarge, decode_preview, is_supported, looks_truncated, max_pixels, read_file, sniff
+from edgetl.image import IMAGE_EXTENSIONS, DecodeError, TooLarge, content_problem, decode_preview, max_pixels, read_file, sniff
 from edgetl.data.layouts import ERROR, INFO, SPLITS, WARNING, Layout, Problem, discover
 from edgetl.text import clean, has_control
 
@@ -195,29 +195,19 @@ def _check_file(path: Path, opts: AuditOptions) -> _FileCheck:
         check.problems.append(Problem(str(path), reason, severity, kind=kind))
 
     ext = path.suffix.lower()
-    if ext not in IMAGE_EXTENSIONS:
-        add("not an image extension", f"skipped: not an image extension ({ext or 'none'}); edgetl reads {', '.join(sorted(IMAGE_EXTENSIONS))}",
-            WARNING)
+    if ext not in IMAGE_EXTENSIONS:  # not even read: a file of another kind is skipped, not an error
+        add(*content_problem(path, b""), WARNING)
         return check
     try:
         data = read_file(path)
     except DecodeError as e:
         add("unreadable", f"unreadable: {e}")
         return check
-    if not data:
-        add("empty file", "empty file (0 bytes)")
+    found = content_problem(path, data)
+    if found:
+        add(*found)
         return check
     fmt = sniff(data[:16])
-    if fmt is None:
-        kind = "text" if all(32 <= b < 127 or b in (9, 10, 13) for b in data[:256]) else "unknown binary data"
-        add("not an image", f"not an image: the content is {kind} despite the {ext} extension")
-        return check
-    if not is_supported(fmt):
-        add("unsupported format", f"unsupported format {fmt} (named {ext}); convert it to jpg or png")
-        return check
-    if looks_truncated(fmt, data):
-        add("truncated", f"truncated {fmt.upper()}: the file ends before its end marker")
-        return check
     try:
         img, (check.width, check.height) = decode_preview(data, opts.max_pixels)
     except TooLarge as e:

@@ -9,6 +9,7 @@ import contextlib
 import io
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,27 +107,65 @@ def check_weights(weights: str) -> None:
                           fix="give a Keras backbone weights file (.weights.h5), or --weights imagenet / none")
 
 
-def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
-    """The Keras application without its top, global-average-pooled, with ``weights``:
-    "imagenet" (Keras's download and cache), "none", or a weights file."""
-    keras = quiet_import("keras")  # the first TensorFlow import may happen here: keep its C++ banners quiet
-
+def check_backbone(name: str, size: int, alpha: float) -> BackboneSpec:
+    """The backbone's spec, with ``size`` and ``alpha`` checked against it (no Keras needed: train
+    calls this before anything is read)."""
+    spec = get_backbone(name)
     if size < spec.min_size:
-        raise EdgetlError(f"--size {size} is below the {spec.name} minimum of {spec.min_size}")
+        raise EdgetlError(f"--size {size} is below the {spec.name} minimum of {spec.min_size}",
+                          fix=f"choose --size {spec.min_size} or more ({spec.default_size} is the backbone's own)")
     if alpha not in spec.alphas:
         raise EdgetlError(f"--alpha {alpha} is not available for {spec.name}",
                           fix=f"choose one of {', '.join(map(str, spec.alphas))}")
+    return spec
+
+
+def _construct(spec: BackboneSpec, size: int, alpha: float, weights: str | None):
+    """The Keras application, quietly: Keras prints download progress on stdout (which holds only
+    results; shown under --debug) and a warning per layer a weights file does not fill."""
+    keras = quiet_import("keras")  # the first TensorFlow import may happen here: keep its C++ banners quiet
     kwargs = {"alpha": alpha} if len(spec.alphas) > 1 else {}
     ctor = getattr(keras.applications, spec.application)
+    with contextlib.redirect_stdout(sys.stderr if debugging() else io.StringIO()), warnings.catch_warnings():
+        if not debugging():
+            warnings.simplefilter("ignore")
+        return ctor(input_shape=(size, size, 3), include_top=False, weights=weights, pooling="avg", **kwargs)
+
+
+def _fits_instead(path: str, tried: BackboneSpec, size: int) -> str | None:
+    """The registered backbone and alpha a weights file fits, when it is not ``tried`` (built
+    here only to name the fix; an error path)."""
+    for spec in BACKBONES.values():
+        for alpha in spec.alphas:
+            if spec is tried and alpha in tried.alphas:
+                continue
+            try:
+                _construct(spec, max(size, spec.min_size), alpha, path)
+            except Exception:
+                continue
+            return f"--backbone {spec.name}" + (f" --alpha {alpha}" if len(spec.alphas) > 1 else "")
+    return None
+
+
+def check_weights_load(spec: BackboneSpec, size: int, alpha: float, weights: str) -> None:
+    """Build the backbone once with ``weights`` when that could fail (a weights file that may not
+    fit, ImageNet weights not yet in Keras's cache), so train says so before it reads any image."""
+    check_weights(weights)
+    if weights == "none" or (weights == "imagenet" and imagenet_cached(spec, alpha, size)):
+        return
+    build_base(spec, size, alpha, weights)
+
+
+def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
+    """The Keras application without its top, global-average-pooled, with ``weights``:
+    "imagenet" (Keras's download and cache), "none", or a weights file."""
+    check_backbone(spec.name, size, alpha)
     check_weights(weights)
     w = None if weights == "none" else weights
     if w == "imagenet" and imagenet_cached(spec, alpha, size) is None:
         log(f"fetching ImageNet weights for {spec.name} through Keras (once; kept in {keras_cache_dir()})")
-    # Keras prints its download progress on stdout, which holds only results: shown under --debug.
-    keras_output = contextlib.redirect_stdout(sys.stderr if debugging() else io.StringIO())
     try:
-        with keras_output:
-            base = ctor(input_shape=(size, size, 3), include_top=False, weights=w, pooling="avg", **kwargs)
+        base = _construct(spec, size, alpha, w)
     except Exception as e:
         if w == "imagenet" and imagenet_cached(spec, alpha, size) is None:
             name = spec.weight_file(alpha, size)
@@ -137,10 +176,14 @@ def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
                     "a backbone weights file (weights=PATH; on the command line --weights PATH); or train from "
                     "scratch (weights=\"none\")") from e
         if w not in (None, "imagenet"):
-            raise EdgetlError(f"these weights do not fit {spec.name} (alpha {alpha}): {str(e).splitlines()[0][:200]}",
-                              path=w, fix="give weights saved from the same backbone without its top") from e
+            other = _fits_instead(w, spec, size)
+            raise EdgetlError(f"these weights do not fit {spec.name}" + (f" (alpha {alpha})" if len(spec.alphas) > 1 else "")
+                              + (f"; they fit {other}" if other else ""), path=w,
+                              fix=f"train with {other}" if other else
+                              "give weights saved from the same backbone without its top") from e
         raise
     if w is None:
+        keras = quiet_import("keras")
         # From scratch on a small dataset, Keras's BatchNorm momentum (0.999) leaves the moving
         # statistics at their initial values for thousands of steps, so inference sees garbage.
         for layer in base.layers:

@@ -179,7 +179,7 @@ class Classifier:
         try:
             image = decode(path)
         except (DecodeError, OSError) as e:
-            raise EdgetlError(f"cannot read image ({e})", path=path, fix="give a jpg, png, bmp, gif or webp file") from e
+            raise EdgetlError(f"cannot read image: {e}", path=path, fix="give a jpg, png, bmp, gif or webp file") from e
         return self.classify(image, top_k)
 
 

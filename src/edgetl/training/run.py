@@ -86,9 +86,9 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         cfg = (config or TrainConfig(**overrides)).validate()
         if not cfg.data:
             raise EdgetlError("no dataset given", fix="edgetl train DATA")
-        from edgetl.models import get_backbone
+        from edgetl.models.backbones import check_backbone, check_weights_load
 
-        get_backbone(cfg.backbone)
+        spec = check_backbone(cfg.backbone, cfg.size, cfg.alpha)
         check_weights(cfg.weights)
         check_tensorboard(cfg.tensorboard)
         role = worker_role(cfg.strategy)
@@ -97,6 +97,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
                               fix="add --out runs/NAME to the command on every worker")
         if role.chief:
             runs.check_new_run(cfg.out)
+        if cfg.strategy != Strategy.MULTIWORKER:  # (multi-worker: no TensorFlow before its strategy; checked below)
+            check_weights_load(spec, cfg.size, cfg.alpha, cfg.weights)
         # The audit runs before the run folder exists, so bad data leaves nothing behind.
         pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed, class_depth=cfg.class_depth))
         pre.require_trainable()
@@ -109,6 +111,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
             say(f"warning: --batch-size {cfg.batch_size} is larger than the {n_train} training images; using {n_train}")
             cfg.batch_size = n_train
         strategy = _strategy(cfg, role, said)
+        if cfg.strategy == Strategy.MULTIWORKER:
+            check_weights_load(spec, cfg.size, cfg.alpha, cfg.weights)
         work = runs.new_run(cfg.project, cfg.name, cfg.out) if role.chief else _worker_folder(role)
         cfg.save(work / "config.yaml")
         pre.save(work / "audit.json")
