@@ -63,6 +63,30 @@ def test_report_opens_offline_with_accuracy_artifacts_and_ship_line(reported_run
 
 
 @pytest.mark.slow
+def test_a_later_one_model_bench_keeps_the_comparison_and_ship_this_compares_like_for_like(reported_run, tmp_path):
+    """A one-model check at two threads adds its row; the earlier 1-thread rows stay, and "Ship
+    this" quotes the 1-thread benchmark with its source, never export's figure for one file and
+    the benchmark's for another."""
+    run = tmp_path / "exp"
+    shutil.copytree(reported_run, run)
+    before = json.loads((run / "export" / "bench.json").read_text())
+    proc = run_cli("bench", run / "export" / "model_fp32.tflite", "--runs", "3", "--warmup", "1", "--min-seconds", "0",
+                   "--threads", "2")
+    assert proc.returncode == 0, proc.stderr
+    after = json.loads((run / "export" / "bench.json").read_text())
+    assert [(r["model"], r["threads"]) for r in after] == [(r["model"], r["threads"]) for r in before] + [("model_fp32.tflite", 2)]
+    with browser_page() as (page, _):
+        page.goto((run / "report.html").as_uri())
+        ship = page.inner_text("#ship-this")
+        benched = {r["model"]: r["p50_ms"] for r in before}
+        tflite = next(line for line in ship.splitlines() if "TFLite" in line)
+        name = next(m for m in benched if m in tflite)
+        assert f"{benched[name]:.2f} ms, edgetl bench, 1 thread, p50 here" in tflite, tflite
+        assert benched[name] == min(v for m, v in benched.items() if m.endswith(".tflite")), (benched, tflite)
+        assert page.locator("#bench-table tbody tr").count() == len(after)
+
+
+@pytest.mark.slow
 def test_report_on_a_phone_and_runs_side_by_side(reported_run, tmp_path):
     other = tmp_path / "exp2"
     shutil.copytree(reported_run, other)

@@ -72,8 +72,18 @@ def _keep_with_run(paths: list[Path], results: list[dict]) -> None:
     folder = folders.pop()
     if folder.name != "export" or not (folder.parent / "model.keras").is_file():
         return
+    def key(r: dict) -> tuple:
+        return r.get("model"), r.get("threads"), (r.get("device") or {}).get("target", "local")
+
+    try:  # earlier benchmarks of this export stay: a one-model check must not replace a comparison
+        kept = json.loads((folder / BENCH_FILE).read_text(encoding="utf-8"))
+        kept = [r for r in kept if isinstance(r, dict)] if isinstance(kept, list) else []
+    except (OSError, ValueError):
+        kept = []
+    new = {key(r): {k: v for k, v in r.items() if k != "samples_ms"} for r in results}
+    merged = [r for r in kept if key(r) not in new] + list(new.values())
     tmp = folder / f".{BENCH_FILE}.tmp"
-    tmp.write_text(json.dumps([{k: v for k, v in r.items() if k != "samples_ms"} for r in results], indent=1))
+    tmp.write_text(json.dumps(merged, indent=1))
     os.replace(tmp, folder / BENCH_FILE)
     refresh(folder.parent)
 

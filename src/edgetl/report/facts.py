@@ -83,26 +83,53 @@ def gather(run: str | Path) -> RunFacts:
 TARGETS = {"TFLite (Raspberry Pi, Android, MediaPipe)": "tflite", "ONNX Runtime": "onnx"}
 
 
-def latency_ms(facts: RunFacts, check: dict) -> float:
-    """An artifact's latency: the benchmark's local 1-thread p50 when the run has one (hundreds of
-    timed runs), else the quick figure export measured while verifying (20 runs)."""
-    def number(v) -> bool:  # a figure from a file is used only when it is one
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
+def _number(v) -> bool:
+    """A figure from a file is used only when it is one."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-    measured = [r["p50_ms"] for r in facts.bench if isinstance(r, dict) and r.get("model") == check.get("file")
-                and number(r.get("p50_ms")) and r.get("threads") in (1, None)
+
+@dataclass(frozen=True)
+class Latency:
+    """An artifact's latency and where the figure comes from."""
+
+    ms: float
+    source: str
+    """"edgetl bench" (local, one thread, p50 of its timed runs) or "export's check" (a quick
+    figure taken while verifying, at the runtime's default threads)."""
+
+    def __str__(self) -> str:
+        return f"{self.ms:.2f} ms, {self.source}"
+
+
+BENCHED, CHECKED = "edgetl bench, 1 thread, p50", "export's check, default threads"
+
+
+def benched_ms(facts: RunFacts, file: str) -> float | None:
+    """The local one-thread p50 of ``file`` from the run's benchmarks, or None."""
+    measured = [r["p50_ms"] for r in facts.bench if isinstance(r, dict) and r.get("model") == file
+                and _number(r.get("p50_ms")) and r.get("threads") == 1
                 and (r.get("device") if isinstance(r.get("device"), dict) else {}).get("target", "local") == "local"]
-    fallback = check.get("latency_ms")
-    return min(measured) if measured else fallback if number(fallback) else 0.0
+    return min(measured) if measured else None
 
 
-def ship_this(facts: RunFacts) -> dict[str, dict]:
-    """Per kind of device, the artifact to ship: {target: check}, the passing one with the lowest
-    latency (then the smallest)."""
+def latencies(facts: RunFacts, checks: list[dict]) -> dict[str, Latency]:
+    """Like-for-like latencies of ``checks`` by file: the benchmark's when every one of them was
+    benched locally at one thread, else export's own figures for all (never a mix of the two)."""
+    benched = {c.get("file"): benched_ms(facts, str(c.get("file"))) for c in checks}
+    if checks and all(v is not None for v in benched.values()):
+        return {f: Latency(v, BENCHED) for f, v in benched.items()}
+    return {c.get("file"): Latency(c["latency_ms"] if _number(c.get("latency_ms")) else 0.0, CHECKED) for c in checks}
+
+
+def ship_this(facts: RunFacts) -> dict[str, tuple[dict, Latency]]:
+    """Per kind of device, the artifact to ship and its latency: the passing one with the lowest
+    like-for-like latency (then the smallest)."""
     out = {}
     for target, fmt in TARGETS.items():
         passed = [c for c in facts.artifacts if c.get("passed") and c.get("format") == fmt]
         if passed:
-            out[target] = min(passed, key=lambda c: (latency_ms(facts, c), c.get("size_bytes")
-                                                     if isinstance(c.get("size_bytes"), int) else 0))
+            times = latencies(facts, passed)
+            best = min(passed, key=lambda c: (times[c.get("file")].ms, c.get("size_bytes")
+                                              if isinstance(c.get("size_bytes"), int) else 0))
+            out[target] = (best, times[best.get("file")])
     return out

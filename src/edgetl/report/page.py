@@ -11,7 +11,7 @@ from html import escape
 from pathlib import Path
 
 from edgetl import __version__
-from edgetl.report.facts import RunFacts, gather, latency_ms, ship_this
+from edgetl.report.facts import CHECKED, RunFacts, gather, ship_this
 from edgetl.report.svg import bar_chart, line_chart
 
 REPORT_FILE = "report.html"
@@ -136,7 +136,7 @@ def _header(f: RunFacts) -> str:
     if ship:
         lines = "".join(f"<div><b>Ship this</b> for {escape(target)}: <code>{escape(str(c['file']))}</code> "
                         f"({_fmt(c.get('accuracy'), '.4f')} accuracy, {_fmt(_mb(c.get('size_bytes')), '.2f')} MB, "
-                        f"{_fmt(latency_ms(f, c), '.2f')} ms here)</div>" for target, c in ship.items())
+                        f"{escape(str(ms))} here)</div>" for target, (c, ms) in ship.items())
         ship_html = f'<div class="ship" id="ship-this">{lines}</div>'
     elif f.export:
         ship_html = '<div class="warn" id="ship-this">No artifact passed its gates: nothing to ship yet.</div>'
@@ -243,8 +243,8 @@ def _export(f: RunFacts) -> str:
             f"<p>Each artifact run through the device runtime on {_fmt(f.export.get('images'), 'd')} held-out images and "
             f"compared with the Keras model (accuracy {_fmt(f.export.get('keras_accuracy'), '.4f')}).</p>"
             + (f"<div class='warn'>{escape(str(warn))}</div>" if warn else "")
-            + _table(["file", "precision", "accuracy", "Δ pts", "agreement", "max Δp", "size MB", "ms", "verdict"], rows,
-                     table_id="export-table"))
+            + _table(["file", "precision", "accuracy", "Δ pts", "agreement", "max Δp", "size MB", f"ms ({CHECKED})",
+                      "verdict"], rows, table_id="export-table"))
 
 
 def _int8_layers(f: RunFacts) -> str:
@@ -293,7 +293,8 @@ def _bench(f: RunFacts) -> str:
         f"{escape(str(d.get('os') or ''))}; governor {escape(str(d.get('governor') or 'not available'))}, throttled "
         f"{escape(str(d.get('throttled') if d.get('throttled') is not None else 'not available'))}, temperature "
         f"{escape(str(d.get('temperature_c') or 'not available'))}</li>" for t, d in devices.items())
-    return ("<h2>Benchmark</h2>" + _table(["model", "threads", "target", "init ms", "mean ms", "p50 ms", "p90 ms", "p99 ms",
+    return ("<h2>Benchmark</h2><p>The newest `edgetl bench` figure of each model, thread count and device.</p>"
+            + _table(["model", "threads", "device", "init ms", "mean ms", "p50 ms", "p90 ms", "p99 ms",
                                            "FPS", "peak RSS MB"], rows, table_id="bench-table")
             + "<div class='charts'>" + bar_chart("p50 latency per inference", bars, "ms") + f"</div><ul>{facts}</ul>")
 
