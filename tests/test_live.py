@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import cv2
@@ -13,6 +14,7 @@ from models import keras_mean_colour, to_tflite
 from test_runtime import run_without_tensorflow
 from edgetl.live import LiveOptions, run
 from edgetl.live.pipeline import Summary, classify_stream, model_pixels
+from edgetl.errors import EdgetlError
 from edgetl.live.sources import VideoSource
 from edgetl.runtime import load
 
@@ -101,6 +103,9 @@ def test_realtime_file_drops_instead_of_queueing(colour_model, video):
     proc = run_cli("live", colour_model, "--source", path, "--realtime", "--json")
     frames, summary = json_lines(proc.stdout)
     assert summary["frames"] + summary["dropped"] in (60, 61) and summary["frames"] >= 1
+    assert summary["paced_fps"] == pytest.approx(30.0)  # the file's rate set the pace, and the summary says so
+    said = run_cli("live", colour_model, "--source", path, "--realtime", "--headless").stdout
+    assert "paced by the file's own 30.0 FPS (--realtime)" in said and "slowest stage" not in said, said
     # With a model slower than the reader, frames must actually be dropped rather than queued.
     clf = load(colour_model)
     fast_infer = clf.infer
@@ -243,3 +248,41 @@ def test_a_camera_given_no_size_is_asked_for_one_near_the_model():
     assert CaptureRequest(model_size=(4000, 3000)).frame_size() == (0, 0)  # the camera's own default
     assert CaptureRequest(640, 360, model_size=(224, 224)).frame_size() == (640, 360)  # the user's request wins
     assert CaptureRequest().frame_size() == (0, 0)
+
+
+def test_loop_reads_a_file_or_folder_again_until_stopped(colour_model, video, tmp_path):
+    """`--loop`: a 60-frame video gives 150 frames and a two-image folder five, then the limit
+    stops them; a camera cannot loop."""
+    path, _ = video
+    frames, summary = json_lines(run_cli("live", colour_model, "--source", path, "--loop", "--max-frames", "150",
+                                         "--json").stdout)
+    assert summary["frames"] == 150 and summary["ended"] == "max frames"
+    folder = tmp_path / "two"
+    for i, colour in enumerate(((200, 0, 0), (0, 200, 0))):
+        write_rgb(folder / f"{i}.png", np.full((32, 32, 3), colour, np.uint8))
+    frames, summary = json_lines(run_cli("live", colour_model, "--source", folder, "--loop", "--max-frames", "5",
+                                         "--json").stdout)
+    assert [f["label"] for f in frames] == ["red", "green", "red", "green", "red"] and summary["frames"] == 5
+    console = run_cli("live", colour_model, "--source", folder, "--headless").stdout
+    assert re.search(r"^frame 0: red \d\.\d{3}, ", console, re.M), console  # predict's three decimals
+    from edgetl.live.sources import LoopingSource, Source
+
+    class Camera(Source):
+        live, name = True, "camera 0"
+
+        def read(self):
+            return None
+
+    with pytest.raises(EdgetlError, match="--loop is for video files"):
+        LoopingSource(Camera())
+
+
+def test_the_overlay_leaves_the_top_of_the_frame():
+    """The panel sits at the bottom left (a centred subject's top stays visible); scores as predict prints them."""
+    from edgetl.live.overlay import annotate
+
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    shown = annotate(frame, [("sunflower", 0.9964), ("daisy", 0.0036)], "sunflower", 30.0,
+                     {"capture_wait": 0.0, "preprocess": 1.0, "inference": 2.0, "total": 3.0})
+    changed = np.where((shown != 128).any(axis=2))
+    assert changed[0].min() > 240 // 3 and changed[1].max() < 320 * 0.9

@@ -8,8 +8,14 @@ from pathlib import Path
 
 from edgetl.errors import EdgetlError
 from edgetl.live.pipeline import FrameResult, LiveOptions, Summary, classify_stream
-from edgetl.live.sources import CaptureRequest, open_source
+from edgetl.live.sources import CaptureRequest, LoopingSource, open_source
 from edgetl.runtime import Classifier, load
+
+
+def _opened(source: str | int, request: CaptureRequest, opts: LiveOptions):
+    """The source, read again from its start at its end when ``opts.loop``."""
+    src = open_source(source, request)
+    return LoopingSource(src) if opts.loop else src
 
 
 def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOptions | None = None,
@@ -32,13 +38,15 @@ def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOpti
         from edgetl.live.serve import LiveServer, model_facts, parse_address
 
         address = parse_address(serve)  # checked before the camera opens
-        src = open_source(source, request)
+        src = _opened(source, request, opts)
         server = LiveServer(address, model_facts(clf.path, clf), opts)
         if on_serving:
             on_serving(server.url)
     else:
-        src = open_source(source, request)
+        src = _opened(source, request, opts)
     summary = Summary()
+    if opts.realtime and not src.live:
+        summary.paced_fps = src.fps or 30.0
     writer = None
     cv2 = None
     if show or record:

@@ -18,15 +18,19 @@ def annotate(frame_bgr: np.ndarray, top: list[tuple[str, float]], label: str, fp
     thick = max(1, round(font_scale * 1.6))
     line_h = cv2.getTextSize("Ag", font, font_scale, thick)[0][1] * 2
     pad = max(4, line_h // 3)
-    lines = [clean(label) if label == "uncertain" else f"{clean(label)} {top[0][1]:.0%}"]
-    lines += [f"{clean(name)}  {score:.2f}" for name, score in top]
+    # The label, then each score with three decimals, as predict and the console print them.
+    lines = [clean(label)]
+    lines += [f"{clean(name)}  {score:.3f}" for name, score in top]
     lines.append(f"{fps:.1f} FPS  pre {latency_ms['preprocess']:.1f}  inf {latency_ms['inference']:.1f} ms")
     width = min(w, max(cv2.getTextSize(t, font, font_scale, thick)[0][0] for t in lines) + 2 * pad)
     panel_h = min(h, line_h * len(lines) + pad)
     img = frame_bgr.copy()
-    region = img[:panel_h, :width]
+    # At the bottom left, where a subject framed in the middle is least often: the top of the frame
+    # is where people look first and what a centred subject's head reaches.
+    top_y = h - panel_h
+    region = img[top_y:, :width]
     region[:] = (region * 0.45).astype(np.uint8)  # darken behind the text
-    y = line_h
+    y = top_y + line_h
     colour = (60, 180, 255) if label == "uncertain" else (80, 220, 80)
     cv2.putText(img, lines[0], (pad, y), font, font_scale, colour, thick, cv2.LINE_AA)
     for (name, score), text in zip(top, lines[1:-1]):

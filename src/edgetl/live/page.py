@@ -61,7 +61,7 @@ events.onmessage = function(e){
   r.top.forEach(function(t){
     var li = document.createElement('li'); var row = document.createElement('div'); row.className = 'name';
     var n = document.createElement('span'); n.textContent = t.label; var s = document.createElement('span');
-    s.textContent = t.score.toFixed(2); row.appendChild(n); row.appendChild(s);
+    s.textContent = t.score.toFixed(3); row.appendChild(n); row.appendChild(s);
     var bar = document.createElement('div'); bar.className = 'bar'; var fill = document.createElement('div');
     fill.style.width = Math.round(t.score * 100) + '%'; bar.appendChild(fill); li.appendChild(row); li.appendChild(bar);
     topk.appendChild(li);

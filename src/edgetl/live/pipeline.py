@@ -35,6 +35,8 @@ class LiveOptions:
     realtime: bool = False
     """Treat a file like a camera: read it at its own frame rate and drop frames instead of
     classifying every one."""
+    loop: bool = False
+    """Read a video file or folder again from its start when it ends (until stopped)."""
     max_frames: int | None = None
     duration: float | None = None
     reconnect: float = 10.0
@@ -82,6 +84,8 @@ class Summary:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     ended: str = "end of source"
+    paced_fps: float | None = None
+    """The file's own frame rate when ``realtime`` paced it: what sets the FPS reached."""
     stage_s: dict[str, float] = field(default_factory=dict)
     """Wall seconds each stage's thread spent working, waits excluded: read (and decode), resize,
     classify (inference and everything the caller does with a result: drawing, printing, serving)."""
@@ -113,7 +117,7 @@ class Summary:
         return {"frames": self.frames, "dropped": self.dropped, "skipped": self.skipped,
                 "fps": self.frames / self.seconds if self.seconds else 0.0,
                 "p50_ms": float(np.percentile(lat, 50)), "p90_ms": float(np.percentile(lat, 90)),
-                "seconds": self.seconds, "ended": self.ended} | self.bound()
+                "seconds": self.seconds, "ended": self.ended, "paced_fps": self.paced_fps} | self.bound()
 
 
 TIMED_OUT = object()

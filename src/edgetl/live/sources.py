@@ -160,6 +160,10 @@ class ImagesSource(Source):
             raise EdgetlError("no images here", path=pattern, fix="give a folder or glob of jpg/png/bmp/gif/webp files")
         self.files, self.i, self.name, self.frame_count = files, 0, pattern, len(files)
 
+    def reopen(self) -> bool:
+        self.i = 0
+        return True
+
     def read(self) -> np.ndarray | None:
         if self.i >= len(self.files):
             return None
@@ -169,6 +173,31 @@ class ImagesSource(Source):
             return decode_frame(read_file(f), self.model_size)
         except (DecodeError, OSError) as e:
             raise FrameError(f"{f}: {e}") from None
+
+
+class LoopingSource(Source):
+    """A file or folder read again from its start when it ends (``live --loop``): a demo or a
+    served page that keeps running. Stops only when a pass yields no frame at all."""
+
+    def __init__(self, inner: Source):
+        if inner.live:
+            raise EdgetlError(f"--loop is for video files and folders of images; {inner.name} is a camera or stream",
+                              fix="leave out --loop (a camera never ends)")
+        self.inner, self.name, self.fps, self.frame_count = inner, inner.name, inner.fps, None
+        self.passes = 1
+        self._read_this_pass = 0
+
+    def read(self) -> np.ndarray | None:
+        frame = self.inner.read()
+        if frame is None and self._read_this_pass and self.inner.reopen():
+            self.passes += 1
+            self._read_this_pass = 0
+            frame = self.inner.read()
+        self._read_this_pass += frame is not None
+        return frame
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class Picamera2Source(Source):
