@@ -23,7 +23,14 @@ EMULATOR = ROOT / "tools" / "pi-emulator"
 
 @pytest.fixture(scope="session")
 def pi():
-    """Build (or reuse) the emulated Pi; skip with the reason when the registries are out of reach."""
+    """Build (or reuse) the emulated Pi; skip with the reason when the registries are out of reach.
+    The first build downloads about 514 MB: say so where pytest's output shows it."""
+    if not (Path.home() / ".cache" / "edgetl" / "pi-emulator" / "root").is_dir():
+        import warnings
+
+        warnings.warn("arm64 tests: building the emulated Raspberry Pi once, about 514 MB of Debian arm64 packages, "
+                      "qemu and aarch64 wheels into ~/.cache/edgetl/pi-emulator (leave them out: -m 'not arm64')",
+                      stacklevel=1)
     proc = subprocess.run([str(EMULATOR), "--build"], capture_output=True, text=True, timeout=3600)
     if proc.returncode == 3:
         pytest.skip(proc.stderr.strip().splitlines()[-1])

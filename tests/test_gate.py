@@ -1,6 +1,8 @@
 """The export gate's three verdicts, on the evidence (exact McNemar on the images the models disagree on)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -51,3 +53,35 @@ def test_agreement_is_judged_on_its_own_evidence():
     assert v.status == REFUSED and "agreement" in v.reason
     # 3 of 100 changed: short of 98 % on these images, not beyond chance
     assert judge(outcome(100, lost=0, gained=0, swapped=3), 1.0, 0.98).status == NOT_PROVEN
+
+
+def test_a_model_no_better_than_chance_is_named():
+    """Three balanced classes: 50 of 150 right is what always answering one class gets; 70 of 150 is
+    not proven better either (p > 5 %); 90 is. A 90 % majority class makes 135 of 150 chance too."""
+    from edgetl.exporting.gate import no_better_than_chance
+
+    balanced = np.repeat([0, 1, 2], 50)
+    assert "no better than chance: 50 of 150" in no_better_than_chance(balanced, 50, 3)
+    assert no_better_than_chance(balanced, 58, 3) is not None
+    assert no_better_than_chance(balanced, 90, 3) is None
+    skewed = np.array([0] * 135 + [1] * 15)
+    assert "gets 0.900" in no_better_than_chance(skewed, 135, 2)
+
+
+def test_the_report_ships_nothing_from_a_model_at_chance(tmp_path):
+    from edgetl.report import write_report
+
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    (run / "config.yaml").write_text("backbone: efficientnet_b0\nsize: 48\nalpha: null\n")
+    (run / "metrics.json").write_text(json.dumps({"val_accuracy": 0.333}))
+    check = {"file": "model_fp32.tflite", "format": "tflite", "precision": "fp32", "passed": True, "verdict": "passed",
+             "accuracy": 0.333, "drop_points": 0.0, "agreement": 1.0, "max_prob_diff": 0.0, "size_bytes": 1000,
+             "latency_ms": 1.0}
+    (run / "export" / "report.json").write_text(json.dumps({"checks": [check], "chance_warning": "the model itself is "
+                                                            "no better than chance: 16 of 48"}))
+    html = write_report(run).read_text()
+    ship = html.split('id="ship-this">', 1)[1].split("</div>", 1)[0]
+    assert ship.startswith("Nothing to ship: the model itself is no better than chance") and "model_fp32" not in ship
+    settings = html.split("Settings and versions", 1)[1]
+    assert "None" not in settings and "<td>alpha</td><td>—</td>" in settings.replace(' data-v=""', "")

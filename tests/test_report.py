@@ -97,10 +97,18 @@ def test_report_on_a_phone_and_runs_side_by_side(reported_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     with browser_page(width=390, height=844) as (page, requested):
         page.goto((tmp_path / "compare.html").as_uri())
-        first_row = page.eval_on_selector_all("#compare-table tbody tr:first-child td",
-                                              "cells => cells.map(c => [c.textContent, c.className])")
+        rows = page.eval_on_selector_all("#compare-table tbody tr", "rows => rows.map(r => [r.cells[0].textContent, "
+                                         "[...r.cells].slice(1).map(c => [c.textContent, c.className])])")
+        by_label = dict((label, cells) for label, cells in rows)
         accuracy = json.loads((reported_run / "metrics.json").read_text())["val_accuracy"]
-        assert first_row[1] == [f"{accuracy:.4f}", "best"], first_row
+        assert by_label["val accuracy"][0] == [f"{accuracy:.4f}", "best"], rows
+        config = json.loads(json.dumps(__import__("yaml").safe_load((reported_run / "config.yaml").read_text())))
+        assert by_label["backbone"][0][0] == config["backbone"] and by_label["size px"][0][0] == str(config["size"])
+        assert "model_int8.tflite ms" in by_label and "epochs (stage 1 + 2)" in by_label
+        page.set_viewport_size({"width": 1068, "height": 800})  # every artifact's figures in view, no sideways scroll
+        assert page.evaluate("(() => { const t = document.querySelector('#compare-table');"
+                             " return t.scrollWidth <= t.parentElement.clientWidth; })()")
+        page.set_viewport_size({"width": 390, "height": 844})
         page.goto((reported_run / "report.html").as_uri())
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 400, width  # wide tables scroll inside their box; the page itself fits a phone

@@ -211,3 +211,31 @@ def test_a_bad_file_has_one_reason_in_every_checker(colour_model, tmp_path):
         assert proc.returncode == 2 and f"cannot read image: {reasons[name]}" in proc.stderr, (name, reasons, proc.stderr)
     assert reasons["phone.jpg"].startswith("unsupported format heic/avif")
     assert reasons["photo.heic"].startswith("not an image extension (.heic)")
+
+
+def test_eval_lists_the_misclassified_files(colour_model, tmp_path):
+    """A red photo filed under green is named, with what it was taken for, on the console and in --json."""
+    model, labels = colour_model
+    colours = {"red": (200, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 200)}
+    for name, rgb in colours.items():
+        for i in range(3):
+            write_rgb(tmp_path / "data" / name / f"{name}{i}.png", np.full((32, 32, 3), rgb, np.uint8))
+    write_rgb(tmp_path / "data" / "green" / "misfiled.png", np.full((32, 32, 3), (210, 30, 25), np.uint8))
+    doc = json.loads(run_cli("eval", model, tmp_path / "data", "--labels", labels, "--json").stdout)
+    assert [(m["path"].rsplit("/", 1)[-1], m["true"], m["predicted"]) for m in doc["mistakes"]] == [
+        ("misfiled.png", "green", "red")]
+    said = run_cli("eval", model, tmp_path / "data", "--labels", labels).stdout
+    assert "1 misclassified, most confident first:" in said and "misfiled.png: green taken for red 0." in said, said
+
+
+def test_labels_with_commas_read_one_way_and_zero_scores_are_not_runners_up(colour_model, tmp_path):
+    model, _ = colour_model
+    labels = tmp_path / "labels.txt"
+    labels.write_text('red, crimson\ngreen\nblue "navy"\n')
+    photo = write_rgb(tmp_path / "p.png", np.full((32, 32, 3), (220, 10, 10), np.uint8))
+    line = run_cli("predict", model, photo, "--labels", labels, "--top-k", "3").stdout.strip()
+    assert line.startswith(f'{photo}: "red, crimson" 0.') and 'blue \\"navy\\"' not in line.split(":", 1)[0], line
+    from edgetl.cli import scores_line
+
+    assert scores_line([("cat", 0.9996), ("background", 0.0003), ("dog", 0.0001)]) == "cat 1.000"
+    assert scores_line([("a", 0.6), ("b, c", 0.4)]) == 'a 0.600, "b, c" 0.400'

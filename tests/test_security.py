@@ -560,6 +560,13 @@ def test_a_second_writer_of_one_run_gets_a_clear_error(tmp_path):
         with pytest.raises(EdgetlError):
             with runs.locked(tmp_path, "an export"):  # a second open file description, same process
                 pass
+    assert not (tmp_path / runs.LOCK).exists()  # released: no lock file left behind
+    moving = tmp_path / ".run.incomplete"
+    with runs.locked(moving, "this training run"):
+        moving.rename(tmp_path / "run")  # a run folder is renamed into place while locked
+    assert not (tmp_path / "run" / runs.LOCK).exists()
+    with runs.locked(tmp_path / "run", "an export"):  # and can be locked again afterwards
+        assert (tmp_path / "run" / runs.LOCK).exists()
 
 
 def test_swap_in_never_leaves_a_moment_without_a_complete_folder(tmp_path):

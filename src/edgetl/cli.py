@@ -181,7 +181,7 @@ def predict(
             print(json.dumps({"path": clean(p.path), "top": [{"index": c.index, "label": c.label, "score": c.score}
                                                            for c in p.top]}), flush=True)
         else:
-            out.print(f"{clean(p.path)}: " + ", ".join(f"{clean(c.label)} {c.score:.3f}" for c in p.top), markup=False)
+            out.print(f"{clean(p.path)}: {scores_line([(c.label, c.score) for c in p.top])}", markup=False)
     if skipped and read:
         err.print(f"{read} image(s) classified, {len(skipped)} skipped", markup=False)
     if not read:
@@ -190,6 +190,23 @@ def predict(
             raise EdgetlError(first.error, path=first.path, fix="give a jpg, png, bmp, gif or webp file")
         raise EdgetlError(f"none of the {len(skipped)} files could be read as an image (the first: {clean(first.error)})",
                           path=first.path, fix="give jpg, png, bmp, gif or webp files")
+
+
+def scores_line(top: list[tuple[str, float]]) -> str:
+    """``daisy 0.996, rose 0.004``: labels and scores as predict and live print them. A label with
+    a comma or quote is quoted (``"tabby, tabby cat" 0.912``) so the line still reads one way;
+    entries after the first that print as 0.000 are left out (a class no image is near, such as a
+    background class, is not a runner-up; --json keeps the whole top-k)."""
+    def label(text: str) -> str:
+        text = clean(text)
+        return json.dumps(text, ensure_ascii=False) if ("," in text or '"' in text) else text
+
+    shown = [(n, v) for i, (n, v) in enumerate(top) if i == 0 or round(v, 3) > 0]
+    return ", ".join(f"{label(n)} {v:.3f}" for n, v in shown)
+
+
+MISTAKES_SHOWN = 20
+"""Misclassified files `eval` lists on the console (all of them in --json)."""
 
 
 @app.command("eval")
@@ -227,6 +244,12 @@ def eval_cmd(
     for label, row in zip(rep.labels, rep.confusion):
         cm.add_row(safe(label), *map(str, row))
     out.print(cm)
+    if res.mistakes:
+        shown = res.mistakes[:MISTAKES_SHOWN]
+        out.print(f"{len(res.mistakes)} misclassified, most confident first"
+                  + (f" (the first {len(shown)}; --json lists every one)" if len(shown) < len(res.mistakes) else "") + ":")
+        for m in shown:
+            out.print(f"  {safe(m['path'])}: {safe(m['true'])} taken for {safe(m['predicted'])} {m['score']:.3f}")
     if res.skipped:
         out.print(f"[yellow]{len(res.skipped)} file(s) skipped[/] (not counted):")
         for item in res.skipped:
@@ -568,7 +591,7 @@ def live(
         if json_out:
             print(json.dumps(r.to_dict()), flush=True)
         elif not show:
-            scores = ", ".join(f"{clean(n)} {s:.3f}" for n, s in r.top)  # predict's precision
+            scores = scores_line(r.top)
             shown = scores if r.label != "uncertain" else f"uncertain ({scores})"
             out.print(f"frame {r.index}: {shown} ({r.latency_ms['total']:.1f} ms)", markup=False)
 

@@ -79,12 +79,15 @@ class EvalResult:
     """The run folder the model belongs to, when known (its training images are never scored)."""
     batched: bool = False
     """Images went through the model several per call (its batch axis is open)."""
+    mistakes: list[dict] = field(default_factory=list)
+    """Every misclassified image (``path``, ``true``, ``predicted``, ``score``), most confident first."""
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {"model": self.model, "runtime": self.runtime, "split": self.split, "split_how": self.how,
                 "left_out_trained": self.left_out, "run": self.run,
-                "images_per_s": self.images_per_s, "latency_ms": self.latency_ms, "batched": self.batched, "skipped": self.skipped} | self.report.to_dict()
+                "images_per_s": self.images_per_s, "latency_ms": self.latency_ms, "batched": self.batched,
+                "skipped": self.skipped, "mistakes": self.mistakes} | self.report.to_dict()
 
 
 @dataclass
@@ -212,5 +215,9 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     y_true = np.array([index[r.label] for r in records])
     y_pred = probs.argmax(axis=1)
     skipped = [{"path": p.path, "reason": p.reason} for p in result.skipped]
+    wrong = sorted(np.flatnonzero(y_pred != y_true), key=lambda i: -probs[i, y_pred[i]])
+    mistakes = [{"path": records[i].path, "true": clf.labels[y_true[i]], "predicted": clf.labels[y_pred[i]],
+                 "score": float(probs[i, y_pred[i]])} for i in wrong]
     return EvalResult(str(clf.path), clf.runtime, scored.split, report(y_true, y_pred, clf.labels), rate, latency,
-                      y_pred, probs, skipped, scored.how, scored.left_out, str(run) if run else None, clf.dynamic_batch)
+                      y_pred, probs, skipped, scored.how, scored.left_out, str(run) if run else None, clf.dynamic_batch,
+                      mistakes)

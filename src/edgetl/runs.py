@@ -100,18 +100,42 @@ def finish(work: Path) -> Path:
 @contextlib.contextmanager
 def locked(folder: Path, what: str) -> Iterator[None]:
     """Hold this folder's lock while writing into it; a second process gets a clear error
-    instead of destroying the first one's work."""
+    instead of destroying the first one's work. The lock file goes when the lock is released
+    (also when the folder was renamed meanwhile: a finished run has none left in it)."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    while True:
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             raise EdgetlError(f"another edgetl process is writing {what} here", path=folder,
                               fix="wait for it to finish, then run this again") from None
+        if _same_file(fd, folder / LOCK):
+            break
+        os.close(fd)  # the holder before us removed this file as it let go: lock the new one
+    try:
         yield
     finally:
-        os.close(fd)  # closing releases the lock; the empty lock file stays (removing it would race)
+        here = _path_of(fd) or folder / LOCK
+        if _same_file(fd, here):
+            here.unlink(missing_ok=True)  # while still held: whoever opens it next makes a new one
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
+
+
+def _path_of(fd: int) -> Path | None:
+    """Where an open file is now (it moves with a renamed folder), where the system can say."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return None
 
 
 def work_folder(parent: Path, name: str) -> Path:

@@ -170,7 +170,15 @@ def _int8_keeping(n: int) -> Callable[[Build], bytes]:
         from edgetl.exporting.layer_error import most_added
 
         keep = [layer.tensor for layer in most_added(b.int8_layers(), n)]
-        return _tflite_module().quantized(b.calibrated_tflite(), b.int8.io, keep)
+        model = _tflite_module().quantized(b.calibrated_tflite(), b.int8.io, keep)
+        if not b.int8.bias_correction:
+            return model
+        from edgetl.exporting.bias_correction import correct_biases
+
+        model, correction = correct_biases(model, b.float_tflite(), b.calib)
+        b.log(f"int8 with {n} layer(s) in float: bias correction {'kept' if correction.kept else 'not kept'} "
+              f"({correction.error_before:.4f} -> {correction.error_after:.4f})")
+        return model
     return convert
 
 

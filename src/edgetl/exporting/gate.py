@@ -146,3 +146,19 @@ def judge(e: Evidence, max_drop: float, min_agreement: float, strict: bool = Fal
     decide = f"; about {need} held-out images would decide it" if need else ""
     return Verdict(NOT_PROVEN, f"{what} on these images, but not beyond chance ({e.counts()}; p = {p:.2g}){decide}",
                    p, need)
+
+
+def no_better_than_chance(labels: np.ndarray, correct: int, classes: int) -> str | None:
+    """Why a model's held-out accuracy does not beat always answering the most common class (an
+    exact one-sided binomial test at 5 %), or None when it does. Every artifact of such a model
+    matches it faithfully: the gates compare artifacts with the model, not the model with chance."""
+    n = len(labels)
+    if n == 0:
+        return None
+    majority = int(np.bincount(labels, minlength=classes).max())
+    if binomial_tail(correct, n, majority / n) <= 0.05 and correct > majority:
+        return None
+    return (f"the model itself is no better than chance: {correct} of {n} held-out images right "
+            f"({correct / n:.3f}), while always answering its most common class gets {majority / n:.3f}; "
+            "its artifacts are faithful copies of a model not worth shipping (train longer, check the data, "
+            "or try another backbone)")

@@ -20,7 +20,7 @@ from edgetl.native_logs import quiet_import
 from edgetl.exporting import onnx as onnx_export, tflite
 from edgetl.exporting.formats import FORMATS, LAYER_ERROR_IMAGES, Build, Format, Int8Settings, held_back, plan
 from edgetl.exporting.layer_error import most_added
-from edgetl.exporting.gate import NOT_PROVEN, PASSED
+from edgetl.exporting.gate import NOT_PROVEN, PASSED, no_better_than_chance
 from edgetl.exporting.verify import Check, Gates, Reference, reference, too_few_images, verify
 from edgetl.runtime import golden, load
 from edgetl.runtime.manifest import MANIFEST, ModelManifest
@@ -89,6 +89,8 @@ class ExportContext:
     options: ExportOptions
     small: str | None
     """Why the held-out set is too small to prove the gates, or None."""
+    chance: str | None
+    """Why the model itself is no better than chance, or None."""
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -155,6 +157,9 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     small = too_few_images(len(ref.labels), opts.gates)
     if small:
         err.print(f"[yellow]warning:[/] {small}")
+    chance = no_better_than_chance(ref.labels, int(round(ref.accuracy * len(ref.labels))), len(labels))
+    if chance:
+        err.print(f"[yellow]warning:[/] {escape(chance)}")
 
     versions = package_versions(EXPORT_TOOLS)
 
@@ -165,7 +170,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
 
     build = Build(model, calib, opts.int8, opts.opset, contract, log=lambda m: err.print(m, markup=False))
     ctx = ExportContext(run_path, run_manifest, labels, pixels, result_audit, ref, pixels_val, build,
-                        replace(opts, formats=names), small, seconds)
+                        replace(opts, formats=names), small, chance, seconds)
     with runs.locked(run_path, "an export"):
         runs.remove_stale_work(run_path, "export")
         work = runs.work_folder(run_path, "export")
@@ -330,11 +335,12 @@ def _write_reports(work: Path, ctx: ExportContext, checks: list[Check], attempts
               "int8_bias_correction": corrections[0].to_dict() if corrections else None,
               "int8_layers": {"images": min(LAYER_ERROR_IMAGES, len(held_back(build.calib))),
                               "layers": [layer.to_dict() for layer in layers]} if layers else None,
-              "held_out_warning": ctx.small}
+              "held_out_warning": ctx.small, "chance_warning": ctx.chance}
     (work / "report.json").write_text(json.dumps(report, indent=1))
     lines = [f"# Export report for {ctx.run_path}", "",
              f"Keras accuracy: {ref.accuracy:.4f} on {len(ref.labels)} held-out images.",
              *(["", f"**Warning:** {ctx.small}."] if ctx.small else []),
+             *(["", f"**Warning:** {ctx.chance}."] if ctx.chance else []),
              "", "| ok | file | precision | size MB | accuracy | Δ pts vs Keras | agreement | lost/gained | max prob diff | ms "
                  "| gate |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

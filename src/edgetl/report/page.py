@@ -39,7 +39,7 @@ td.ok{color:var(--ok)}td.bad{color:var(--bad)}td.warn{color:#b45309}td.best{font
 border-radius:8px}.ct{font-weight:600;font-size:13px}.ax{font-size:11px;fill:var(--muted)}.grid{stroke:var(--line)}
 .mark{stroke:#9ca3af;stroke-dasharray:4 3}.best{fill:#16a34a;stroke:white;stroke-width:1.5}
 .thumbs{display:flex;flex-wrap:wrap;gap:10px}.thumb{width:132px;font-size:12px}
-.thumb div{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.thumb img{width:128px;height:128px;
+.thumb div{overflow-wrap:anywhere}.thumb img{width:128px;height:128px;
 object-fit:cover;border-radius:6px;border:2px solid var(--bad)}.cm td{min-width:48px}
 @media (max-width:600px){body{padding:8px;font-size:14px}.stat{min-width:44%}}
 """
@@ -133,7 +133,9 @@ def _header(f: RunFacts) -> str:
     tiles = "".join(f'<div class="stat"><span class="muted">{escape(k)}</span><b id="{k.replace(" ", "-")}">'
                     f'{_fmt(v, fmt)}</b></div>' for k, v, fmt in stats if v is not None)
     ship = ship_this(f)
-    if ship:
+    if f.export.get("chance_warning"):
+        ship_html = f'<div class="warn" id="ship-this">Nothing to ship: {escape(str(f.export["chance_warning"]))}.</div>'
+    elif ship:
         lines = "".join(f"<div><b>Ship this</b> for {escape(target)}: <code>{escape(str(c['file']))}</code> "
                         f"({_fmt(c.get('accuracy'), '.4f')} accuracy, {_fmt(_mb(c.get('size_bytes')), '.2f')} MB, "
                         f"{escape(str(ms))} here)</div>" for target, (c, ms) in ship.items())
@@ -238,7 +240,7 @@ def _export(f: RunFacts) -> str:
                      _cell(c["max_prob_diff"], ".3g"), _cell(_mb(c.get("size_bytes")), ".2f"), _cell(c["latency_ms"], ".2f"),
                      _cell(verdict + (" (int8 fallback)" if fallback else ""),
                            cls="ok" if status == "passed" else "warn" if c["passed"] else "bad")])
-    warn = f.export.get("held_out_warning")
+    warn = " ".join(str(w) for w in (f.export.get("chance_warning"), f.export.get("held_out_warning")) if w) or None
     return ("<h2>Export</h2>"
             f"<p>Each artifact run through the device runtime on {_fmt(f.export.get('images'), 'd')} held-out images and "
             f"compared with the Keras model (accuracy {_fmt(f.export.get('keras_accuracy'), '.4f')}).</p>"
@@ -299,8 +301,13 @@ def _bench(f: RunFacts) -> str:
             + "<div class='charts'>" + bar_chart("p50 latency per inference", bars, "ms") + f"</div><ul>{facts}</ul>")
 
 
+def _setting(value) -> str:
+    """A setting as a person reads it: "—" when unset (not Python's None), yes/no, plain text."""
+    return "—" if value is None else ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
+
 def _settings(f: RunFacts) -> str:
-    rows = [[_cell(k), f"<td>{escape(str(v))}</td>"] for k, v in f.config.items()]
+    rows = [[_cell(k), f"<td>{escape(_setting(v))}</td>"] for k, v in f.config.items()]
     versions = (f.export_manifest.get("versions") or f.run_manifest.get("versions") or {}) | {"edgetl": __version__}
     vrows = [[_cell(k), f"<td>{escape(str(v))}</td>"] for k, v in versions.items()]
     unreadable = "".join(f"<li>{escape(p)}</li>" for p in f.unreadable)
@@ -335,36 +342,46 @@ def write_report(run: str | Path) -> Path:
 
 
 def write_comparison(runs: list[str | Path], out: str | Path) -> Path:
-    """Write one page comparing runs side by side (accuracy, per-class recall, artifact sizes and
-    latencies), the best value of each column marked."""
+    """Write one page comparing runs side by side: one column per run (a phone shows two or three
+    at once), one row per figure (how each was trained, accuracy, per-class recall, each artifact's
+    size and latency), the best of each row marked."""
     for r in runs:
         write_report(r)  # each run's own page, which the comparison links to
     facts = [gather(r) for r in runs]
     classes = sorted({c for f in facts for c in (f.metrics.get("per_class") or {})})
     files = sorted({c["file"] for f in facts for c in f.artifacts})
-    columns = [("val accuracy", max)] + [(f"recall {c}", max) for c in classes]
-    columns += [(f"{name} MB", min) for name in files] + [(f"{name} ms", min) for name in files]
 
-    def values(f: RunFacts) -> list:
-        per = f.metrics.get("per_class") or {}
-        arts = {c["file"]: c for c in f.artifacts}
-        return ([f.metrics.get("val_accuracy")] + [per.get(c, {}).get("recall") for c in classes]
-                + [arts[n]["size_bytes"] / 1e6 if n in arts else None for n in files]
-                + [arts[n]["latency_ms"] if n in arts else None for n in files])
+    def trained(f: RunFacts) -> str:
+        epochs = f.metrics.get("epochs") if isinstance(f.metrics.get("epochs"), dict) else {}
+        return " + ".join(str(v) for v in (epochs.get("stage1"), epochs.get("stage2")) if v is not None) or "?"
 
-    table = [values(f) for f in facts]
-    best = []
-    for j, (_, pick) in enumerate(columns):
-        present = [row[j] for row in table if row[j] is not None]
-        best.append(pick(present) if present else None)
-    rows = []
-    for f, row in zip(facts, table):
-        cells = [f"<td><a href='{escape(Path(os.path.relpath(f.path / REPORT_FILE, Path(out).parent)).as_posix())}'>"
-                 f"{escape(f.name)}</a></td>"]
-        for j, v in enumerate(row):
-            fmt = ".4f" if j == 0 else ".3f" if j <= len(classes) else ".2f"
-            cells.append(_cell(v, fmt, "best" if v is not None and v == best[j] and len(facts) > 1 else ""))
-        rows.append(cells)
-    body = (f"<h1>{len(facts)} runs side by side</h1><p class='muted'>Best of each column in bold; click a header "
-            "to sort, a run for its own report.</p>" + _table(["run"] + [c for c, _ in columns], rows, table_id="compare-table"))
+    # (label, value of a run, format, which is best: max, min or None for a setting)
+    rows: list[tuple[str, object, str, object]] = [
+        ("backbone", lambda f: f.config.get("backbone"), "", None),
+        ("size px", lambda f: f.config.get("size"), "d", None),
+        ("epochs (stage 1 + 2)", trained, "", None),
+        ("val accuracy", lambda f: f.metrics.get("val_accuracy"), ".4f", max),
+        *[(f"recall {c}", (lambda c: lambda f: ((f.metrics.get("per_class") or {}).get(c) or {}).get("recall"))(c),
+           ".3f", max) for c in classes],
+        *[(f"{n} MB", (lambda n: lambda f: next((a["size_bytes"] / 1e6 for a in f.artifacts if a["file"] == n
+                                                  and _number(a.get("size_bytes")) is not None), None))(n), ".2f", min)
+          for n in files],
+        *[(f"{n} ms", (lambda n: lambda f: next((a["latency_ms"] for a in f.artifacts if a["file"] == n), None))(n),
+           ".2f", min) for n in files],
+    ]
+    body_rows = []
+    for label, value, fmt, pick in rows:
+        values = [value(f) for f in facts]
+        numbers = [v for v in values if _number(v) is not None]
+        best = pick(numbers) if pick and numbers and len(facts) > 1 else None
+        body_rows.append([f"<th scope='row'>{escape(label)}</th>"] + [
+            _cell(v, fmt, "best" if best is not None and v == best else "") if pick or _number(v) is not None
+            else f"<td>{escape('—' if v is None else str(v))}</td>" for v in values])
+    links = [f"<a href='{escape(Path(os.path.relpath(f.path / REPORT_FILE, Path(out).parent)).as_posix())}'>"
+             f"{escape(f.name)}</a>" for f in facts]
+    head = "<th></th>" + "".join(f"<th>{link}</th>" for link in links)
+    table = (f'<div class="scroll"><table id="compare-table"><thead><tr>{head}</tr></thead><tbody>'
+             + "".join(f"<tr>{''.join(r)}</tr>" for r in body_rows) + "</tbody></table></div>")
+    body = (f"<h1>{len(facts)} runs side by side</h1><p class='muted'>Best of each row in bold (ms: export's check, "
+            "default threads); click a run for its own report.</p>" + table)
     return _write(Path(out), _page("edgetl: runs side by side", body))
