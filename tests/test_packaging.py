@@ -108,3 +108,24 @@ def test_demo_runs_the_whole_path(tmp_path):
     assert "held-out images: one image moves accuracy" in proc.stderr
     for banner in ("absl::InitializeLog", "oneDNN custom operations", "XNNPACK delegate", "Downloading data from"):
         assert banner not in proc.stderr, banner
+
+
+@pytest.mark.parametrize("module, never", [
+    ("benchmark", "edgetl.report"),  # the caller refreshes a run's page, the benchmark only measures
+    ("golden_check.py", "edgetl.data"),  # checking a model on a device needs no dataset code
+    ("runtime", "edgetl.data"),
+])
+def test_layers_do_not_reach_up(module, never):
+    """Imports that would tie a lower layer to a higher one, read from the source (every import,
+    also those inside functions)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "src" / "edgetl" / module
+    files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+    found = []
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{f.name}: {n}" for n in names if n == never or n.startswith(never + ".")]
+    assert not found, found

@@ -299,6 +299,8 @@ def train(
                                                    help="multiworker: give up when the others have not joined in "
                                                         "this time (default 600)."),
     mixed_precision: Optional[bool] = typer.Option(None, "--mixed-precision/--no-mixed-precision", help="float16 on GPU."),
+    deterministic: Optional[bool] = typer.Option(None, "--deterministic/--no-deterministic",
+                                                 help="The same run again gives the same model (some ops slower)."),
     cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="Keep decoded images on disk (default on)."),
     tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
                                                help="TensorBoard logs in RUN/tensorboard/ (view: tensorboard --logdir RUN/tensorboard)."),
@@ -318,7 +320,7 @@ def train(
         "batch_size": batch_size, "lr": lr, "fine_tune_lr": fine_tune_lr, "dropout": dropout, "augment": augment,
         "feature_cache": feature_cache, "augment_views": augment_views, "label_smoothing": label_smoothing, "class_weight": class_weight,
         "schedule": schedule, "patience": patience, "seed": seed, "val_split": val_split, "class_depth": class_depth, "strategy": strategy, "worker_timeout": worker_timeout,
-        "mixed_precision": mixed_precision, "cache": cache, "tensorboard": tensorboard, "project": project, "name": name,
+        "mixed_precision": mixed_precision, "deterministic": deterministic, "cache": cache, "tensorboard": tensorboard, "project": project, "name": name,
         "out": out_dir,
     }
     overrides = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items() if v is not None}
@@ -482,7 +484,7 @@ def bench(
     json_out: bool = JSON,
 ) -> None:
     """Latency benchmark: init, first, mean/p50/p90/p99, FPS, memory, device facts; one table for all."""
-    from edgetl.benchmark import bench as run_bench, parse_threads
+    from edgetl.benchmark import bench as run_bench, export_run_of, parse_threads
     from edgetl.benchmark.report import plot as draw, rows, write_csv
 
     thread_list = parse_threads(threads)
@@ -490,6 +492,11 @@ def bench(
     results = run_bench(models, thread_list, device=device, hosts=host, options=opts, remote_python=remote_python,
                         ssh_config=str(ssh_config) if ssh_config else None, serial=serial,
                         benchmark_binary=benchmark_binary, use_gpu=use_gpu, use_nnapi=use_nnapi, timeout=timeout)
+    run = export_run_of(models)
+    if run is not None:  # the run's page shows its benchmarks
+        from edgetl.report import refresh
+
+        refresh(run)
     if csv_file:
         write_csv(results, csv_file)
     if plot:
@@ -745,7 +752,7 @@ def demo(
     project: Path = typer.Option(Path("runs"), help="Where the dataset and runs/demo* go."),
     weights: Optional[str] = typer.Option(None, help="Backbone weights file for transfer learning."),
     per_class: Optional[int] = typer.Option(None, help="Images drawn per class (default 80 with pretrained weights, 300 from scratch)."),
-    epochs: Optional[int] = typer.Option(None, help="Stage 1 epochs (default: 8 with weights, 30 from scratch)."),
+    epochs: Optional[int] = typer.Option(None, help="Stage 1 epochs (default: 8 with weights, 40 from scratch)."),
     threads: int = typer.Option(2, help="Threads for verification, bench and live."),
     json_out: bool = JSON,
 ) -> None:

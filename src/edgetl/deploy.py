@@ -25,6 +25,7 @@ from edgetl.benchmark.ssh import (SshTarget, check, copy_file, remote_command, r
 from edgetl.errors import EdgetlError
 from edgetl.text import clean, has_control
 from edgetl.runtime.golden import GOLDEN_FILE, Golden
+from edgetl.runtime.manifest import recorded_sha256
 
 DEFAULT_DIR = ".local/share/edgetl/deploy"
 """Relative to the device user's home (where ssh commands start)."""
@@ -99,15 +100,6 @@ def _model_files(model: Path) -> dict[str, Path]:
     return files
 
 
-def _recorded_sha256(model: Path) -> str | None:
-    """The model's sha256 as its export manifest recorded it (None when it records none)."""
-    try:
-        artifacts = json.loads((model.parent / "manifest.json").read_text(encoding="utf-8"))["artifacts"]
-        return next(str(a["sha256"]) for a in artifacts if Path(str(a["file"])).name == model.name)
-    except (OSError, ValueError, KeyError, TypeError, StopIteration):
-        return None
-
-
 def _not_ours(target: SshTarget, folder: str) -> EdgetlError:
     return EdgetlError(f"{target.host}: {folder} exists and edgetl did not make it (no {MARKER} inside); nothing was "
                        "changed", fix="give --remote-dir a new or empty folder, or the one edgetl deployed to before")
@@ -131,7 +123,7 @@ def deploy(model: str | Path, target: SshTarget, opts: DeployOptions | None = No
     files = _model_files(path)
     contents = {name: local.read_bytes() for name, local in files.items()}
     model_name = next(n for n in files if n.startswith("model"))
-    recorded = _recorded_sha256(path)
+    recorded = recorded_sha256(path)
     if recorded is None or hashlib.sha256(contents[model_name]).hexdigest() != recorded:
         raise EdgetlError("the model differs from the one its export verified (sha256)" if recorded else
                           "the export manifest records no sha256 for this model", path=path,

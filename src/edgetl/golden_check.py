@@ -2,13 +2,12 @@
 with what the model answered at export (see :mod:`edgetl.runtime.golden`). TensorFlow-free."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgetl.data.cache import file_sha256
 from edgetl.errors import EdgetlError
 from edgetl.runtime.golden import Golden, GoldenResult, probabilities
+from edgetl.runtime.manifest import file_sha256, recorded_sha256
 
 
 @dataclass
@@ -34,12 +33,8 @@ class GoldenReport:
 
 def modified_since_export(model: Path) -> bool:
     """True when the file's sha256 differs from the one the export manifest recorded."""
-    try:
-        artifacts = json.loads((model.parent / "manifest.json").read_text(encoding="utf-8"))["artifacts"]
-        recorded = next(a["sha256"] for a in artifacts if Path(a["file"]).name == model.name)
-    except (OSError, ValueError, KeyError, StopIteration):
-        return False
-    return file_sha256(model) != recorded
+    recorded = recorded_sha256(model)
+    return recorded is not None and file_sha256(model) != recorded
 
 
 def check_model(model: str | Path, threads: int | None = None, hosts: list[str] | None = None,

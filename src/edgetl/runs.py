@@ -19,6 +19,8 @@ from edgetl.errors import EdgetlError
 
 INCOMPLETE = ".incomplete"
 LOCK = ".edgetl.lock"
+BENCH_FILE = "bench.json"
+"""RUN/export/bench.json: the newest benchmark of each of the export's models, thread count and device."""
 
 
 def in_progress(final: Path) -> Path:

@@ -57,21 +57,28 @@ def bench(models: list[str | Path], threads: list[int | None] | None = None, dev
     return results
 
 
+def export_run_of(paths: list[str | Path]) -> Path | None:
+    """The run folder when every model is one run's export (RUN/export/*), else None."""
+    folders = {Path(p).resolve().parent for p in paths}
+    if len(folders) != 1:
+        return None
+    folder = folders.pop()
+    return folder.parent if folder.name == "export" and (folder.parent / "model.keras").is_file() else None
+
+
 def _keep_with_run(paths: list[Path], results: list[dict]) -> None:
-    """When every model is one run's export (RUN/export/*), keep the results beside them and
-    refresh RUN/report.html, so the run's page shows its latest benchmark."""
+    """When every model is one run's export, keep the results in RUN/export/bench.json beside the
+    earlier ones (the newest per model, thread count and device); the caller refreshes the page."""
     import json
     import os
 
-    from edgetl.report import refresh
-    from edgetl.report.facts import BENCH_FILE
+    from edgetl.runs import BENCH_FILE
 
-    folders = {p.resolve().parent for p in paths}
-    if len(folders) != 1:
+    run = export_run_of(paths)
+    if run is None:
         return
-    folder = folders.pop()
-    if folder.name != "export" or not (folder.parent / "model.keras").is_file():
-        return
+    folder = run / "export"
+
     def key(r: dict) -> tuple:
         return r.get("model"), r.get("threads"), (r.get("device") or {}).get("target", "local")
 
@@ -85,7 +92,6 @@ def _keep_with_run(paths: list[Path], results: list[dict]) -> None:
     tmp = folder / f".{BENCH_FILE}.tmp"
     tmp.write_text(json.dumps(merged, indent=1))
     os.replace(tmp, folder / BENCH_FILE)
-    refresh(folder.parent)
 
 
-__all__ = ["bench"]
+__all__ = ["bench", "export_run_of"]

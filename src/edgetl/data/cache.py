@@ -25,6 +25,7 @@ from edgetl.cache_dir import cache_root
 from edgetl.console import track
 from edgetl.errors import EdgetlError
 from edgetl.image import DecodeError, load
+from edgetl.runtime.manifest import file_sha256
 
 _CACHE_VERSION = "3"
 
@@ -38,15 +39,6 @@ def decode_workers() -> int:
     """Decoding threads: OpenCV releases the GIL while it decodes and resizes, so threads use every
     core; two per core hide file reads (measured fastest here, see tools/scale_bench.py)."""
     return min(16, (os.cpu_count() or 2) * 2)
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's content, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _key(hashes: list[str], height: int, width: int, method: str) -> str:

@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from edgetl.console import err, quiet_stdout
 from edgetl.data.audit import Audit
-from edgetl.data.cache import ArrayStore, file_sha256, load_images, open_images
+from edgetl.data.cache import ArrayStore, load_images, open_images
 from edgetl import runs
 from edgetl.errors import EdgetlError
 from edgetl.native_logs import quiet_import
@@ -23,7 +23,7 @@ from edgetl.exporting.layer_error import most_added
 from edgetl.exporting.gate import NOT_PROVEN, PASSED, no_better_than_chance
 from edgetl.exporting.verify import Check, Gates, Reference, reference, too_few_images, verify
 from edgetl.runtime import golden, load
-from edgetl.runtime.manifest import MANIFEST, ModelManifest
+from edgetl.runtime.manifest import MANIFEST, ModelManifest, file_sha256
 from edgetl.runtime.labels import check_label_list, write_labels
 from edgetl.runtime.spec import PixelSpec
 from edgetl.versions import package_versions

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from edgetl.runs import BENCH_FILE
 from edgetl.yamlfile import load_yaml
 
-BENCH_FILE = "bench.json"
 """Written beside the artifacts by `edgetl bench` when the models are one run's export."""
 
 

@@ -105,6 +105,8 @@ class TrainConfig:
     """--strategy multiworker: seconds to wait for every worker to join before giving up."""
     mixed_precision: bool = False
     """float16 compute on a GPU (ignored on the CPU)."""
+    deterministic: bool = False
+    """The same run again gives the same model (TensorFlow's op determinism: some ops run slower)."""
     cache: bool = True
     """Keep decoded images on disk between runs."""
     tensorboard: bool = False

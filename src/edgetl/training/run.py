@@ -17,7 +17,8 @@ from edgetl.console import err
 from edgetl.console import log as say
 from edgetl.data.audit import Audit, AuditOptions, audit
 from edgetl.yamlfile import load_yaml
-from edgetl.data.cache import file_sha256, open_images
+from edgetl.data.cache import open_images
+from edgetl.runtime.manifest import file_sha256
 from edgetl import runs
 from edgetl.errors import EdgetlError
 from edgetl.native_logs import quiet_import
@@ -381,6 +382,8 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: Work
     if resuming:
         log(f"resuming after epoch {state.epoch + 1} (stage {state.stage}{', stage 1 done' if state.stage1_done else ''})")
     keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
     spec = get_backbone(cfg.backbone)
 
     t0 = time.perf_counter()
