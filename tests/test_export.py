@@ -270,10 +270,7 @@ def test_bias_correction_removes_the_depthwise_mean_error(shapes_run):
     assert (after < before).sum() > len(before) / 2 and ratio < 1
     chosen, report = correct_biases(plain, fp32, calib)
     assert report.layers == 17 and report.kept == (report.error_after < report.error_before)
-    from edgetl.exporting.bias_correction import MEASURE_IMAGES
-
-    measured = calib[np.arange(len(calib)) % 4 != 3][:MEASURE_IMAGES]
-    assert chosen == (corrected(plain, fp32, measured) if report.kept else plain)
+    assert chosen == (corrected(plain, fp32, calib[np.arange(len(calib)) % 4 != 3]) if report.kept else plain)
 
 
 def test_the_export_folder_gets_ordinary_permissions(shapes_export):

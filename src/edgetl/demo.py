@@ -120,11 +120,11 @@ def run_demo(opts: DemoOptions) -> dict:
     else:
         cfg = TrainConfig(weights="none", alpha=0.35, size=96, epochs=opts.epochs or 40, fine_tune_epochs=0,
                           lr=3e-3, patience=12)
+        how = ("MobileNetV2 (alpha 0.35, 96 px) from scratch on 300 images per class, because ImageNet weights "
+               "are neither in Keras's cache nor downloadable here; pass --weights PATH for transfer learning")
     # The demo's figures are stated in the README: every run of it must give them (seeded, and
     # TensorFlow's op determinism, so neither thread timing nor load changes the model).
     cfg.deterministic = True
-        how = ("MobileNetV2 (alpha 0.35, 96 px) from scratch on 300 images per class, because ImageNet weights "
-               "are neither in Keras's cache nor downloadable here; pass --weights PATH for transfer learning")
     per_class = opts.per_class or (300 if cfg.weights == "none" else 80)
     data = make_dataset(Path(opts.project) / "demo-data", per_class)
     report = audit(data)

@@ -27,10 +27,6 @@ from edgetl.runtime.litert import interpreter_class, tensor_spec
 from edgetl.runtime.spec import PixelSpec
 
 CORRECTED_OPS = ("DEPTHWISE_CONV_2D",)
-MEASURE_IMAGES = 64
-"""Calibration images each layer's mean error is measured on: a channel's mean over 64 images and
-every position of its output is already steady, and each layer costs two passes of the model
-per image (the time of the correction, which runs layer after layer)."""
 
 
 @dataclass
@@ -147,10 +143,12 @@ def held_back_mask(n: int) -> np.ndarray:
 
 def correct_biases(int8_model: bytes, float_model: bytes, calib: np.ndarray) -> tuple[bytes, BiasCorrection]:
     """The bias-corrected model when it is closer to the float model than ``int8_model``, else
-    ``int8_model``; and what was done. Up to :data:`MEASURE_IMAGES` of three quarters of ``calib``
-    measure the errors, the other quarter (held back) decides."""
+    ``int8_model``; and what was done. Three quarters of ``calib`` measure the errors (all of them:
+    on 64 images the correction of a hymenoptera model came out worse than none and was dropped,
+    where 225 images made it agree with float on every held-out image), the other quarter (held
+    back) decides."""
     held_back = held_back_mask(len(calib))
-    candidate = corrected(int8_model, float_model, calib[~held_back][:MEASURE_IMAGES])
+    candidate = corrected(int8_model, float_model, calib[~held_back])
     check = calib[held_back]
     before, after = _output_error(int8_model, float_model, check), _output_error(candidate, float_model, check)
     layers = sum(op["op_name"] in CORRECTED_OPS for op in ops_details(_interpreter(int8_model, False)))

@@ -104,7 +104,9 @@ def dataset(split: Split, num_classes: int, batch: int, seed: int, shuffle: bool
     count = batches if batches is not None else math.ceil(len(labels) / batch)
     # A known length: Keras then counts steps from the first epoch instead of running into the end.
     ds = ds.apply(tf.data.experimental.assert_cardinality(count))
-    ds = ds.map(_as_float, num_parallel_calls=2)
+    # One cast per batch: nothing to run in parallel (and a parallel map, rewritten under op
+    # determinism, makes TensorFlow print a C++ error line for an attribute it drops).
+    ds = ds.map(_as_float)
     options = tf.data.Options()
     # Each worker already reads only its own shard of the files: tf.data must not shard it again.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
