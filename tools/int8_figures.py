@@ -8,9 +8,11 @@ difference against Keras, the gate's verdict and its latency at one thread, rela
 photos (each photo plus six seeded crops, flips and colour shifts of it; training photos untouched)
 and exports a model trained on it, so the gate judges on seven times the images.
 
-    python tools/int8_figures.py --out /tmp/int8 [--seeds 0 1 2] [--large]
+    python tools/int8_figures.py --out /tmp/int8 [--seeds 0 1 2] [--large] [--write BENCHMARKS.md]
 
-Prints a Markdown table and writes OUT/int8_figures.json. Needs the dev install and ../shared.
+Prints a Markdown table and writes OUT/int8_figures.json; with ``--write``, puts the table in that
+file's "int8 across seeds" section (bench_suite.py keeps the section when it rewrites the file).
+Needs the dev install and ../shared.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import numpy as np
 
 SHARED = Path(os.environ.get("EDGETL_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 RUNGS = ["int8_float1", "int8_float3", "int8_mixed"]
+SECTION = "## int8 across seeds and a larger held-out set"
 VARIANTS = 6
 
 
@@ -116,6 +119,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--large", action="store_true", help="also the 1,071-image held-out set")
+    parser.add_argument("--write", type=Path, help="put the table in this Markdown file (BENCHMARKS.md)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -126,7 +130,34 @@ def main() -> int:
         results.append(one(large_held_out(args.out), args.out / "large", 0) | {"label": "1,071 held out"})
     (args.out / "int8_figures.json").write_text(json.dumps(results, indent=1))
     print(table(results))
+    if args.write:
+        write_section(args.write, results)
     return 0
+
+
+def write_section(path: Path, results: list[dict]) -> None:
+    """Replace (or add) this tool's section of ``path``."""
+    import platform
+    import time
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    body = [SECTION, "",
+            f"Measured {time.strftime('%Y-%m-%d')} by `python tools/int8_figures.py --large` on {cpu}, "
+            f"{os.cpu_count()} cores: hymenoptera trained with default settings and the shared ImageNet weights "
+            "for seeds 0, 1 and 2, each exported with every format and every rung of the selective-float "
+            "ladder; then the seed-0 recipe judged on 1,071 held-out images (each validation photo and six "
+            "seeded crops, flips and colour shifts of it). Latency: `edgetl bench --threads 1`, p50, each model "
+            "in a process of its own, side by side in one run (ONNX figures are in the table above).", "",
+            table(results), ""]
+    text = path.read_text() if path.exists() else ""
+    if SECTION in text:
+        before, rest = text.split(SECTION, 1)
+        after = rest.split("\n## ", 1)[1] if "\n## " in rest else ""
+        text = before + "\n".join(body) + ("\n## " + after if after else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(body)
+    path.write_text(text)
 
 
 if __name__ == "__main__":
