@@ -197,9 +197,10 @@ def test_the_runtimes_default_and_a_count_over_ssh_keep_each_result_with_its_mod
     results = bench(models, threads=[None, 2], device="rpi", hosts=["mypi"], ssh_config=str(ssh_server.config),
                     remote_python=str(fake_device_python(tmp_path / "dev")),
                     options=BenchOptions(runs=5, warmup=1, min_seconds=0))
-    assert [(r["model"], r["threads"]) for r in results] == [
+    assert [(r.model, r.threads) for r in results] == [
         ("fp32.tflite", None), ("fp32.tflite", 2), ("int8.tflite", None), ("int8.tflite", 2)]
-    assert [r["precision"] for r in results] == ["float", "float", "int8", "int8"]  # read from each file itself
+    assert [r.precision for r in results] == ["float", "float", "int8", "int8"]  # read from each file itself
+    assert [Path(r.path).name for r in results] == [r.model for r in results]
 
 
 def test_a_devices_facts_reach_the_terminal_as_text(models, monkeypatch, capsys):
@@ -236,3 +237,15 @@ def test_each_models_memory_is_its_own(models):
         assert abs(r["peak_rss_mb"] - by_order[r["model"]]) < 0.25 * by_order[r["model"]], (forward, backward)
     assert max(by_order.values()) < caller_mb / 2, (by_order, caller_mb)
     assert {r["model"] for r in forward} == {m.name for m in models} and all(r["device"] for r in forward)
+
+
+def test_a_device_result_edgetl_cannot_read_is_one_line_naming_the_device():
+    from edgetl.benchmark.harness import BenchResult
+    from edgetl.errors import EdgetlError
+
+    good = {"model": "m.tflite", "runtime": "litert", "format": "tflite", "precision": "int8", "threads": None,
+            "size_bytes": 10, "p50_ms": 1.5, "from_a_newer_runner": True}
+    assert BenchResult.from_dict(good, "ssh:mypi").p50_ms == 1.5
+    for broken in ({k: v for k, v in good.items() if k != "threads"}, ["not", "a", "result"]):
+        with pytest.raises(EdgetlError, match="ssh:mypi sent a benchmark result edgetl cannot read"):
+            BenchResult.from_dict(broken, "ssh:mypi")

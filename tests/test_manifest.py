@@ -68,4 +68,4 @@ def test_load_and_bench_read_format_and_precision_from_the_manifest(tmp_path):
     assert [(r["format"], r["precision"]) for r in rows(results)] == [("tflite", "int8+float"), ("tflite", "int8")]
     fp = to_tflite(keras_mean_colour(), tmp_path / "fp.tflite")
     assert rows(bench([fp], threads=[1], options=BenchOptions(runs=3, warmup=1, min_seconds=0)))[0]["precision"] == "float"
-    assert np.isfinite(results[0]["p50_ms"])
+    assert np.isfinite(results[0].p50_ms)

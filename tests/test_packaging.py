@@ -85,7 +85,7 @@ def test_python_api_entry_points(tmp_path):
     from edgetl.benchmark.harness import BenchOptions
 
     result = edgetl.bench([model], threads=[1], options=BenchOptions(runs=5, warmup=1, min_seconds=0))
-    assert result[0]["model"] == "c.tflite" and result[0]["p50_ms"] > 0
+    assert result[0].model == "c.tflite" and result[0].p50_ms > 0
     assert edgetl.load(model).num_classes == 3
 
 

@@ -158,7 +158,7 @@ def main() -> int:
     section("latency: every artifact at 1 and 2 threads, one run")
     models = [folder / n for n in ("model_fp32.tflite", "model_fp16.tflite", "model_int8.tflite", "model.onnx",
                                    "model_int8.onnx")] + [s8s8]
-    lat = bench(models, [1, 2], options=BenchOptions(runs=200, warmup=20, min_seconds=a.seconds))
+    lat = [r.to_dict() for r in bench(models, [1, 2], options=BenchOptions(runs=200, warmup=20, min_seconds=a.seconds))]
     results["latency"] = [{k: r[k] for k in ("model", "threads", "p50_ms", "p90_ms", "fps", "init_ms", "size_bytes",
                                              "harness_overhead_pct")} for r in lat]
     by = {(r["model"], r["threads"]): r for r in lat}

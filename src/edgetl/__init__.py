@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for the annotations only: importing these at run time would load TensorFlow
-    from edgetl.benchmark.harness import BenchOptions
+    from edgetl.benchmark.harness import BenchOptions, BenchResult
     from edgetl.evaluation import EvalResult
     from edgetl.exporting.pipeline import ExportOptions, ExportResult
     from edgetl.runtime import Classifier
@@ -35,6 +35,7 @@ _API = {
     "ExportOptions": "edgetl.exporting.pipeline",
     "Gates": "edgetl.exporting.formats",
     "BenchOptions": "edgetl.benchmark.harness",
+    "BenchResult": "edgetl.benchmark.harness",
 }
 
 
@@ -56,7 +57,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
 
 
 def bench(models: list[str | Path], threads: list[int | None] | None = None, device: str = "local",
-          hosts: list[str] | None = None, options: BenchOptions | None = None, **target: Any) -> list[dict]:
+          hosts: list[str] | None = None, options: BenchOptions | None = None, **target: Any) -> list[BenchResult]:
     """Latency of each model at each thread count on ``device`` ("local", "rpi"/"ssh" with
     ``hosts``, or "android"); one result per (model, threads, host). See
     :func:`edgetl.benchmark.bench`."""

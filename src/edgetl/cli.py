@@ -502,12 +502,12 @@ def bench(
     if plot:
         draw(results, plot)
     if json_out:
-        print_json([{k: v for k, v in r.items() if k != "samples_ms"} for r in results])
+        print_json([r.to_dict() for r in results])
         return
     table = Table(title="edgetl bench")
     columns = ("model", "format", "precision", "size MB", "accuracy", "device", "threads", "init ms", "mean ms",
                "std ms", "p50 ms", "p90 ms", "p99 ms", "FPS", "peak RSS MB")
-    longest = max((len(safe(r["model"])) for r in results), default=5)
+    longest = max((len(safe(r.model)) for r in results), default=5)
     for col in columns:
         # a model's name is what the row is about: never cut (the other columns give way)
         table.add_column(col, justify="left" if col in ("model", "format", "precision", "device") else "right",
@@ -523,26 +523,26 @@ def bench(
                       num(row["p50_ms"], ".2f"), num(row["p90_ms"], ".2f"), num(row["p99_ms"], ".2f"),
                       num(row["fps"], ".1f"), num(row["peak_rss_mb"], ".0f"))
     out.print(table)
-    for dev in {json.dumps(r.get("device", {}), sort_keys=True): r.get("device", {}) for r in results}.values():
+    for dev in {json.dumps(r.device, sort_keys=True): r.device for r in results}.values():
         facts = {k: ("not available" if dev.get(k) is None else clean(dev.get(k))) for k in
                  ("cpu", "arch", "cores", "os", "governor", "throttled", "temperature_c", "target")}
         out.print(f"device {facts['target']}: {facts['cpu']} ({facts['arch']}, {facts['cores']} cores), {facts['os']}; "
                   f"governor {facts['governor']}, throttled {facts['throttled']}, temperature {facts['temperature_c']}",
                   markup=False)
-    out.print("runtime: " + ", ".join(sorted({r["runtime"] for r in results})), markup=False)
-    if any(r.get("own_process") is False for r in results):
+    out.print("runtime: " + ", ".join(sorted({r.runtime for r in results})), markup=False)
+    if any(r.own_process is False for r in results):
         out.print("peak RSS: measured one model after another in one process (this Python cannot start a fresh "
                   "one), so each figure is the highest so far", markup=False)
-    over = sorted({(r["threads"], r["device"].get("cores")) for r in results
-                   if r.get("threads") and r.get("device", {}).get("cores") and r["threads"] > r["device"]["cores"]})
+    over = sorted({(r.threads, r.device.get("cores")) for r in results
+                   if r.threads and r.device.get("cores") and r.threads > r.device["cores"]})
     for t, cores in over:
         err.print(f"[yellow]warning:[/] --threads {t} is more than the device's {cores} cores: threads then wait for "
                   "each other and latency rises; measure up to the core count")
     for r in results:
-        if r.get("e2e"):
-            out.print(f"{safe(r['model'])} ({r['threads'] or 'default'} thr) end to end: preprocess "
-                      f"{r['e2e']['preprocess_ms']:.2f} ms, with inference {r['e2e']['total_ms']:.2f} ms (p50s, in sequence)")
-    overheads = [r["harness_overhead_pct"] for r in results if r.get("harness_overhead_pct") is not None]
+        if r.e2e:
+            out.print(f"{safe(r.model)} ({r.threads or 'default'} thr) end to end: preprocess "
+                      f"{r.e2e['preprocess_ms']:.2f} ms, with inference {r.e2e['total_ms']:.2f} ms (p50s, in sequence)")
+    overheads = [r.harness_overhead_pct for r in results if r.harness_overhead_pct is not None]
     if overheads:
         out.print(f"harness overhead vs a bare loop: {min(overheads):+.2f}% to {max(overheads):+.2f}%")
 

@@ -146,10 +146,10 @@ def run_demo(opts: DemoOptions) -> dict:
     int8 = exported.folder / "model_int8.tflite"
     model = int8 if int8.exists() else (shippable or artifacts)[0]
     live_summary = run(model, str(video), LiveOptions(), threads=opts.threads).to_dict()
-    speed = {r["model"]: r for r in results}
+    speed = {r.model: r for r in results}
     rows = [{"file": str(exported.folder / c.file), "verified": c.passed, "accuracy": c.accuracy,
-             "size_mb": c.size_bytes / 1e6, "p50_ms": speed.get(c.file, {}).get("p50_ms"),
-             "fps": speed.get(c.file, {}).get("fps")} for c in exported.checks]
+             "size_mb": c.size_bytes / 1e6, "p50_ms": speed[c.file].p50_ms if c.file in speed else None,
+             "fps": speed[c.file].fps if c.file in speed else None} for c in exported.checks]
     summary = {"run": str(result.path), "dataset": str(data), "training": how, "val_accuracy": result.metrics["val_accuracy"],
                "keras_accuracy": exported.keras_accuracy, "artifacts": rows,
                "live": {"model": model.name, "video": str(video), **live_summary},

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the harness imports BenchOptions from here
+    from edgetl.benchmark.harness import BenchResult
 
 
 @dataclass
@@ -36,9 +40,9 @@ def parse_threads(text: str) -> list[int | None]:
 
 
 def bench(models: list[str | Path], threads: list[int | None] | None = None, device: str = "local",
-          hosts: list[str] | None = None, options=None, **target) -> list[dict]:
+          hosts: list[str] | None = None, options=None, **target) -> list[BenchResult]:
     """Benchmark each model at each thread count on ``device`` ("local", "rpi"/"ssh" with ``hosts``,
-    or "android") and return one result dict per (model, threads, host)."""
+    or "android") and return one result per (host,) model and thread count, in that order."""
     from edgetl.benchmark.targets import TARGETS
     from edgetl.errors import EdgetlError
 
@@ -51,8 +55,12 @@ def bench(models: list[str | Path], threads: list[int | None] | None = None, dev
     threads = threads or [None]
     results = TARGETS[device](paths, threads, options or BenchOptions(), hosts=hosts or [], **target)
     order = [p for p in paths for _ in threads]  # every target returns (host x) model x threads, in order
+    expected = len(order) * max(1, len(hosts or []))
+    if len(results) != expected:  # a result missing or extra would label the others with the wrong model
+        raise EdgetlError(f"the benchmark returned {len(results)} results for {expected} (models x thread counts"
+                          f"{' x hosts' if hosts else ''})", fix="run it again with --debug, and report it if it repeats")
     for i, r in enumerate(results):
-        r["path"] = str(order[i % len(order)])
+        r.path = str(order[i % len(order)])
     _keep_with_run(paths, results)
     return results
 
@@ -66,7 +74,7 @@ def export_run_of(paths: list[str | Path]) -> Path | None:
     return folder.parent if folder.name == "export" and (folder.parent / "model.keras").is_file() else None
 
 
-def _keep_with_run(paths: list[Path], results: list[dict]) -> None:
+def _keep_with_run(paths: list[Path], results: list[BenchResult]) -> None:
     """When every model is one run's export, keep the results in RUN/export/bench.json beside the
     earlier ones (the newest per model, thread count and device); the caller refreshes the page."""
     import json
@@ -87,7 +95,7 @@ def _keep_with_run(paths: list[Path], results: list[dict]) -> None:
         kept = [r for r in kept if isinstance(r, dict)] if isinstance(kept, list) else []
     except (OSError, ValueError):
         kept = []
-    new = {key(r): {k: v for k, v in r.items() if k != "samples_ms"} for r in results}
+    new = {key(r): r for r in (res.to_dict() for res in results)}
     merged = [r for r in kept if key(r) not in new] + list(new.values())
     tmp = folder / f".{BENCH_FILE}.tmp"
     tmp.write_text(json.dumps(merged, indent=1))

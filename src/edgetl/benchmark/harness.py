@@ -7,17 +7,20 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from edgetl.benchmark import BenchOptions
+from edgetl.errors import EdgetlError
 
 
 @dataclass
 class BenchResult:
-    """One (model, threads) measurement, in the JSON form every target returns."""
+    """One (model, threads) measurement: what every target returns (a device sends it as JSON and
+    :meth:`from_dict` checks it on arrival). A figure a target cannot measure is None (Android's
+    benchmark_model reports no p90, for one)."""
 
     model: str
     runtime: str
@@ -26,27 +29,41 @@ class BenchResult:
     """From the model's manifest; for a model from elsewhere "int8" when its input is quantized, else "float"."""
     threads: int | None
     size_bytes: int
-    init_ms: float
-    first_ms: float
-    mean_ms: float
-    std_ms: float
-    min_ms: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    fps: float
-    peak_rss_mb: float
-    rss_delta_mb: float
-    runs: int
-    harness_overhead_pct: float
+    init_ms: float | None = None
+    first_ms: float | None = None
+    mean_ms: float | None = None
+    std_ms: float | None = None
+    min_ms: float | None = None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    fps: float | None = None
+    peak_rss_mb: float | None = None
+    rss_delta_mb: float | None = None
+    runs: int | None = None
+    harness_overhead_pct: float | None = None
     """What the harness's per-call timing adds to mean_ms, against a bare loop, in %."""
     device: dict = field(default_factory=dict)
+    path: str = ""
+    """The model file benchmarked, as the caller named it (set by :func:`edgetl.bench`)."""
     own_process: bool | None = None
     """True: measured in a process of its own, so the memory figures are this model's alone; False:
     after other models in one process (peak RSS is the highest so far)."""
     e2e: dict | None = None
     """preprocess_ms and total_ms (p50) when an image was given."""
     samples_ms: list[float] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def from_dict(cls, d: object, where: str) -> "BenchResult":
+        """A result as a target sent it, checked: one clear error naming ``where`` (the device)
+        instead of a KeyError later; keys of a newer runner are ignored."""
+        required = ("model", "runtime", "format", "precision", "threads", "size_bytes")
+        if not isinstance(d, dict) or any(k not in d for k in required):
+            have = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise EdgetlError(f"{where} sent a benchmark result edgetl cannot read (it needs {', '.join(required)}; "
+                              f"got {str(have)[:200]})", fix="use the same edgetl version on both sides")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
     def to_dict(self, samples: bool = False) -> dict:
         """JSON-ready form (latency samples left out unless asked for)."""

@@ -5,6 +5,8 @@ import csv
 import json
 from pathlib import Path
 
+from edgetl.benchmark.harness import BenchResult
+
 COLUMNS = ("model", "format", "precision", "size_mb", "accuracy", "target", "threads", "runtime", "init_ms",
            "mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms", "fps", "peak_rss_mb")
 
@@ -19,20 +21,19 @@ def _accuracy(path: Path) -> float | None:
     return next((c["accuracy"] for c in checks if c["file"] == path.name), None)
 
 
-def rows(results: list[dict]) -> list[dict]:
+def rows(results: list[BenchResult]) -> list[dict]:
     """One flat row per result for the comparison table and CSV."""
     out = []
     for r in results:
-        path = Path(r.get("path", r["model"]))
-        out.append({"model": r["model"], "format": r["format"], "precision": r["precision"],
-                    "size_mb": r["size_bytes"] / 1e6, "accuracy": _accuracy(path),
-                    "target": r.get("device", {}).get("target", "local"), "threads": r["threads"], "runtime": r["runtime"],
-                    **{k: r.get(k) for k in ("init_ms", "mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms", "fps",
-                                             "peak_rss_mb")}})
+        out.append({"model": r.model, "format": r.format, "precision": r.precision,
+                    "size_mb": r.size_bytes / 1e6, "accuracy": _accuracy(Path(r.path or r.model)),
+                    "target": r.device.get("target", "local"), "threads": r.threads, "runtime": r.runtime,
+                    **{k: getattr(r, k) for k in ("init_ms", "mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms", "fps",
+                                                  "peak_rss_mb")}})
     return out
 
 
-def write_csv(results: list[dict], path: str | Path) -> None:
+def write_csv(results: list[BenchResult], path: str | Path) -> None:
     """The comparison rows as CSV."""
     table = rows(results)
     with open(path, "w", newline="") as f:
@@ -41,7 +42,7 @@ def write_csv(results: list[dict], path: str | Path) -> None:
         writer.writerows(table)
 
 
-def plot(results: list[dict], path: str | Path) -> None:
+def plot(results: list[BenchResult], path: str | Path) -> None:
     """Box plot of the latency samples of each (model, threads, target)."""
     import matplotlib
 
@@ -53,8 +54,8 @@ def plot(results: list[dict], path: str | Path) -> None:
 
     labels, data = [], []
     for r in results:
-        samples = r.get("samples_ms") or [v for v in (r.get("min_ms"), r.get("mean_ms")) if v is not None]
-        labels.append(f"{clean(r['model'])}\n{r.get('threads') or 'default'} thr, {r.get('device', {}).get('target', 'local')}")
+        samples = r.samples_ms or [v for v in (r.min_ms, r.mean_ms) if v is not None]
+        labels.append(f"{clean(r.model)}\n{r.threads or 'default'} thr, {r.device.get('target', 'local')}")
         data.append(samples)
     with plt.rc_context(PLAIN_TEXT):  # model names are plain text, never maths
         fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(data)), 4.5))
