@@ -80,7 +80,10 @@ def test_predict_and_eval_match_x86(pi, shapes_export, shapes_data):
         arm_docs = [json.loads(line) for line in arm.stdout.splitlines()]
         x86_docs = [json.loads(line) for line in x86.stdout.splitlines()]
         assert len(arm_docs) == len(x86_docs) == 20
-        tol = step(model) + 1e-6 if "int8" in name else 1e-5
+        # ONNX Runtime runs an x86 (U8S8) int8 model through other kernels on ARM64: top-1 the same,
+        # probabilities up to 7 output steps apart (the arm64 target is within one: the test below;
+        # the golden check names the target to use).
+        tol = (8 if name == "model_int8.onnx" else 1) * step(model) + 1e-6 if "int8" in name else 1e-5
         for a, b in zip(arm_docs, x86_docs):
             assert a["path"] == b["path"] and a["top"][0]["label"] == b["top"][0]["label"], name
             scores_a = {t["label"]: t["score"] for t in a["top"]}
@@ -173,12 +176,23 @@ def test_golden_check_on_the_emulated_pi(pi, ssh_server, shapes_export, tmp_path
     wrapper = tmp_path / "pi-python3"
     wrapper.write_text(f"#!/bin/sh\nEDGETL_PI_NO_CHECKOUT=1 exec {EMULATOR} python \"$@\"\n")
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-    for name in ("model_int8.tflite", "model_int8.onnx"):
-        proc = run_cli("verify", shapes_export.folder / name, "--host", "mypi", "--ssh-config", ssh_server.config,
+    from edgetl.exporting.formats import Gates, Int8Settings
+    from edgetl.exporting.pipeline import ExportOptions, export
+
+    run = tmp_path / "run"  # the int8 ONNX model for this device: the arm64 target
+    shutil.copytree(shapes_export.folder.parent, run)
+    arm = export(run, ExportOptions(formats=["onnx_int8"], int8=Int8Settings(target="arm64"), gates=Gates(100, 0)))
+    for model in (shapes_export.folder / "model_int8.tflite", arm.folder / "model_int8.onnx"):
+        proc = run_cli("verify", model, "--host", "mypi", "--ssh-config", ssh_server.config,
                        "--remote-python", wrapper, "--json")
-        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.returncode == 0, proc.stdout[-3000:]
         check = json.loads(proc.stdout)["checks"][0]
         assert check["ok"] and check["device"]["arch"] == "aarch64" and len(check["results"]) == 8
+    # the x86 model on the Pi: when its answers move beyond the golden tolerance, verify says which target to use
+    proc = run_cli("verify", shapes_export.folder / "model_int8.onnx", "--host", "mypi", "--ssh-config",
+                   ssh_server.config, "--remote-python", wrapper, "--json")
+    check = json.loads(proc.stdout)["checks"][0]
+    assert check["ok"] or "export one for it with `edgetl export RUN --onnx --int8 --target arm64`" in check["hint"]
 
 
 @pytest.mark.slow

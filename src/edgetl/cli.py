@@ -458,6 +458,8 @@ def _verify_model(model: Path, hosts: list[str], remote_python: str, ssh_config:
         for r in bad:
             out.print(f"  [red]✗[/] {safe(r.image)}: at export {safe(r.expected_top1)} {r.expected_score:.3f}, now "
                       f"{safe(r.got_top1)} {r.got_score:.3f} (largest probability difference {r.max_diff:.3g})")
+        if report.hint:
+            out.print(f"  {safe(report.hint)}")
     raise typer.Exit(0 if ok else 1)
 
 

@@ -19,6 +19,8 @@ class GoldenReport:
     runtime: str
     results: list[GoldenResult]
     device: dict = field(default_factory=dict)
+    hint: str = ""
+    """What to do when it failed and edgetl can tell why."""
 
     @property
     def ok(self) -> bool:
@@ -28,7 +30,27 @@ class GoldenReport:
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {"where": self.where, "runtime": self.runtime, "ok": self.ok, "device": self.device,
-                "results": [r.to_dict() for r in self.results]}
+                "results": [r.to_dict() for r in self.results], "hint": self.hint}
+
+
+# ONNX Runtime runs an int8 model made for one CPU family on another through other kernels: on an
+# emulated Cortex-A72, an x86 (U8S8) model's probabilities moved up to 7 output steps, the arm64
+# (S8S8) model's at most one.
+_ONNX_TARGET_OF_ARCH = {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86", "amd64": "x86"}
+
+
+def _hint(model: Path, report: GoldenReport) -> str:
+    """Why a device answers differently, when the model was made for another kind of CPU."""
+    from edgetl.runtime import load
+
+    if report.ok or model.suffix.lower() != ".onnx":
+        return ""
+    made_for = getattr(load(model).manifest, "int8_target", None)
+    wanted = _ONNX_TARGET_OF_ARCH.get(str(report.device.get("arch", "")).lower())
+    if made_for and wanted and made_for != wanted:
+        return (f"this int8 ONNX model was made for {made_for} CPUs and the device is {report.device.get('arch')}: "
+                f"export one for it with `edgetl export RUN --onnx --int8 --target {wanted}`")
+    return ""
 
 
 def modified_since_export(model: Path) -> bool:
@@ -58,5 +80,7 @@ def check_model(model: str | Path, threads: int | None = None, hosts: list[str] 
     for host in hosts:
         t = SshTarget(host, remote_python=remote_python, ssh_config=ssh_config, timeout=timeout)
         doc = golden_on_host(t, path, path.parent / "golden.npy")
-        reports.append(GoldenReport(f"ssh:{host}", doc["runtime"], gold.compare(doc["probabilities"]), doc["device"]))
+        report = GoldenReport(f"ssh:{host}", doc["runtime"], gold.compare(doc["probabilities"]), doc["device"])
+        report.hint = _hint(path, report)
+        reports.append(report)
     return reports
