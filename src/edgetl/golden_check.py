@@ -34,7 +34,7 @@ class GoldenReport:
 
 
 # ONNX Runtime runs an int8 model made for one CPU family on another through other kernels: on an
-# emulated Cortex-A72, an x86 (U8S8) model's probabilities moved up to 7 output steps, the arm64
+# emulated Cortex-A72, an x86 (U8S8) model's probabilities moved 7 to 18 output steps, the arm64
 # (S8S8) model's at most one.
 _ONNX_TARGET_OF_ARCH = {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86", "amd64": "x86"}
 
