@@ -13,8 +13,9 @@ def test_registry_entries_are_consistent():
     for name, fmt in FORMATS.items():
         assert fmt.name == name and fmt.kind in ("tflite", "onnx") and fmt.file.endswith("." + fmt.kind)
         assert all(fallback in FORMATS and fallback != name for fallback in fmt.fallbacks), name
-    assert FORMATS["int8"].fallbacks == ("int8_mixed", "dynamic", "fp16")
-    assert "int8_mixed" not in ALL and set(ALL) == set(FORMATS) - {"int8_mixed"}
+    rungs = ("int8_float1", "int8_float3", "int8_mixed")  # the selective-float ladder, in order of speed
+    assert FORMATS["int8"].fallbacks == (*rungs, "dynamic", "fp16")
+    assert set(ALL) == set(FORMATS) - set(rungs) and all(FORMATS[r].precision == "int8+float" for r in rungs)
 
 
 def test_plan_and_shorthands():
