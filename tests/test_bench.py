@@ -249,3 +249,14 @@ def test_a_device_result_edgetl_cannot_read_is_one_line_naming_the_device():
     for broken in ({k: v for k, v in good.items() if k != "threads"}, ["not", "a", "result"]):
         with pytest.raises(EdgetlError, match="ssh:mypi sent a benchmark result edgetl cannot read"):
             BenchResult.from_dict(broken, "ssh:mypi")
+
+
+def test_the_cli_device_options_default_as_the_transport():
+    """bench, verify, deploy and doctor share one definition of the device options, whose defaults
+    are the SSH transport's own."""
+    from edgetl import cli
+    from edgetl.benchmark.ssh import DEFAULT_TIMEOUT, SshTarget
+
+    assert cli.REMOTE_PYTHON.default == SshTarget("mypi").remote_python and cli.DEVICE_TIMEOUT.default == DEFAULT_TIMEOUT
+    source = (Path(cli.__file__)).read_text()
+    assert source.count('"--remote-python"') == 1 and source.count('"--ssh-config"') == 1

@@ -137,6 +137,11 @@ def _print_audit(result) -> None:
 
 THREADS = typer.Option(None, "--threads", help="Inference threads (default: the runtime's choice).")
 LABELS = typer.Option(None, "--labels", help="Labels file, one per line (overrides the model's own).")
+# The device options of bench, verify, deploy and doctor, defined once (defaults: SshTarget's and
+# DEFAULT_TIMEOUT in edgetl.benchmark.ssh, which a test compares; not imported here to keep start-up light).
+REMOTE_PYTHON = typer.Option("python3", "--remote-python", help="Python on the device (e.g. ~/edgetl-venv/bin/python).")
+SSH_CONFIG = typer.Option(None, "--ssh-config", help="ssh_config file (default: ~/.ssh/config).")
+DEVICE_TIMEOUT = typer.Option(900.0, "--timeout", min=1, help="Seconds a device may take before it is stopped.")
 
 
 @app.command()
@@ -412,9 +417,9 @@ def verify(
     target: Optional[Path] = typer.Argument(None, metavar="[RUN|MODEL]",
                                             help="A run folder (default: the latest) or one exported model file."),
     host: list[str] = typer.Option([], "--host", help="With a MODEL: run its golden check on this SSH host (repeat)."),
-    remote_python: str = typer.Option("python3", help="Python on the SSH device."),
-    ssh_config: Optional[Path] = typer.Option(None, help="ssh_config file (default: ~/.ssh/config)."),
-    timeout: float = typer.Option(900.0, "--timeout", min=1, help="Seconds a device may take."),
+    remote_python: str = REMOTE_PYTHON,
+    ssh_config: Optional[Path] = SSH_CONFIG,
+    timeout: float = DEVICE_TIMEOUT,
     max_drop: float = MAX_DROP,
     min_agreement: float = MIN_AGREEMENT,
     strict_gates: bool = STRICT_GATES,
@@ -473,14 +478,13 @@ def bench(
     e2e: Optional[Path] = typer.Option(None, "--e2e", help="Also time decode + preprocessing of this image."),
     device: str = typer.Option("local", "--device", help="local, rpi (any Linux board over SSH) or android (adb)."),
     host: list[str] = typer.Option([], "--host", help="SSH host or ~/.ssh/config alias (repeat for several)."),
-    remote_python: str = typer.Option("python3", help="Python on the SSH device."),
-    ssh_config: Optional[Path] = typer.Option(None, help="ssh_config file (default: ~/.ssh/config)."),
+    remote_python: str = REMOTE_PYTHON,
+    ssh_config: Optional[Path] = SSH_CONFIG,
     serial: Optional[str] = typer.Option(None, help="adb device serial."),
     benchmark_binary: Optional[str] = typer.Option(None, help="benchmark_model: a local file (pushed) or a path on the phone."),
     use_gpu: bool = typer.Option(False, "--use-gpu", help="Android: GPU delegate."),
     use_nnapi: bool = typer.Option(False, "--use-nnapi", help="Android: NNAPI delegate."),
-    timeout: float = typer.Option(900.0, "--timeout", min=1,
-                                  help="Seconds a device benchmark may take before it is stopped (SSH, adb)."),
+    timeout: float = DEVICE_TIMEOUT,
     csv_file: Optional[Path] = typer.Option(None, "--csv", help="Write the comparison as CSV."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a latency box plot PNG."),
     json_out: bool = JSON,
@@ -641,9 +645,9 @@ def deploy(
     remove: bool = typer.Option(False, "--remove", help="Stop and remove the service and the deployed model."),
     remote_dir: str = typer.Option(".local/share/edgetl/deploy", "--remote-dir",
                                    help="Deployment folder on the device (relative to its home, or absolute)."),
-    remote_python: str = typer.Option("python3", help="Python on the device (e.g. ~/edgetl-venv/bin/python)."),
-    ssh_config: Optional[Path] = typer.Option(None, help="ssh_config file (default: ~/.ssh/config)."),
-    timeout: float = typer.Option(900.0, "--timeout", min=1, help="Seconds the device may take."),
+    remote_python: str = REMOTE_PYTHON,
+    ssh_config: Optional[Path] = SSH_CONFIG,
+    timeout: float = DEVICE_TIMEOUT,
     json_out: bool = JSON,
 ) -> None:
     """Put an exported model on a device over SSH, check it answers as at export, optionally as a service."""
@@ -687,8 +691,8 @@ def report(
 @app.command()
 def doctor(
     host: Optional[str] = typer.Option(None, "--host", help="Check a device over SSH instead (runtimes, versions, conflicts)."),
-    remote_python: str = typer.Option("python3", help="Python on the SSH device."),
-    ssh_config: Optional[Path] = typer.Option(None, help="ssh_config file (default: ~/.ssh/config)."),
+    remote_python: str = REMOTE_PYTHON,
+    ssh_config: Optional[Path] = SSH_CONFIG,
     json_out: bool = JSON,
 ) -> None:
     """Versions, runtimes that load, cached ImageNet weights, cameras, GPUs and known conflicts."""
