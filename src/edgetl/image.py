@@ -304,6 +304,8 @@ def decode(path: str | Path) -> np.ndarray:
         raise DecodeError(found[1])
     try:
         return decode_bytes(data)
+    except TooLarge:
+        raise  # its own reason (the pixel cap) is the one to give
     except DecodeError:
         if found:
             raise DecodeError(found[1]) from None

@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--doctor", action="store_true", help="Report this device's runtimes and known conflicts instead.")
     p.add_argument("--in-process", action="store_true", help="Measure in this process (one model per process).")
     a = p.parse_args(argv)
-    guard(a.deadline, a.stop_on_stdin_eof)
+    if not a.in_process:  # a runner's one-model child stays in its group: ending the runner ends it
+        guard(a.deadline, a.stop_on_stdin_eof)
     # "default" stands for the runtime's own choice, so a list such as [None, 4] arrives whole
     threads = [None if t == "default" else int(t) for t in a.threads.split(",") if t] or [None]
     try:
