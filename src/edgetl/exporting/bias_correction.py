@@ -46,7 +46,9 @@ class BiasCorrection:
                 "kept": self.kept}
 
 
-def _interpreter(model: bytes, keep_tensors: bool):
+def interpreter(model: bytes, keep_tensors: bool):
+    """A one-thread LiteRT interpreter of ``model``, allocated; with ``keep_tensors`` every
+    intermediate tensor stays readable after ``invoke`` (what comparing layers needs)."""
     with warnings.catch_warnings():  # keeping every tensor is the point here, not a debugging leftover
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
         it = interpreter_class()[0](model_content=model, experimental_preserve_all_tensors=keep_tensors, num_threads=1)
@@ -54,7 +56,7 @@ def _interpreter(model: bytes, keep_tensors: bool):
     return it
 
 
-def _feeder(interpreter) -> tuple[int, Callable[[np.ndarray], np.ndarray]]:
+def feeder(interpreter) -> tuple[int, Callable[[np.ndarray], np.ndarray]]:
     """The input index of ``interpreter`` and the runtime layer's own mapping of uint8 pixels to
     that input (edgetl's models take pixels 0..255: mean 0, std 1)."""
     detail = interpreter.get_input_details()[0]
@@ -66,10 +68,10 @@ def _mean_error(model: bytes, op: dict, reference, reference_index: int, images:
     """Per-channel mean of the int8 output of ``op`` minus the float model's (``reference``, an
     interpreter keeping its tensors) where the float value lies inside the int8 output's range.
     The float model runs alongside, image by image, so no activations are stored."""
-    it = _interpreter(model, keep_tensors=True)
+    it = interpreter(model, keep_tensors=True)
     detail = it.get_tensor_details()[op["outputs"][0]]
     out = tensor_spec(detail)
-    (inp, to_input), (ref_inp, to_ref) = _feeder(it), _feeder(reference)
+    (inp, to_input), (ref_inp, to_ref) = feeder(it), feeder(reference)
     info = np.iinfo(out.dtype)
     low, high = (info.min - out.zero_point + 1) * out.scale, (info.max - out.zero_point - 1) * out.scale
     total = count = 0
@@ -89,8 +91,8 @@ def _mean_error(model: bytes, op: dict, reference, reference_index: int, images:
 
 def _output_error(model: bytes, float_model: bytes, images: np.ndarray) -> float:
     """Mean absolute difference of the dequantized outputs of the two models."""
-    q, f = _interpreter(model, False), _interpreter(float_model, False)
-    (qi, q_input), (fi, f_input) = _feeder(q), _feeder(f)
+    q, f = interpreter(model, False), interpreter(float_model, False)
+    (qi, q_input), (fi, f_input) = feeder(q), feeder(f)
     qo, fo = q.get_output_details()[0], f.get_output_details()[0]
     q_out = tensor_spec(qo)
     diffs = []
@@ -108,12 +110,12 @@ def corrected(int8_model: bytes, float_model: bytes, images: np.ndarray) -> byte
     per-channel mean output error on ``images`` (RGB uint8 at the model's size)."""
     schema = tflite_schema()
 
-    probe = _interpreter(int8_model, keep_tensors=False)
+    probe = interpreter(int8_model, keep_tensors=False)
     details = probe.get_tensor_details()
     # (a layer kept in float has a float output and bias: nothing to correct)
     ops = [op for op in ops_details(probe) if op["op_name"] in CORRECTED_OPS
            and np.issubdtype(details[op["outputs"][0]]["dtype"], np.integer)]
-    reference = _interpreter(float_model, keep_tensors=True)
+    reference = interpreter(float_model, keep_tensors=True)
     float_index = {t["name"]: t["index"] for t in reference.get_tensor_details()}
     missing = [details[op["outputs"][0]]["name"] for op in ops if details[op["outputs"][0]]["name"] not in float_index]
     if missing:
@@ -151,6 +153,6 @@ def correct_biases(int8_model: bytes, float_model: bytes, calib: np.ndarray) -> 
     candidate = corrected(int8_model, float_model, calib[~held_back])
     check = calib[held_back]
     before, after = _output_error(int8_model, float_model, check), _output_error(candidate, float_model, check)
-    layers = sum(op["op_name"] in CORRECTED_OPS for op in ops_details(_interpreter(int8_model, False)))
+    layers = sum(op["op_name"] in CORRECTED_OPS for op in ops_details(interpreter(int8_model, False)))
     kept = after < before
     return (candidate if kept else int8_model), BiasCorrection(layers, before, after, kept)

@@ -153,7 +153,9 @@ def _int8_corrected(b: Build) -> bytes:
     from edgetl.exporting import tflite
 
     data, correction = tflite.int8(b.calibrated_tflite(), b.float_tflite(), b.calib, b.int8.io, b.int8.bias_correction)
-    worst = sorted(b.int8_layers(), key=lambda e: -e.added)[:3]
+    from edgetl.exporting.layer_error import most_added
+
+    worst = most_added(b.int8_layers(), 3)
     b.log(f"int8 per-layer error: output {b.int8_layers()[-1].error:.3f} of the float output's spread; most added by "
           + ", ".join(f"{e.name} ({e.added:+.3f})" for e in worst))
     if correction:

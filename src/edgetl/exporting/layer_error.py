@@ -10,15 +10,13 @@ error among its inputs: the layers that add most are the ones to keep in float
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from edgetl.exporting._tf_internal import ops_details
-from edgetl.runtime.classifier import input_transform
-from edgetl.runtime.litert import interpreter_class, tensor_spec
-from edgetl.runtime.spec import PixelSpec
+from edgetl.exporting.bias_correction import feeder, interpreter
+from edgetl.runtime.litert import tensor_spec
 
 SKIPPED_OPS = ("QUANTIZE", "DEQUANTIZE", "RESHAPE")
 """Ops that only move or re-type values: their error is their input's."""
@@ -63,21 +61,6 @@ def short_name(tensor: str) -> str:
     return name.removesuffix("_1") if len(name) > 2 else name
 
 
-def _interpreter(model: bytes):
-    with warnings.catch_warnings():  # keeping every tensor is the point here, not a debugging leftover
-        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
-        it = interpreter_class()[0](model_content=model, experimental_preserve_all_tensors=True, num_threads=1)
-    it.allocate_tensors()
-    return it
-
-
-def _feed(interpreter, image: np.ndarray) -> None:
-    detail = interpreter.get_input_details()[0]
-    height, width = (int(v) for v in detail["shape"][1:3])
-    to_input = input_transform(PixelSpec(height, width, 0.0, 1.0), tensor_spec(detail))
-    interpreter.set_tensor(detail["index"], to_input(image[None]))
-
-
 def _pairs(q, f) -> list[tuple[dict, int, str, list[int]]]:
     """(int8 tensor detail, float tensor index, op name, int8 input tensors) for every comparable
     operator of the int8 model, in graph order, and last the model's output (its name differs in
@@ -97,13 +80,14 @@ def _pairs(q, f) -> list[tuple[dict, int, str, list[int]]]:
 def layer_errors(int8_model: bytes, float_model: bytes, images: np.ndarray) -> list[LayerError]:
     """Every comparable operator of ``int8_model`` in graph order, with its error against
     ``float_model`` over ``images`` (RGB uint8 at the model's size; a few dozen are plenty)."""
-    q, f = _interpreter(int8_model), _interpreter(float_model)
+    q, f = interpreter(int8_model, keep_tensors=True), interpreter(float_model, keep_tensors=True)
     pairs = _pairs(q, f)
+    (q_input, to_q), (f_input, to_f) = feeder(q), feeder(f)
     squared = np.zeros(len(pairs))
     power = np.zeros(len(pairs))
     for image in images:
-        _feed(q, image)
-        _feed(f, image)
+        q.set_tensor(q_input, to_q(image[None]))
+        f.set_tensor(f_input, to_f(image[None]))
         q.invoke()
         f.invoke()
         for i, (detail, f_index, _, _) in enumerate(pairs):

@@ -184,13 +184,11 @@ class LoopingSource(Source):
             raise EdgetlError(f"--loop is for video files and folders of images; {inner.name} is a camera or stream",
                               fix="leave out --loop (a camera never ends)")
         self.inner, self.name, self.fps, self.frame_count = inner, inner.name, inner.fps, None
-        self.passes = 1
         self._read_this_pass = 0
 
     def read(self) -> np.ndarray | None:
         frame = self.inner.read()
         if frame is None and self._read_this_pass and self.inner.reopen():
-            self.passes += 1
             self._read_this_pass = 0
             frame = self.inner.read()
         self._read_this_pass += frame is not None
