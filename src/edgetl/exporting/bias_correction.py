@@ -15,9 +15,11 @@ images it was not measured on. Validation images are never used.
 """
 from __future__ import annotations
 
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -64,29 +66,79 @@ def feeder(interpreter) -> tuple[int, Callable[[np.ndarray], np.ndarray]]:
     return detail["index"], input_transform(PixelSpec(height, width, 0.0, 1.0), tensor_spec(detail))
 
 
-def _mean_error(model: bytes, op: dict, reference, reference_index: int, images: np.ndarray) -> np.ndarray:
-    """Per-channel mean of the int8 output of ``op`` minus the float model's (``reference``, an
-    interpreter keeping its tensors) where the float value lies inside the int8 output's range.
-    The float model runs alongside, image by image, so no activations are stored."""
-    it = interpreter(model, keep_tensors=True)
-    detail = it.get_tensor_details()[op["outputs"][0]]
-    out = tensor_spec(detail)
-    (inp, to_input), (ref_inp, to_ref) = feeder(it), feeder(reference)
-    info = np.iinfo(out.dtype)
-    low, high = (info.min - out.zero_point + 1) * out.scale, (info.max - out.zero_point - 1) * out.scale
-    total = count = 0
-    for image in images:
-        it.set_tensor(inp, to_input(image[None]))
-        reference.set_tensor(ref_inp, to_ref(image[None]))
-        it.invoke()
+@dataclass
+class _Layer:
+    """A corrected layer: its int8 output tensor, the float model's tensor of the same name, and
+    the range the int8 output can represent (a float value outside it is clipping, not bias)."""
+
+    op: dict
+    index: int
+    out: object  # the int8 output's TensorSpec
+    float_index: int
+    low: float
+    high: float
+    shape: tuple[int, ...]
+    offset: int
+    """Where this layer's packed mask starts in an image's row of the mask store."""
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+def _layers(probe, ops: list[dict], float_index: dict[str, int]) -> list[_Layer]:
+    """The layers of ``ops`` with their ranges and their place in the mask store."""
+    details = probe.get_tensor_details()
+    layers, offset = [], 0
+    for op in ops:
+        detail = details[op["outputs"][0]]
+        out = tensor_spec(detail)
+        info = np.iinfo(out.dtype)
+        shape = tuple(int(v) for v in detail["shape"][1:])
+        layers.append(_Layer(op, detail["index"], out, float_index[detail["name"]],
+                             (info.min - out.zero_point + 1) * out.scale, (info.max - out.zero_point - 1) * out.scale,
+                             shape, offset))
+        offset += (int(np.prod(shape)) + 7) // 8
+    return layers
+
+
+def _float_pass(reference, layers: list[_Layer], images: np.ndarray, masks: np.ndarray) -> list[np.ndarray]:
+    """One pass of the float model over ``images``: for every layer, which positions lie inside its
+    int8 range (packed into ``masks``, a row per image) and the per-channel sum of the float values
+    there. Every layer's float side is fixed, so it is measured once instead of once per layer."""
+    ref_in, to_ref = feeder(reference)
+    sums = [np.zeros(layer.shape[-1]) for layer in layers]
+    for i, image in enumerate(images):
+        reference.set_tensor(ref_in, to_ref(image[None]))
         reference.invoke()
-        q = out.dequantize(it.get_tensor(detail["index"])[0])
-        ref = reference.get_tensor(reference_index)[0]
-        inside = (ref > low) & (ref < high)
-        axes = tuple(range(q.ndim - 1))
-        total = total + ((q - ref) * inside).sum(axis=axes)
-        count = count + inside.sum(axis=axes)
-    return total / np.maximum(count, 1)
+        for layer, total in zip(layers, sums):
+            ref = reference.get_tensor(layer.float_index)[0]
+            inside = (ref > layer.low) & (ref < layer.high)
+            total += (ref * inside).reshape(-1, layer.shape[-1]).sum(axis=0, dtype=np.float64)
+            packed = np.packbits(inside.reshape(-1))
+            masks[i, layer.offset:layer.offset + packed.size] = packed
+    return sums
+
+
+def _mean_error(model: bytes, layer: _Layer, float_sum: np.ndarray, images: np.ndarray,
+                masks: np.ndarray) -> np.ndarray:
+    """Per-channel mean of the int8 output of ``layer`` minus the float model's, over the positions
+    inside the int8 range (``masks``, from :func:`_float_pass`)."""
+    it = interpreter(model, keep_tensors=True)
+    inp, to_input = feeder(it)
+    channels = layer.shape[-1]
+    total, count = np.zeros(channels), np.zeros(channels)
+    packed_size = (layer.size + 7) // 8
+    for i, image in enumerate(images):
+        it.set_tensor(inp, to_input(image[None]))
+        it.invoke()
+        q = layer.out.dequantize(it.get_tensor(layer.index)[0]).reshape(-1, channels)
+        inside = np.unpackbits(masks[i, layer.offset:layer.offset + packed_size], count=layer.size)
+        inside = inside.reshape(-1, channels).astype(bool)
+        total += (q * inside).sum(axis=0, dtype=np.float64)
+        count += inside.sum(axis=0)
+    # (float64 sums: the error is a small difference of two large sums)
+    return (total - float_sum) / np.maximum(count, 1)
 
 
 def _output_error(model: bytes, float_model: bytes, images: np.ndarray) -> float:
@@ -107,7 +159,9 @@ def _output_error(model: bytes, float_model: bytes, images: np.ndarray) -> float
 
 def corrected(int8_model: bytes, float_model: bytes, images: np.ndarray) -> bytes:
     """``int8_model`` with each depthwise convolution's int32 bias corrected, in graph order, by its
-    per-channel mean output error on ``images`` (RGB uint8 at the model's size)."""
+    per-channel mean output error on ``images`` (RGB uint8 at the model's size). The float model
+    runs once over the images; the int8 model once per layer, as each correction changes what the
+    layers after it see."""
     schema = tflite_schema()
 
     probe = interpreter(int8_model, keep_tensors=False)
@@ -120,17 +174,25 @@ def corrected(int8_model: bytes, float_model: bytes, images: np.ndarray) -> byte
     missing = [details[op["outputs"][0]]["name"] for op in ops if details[op["outputs"][0]]["name"] not in float_index]
     if missing:
         raise ValueError(f"the float model has no tensor named {missing[0]!r}")
+    layers = _layers(probe, ops, float_index)
     buf = bytearray(int8_model)
     graph = schema.Model.GetRootAs(buf, 0)
     tensors = graph.Subgraphs(0)
-    for op in ops:
-        error = _mean_error(bytes(buf), op, reference, float_index[details[op["outputs"][0]]["name"]], images)
-        bias = details[op["inputs"][2]]
-        stored = graph.Buffers(tensors.Tensors(bias["index"]).Buffer()).DataAsNumpy()
-        if bias["dtype"] != np.int32 or isinstance(stored, int) or stored.size != 4 * error.size:
-            continue  # a layer kept in float, or a bias with no data of its own: leave it
-            continue
-        stored.view(np.int32)[:] -= np.rint(error / bias["quantization_parameters"]["scales"]).astype(np.int32)
+    row = sum((layer.size + 7) // 8 for layer in layers)
+    # The masks are a bit per activation per image (~0.5 MB an image for MobileNetV2 at 224 px):
+    # on disk, so memory stays what one image needs however many calibration images there are.
+    with tempfile.TemporaryDirectory(prefix="edgetl-bias-") as tmp:
+        masks = np.lib.format.open_memmap(Path(tmp) / "masks.npy", mode="w+", dtype=np.uint8,
+                                          shape=(len(images), max(row, 1)))
+        float_sums = _float_pass(reference, layers, images, masks)
+        for layer, float_sum in zip(layers, float_sums):
+            bias = details[layer.op["inputs"][2]]
+            stored = graph.Buffers(tensors.Tensors(bias["index"]).Buffer()).DataAsNumpy()
+            if bias["dtype"] != np.int32 or isinstance(stored, int) or stored.size != 4 * layer.shape[-1]:
+                continue  # a bias with no data of its own: leave it
+            error = _mean_error(bytes(buf), layer, float_sum, images, masks)
+            stored.view(np.int32)[:] -= np.rint(error / bias["quantization_parameters"]["scales"]).astype(np.int32)
+        del masks
     return bytes(buf)
 
 
