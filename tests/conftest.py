@@ -69,6 +69,20 @@ def make_shapes(root: Path, classes=("circle", "square", "triangle"), per_class:
     return root
 
 
+def none_of_the_classes(root: Path, photos: list[Path], seed: int, per_kind: int = 40) -> Path:
+    """Images that are neither ants nor bees, for the "unknown" tests (no third class of real photos
+    is at hand): real photos cut into 16 px tiles and shuffled (a photo's colours and textures, no
+    insect), and generated shape pictures. ``photos`` and ``seed`` keep two such sets disjoint."""
+    rng = np.random.default_rng(seed)
+    for i, photo in enumerate(photos[:per_kind]):
+        image = cv2.resize(cv2.imread(str(photo)), (224, 224))
+        tiles = image.reshape(14, 16, 14, 16, 3).swapaxes(1, 2).reshape(196, 16, 16, 3)[rng.permutation(196)]
+        cv2.imwrite(str(root / f"tiles_{i:03d}.jpg"), tiles.reshape(14, 14, 16, 16, 3).swapaxes(1, 2).reshape(224, 224, 3))
+    for i in range(per_kind):
+        write_rgb(root / f"shape_{i:03d}.jpg", shape_image(("circle", "square", "triangle")[i % 3], rng, 160))
+    return root
+
+
 @pytest.fixture
 def shapes(tmp_path: Path) -> Path:
     """A small clean three-class folder dataset."""
@@ -84,12 +98,15 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 
 @pytest.fixture(scope="session")
 def hymenoptera_run(tmp_path_factory):
-    """The quality-bar run: MobileNetV2 224 with the shared ImageNet weights on hymenoptera, defaults."""
+    """The quality-bar run: MobileNetV2 224 with the shared ImageNet weights on hymenoptera, defaults,
+    its "unknown" threshold chosen with 80 images of none of the classes (--unknown)."""
     if not (WEIGHTS.exists() and HYMENOPTERA.exists()):
         pytest.skip(f"needs {WEIGHTS} and {HYMENOPTERA} (set EDGETL_SHARED)")
     from edgetl import TrainConfig, train
 
-    return train(TrainConfig(data=str(HYMENOPTERA), weights=str(WEIGHTS),
+    unknown = none_of_the_classes(tmp_path_factory.mktemp("unknown_chosen_with"),
+                                  sorted((HYMENOPTERA / "train").glob("*/*.jpg"))[::5], seed=1)
+    return train(TrainConfig(data=str(HYMENOPTERA), weights=str(WEIGHTS), unknown=str(unknown),
                              project=str(tmp_path_factory.mktemp("hymenoptera") / "runs")))
 
 

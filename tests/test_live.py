@@ -95,7 +95,8 @@ def test_record_limits_smoothing_and_threshold(colour_model, video, tmp_path):
     assert ok and first[-10:, -10:].mean(axis=(0, 1)).argmax() == 2
     # after the switch from red to green the smoothed score takes a few frames to follow
     assert frames[20]["top"][0]["label"] == "red" and frames[24]["top"][0]["label"] == "green"
-    assert all(f["label"] == "uncertain" for f in frames if f["top"][0]["score"] < 0.99)
+    assert all(f["label"] == "unknown" and f["unknown"] for f in frames if f["top"][0]["score"] < 0.99)
+    assert all(f["label"] == f["top"][0]["label"] and not f["unknown"] for f in frames if f["top"][0]["score"] >= 0.99)
 
 
 def test_realtime_file_drops_instead_of_queueing(colour_model, video):

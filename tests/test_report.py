@@ -48,6 +48,11 @@ def test_report_opens_offline_with_accuracy_artifacts_and_ship_line(reported_run
         added = sorted((e["added"] for e in export["int8_layers"]["layers"]), reverse=True)[:8]
         shown = page.eval_on_selector_all("#int8-layers tbody tr", "rows => rows.map(r => parseFloat(r.cells[2].dataset.v))")
         assert shown == pytest.approx(added, abs=1e-6)
+        # confidence: the reliability diagram and the accuracy-coverage curve, and the chosen threshold
+        conf = metrics["confidence"]["manifest"]
+        assert page.locator("#confidence ~ .charts svg.chart").count() >= 2
+        table = page.inner_text("#confidence ~ .scroll table")
+        assert f"{conf['threshold']:.3f}" in table and f"{conf['temperature']:.3f}" in table, table
         # each chart's legend swatches are drawn in their line's own colour (a CSS rule once made them all grey)
         legends = page.eval_on_selector_all("svg.chart", "cs => cs.map(c => [...c.querySelectorAll('.swatch')]"
                                                          ".map(r => getComputedStyle(r).fill))")
@@ -168,7 +173,12 @@ def test_numbers_that_are_not_numbers_never_become_markup(tmp_path):
     (run / "audit.json").write_text(json.dumps({"class_names": ["a", "b"], "classes": {"a": {"train": 1}, "b": {"train": 1}},
                                                 "problems": []}))
     (run / "metrics.json").write_text(json.dumps({"val_accuracy": evil, "epochs": {"stage1": evil, "stage2": 1},
-                                                  "confusion": [[evil, 0], [0, 1]], "labels": ["a", "b"]}))
+                                                  "confusion": [[evil, 0], [0, 1]], "labels": ["a", "b"],
+                                                  "confidence": {"manifest": {"threshold": evil, "coverage": evil,
+                                                                              "precision": 0.5, "unknown_images": evil},
+                                                                 "reliability_before": [{"low": evil, "high": 1, "accuracy": 1}],
+                                                                 "risk_coverage": [{"coverage": evil, "accuracy": evil}],
+                                                                 "roc_auc": evil}}))
     check = {"file": "model_fp32.tflite", "format": "tflite", "precision": "fp32", "accuracy": evil, "drop_points": evil,
              "agreement": 1.0, "max_prob_diff": 0.0, "size_bytes": evil, "latency_ms": evil, "passed": True}
     (run / "export" / "report.json").write_text(json.dumps({"images": evil, "keras_accuracy": evil, "checks": [check],

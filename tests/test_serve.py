@@ -85,9 +85,10 @@ def test_the_page_shows_labels_fps_and_latency_in_a_browser(model_and_video):
             assert page.locator("#topk li").count() == 3 and page.inner_text("#model").startswith("colour.tflite")
             page.wait_for_function("document.querySelector('#video img').naturalWidth > 0", timeout=10000)
             assert not_blank(page.screenshot())
-            # the threshold control changes the running threshold: at 1.0 every frame is uncertain
+            # the threshold control changes the running threshold: at 1.0 every frame is unknown (shown amber)
             page.eval_on_selector("#threshold", "s => { s.value = '1'; s.dispatchEvent(new Event('change')); }")
-            page.wait_for_function("document.getElementById('label').textContent === 'uncertain'", timeout=10000)
+            page.wait_for_function("document.getElementById('label').textContent === 'unknown'", timeout=10000)
+            assert page.get_attribute("#label", "class") == "unknown"
             assert served.options.threshold == 1.0
         assert all(u.startswith(served.base) for u in requested), requested
     finally:

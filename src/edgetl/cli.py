@@ -139,6 +139,9 @@ THREADS = typer.Option(None, "--threads", help="Inference threads (default: the 
 LABELS = typer.Option(None, "--labels", help="Labels file, one per line (overrides the model's own).")
 # The device options of bench, verify, deploy and doctor, defined once (defaults: SshTarget's and
 # DEFAULT_TIMEOUT in edgetl.benchmark.ssh, which a test compares; not imported here to keep start-up light).
+THRESHOLD = typer.Option(None, "--threshold", min=0.0, max=1.0,
+                         help="Answer 'unknown' below this top score (default: the model's own, chosen at training; "
+                              "0 never).")
 REMOTE_PYTHON = typer.Option("python3", "--remote-python", help="Python on the device (e.g. ~/edgetl-venv/bin/python).")
 SSH_CONFIG = typer.Option(None, "--ssh-config", help="ssh_config file (default: ~/.ssh/config).")
 DEVICE_TIMEOUT = typer.Option(900.0, "--timeout", min=1, help="Seconds a device may take before it is stopped.")
@@ -152,20 +155,21 @@ def predict(
     labels: Optional[Path] = LABELS,
     threads: Optional[int] = THREADS,
     provider: Optional[str] = typer.Option(None, help="ONNX Runtime execution provider."),
+    threshold: Optional[float] = THRESHOLD,
     json_out: bool = typer.Option(False, "--json", help="One JSON object per image on stdout."),
 ) -> None:
-    """Classify images: a line per image with its top-k labels and scores."""
+    """Classify images: a line per image with its top-k labels and scores ('unknown' under the threshold)."""
     from edgetl.evaluation import predict as run_predict
     from edgetl.runtime import load
 
-    clf = load(model, threads=threads, labels=labels, provider=provider)
+    clf = load(model, threads=threads, labels=labels, provider=provider, threshold=threshold)
     warned = False
     read, skipped = 0, []
 
     def say_skipped(p) -> None:
         err.print(f"skipped {clean(p.path)}: {clean(p.error)}", markup=False, soft_wrap=True)
         if json_out:
-            print(json.dumps({"path": clean(p.path), "error": clean(p.error)}), flush=True)
+            print(json.dumps(p.to_dict()), flush=True)
 
     for p in run_predict(clf, list(images), top_k):
         if p.error:
@@ -183,10 +187,10 @@ def predict(
                       "a feature extractor rather than a classifier, these scores mean nothing (give --labels FILE if "
                       "it is a classifier)", soft_wrap=True)
         if json_out:
-            print(json.dumps({"path": clean(p.path), "top": [{"index": c.index, "label": c.label, "score": c.score}
-                                                           for c in p.top]}), flush=True)
+            print(json.dumps(p.to_dict()), flush=True)
         else:
-            out.print(f"{clean(p.path)}: {scores_line([(c.label, c.score) for c in p.top])}", markup=False)
+            scores = scores_line([(c.label, c.score) for c in p.top])
+            out.print(f"{clean(p.path)}: {f'unknown ({scores})' if p.unknown else scores}", markup=False)
     if skipped and read:
         err.print(f"{read} image(s) classified, {len(skipped)} skipped", markup=False)
     if not read:
@@ -224,13 +228,16 @@ def eval_cmd(
     labels: Optional[Path] = LABELS,
     threads: Optional[int] = THREADS,
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the confusion matrix PNG here."),
+    threshold: Optional[float] = THRESHOLD,
     json_out: bool = JSON,
 ) -> None:
-    """Accuracy, per-class precision/recall and the confusion matrix of a model on a dataset."""
+    """Accuracy, per-class precision/recall and the confusion matrix of a model on a dataset; with
+    'unknown' under the threshold, the share answered and their accuracy."""
     from edgetl.evaluation import evaluate
     from edgetl.metrics import plot_confusion
 
-    res = evaluate(model, data, split=split, threads=threads, labels=labels, class_depth=class_depth)
+    res = evaluate(model, data, split=split, threads=threads, labels=labels, class_depth=class_depth,
+                   threshold=threshold)
     if plot:
         plot_confusion(res.report, str(plot), title=Path(res.model).name)
     if json_out:
@@ -241,6 +248,15 @@ def eval_cmd(
               f"accuracy [bold]{rep.accuracy:.4f}[/] ({round(rep.accuracy * rep.count)}/{rep.count}), "
               f"{res.images_per_s:.1f} images/s {'batched' if res.batched else 'one at a time'}, "
               f"{res.latency_ms:.2f} ms for one image alone", soft_wrap=True)
+    sel = res.selective
+    if sel is not None:
+        auc = f"; ROC AUC {sel.roc_auc:.4f}" if sel.roc_auc is not None else ""
+        if sel.threshold > 0:
+            answered = f"accuracy {sel.accuracy:.4f} on those" if sel.accuracy is not None else "none answered"
+            out.print(f"'unknown' under {sel.threshold:.3f}: {sel.coverage:.1%} answered ({sel.unknown} unknown), "
+                      f"{answered}{auc}", soft_wrap=True)
+        elif auc:
+            out.print(f"no 'unknown' threshold (the model has none; --threshold sets one){auc}", soft_wrap=True)
     table = Table("class", "precision", "recall", "support")
     for c in rep.per_class:
         table.add_row(safe(c.label), f"{c.precision:.3f}", f"{c.recall:.3f}", str(c.support))
@@ -309,6 +325,10 @@ def train(
     cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="Keep decoded images on disk (default on)."),
     tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard",
                                                help="TensorBoard logs in RUN/tensorboard/ (view: tensorboard --logdir RUN/tensorboard)."),
+    unknown: Optional[Path] = typer.Option(None, "--unknown", help="A folder of images that are none of the classes: "
+                                           "the 'unknown' threshold is chosen with them."),
+    min_precision: Optional[float] = typer.Option(None, "--min-precision", help="Precision the 'unknown' threshold "
+                                                  "keeps on held-out (and --unknown) images (default 0.95)."),
     project: Optional[str] = typer.Option(None, help="Parent of auto-named runs (default runs)."),
     name: Optional[str] = typer.Option(None, help="Run name stem (default exp: runs/exp, runs/exp2, ...)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Exact run folder."),
@@ -326,6 +346,7 @@ def train(
         "feature_cache": feature_cache, "augment_views": augment_views, "label_smoothing": label_smoothing, "class_weight": class_weight,
         "schedule": schedule, "patience": patience, "seed": seed, "val_split": val_split, "class_depth": class_depth, "strategy": strategy, "worker_timeout": worker_timeout,
         "mixed_precision": mixed_precision, "deterministic": deterministic, "cache": cache, "tensorboard": tensorboard, "project": project, "name": name,
+        "unknown": str(unknown) if unknown else None, "min_precision": min_precision,
         "out": out_dir,
     }
     overrides = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items() if v is not None}
@@ -343,7 +364,12 @@ def train(
     else:
         m = result.metrics
         out.print(f"[bold]{safe(result.path)}[/]: val accuracy {m['val_accuracy']:.4f} (best epoch {m['best']['epoch']}, "
-                  f"stage {m['best']['stage']}); model.keras, history.png, confusion_matrix.png, metrics.json")
+                  f"stage {m['best']['stage']}); model.keras, history.png, confusion_matrix.png, reliability.png, "
+                  "metrics.json")
+        conf = (m.get("confidence") or {}).get("manifest")
+        if conf:
+            out.print(f"answers under {conf['threshold']:.3f} are 'unknown' ({conf['precision']:.3f} precision, "
+                      f"{conf['coverage']:.1%} of val answered); override with --threshold in predict, eval and live")
 
 
 def _print_checks(result) -> None:
@@ -554,6 +580,34 @@ def bench(
 
 
 @app.command()
+def harvest(
+    host: str = typer.Argument(..., help="The device: a host name, user@host or an alias from ~/.ssh/config."),
+    outbox: str = typer.Option("~/edgetl-outbox", "--outbox", help="The device's `live --capture` folder."),
+    to: Optional[Path] = typer.Option(None, "--to", help="Where the frames go (default harvest/HOST)."),
+    keep: bool = typer.Option(False, "--keep", help="Leave the frames on the device (default: remove what arrived intact)."),
+    remote_python: str = REMOTE_PYTHON,
+    ssh_config: Optional[Path] = SSH_CONFIG,
+    timeout: float = DEVICE_TIMEOUT,
+    json_out: bool = JSON,
+) -> None:
+    """Bring a device's doubtful frames home: DEST/unsorted/ to label, the model's guesses in DEST/guesses.csv."""
+    from edgetl.benchmark.ssh import SshTarget, check_host
+    from edgetl.harvest import harvest as run_harvest
+
+    check_host(host)
+    dest = to or Path("harvest") / "".join(c if c.isalnum() or c in "._-" else "_" for c in host)
+    result = run_harvest(SshTarget(host, remote_python, str(ssh_config) if ssh_config else None, timeout=timeout),
+                         outbox, dest, remove=not keep)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    out.print(f"{len(result.images)} frame(s) from {safe(host)} in {safe(dest / 'unsorted')} (guesses in "
+              f"{safe(dest / 'guesses.csv')}); {result.removed} removed from the device", soft_wrap=True)
+    for why in result.refused:
+        out.print(f"[yellow]not taken:[/] {safe(why)}")
+
+
+@app.command()
 def live(
     model: Path = typer.Argument(..., help="A .tflite or .onnx model."),
     source: str = typer.Option("0", "--source", help="Camera index, video file, rtsp/http URL, folder or glob, or picamera2."),
@@ -565,7 +619,7 @@ def live(
     fps: float = typer.Option(0, help="Camera FPS request."),
     top_k: int = typer.Option(3, "--top-k", min=1, help="Labels shown per frame."),
     smooth: int = typer.Option(0, help="Average scores over about N frames (exponential moving average)."),
-    threshold: float = typer.Option(0.0, help="Below this top score the label shows as 'uncertain'."),
+    threshold: Optional[float] = THRESHOLD,
     realtime: bool = typer.Option(False, "--realtime", help="Drop frames of a video file like a camera would."),
     loop: bool = typer.Option(False, "--loop", help="Read a video file or folder again from its start when it ends."),
     headless: bool = typer.Option(False, "--headless", help="No window, print instead (automatic without a display)."),
@@ -579,9 +633,15 @@ def live(
     serve: Optional[str] = typer.Option(None, "--serve", metavar="[HOST:]PORT",
                                         help="Serve the live page and its API (127.0.0.1 unless HOST is given; "
                                              "another address needs the printed token)."),
+    capture: Optional[Path] = typer.Option(None, "--capture", metavar="DIR",
+                                           help="Keep frames answered 'unknown', with close scores or a flip-flopping "
+                                                "label here, to label later (edgetl harvest brings them home)."),
+    capture_max_files: int = typer.Option(500, "--capture-max-files", help="Frames the outbox keeps (oldest go first)."),
+    capture_max_mb: float = typer.Option(200.0, "--capture-max-mb", help="Megabytes the outbox keeps."),
+    capture_every: float = typer.Option(1.0, "--capture-every", metavar="SECONDS", help="At most one frame kept per this many seconds."),
 ) -> None:
     """Classify a camera, video, stream or folder frame by frame, on screen, headless or in a browser."""
-    from edgetl.live import CaptureRequest, LiveOptions, run
+    from edgetl.live import CaptureRequest, LiveOptions, OutboxPolicy, run
     from edgetl.live.overlay import has_gui
 
     show = False
@@ -605,13 +665,15 @@ def live(
             print(json.dumps(r.to_dict()), flush=True)
         elif not show:
             scores = scores_line(r.top)
-            shown = scores if r.label != "uncertain" else f"uncertain ({scores})"
+            shown = f"unknown ({scores})" if r.unknown else scores
             out.print(f"frame {r.index}: {shown} ({r.latency_ms['total']:.1f} ms)", markup=False)
 
     summary = run(model, source, LiveOptions(top_k=top_k, smooth=smooth, threshold=threshold, realtime=realtime,
                                              loop=loop, max_frames=max_frames, duration=duration, reconnect=reconnect),
                   CaptureRequest(width, height, fps, full_decode=full_decode), show=show, record=record, on_frame=on_frame,
-                  threads=threads, labels=labels, serve=serve, on_serving=serving)
+                  threads=threads, labels=labels, serve=serve, on_serving=serving,
+                  capture=OutboxPolicy(capture, capture_max_files, int(capture_max_mb * 1e6), capture_every)
+                  if capture else None)
     s = summary.to_dict()
     if json_out:
         print(json.dumps(s), flush=True)
@@ -619,6 +681,10 @@ def live(
         out.print(f"{s['frames']} frames in {s['seconds']:.1f} s: {s['fps']:.1f} FPS, p50 {s['p50_ms']:.1f} ms, "
                   f"p90 {s['p90_ms']:.1f} ms, {s['dropped']} dropped, {s['skipped']} unreadable ({s['ended']})"
                   + (f"; video written to {safe(record)}" if record else ""))
+        if s.get("outbox"):
+            o = s["outbox"]
+            out.print(f"kept {o['kept']} doubtful frame(s) in {safe(o['folder'])} (now {o['files']} frames, "
+                      f"{o['bytes'] / 1e6:.1f} MB; {o['dropped']} dropped while the writer was busy)")
         if s.get("bound_fps"):
             stages = ", ".join(f"{k} {v:.1f}" for k, v in s["stage_ms"].items())
             why = (f"CPU: {s['cpu_ms_per_frame']:.1f} ms per frame over {s['cores']} cores" if s["bound_by"] == "cpu"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from edgetl.image import IMAGE_EXTENSIONS
 from edgetl.errors import EdgetlError
 from edgetl.metrics import Report, report
 from edgetl.runtime import Category, Classifier, load
+from edgetl.runtime.confidence import UNKNOWN
 from edgetl.text import clean
 
 
@@ -43,6 +44,15 @@ class Prediction:
     top: list[Category] = field(default_factory=list)
     error: str = ""
     """Why the file was skipped (empty when it was classified)."""
+    unknown: bool = False
+    """The top score is under the classifier's threshold: the answer is "unknown"."""
+
+    def to_dict(self) -> dict:
+        """The JSON line of this file (text cleaned of control characters)."""
+        if self.error:
+            return {"path": clean(self.path), "error": clean(self.error)}
+        return {"path": clean(self.path), "answer": UNKNOWN if self.unknown else self.top[0].label,
+                "unknown": self.unknown, "top": [{"index": c.index, "label": c.label, "score": c.score} for c in self.top]}
 
 
 def predict(classifier: Classifier, inputs: list[str | Path], top_k: int = 3) -> Iterator[Prediction]:
@@ -50,7 +60,8 @@ def predict(classifier: Classifier, inputs: list[str | Path], top_k: int = 3) ->
     reported with its reason and the others are still classified."""
     for path in image_files(inputs):
         try:
-            yield Prediction(path, classifier.classify_file(path, top_k))
+            top = classifier.classify_file(path, top_k)
+            yield Prediction(path, top, unknown=classifier.is_unknown(top))
         except EdgetlError as e:
             yield Prediction(path, error=e.message)
 
@@ -81,13 +92,46 @@ class EvalResult:
     """Images went through the model several per call (its batch axis is open)."""
     mistakes: list[dict] = field(default_factory=list)
     """Every misclassified image (``path``, ``true``, ``predicted``, ``score``), most confident first."""
+    selective: Selective | None = None
+    """The answers given at the "unknown" threshold, and how accuracy trades against coverage."""
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {"model": self.model, "runtime": self.runtime, "split": self.split, "split_how": self.how,
                 "left_out_trained": self.left_out, "run": self.run,
                 "images_per_s": self.images_per_s, "latency_ms": self.latency_ms, "batched": self.batched,
-                "skipped": self.skipped, "mistakes": self.mistakes} | self.report.to_dict()
+                "skipped": self.skipped, "mistakes": self.mistakes,
+                "selective": asdict(self.selective) if self.selective else None} | self.report.to_dict()
+
+
+@dataclass
+class Selective:
+    """Accuracy when the model may answer "unknown": what eval reports beside plain accuracy."""
+
+    threshold: float
+    """Top score below which the answer was "unknown"."""
+    coverage: float
+    """Share of images answered (top score at or above the threshold)."""
+    accuracy: float | None
+    """Accuracy on the answered images (None when none was answered)."""
+    unknown: int
+    """Images answered "unknown"."""
+    roc_auc: float | None
+    """ROC AUC of the scores (one class against the rest, macro over classes; binary for two)."""
+    risk_coverage: list[dict]
+    """Accuracy of the answered images against coverage as the threshold rises."""
+
+
+def selective(probs: np.ndarray, y_true: np.ndarray, threshold: float) -> Selective:
+    """What answering "unknown" under ``threshold`` does on these scores."""
+    from edgetl.metrics import roc_auc
+    from edgetl.runtime.confidence import risk_coverage
+
+    answered = probs.max(axis=1) >= threshold
+    right = probs.argmax(axis=1) == y_true
+    return Selective(threshold, float(answered.mean()) if len(answered) else 0.0,
+                     float(right[answered].mean()) if answered.any() else None, int((~answered).sum()),
+                     roc_auc(probs, y_true, probs.shape[1]), risk_coverage(probs, y_true))
 
 
 @dataclass
@@ -189,12 +233,13 @@ def quick_latency(clf: Classifier, x: np.ndarray, runs: int = 20) -> float:
 
 
 def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "auto", threads: int | None = None,
-             labels: str | Path | None = None, class_depth: int = 1) -> EvalResult:
+             labels: str | Path | None = None, class_depth: int = 1, threshold: float | None = None) -> EvalResult:
     """Accuracy, per-class precision/recall and the confusion matrix of a model over a dataset of
     any layout the audit accepts. Dataset classes are matched to model labels by name. When the
     model belongs to a run folder, images with the content of the run's training images are
-    never scored (see :func:`pick_split`)."""
-    clf = model if isinstance(model, Classifier) else load(model, threads=threads, labels=labels)
+    never scored (see :func:`pick_split`). Beside plain accuracy, what answering "unknown" under
+    the model's threshold (or ``threshold``) does: :class:`Selective`."""
+    clf = model if isinstance(model, Classifier) else load(model, threads=threads, labels=labels, threshold=threshold)
     split_settings = (clf.manifest.split if clf.manifest else None) or {}
     options = AuditOptions(**{k: v for k, v in split_settings.items() if k in ("val_split", "seed")
                               and isinstance(v, (int, float)) and not isinstance(v, bool)}, class_depth=class_depth)
@@ -220,4 +265,4 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
                  "score": float(probs[i, y_pred[i]])} for i in wrong]
     return EvalResult(str(clf.path), clf.runtime, scored.split, report(y_true, y_pred, clf.labels), rate, latency,
                       y_pred, probs, skipped, scored.how, scored.left_out, str(run) if run else None, clf.dynamic_batch,
-                      mistakes)
+                      mistakes, selective(probs, y_true, clf.threshold if threshold is None else threshold))

@@ -54,6 +54,32 @@ def report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> Report:
     return Report(float(tp.sum() / total) if total else 0.0, per, cm.tolist(), list(labels), total)
 
 
+def _binary_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """Area under the ROC curve of ``scores`` for ``positive``: the chance a positive scores above
+    a negative (ties count half), from average ranks; None without both kinds."""
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return None
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    average = first + (counts - 1) / 2 + 1
+    ranks[order] = np.repeat(average, counts)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc_auc(probs: np.ndarray, labels: np.ndarray, n: int) -> float | None:
+    """ROC AUC, one class against the rest, averaged over the classes present (macro); for two
+    classes the usual binary AUC. None when fewer than two classes are present."""
+    labels = np.asarray(labels)
+    if n == 2:
+        return _binary_auc(probs[:, 1], labels == 1)
+    aucs = [a for a in (_binary_auc(probs[:, c], labels == c) for c in range(n)) if a is not None]
+    return float(np.mean(aucs)) if aucs else None
+
+
 def plot_confusion(rep: Report, path: str, title: str = "Confusion matrix") -> None:
     """Write the confusion matrix as a PNG (needs matplotlib)."""
     import matplotlib

@@ -89,6 +89,15 @@ def ssh(t: SshTarget, command: str, stdin: bytes | None = None, timeout: float |
         raise EdgetlError("the ssh client is not installed", fix="install OpenSSH (apt-get install openssh-client)") from None
 
 
+def stream(t: SshTarget, command: str) -> subprocess.Popen:
+    """Start ``command`` (built with :func:`remote_command`) on the device, its output a pipe to
+    read as it comes (a transfer larger than memory)."""
+    try:
+        return subprocess.Popen(_base_args(t) + [command], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise EdgetlError("the ssh client is not installed", fix="install OpenSSH (apt-get install openssh-client)") from None
+
+
 def check(t: SshTarget, proc: subprocess.CompletedProcess, what: str) -> None:
     """Raise one clear error when a remote step failed (exit 255 is ssh's own: no connection)."""
     if proc.returncode == 0:

@@ -23,7 +23,8 @@ from edgetl.runtime.tflite_metadata import METADATA_NAME, SPEC_FILE
 LABELS_FILE = "labels.txt"
 
 
-def _model_metadata(name: str, labels: list[str], pixels: PixelSpec, float_input: bool) -> bytes:
+def _model_metadata(name: str, labels: list[str], pixels: PixelSpec, float_input: bool,
+                    threshold: float | None = None) -> bytes:
     image = md.TensorMetadataT()
     image.name = "image"
     image.description = f"RGB image {pixels.height}x{pixels.width}, pixels 0..255 ({pixels.resize})"
@@ -54,6 +55,14 @@ def _model_metadata(name: str, labels: list[str], pixels: PixelSpec, float_input
     labels_file.description = "Labels for the categories the model can recognise."
     labels_file.type = md.AssociatedFileType.TENSOR_AXIS_LABELS
     scores.associatedFiles = [labels_file]
+    if threshold:
+        # The "unknown" threshold, where MediaPipe's classifiers read it: they drop categories
+        # scoring under it (an empty result is MediaPipe's "unknown") unless told another.
+        unit = md.ProcessUnitT()
+        unit.optionsType = md.ProcessUnitOptions.ScoreThresholdingOptions
+        unit.options = md.ScoreThresholdingOptionsT()
+        unit.options.globalScoreThreshold = float(threshold)
+        scores.processUnits = [unit]
 
     sub = md.SubGraphMetadataT()
     sub.inputTensorMetadata = [image]
@@ -97,7 +106,8 @@ def embed_tflite(model: bytes, name: str, manifest: ModelManifest) -> bytes:
     manifest.io = {"input": _tflite_tensor(schema, subgraph.tensors[subgraph.inputs[0]]),
                    "output": _tflite_tensor(schema, subgraph.tensors[subgraph.outputs[0]])}
     buffer = schema.BufferT()
-    buffer.data = np.frombuffer(_model_metadata(name, labels, pixels, float_input), np.uint8)
+    buffer.data = np.frombuffer(_model_metadata(name, labels, pixels, float_input,
+                                                           manifest.confidence.threshold if manifest.confidence else None), np.uint8)
     tree.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name = METADATA_NAME

@@ -24,6 +24,7 @@ from edgetl.exporting.gate import NOT_PROVEN, PASSED, no_better_than_chance
 from edgetl.exporting.verify import Check, Gates, Reference, reference, too_few_images, verify
 from edgetl.runtime import golden, load
 from edgetl.runtime.manifest import MANIFEST, ModelManifest, file_sha256
+from edgetl.runtime.confidence import Confidence
 from edgetl.runtime.labels import check_label_list, write_labels
 from edgetl.runtime.spec import PixelSpec
 from edgetl.versions import package_versions
@@ -162,11 +163,13 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
         err.print(f"[yellow]warning:[/] {escape(chance)}")
 
     versions = package_versions(EXPORT_TOOLS)
+    confidence = (Confidence.from_dict(run_manifest["confidence"], run_path / MANIFEST)
+                  if run_manifest.get("confidence") is not None else None)
 
     def contract(fmt: Format) -> ModelManifest:
         return ModelManifest(labels, pixels, fmt.kind, fmt.precision, backbone=run_manifest.get("backbone"),
                              int8_target=opts.int8.target if fmt.name == "onnx_int8" else None,
-                             split=run_manifest.get("split"), versions=versions)
+                             split=run_manifest.get("split"), versions=versions, confidence=confidence)
 
     build = Build(model, calib, opts.int8, opts.opset, contract, log=lambda m: err.print(m, markup=False))
     ctx = ExportContext(run_path, run_manifest, labels, pixels, result_audit, ref, pixels_val, build,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgetl.errors import EdgetlError
+from edgetl.live.outbox import Outbox, OutboxPolicy
 from edgetl.live.pipeline import FrameResult, LiveOptions, Summary, classify_stream
 from edgetl.live.sources import CaptureRequest, LoopingSource, open_source
 from edgetl.runtime import Classifier, load
@@ -22,15 +23,20 @@ def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOpti
         request: CaptureRequest | None = None, show: bool = False, record: str | Path | None = None,
         on_frame: Callable[[FrameResult], None] | None = None, threads: int | None = None,
         labels: str | Path | None = None, serve: str | None = None,
-        on_serving: Callable[[str], None] | None = None) -> Summary:
+        on_serving: Callable[[str], None] | None = None, capture: OutboxPolicy | None = None) -> Summary:
     """Classify every frame of ``source`` (see :class:`LiveOptions`), calling ``on_frame`` for each,
     showing a window when ``show``, writing the annotated video to ``record``, and serving the
     page and API of :mod:`edgetl.live.serve` on ``serve`` ("[HOST:]PORT"; ``on_serving`` gets its
-    URL). Returns the summary; Ctrl-C and SIGTERM (through the CLI) end the run cleanly."""
+    URL), and keeping the frames it doubted in the outbox ``capture`` describes
+    (:mod:`edgetl.live.outbox`). Returns the summary; Ctrl-C and SIGTERM (through the CLI) end the run cleanly."""
     from edgetl.live.overlay import annotate
 
     opts = options or LiveOptions()
     clf = model if isinstance(model, Classifier) else load(model, threads=threads, labels=labels)
+    if opts.threshold is None:
+        # The model's own; the served page's slider starts at it. Set in place: the options are
+        # the run's live state (the page's slider changes them, a caller's stop flag too).
+        opts.threshold = clf.threshold
     # The model's size lets sources decode and ask the camera for no more than it needs.
     request = dataclasses.replace(request or CaptureRequest(), model_size=(clf.pixels.width, clf.pixels.height))
     server = None
@@ -54,17 +60,21 @@ def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOpti
 
         cv2 = _cv2()
     fps_clock: list[float] = []
+    outbox = Outbox(capture, clf.path.name) if capture is not None else None
     try:
         for result in classify_stream(clf, src, opts, summary, on_read=server.publish_frame if server else None):
             now = time.perf_counter()
             fps_clock = [t for t in fps_clock if now - t < 1.0] + [now]
             if on_frame:
                 on_frame(result)
+            if outbox is not None:
+                outbox.offer(result)
             if server is not None:
                 server.publish_result(result.to_dict() | {"fps": float(len(fps_clock))})
             if not (show or record):
                 continue
-            image = annotate(result.frame, result.top, result.label, len(fps_clock), result.latency_ms)
+            image = annotate(result.frame, result.top, result.label, len(fps_clock), result.latency_ms,
+                             unknown=result.unknown)
             if record:
                 if writer is None:
                     h, w = image.shape[:2]
@@ -80,6 +90,9 @@ def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOpti
     except KeyboardInterrupt:
         summary.ended = "interrupted"
     finally:
+        if outbox is not None:
+            outbox.close()
+            summary.outbox = outbox.to_dict()
         if server is not None:
             server.close()
         if writer is not None:
@@ -89,4 +102,4 @@ def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOpti
     return summary
 
 
-__all__ = ["CaptureRequest", "LiveOptions", "Summary", "run"]
+__all__ = ["CaptureRequest", "LiveOptions", "OutboxPolicy", "Summary", "run"]

@@ -8,9 +8,9 @@ from edgetl.text import clean
 
 
 def annotate(frame_bgr: np.ndarray, top: list[tuple[str, float]], label: str, fps: float,
-             latency_ms: dict[str, float]) -> np.ndarray:
-    """A BGR copy of the frame with the top-k labels and scores, a confidence bar, FPS and the
-    latency split drawn on it. Text is sized from the frame (readable on a 224 px video as on
+             latency_ms: dict[str, float], unknown: bool = False) -> np.ndarray:
+    """A BGR copy of the frame with the label (amber when ``unknown``), the top-k labels and
+    scores, a confidence bar, FPS and the latency split drawn on it. Text is sized from the frame (readable on a 224 px video as on
     1080p) and laid out from measured text widths, so names and scores never run together."""
     cv2 = _cv2()
     h, w = frame_bgr.shape[:2]
@@ -31,7 +31,7 @@ def annotate(frame_bgr: np.ndarray, top: list[tuple[str, float]], label: str, fp
     region = img[top_y:, :width]
     region[:] = (region * 0.45).astype(np.uint8)  # darken behind the text
     y = top_y + line_h
-    colour = (60, 180, 255) if label == "uncertain" else (80, 220, 80)
+    colour = (60, 180, 255) if unknown else (80, 220, 80)
     cv2.putText(img, lines[0], (pad, y), font, font_scale, colour, thick, cv2.LINE_AA)
     for (name, score), text in zip(top, lines[1:-1]):
         y += line_h

@@ -12,7 +12,7 @@ header h1{font-size:1.1em;margin:0}.muted{color:var(--muted)}
 main{display:flex;flex-wrap:wrap;gap:16px;padding:16px}
 #video{flex:2 1 480px;min-width:0}#video img{width:100%;border-radius:8px;background:#111;min-height:120px}
 #side{flex:1 1 280px;min-width:0}#label{font-size:2em;font-weight:700;margin:0 0 8px;overflow-wrap:anywhere}
-#label.uncertain{color:#d97706}ol{list-style:none;padding:0;margin:0}
+#label.unknown{color:#d97706}ol{list-style:none;padding:0;margin:0}
 li{margin:6px 0}.name{display:flex;justify-content:space-between;gap:8px}.name span:first-child{overflow-wrap:anywhere}
 .bar{height:8px;background:var(--line);border-radius:4px}.bar div{height:8px;background:var(--bar);border-radius:4px;width:0}
 table{border-collapse:collapse;width:100%;margin-top:12px;font-variant-numeric:tabular-nums}
@@ -56,7 +56,7 @@ events.onerror = function(){ text('status', 'reconnecting'); };
 events.onmessage = function(e){
   var r = JSON.parse(e.data);
   var label = document.getElementById('label'); label.textContent = r.label;
-  label.className = r.label === 'uncertain' ? 'uncertain' : '';
+  label.className = r.unknown ? 'unknown' : '';
   while (topk.firstChild) topk.removeChild(topk.firstChild);
   r.top.forEach(function(t){
     var li = document.createElement('li'); var row = document.createElement('div'); row.className = 'name';

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgetl.live.sources import FrameError, Source
 from edgetl.runtime import Classifier
+from edgetl.runtime.confidence import UNKNOWN, is_unknown
 from edgetl.image import cv2 as _cv2
 
 
@@ -30,8 +31,8 @@ class LiveOptions:
     top_k: int = 3
     smooth: int = 0
     """Exponential moving average of scores over about this many frames (0: off)."""
-    threshold: float = 0.0
-    """Below this top score the label shows as "uncertain"."""
+    threshold: float | None = None
+    """Below this top score the answer is "unknown" (None: the model's own threshold)."""
     realtime: bool = False
     """Treat a file like a camera: read it at its own frame rate and drop frames instead of
     classifying every one."""
@@ -62,14 +63,17 @@ class FrameResult:
     time: float
     top: list[tuple[str, float]]
     label: str
+    """The top label, or "unknown" under the threshold."""
     latency_ms: dict[str, float]
     frame: np.ndarray = field(repr=False)
     dropped: int = 0
     """Frames dropped so far (live sources keep only the newest)."""
+    unknown: bool = False
+    """The top score was under the threshold."""
 
     def to_dict(self) -> dict:
         """The JSON line of this frame."""
-        return {"frame": self.index, "time": round(self.time, 4), "label": self.label,
+        return {"frame": self.index, "time": round(self.time, 4), "label": self.label, "unknown": self.unknown,
                 "top": [{"label": label, "score": round(score, 5)} for label, score in self.top],
                 "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()}, "dropped": self.dropped}
 
@@ -93,6 +97,8 @@ class Summary:
     cpu_s: float = 0.0
     """CPU seconds of the whole process over the run, every thread and the runtime's pool."""
     cores: int = 1
+    outbox: dict | None = None
+    """What ``--capture`` kept (:meth:`edgetl.live.outbox.Outbox.to_dict`)."""
 
     def bound(self) -> dict:
         """The pipeline's own bound on FPS: the stages' CPU cost per frame spread over the cores,
@@ -117,7 +123,8 @@ class Summary:
         return {"frames": self.frames, "dropped": self.dropped, "skipped": self.skipped,
                 "fps": self.frames / self.seconds if self.seconds else 0.0,
                 "p50_ms": float(np.percentile(lat, 50)), "p90_ms": float(np.percentile(lat, 90)),
-                "seconds": self.seconds, "ended": self.ended, "paced_fps": self.paced_fps} | self.bound()
+                "seconds": self.seconds, "ended": self.ended, "paced_fps": self.paced_fps,
+                **({"outbox": self.outbox} if self.outbox else {})} | self.bound()
 
 
 TIMED_OUT = object()
@@ -304,7 +311,8 @@ def classify_stream(clf: Classifier, source: Source, options: LiveOptions, summa
             ema = probs if ema is None else alpha * probs + (1 - alpha) * ema
             order = np.argsort(-ema)[: options.top_k]
             top = [(clf.labels[i], float(ema[i])) for i in order]
-            label = top[0][0] if top[0][1] >= options.threshold else "uncertain"
+            unknown = is_unknown(top[0][1], clf.threshold if options.threshold is None else options.threshold)
+            label = UNKNOWN if unknown else top[0][0]
             infer_ms = (t1 - t0) * 1e3
             infer_s += t1 - t0
             latency = {"capture_wait": waited, "preprocess": packet.preprocess_ms, "inference": infer_ms,
@@ -312,7 +320,7 @@ def classify_stream(clf: Classifier, source: Source, options: LiveOptions, summa
             summary.frames += 1
             summary.latencies.append(latency["total"])
             yield FrameResult(packet.index, time.perf_counter() - start, top, label, latency, packet.frame,
-                              capture.dropped)
+                              capture.dropped, unknown)
     finally:
         summary.seconds = time.perf_counter() - start
         summary.cpu_s = time.process_time() - cpu0

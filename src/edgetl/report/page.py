@@ -203,6 +203,45 @@ def _training(f: RunFacts) -> str:
     return out
 
 
+def _confidence(f: RunFacts) -> str:
+    """The calibration and the "unknown" threshold training chose (metrics.json's ``confidence``)."""
+    c = f.metrics.get("confidence")
+    if not isinstance(c, dict) or not isinstance(c.get("manifest"), dict):
+        return ""
+    m = c["manifest"]
+    centres = [(b + 0.5) / 10 for b in range(10)]
+
+    def by_bin(bins) -> list:
+        got = {round((b["low"] + b["high"]) / 2, 2): b["accuracy"] for b in (bins if isinstance(bins, list) else [])
+               if isinstance(b, dict) and all(_number(b.get(k)) is not None for k in ("low", "high", "accuracy"))}
+        return [got.get(round(x, 2)) for x in centres]
+
+    charts = [line_chart("reliability (val): accuracy per confidence bin", centres,
+                         {"calibrated": centres, "as trained": by_bin(c.get("reliability_before")),
+                          "with the temperature": by_bin(c.get("reliability_after"))}, (0.0, 1.0))]
+    curve = [r for r in c.get("risk_coverage") or [] if isinstance(r, dict)
+             and _number(r.get("coverage")) is not None and _number(r.get("accuracy")) is not None]
+    if curve:
+        xs = [r["coverage"] for r in reversed(curve)]
+        point = ([(m["coverage"], m["precision"], "threshold")]
+                 if _number(m.get("coverage")) and _number(m.get("precision")) is not None else [])
+        charts.append(line_chart("accuracy of the answered images against coverage (val)", xs,
+                                 {"accuracy": [r["accuracy"] for r in reversed(curve)]}, None, (), point))
+    rows = [["temperature (folded into the model)", _fmt(m.get("temperature"), ".3f")],
+            ["calibration error (ECE) before -> after", f"{_fmt(m.get('ece_before'), '.3f')} -> {_fmt(m.get('ece_after'), '.3f')}"],
+            ["'unknown' under the top score", _fmt(m.get("threshold"), ".3f")],
+            ["precision at the threshold (target)", f"{_fmt(m.get('precision'), '.3f')} ({_fmt(m.get('min_precision'), '.2f')})"],
+            ["val images answered", f"{_fmt(m.get('coverage'), '.1%')} of {_fmt(m.get('images'), 'd')}"],
+            ["--unknown images rejected", f"{_fmt(m.get('unknown_rejected'), '.1%')} of {_fmt(m.get('unknown_images'), 'd')}"
+             if m.get("unknown_images") else "none given"],
+            ["ROC AUC (val)", _fmt(c.get("roc_auc"), ".4f")]]
+    note = ("" if m.get("unknown_images") else
+            "<p class='muted'>No images of none of the classes were given (train --unknown DIR), so the threshold only "
+            "guards the classes' own doubtful images.</p>")
+    return ("<h2 id='confidence'>Confidence and \"unknown\"</h2><div class='charts'>" + "".join(charts) + "</div>"
+            + _table(["", "value"], [[_cell(a), f"<td>{b}</td>"] for a, b in rows], "plain") + note)
+
+
 def _mistakes(f: RunFacts) -> str:
     preds = f.predictions.get("test") or f.predictions.get("val") or []
     if not preds:
@@ -337,7 +376,7 @@ def write_report(run: str | Path) -> Path:
     """Write RUN/report.html: the data, training curves, confusion matrix, mistakes, export checks
     with the artifact to ship, benchmark results, settings and versions. Returns its path."""
     f = gather(run)
-    body = _header(f) + _data(f) + _training(f) + _mistakes(f) + _export(f) + _int8_layers(f) + _bench(f) + _settings(f)
+    body = _header(f) + _data(f) + _training(f) + _confidence(f) + _mistakes(f) + _export(f) + _int8_layers(f) + _bench(f) + _settings(f)
     return _write(f.path / REPORT_FILE, _page(f"edgetl report: {f.name}", body))
 
 

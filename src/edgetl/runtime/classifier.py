@@ -10,6 +10,7 @@ import numpy as np
 
 from edgetl.errors import EdgetlError
 from edgetl.image import DecodeError, decode, resize
+from edgetl.runtime.confidence import is_unknown
 from edgetl.runtime.labels import check_label_list, resolve_labels
 from edgetl.runtime.manifest import MANIFEST, ModelManifest, entry_for, split_embedded
 from edgetl.runtime.spec import ModelInfo, PixelSpec, TensorSpec
@@ -118,6 +119,9 @@ class Classifier:
         self.dynamic_batch: bool = getattr(backend, "dynamic_batch", False)
         """A batch of any size runs in one ``infer`` call (else one image per call)."""
         self._to_input = input_transform(self.pixels, self.input)
+        self.threshold: float = manifest.confidence.threshold if manifest and manifest.confidence else 0.0
+        """Top score below which the answer is "unknown": the model's own (chosen at training,
+        see :mod:`edgetl.runtime.confidence`), 0 for a model without one; callers may set another."""
 
     @property
     def num_classes(self) -> int:
@@ -166,6 +170,10 @@ class Classifier:
         order = np.argsort(-probs, kind="stable")[: top_k or len(probs)]
         return [Category(int(i), self.labels[i], float(probs[i])) for i in order]
 
+    def is_unknown(self, top: list[Category]) -> bool:
+        """Whether the answer for these categories (best first) is "unknown" at :attr:`threshold`."""
+        return is_unknown(top[0].score, self.threshold)
+
     def classify(self, image: np.ndarray, top_k: int | None = None) -> list[Category]:
         """Top categories for one RGB uint8 image, best first."""
         return self.top(self.scores(image)[0], top_k)
@@ -184,11 +192,15 @@ class Classifier:
 
 
 def load(path: str | Path, threads: int | None = None, labels: str | Path | None = None,
-         provider: str | None = None, mean: float | None = None, std: float | None = None) -> Classifier:
+         provider: str | None = None, mean: float | None = None, std: float | None = None,
+         threshold: float | None = None) -> Classifier:
     """Load a .tflite, .onnx or .keras classifier. Labels come from ``labels`` (a file), else the
     model's own metadata, else labels.txt beside it; the input contract from the model's metadata,
     else a manifest.json beside it, else defaults (0..255 pixels, squash resize), with ``mean``/``std``
-    overriding the normalisation of float inputs."""
+    overriding the normalisation of float inputs, and ``threshold`` the model's own "unknown"
+    threshold."""
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise EdgetlError(f"--threshold {threshold} is not a score", fix="give a threshold from 0 to 1")
     path = Path(path)
     kinds = ", ".join(BACKENDS)
     if path.is_dir():
@@ -222,7 +234,10 @@ def load(path: str | Path, threads: int | None = None, labels: str | Path | None
     beside = entry_for(side, path.name)
     manifest = (ModelManifest.from_dict(embedded, path) if embedded is not None
                 else ModelManifest.from_dict(beside, path.parent / MANIFEST) if beside is not None else None)
-    return Classifier(path, backend, names, pixels, info.output_kind, labelled, manifest)
+    clf = Classifier(path, backend, names, pixels, info.output_kind, labelled, manifest)
+    if threshold is not None:
+        clf.threshold = threshold
+    return clf
 
 
 def _check_class_output(path: Path, t: TensorSpec) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgetl.errors import EdgetlError
+from edgetl.runtime.confidence import Confidence
 from edgetl.runtime.labels import check_label_list
 from edgetl.runtime.spec import PixelSpec
 
@@ -61,11 +62,14 @@ class ModelManifest:
     """The tools that made the file (Python packages and their versions)."""
     sha256: str | None = None
     """Of the file, in the copy beside it (the embedded copy cannot hold its own file's hash)."""
+    confidence: Confidence | None = None
+    """The calibrated temperature (folded into the file's scores) and the "unknown" threshold."""
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:
         """JSON-ready form (what is embedded and written beside the file)."""
-        out = {k: v for k, v in vars(self).items() if k != "input"} | {"input": self.input.to_dict()}
+        out = ({k: v for k, v in vars(self).items() if k not in ("input", "confidence")}
+               | {"input": self.input.to_dict(), "confidence": self.confidence.to_dict() if self.confidence else None})
         return {k: v for k, v in out.items() if v is not None}
 
     def embedded(self) -> dict:
@@ -102,7 +106,8 @@ class ModelManifest:
                    input=PixelSpec.from_dict(d.get("input"), source), format=d["format"], precision=d["precision"],
                    backbone=d.get("backbone"), io=d.get("io") or {}, int8_target=d.get("int8_target"),
                    split=d.get("split"), versions={str(k): str(v) for k, v in (d.get("versions") or {}).items()},
-                   sha256=d.get("sha256"), schema_version=version)
+                   sha256=d.get("sha256"), schema_version=version,
+                   confidence=Confidence.from_dict(d["confidence"], source) if d.get("confidence") is not None else None)
 
 
 def split_embedded(doc: dict) -> tuple[dict, dict | None]:

@@ -111,6 +111,11 @@ class TrainConfig:
     """Keep decoded images on disk between runs."""
     tensorboard: bool = False
     """Write TensorBoard logs (loss, accuracy, learning rate per epoch, both stages) to RUN/tensorboard/."""
+    unknown: str | None = None
+    """A folder of images that are none of the classes: the "unknown" threshold is chosen so that
+    answering one of them counts as a mistake (see :mod:`edgetl.runtime.confidence`)."""
+    min_precision: float = 0.95
+    """The precision the "unknown" threshold keeps on the held-out images (and the unknown ones)."""
     project: str = "runs"
     """Parent folder of auto-named runs (runs/exp, runs/exp2, ...)."""
     name: str = "exp"
@@ -134,6 +139,7 @@ class TrainConfig:
             (0 < self.val_split < 1, "--val-split must be between 0 and 1"),
             (self.class_depth in (1, 2), "--class-depth must be 1 or 2"),
             (self.worker_timeout > 0, "--worker-timeout must be positive"),
+            (0 < self.min_precision < 1, "--min-precision must be between 0 and 1"),
         ]
         for ok, message in checks:
             if not ok:

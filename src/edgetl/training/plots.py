@@ -1,4 +1,4 @@
-"""Training pictures: accuracy and loss curves with the start of fine-tuning marked."""
+"""Training pictures: accuracy and loss curves with the start of fine-tuning marked; the\nreliability diagram of the calibrated scores."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,6 +25,36 @@ def plot_history(history: list[dict], path: str | Path, fine_tune_start: int | N
             ax.set_title(metric)
             ax.grid(alpha=0.3)
             ax.legend()
+        fig.tight_layout()
+        save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_reliability(before: list[dict], after: list[dict], path: str | Path) -> None:
+    """Accuracy against confidence per bin, before and after the temperature: a calibrated model's
+    points lie on the diagonal. Marker area follows each bin's image count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgetl.metrics import PLAIN_TEXT, save_figure
+
+    with plt.rc_context(PLAIN_TEXT):
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.plot([0, 1], [0, 1], color="gray", ls="--", label="calibrated")
+        for bins, name in ((before, "as trained"), (after, "with the temperature")):
+            if bins:
+                ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "-", alpha=0.6)
+                ax.scatter([b["confidence"] for b in bins], [b["accuracy"] for b in bins],
+                           s=[12 + 4 * b["count"] ** 0.5 * 4 for b in bins], label=name, alpha=0.8)
+        ax.set_xlabel("top score (confidence)")
+        ax.set_ylabel("accuracy")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_title("reliability on the validation split")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left")
         fig.tight_layout()
         save_figure(fig, path)
     plt.close(fig)

@@ -22,6 +22,7 @@ from edgetl.runtime.manifest import file_sha256
 from edgetl import runs
 from edgetl.errors import EdgetlError
 from edgetl.native_logs import quiet_import
+from edgetl.runtime.confidence import Confidence, calibrate, reliability, risk_coverage, with_temperature
 from edgetl.runtime.manifest import MANIFEST, ModelManifest
 from edgetl.runtime.labels import write_labels
 from edgetl.runtime.spec import PixelSpec
@@ -92,6 +93,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         spec = check_backbone(cfg.backbone, cfg.size, cfg.alpha)
         check_weights(cfg.weights)
         check_tensorboard(cfg.tensorboard)
+        if cfg.unknown:
+            unknown_files(cfg.unknown)  # a wrong folder is said now, not after the training
         role = worker_role(cfg.strategy)
         if cfg.strategy == Strategy.MULTIWORKER and not cfg.out:
             raise EdgetlError("--strategy multiworker needs --out: every worker must name the same run folder",
@@ -559,6 +562,83 @@ def _trainer(ctx: _Context):
         return with_augmentation(ctx.model, ctx.cfg.size, ctx.cfg.seed) if ctx.cfg.augment else ctx.model
 
 
+def _predict(model, batches) -> np.ndarray:
+    """Probabilities of a Keras model over float32 batches."""
+    return np.concatenate([np.asarray(model.predict_on_batch(b)) for b in batches])
+
+
+def unknown_files(folder: str | Path) -> list[Path]:
+    """The image files of ``train --unknown``: images that are none of the classes."""
+    from edgetl.evaluation import image_files
+
+    if not Path(folder).is_dir():
+        raise EdgetlError("--unknown needs a folder of images that are none of the classes", path=folder,
+                          fix="give a folder (its sub-folders are read too)")
+    return image_files([folder])
+
+
+def _unknown_probs(model, cfg: TrainConfig, log) -> np.ndarray:
+    """The model's probabilities on the --unknown images, decoded a batch at a time; a file that
+    cannot be read is skipped and counted."""
+    from edgetl.image import DecodeError, load
+
+    files, out, bad = unknown_files(cfg.unknown), [], 0
+    for start in range(0, len(files), cfg.batch_size):
+        batch = []
+        for path in files[start:start + cfg.batch_size]:
+            try:
+                batch.append(load(path, cfg.size, cfg.size, cfg.resize))
+            except (DecodeError, EdgetlError, OSError):
+                bad += 1
+        if batch:
+            out.append(np.asarray(model.predict_on_batch(np.stack(batch).astype(np.float32))))
+    if bad:
+        log(f"--unknown: {bad} of {len(files)} file(s) could not be read as images and were left out")
+    if not out:
+        raise EdgetlError("none of the --unknown files could be read as an image", path=cfg.unknown,
+                          fix="give a folder of jpg, png, bmp, gif or webp files")
+    return np.concatenate(out)
+
+
+def _confidence(cfg: TrainConfig, work: Path, model, probs: np.ndarray, labels: np.ndarray, classes: list[str],
+                log) -> tuple[Confidence, dict]:
+    """Fit the temperature on the validation split and fold it into ``model``'s last layer (saved
+    over model.keras), then choose the "unknown" threshold; returns the manifest's
+    :class:`Confidence` and metrics.json's figures (reliability before/after, risk-coverage, AUC)."""
+    from edgetl.metrics import roc_auc
+    from edgetl.training.plots import plot_reliability
+
+    unknown = _unknown_probs(model, cfg, log) if cfg.unknown else None
+    conf, why = calibrate(probs, labels, cfg.min_precision, unknown)
+    if conf.temperature != 1.0:
+        # softmax(Wx + b) -> softmax((Wx + b) / T): every artifact made from model.keras carries
+        # calibrated scores, so MediaPipe and any runtime compare them with the threshold as they are.
+        head = model.get_layer("predictions")
+        kernel, bias = head.get_weights()
+        head.set_weights([kernel / conf.temperature, bias / conf.temperature])
+        tmp = work / "model.tmp.keras"
+        model.save(tmp)
+        os.replace(tmp, work / "model.keras")
+    after = with_temperature(probs, conf.temperature)
+    plot_reliability(reliability(probs, labels), reliability(after, labels), work / "reliability.png")
+    rule = (f"answers under {conf.threshold:.3f} are \"unknown\"" if conf.threshold > 0
+            else "no answer is \"unknown\" (threshold 0)")
+    said = (f"confidence: {why}; calibration error {conf.ece_before:.3f} -> {conf.ece_after:.3f}; {rule}: precision "
+            f"{conf.precision:.3f} with {conf.coverage:.1%} of the {conf.images} val images answered")
+    if conf.unknown_images:
+        said += f", {conf.unknown_rejected:.1%} of the {conf.unknown_images} --unknown images rejected"
+    if not conf.reached:
+        said += f" (no threshold reaches --min-precision {cfg.min_precision}: this is the most precise one)"
+    if not cfg.unknown:
+        said += ("; no --unknown images were given, so nothing shows how sure the model is of things that are none "
+                 "of the classes (train --unknown DIR chooses the threshold with them)")
+    log(said)
+    figures = {"manifest": conf.to_dict(), "reliability_before": reliability(probs, labels),
+               "reliability_after": reliability(after, labels), "risk_coverage": risk_coverage(after, labels),
+               "roc_auc": roc_auc(after, labels, len(classes))}
+    return conf, figures
+
+
 def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, load_s, skipped: int,
             multiworker: bool) -> TrainResult:
     """Write the run folder: the best model, its held-out figures, plots, manifest and metrics."""
@@ -579,18 +659,20 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
     # strategy would wait for the other workers' collectives when predicting, and one built under
     # MirroredStrategy returns every replica's copy of a batch from predict_on_batch.
     plain = keras.saving.load_model(str(work / "model.keras"), compile=False)
-    evals, predictions = {}, {}
+    probs, labels = {}, {}
     for split in [s for s in ("val", "test") if s in records]:
         # A worker's data is its shard; the figures are for the whole split.
         whole = data[split] if split in data and not multiworker else _open_split(records[split], cfg, quiet=True)
-        # Batches of the training batch size: a batch's activations are most of the memory at 224
-        # (about 0.5 GB for 32 images through MobileNetV2), and the user sized it to fit.
-        probs = np.concatenate([np.asarray(plain.predict_on_batch(b.astype(np.float32)))
-                                for b in whole.store.batches(cfg.batch_size)])
-        y = whole.labels
-        evals[split] = report(y, probs.argmax(1), classes)
+        probs[split] = _predict(plain, (b.astype(np.float32) for b in whole.store.batches(cfg.batch_size)))
+        labels[split] = whole.labels
+    conf, calibration = _confidence(cfg, work, plain, probs["val"], labels["val"], classes, log)
+    evals, predictions = {}, {}
+    for split, p_split in probs.items():
+        p_split = with_temperature(p_split, conf.temperature).astype(np.float32)
+        y = labels[split]
+        evals[split] = report(y, p_split.argmax(1), classes)
         predictions[split] = [{"path": r.path, "true": int(t), "pred": int(p.argmax()), "score": float(p.max()),
-                               "true_score": float(p[t])} for r, t, p in zip(records[split], y, probs)]
+                               "true_score": float(p[t])} for r, t, p in zip(records[split], y, p_split)]
     plot_confusion(evals["val"], str(work / "confusion_matrix.png"), title="val")
     stage2_start = next((h["epoch"] for h in state.history if h["stage"] == 2), None)
     plot_history(state.history, work / "history.png", stage2_start)
@@ -600,9 +682,10 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
     contract = ModelManifest(classes, PixelSpec(cfg.size, cfg.size, mean=0.0, std=1.0, resize=cfg.resize), "keras",
                              "fp32", backbone=cfg.backbone, split={"val_split": cfg.val_split, "seed": cfg.seed},
                              versions=package_versions(("tensorflow", "tensorflow-cpu", "keras")),
-                             sha256=file_sha256(work / "model.keras"))
+                             sha256=file_sha256(work / "model.keras"), confidence=conf)
     # The run's own fields at the top (what export reads), and model.keras's manifest as its one artifact.
-    run_fields = {k: v for k, v in contract.to_dict().items() if k in ("labels", "input", "backbone", "split", "versions")}
+    run_fields = {k: v for k, v in contract.to_dict().items() if k in ("labels", "input", "backbone", "split", "versions",
+                                                                               "confidence")}
     (work / MANIFEST).write_text(json.dumps(run_fields | {"alpha": cfg.alpha,
                                                           "artifacts": [{"file": "model.keras"} | contract.to_dict()]},
                                             indent=1))
@@ -626,6 +709,7 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
         "stage1_path": state.path_taken,
         "images": {s: len(v) for s, v in records.items()},
         "skipped_files": skipped,
+        "confidence": calibration,
     }
     (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
     for which in CHECKPOINTS:  # model.keras holds the best weights now

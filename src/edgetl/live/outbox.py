@@ -1,0 +1,159 @@
+"""`live --capture DIR`: keep the frames the model doubted, to label and train on later.
+
+A frame is kept when its answer was "unknown", when its top two scores were close, or when the
+label flip-flopped over the last few frames. The outbox is bounded (a cap in files and in bytes,
+the oldest dropped first) and rate-limited; a writer thread encodes and writes, so inference never
+waits for the disk (a frame that finds the writer busy is counted and dropped). Each kept frame is
+``<nanoseconds>_<frame>.jpg`` and a ``.json`` beside it with the scores, both written to a
+temporary name and renamed, the JSON last: a pair whose JSON exists is complete. `edgetl harvest`
+takes only such pairs (:mod:`edgetl.harvest`)."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgetl.errors import EdgetlError
+from edgetl.text import clean
+
+NAME = re.compile(r"[0-9]{19}_[0-9]{1,12}\.(jpg|json)")
+"""The only names an outbox holds: what harvest accepts from a device, and nothing else."""
+QUEUE = 4
+"""Frames waiting for the writer; a frame beyond them is dropped, never waited for."""
+
+
+@dataclass(frozen=True)
+class OutboxPolicy:
+    """Which frames are kept and how much the outbox may hold."""
+
+    folder: Path
+    max_files: int = 500
+    """Frames kept at most (each a .jpg and its .json); the oldest go first."""
+    max_bytes: int = 200_000_000
+    """Bytes kept at most, both files of each frame counted."""
+    min_interval_s: float = 1.0
+    """At most one frame per this many seconds (a camera held on one doubtful scene would
+    otherwise fill the outbox with copies of it)."""
+    margin: float = 0.15
+    """A frame whose top two scores are closer than this is kept."""
+    flip_window: int = 5
+    """A frame is kept when the label changed twice or more over this many frames."""
+
+    def check(self) -> "OutboxPolicy":
+        """One clear error for a setting that cannot work."""
+        if self.max_files < 1 or self.max_bytes < 1:
+            raise EdgetlError("--capture-max-files and --capture-max-mb must be positive")
+        if self.min_interval_s < 0:
+            raise EdgetlError("--capture-every must be 0 or more seconds")
+        if self.folder.exists() and not self.folder.is_dir():
+            raise EdgetlError("--capture needs a folder", path=self.folder, fix="give a folder path")
+        return self
+
+
+def doubt(top: list[tuple[str, float]], unknown: bool, recent: deque, margin: float) -> str | None:
+    """Why a frame is doubtful (``unknown``, ``low margin``, ``flip-flop``), or None. ``recent``
+    holds the labels of the last frames, this one last."""
+    if unknown:
+        return "unknown"
+    if len(top) > 1 and top[0][1] - top[1][1] < margin:
+        return "low margin"
+    labels = list(recent)
+    if sum(a != b for a, b in zip(labels, labels[1:])) >= 2:
+        return "flip-flop"
+    return None
+
+
+class Outbox:
+    """The bounded folder of doubtful frames, written by a thread of its own."""
+
+    def __init__(self, policy: OutboxPolicy, model: str):
+        self.policy = policy.check()
+        self.model = model
+        self.folder = policy.folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob(".*.tmp"):  # a killed run's half-written file
+            if NAME.fullmatch(stale.name[1:-4]):
+                stale.unlink(missing_ok=True)
+        self.kept = 0
+        self.dropped = 0
+        """Doubtful frames not kept because the writer was busy."""
+        self._recent: deque = deque(maxlen=policy.flip_window)
+        self._last = -float("inf")
+        self._files: deque[tuple[str, int]] = deque(self._existing())
+        self._bytes = sum(size for _, size in self._files)
+        self._queue: queue.Queue = queue.Queue(QUEUE)
+        self._thread = threading.Thread(target=self._write_loop, name="edgetl-outbox", daemon=True)
+        self._thread.start()
+
+    def _existing(self) -> list[tuple[str, int]]:
+        """Frames already in the outbox (from an earlier run), oldest first, by stem and size."""
+        sizes: dict[str, int] = {}
+        for entry in os.scandir(self.folder):
+            if NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                stem = entry.name.rsplit(".", 1)[0]
+                sizes[stem] = sizes.get(stem, 0) + entry.stat(follow_symlinks=False).st_size
+        return sorted(sizes.items())
+
+    def offer(self, result) -> str | None:
+        """Keep ``result`` (a live FrameResult) when it is doubtful and the rate allows; returns
+        why it was kept, else None. Never blocks."""
+        self._recent.append(result.top[0][0] if result.top else "")
+        why = doubt(result.top, result.unknown, self._recent, self.policy.margin)
+        now = time.monotonic()
+        if why is None or now - self._last < self.policy.min_interval_s:
+            return None
+        try:
+            self._queue.put_nowait((result, why))
+        except queue.Full:
+            self.dropped += 1
+            return None
+        self._last = now
+        return why
+
+    def _write_loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                self._write(*item)
+            except OSError:
+                self.dropped += 1  # a full disk must not stop the classification
+
+    def _write(self, result, why: str) -> None:
+        from edgetl.image import cv2
+
+        ok, jpeg = cv2().imencode(".jpg", result.frame, [cv2().IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            self.dropped += 1
+            return
+        stem = f"{time.time_ns():019d}_{result.index}"
+        note = json.dumps({"model": clean(self.model), "frame": result.index, "reason": why,
+                           "answer": result.label, "unknown": result.unknown,
+                           "top": [{"label": label, "score": round(score, 5)} for label, score in result.top],
+                           "captured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode()
+        for suffix, data in ((".jpg", jpeg.tobytes()), (".json", note)):  # the JSON last: it marks the pair complete
+            tmp = self.folder / f".{stem}{suffix}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, self.folder / f"{stem}{suffix}")
+        self._files.append((stem, len(jpeg) + len(note)))
+        self._bytes += len(jpeg) + len(note)
+        self.kept += 1
+        while len(self._files) > self.policy.max_files or self._bytes > self.policy.max_bytes:
+            old, size = self._files.popleft()
+            for suffix in (".json", ".jpg"):  # the JSON first: a half-removed pair is never complete
+                (self.folder / f"{old}{suffix}").unlink(missing_ok=True)
+            self._bytes -= size
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def to_dict(self) -> dict:
+        """For the run's summary."""
+        return {"folder": str(self.folder), "kept": self.kept, "dropped": self.dropped, "files": len(self._files),
+                "bytes": self._bytes}
