@@ -48,6 +48,15 @@ def test_deploy_checks_golden_then_installs_idempotently(shapes_export, device, 
     assert sorted(p.name for p in device["dir"].parent.iterdir()) == ["deploy"]  # no .new/.old left
     status = json.loads(deploy(device, "--status").stdout)
     assert status["deployed"] and status["model"] == "model.tflite" and status["labels"]
+    # the outbox a `--capture` service fills: complete frames and bytes, a symlink never followed
+    box = tmp_path / "outbox"
+    box.mkdir()
+    for i in range(2):
+        (box / f"{1796000000000000000 + i:019d}_{i}.jpg").write_bytes(b"x" * 10)
+        (box / f"{1796000000000000000 + i:019d}_{i}.json").write_text("{}")
+    (box / f"{1796000000000000009:019d}_9.json").symlink_to("/etc/passwd")
+    status = json.loads(deploy(device, "--status", "--capture", box).stdout)
+    assert status["outbox"] == {"folder": str(box), "frames": 2, "bytes": 24}
 
     # A model changed since export is refused before anything is copied (verify would call it modified) ...
     alter_weights(export / "model_int8.tflite")
@@ -135,6 +144,8 @@ def test_unit_words_with_control_characters_are_refused_and_percent_is_escaped(t
     text = unit_text("/usr/bin/python3", "/m/100%/model.tflite", DeployOptions(serve="127.0.0.1:80%i", source="rtsp://x/%h"))
     assert "Description=edgetl live classifier on 127.0.0.1:80%%i\n" in text
     assert '"/m/100%%/model.tflite"' in text and '"rtsp://x/%%h"' in text and text.count("\n[") == 2
+    assert '"--capture" "/home/pi/edgetl-outbox"' in unit_text("/usr/bin/python3", "/m/model.tflite",
+                                                                DeployOptions(capture="/home/pi/edgetl-outbox"))
     if shutil.which("systemd-analyze"):
         unit = tmp_path / "edgetl-live.service"
         unit.write_text(text.replace("/usr/bin/python3", sys.executable))

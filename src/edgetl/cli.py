@@ -709,6 +709,9 @@ def deploy(
     source: str = typer.Option("0", "--source", help="The service's --source (camera index, picamera2, URL...)."),
     status: bool = typer.Option(False, "--status", help="Show what is deployed there and whether the service runs."),
     remove: bool = typer.Option(False, "--remove", help="Stop and remove the service and the deployed model."),
+    capture: Optional[str] = typer.Option(None, "--capture", metavar="DIR",
+                                          help="The service keeps the frames it doubted here (e.g. ~/edgetl-outbox; "
+                                               "edgetl harvest brings them home); with --status: the outbox to size."),
     remote_dir: str = typer.Option(".local/share/edgetl/deploy", "--remote-dir",
                                    help="Deployment folder on the device (relative to its home, or absolute)."),
     remote_python: str = REMOTE_PYTHON,
@@ -722,12 +725,15 @@ def deploy(
 
     target = SshTarget(host, remote_python=remote_python, ssh_config=str(ssh_config) if ssh_config else None,
                        timeout=timeout)
-    if status or remove:
-        done = (deploying.status if status else deploying.remove)(target, remote_dir)
+    if status:
+        done = deploying.status(target, remote_dir, capture or "~/edgetl-outbox")
+    elif remove:
+        done = deploying.remove(target, remote_dir)
     else:
         if model is None:
             raise EdgetlError("deploy needs a MODEL", fix="edgetl deploy runs/exp/export/model_int8.tflite --host mypi")
-        done = deploying.deploy(model, target, deploying.DeployOptions(remote_dir, service, serve, source))
+        done = deploying.deploy(model, target, deploying.DeployOptions(remote_dir, service, serve, source,
+                                                                       capture=capture))
     if json_out:
         print_json(done)
         return

@@ -17,12 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgetl.benchmark.ssh import (SshTarget, check, copy_file, remote_command, remove_remote_dir, run_golden,
                               runner_command, ssh)
 from edgetl.errors import EdgetlError
+from edgetl.live.outbox import NAME
 from edgetl.text import clean, has_control
 from edgetl.runtime.golden import GOLDEN_FILE, Golden
 from edgetl.runtime.manifest import recorded_sha256
@@ -59,6 +60,8 @@ class DeployOptions:
     """What the service's `live --serve` listens on (loopback: reach it through ssh -L)."""
     source: str = "0"
     threads: int | None = None
+    capture: str | None = None
+    """The service keeps the frames it doubted here (`live --capture`; ``~/`` is the device's home)."""
 
 
 def unit_text(python: str, model: str, opts: DeployOptions) -> str:
@@ -67,6 +70,7 @@ def unit_text(python: str, model: str, opts: DeployOptions) -> str:
     ``%`` and ``$`` are escaped, so systemd reads every word as typed."""
     args = ["live", model, "--source", opts.source, "--serve", opts.serve, "--headless"]
     args += ["--threads", str(opts.threads)] if opts.threads else []
+    args += ["--capture", opts.capture] if opts.capture else []
     words = [python, "-m", "edgetl", *args]
     bad = next((w for w in words if has_control(w)), None)
     if bad is not None:
@@ -191,6 +195,8 @@ def install_service(target: SshTarget, installed: str, opts: DeployOptions) -> d
     home, unit_dir = _remote_shell(target, 'printf %s "$HOME"'), _remote_shell(target, _UNIT_DIR)
     model_path = installed if installed.startswith("/") else f"{home}/{installed.removeprefix('~/')}"
     python = f"{home}/{target.remote_python[2:]}" if target.remote_python.startswith("~/") else target.remote_python
+    if opts.capture and not opts.capture.startswith("/"):  # systemd expands no ~: the device's home, spelled out
+        opts = replace(opts, capture=f"{home}/{opts.capture.removeprefix('~/')}")
     unit = unit_text(python, model_path, opts)
     check(target, ssh(target, remote_command("mkdir", "-p", unit_dir)), "creating the unit folder")
     copy_file(target, unit.encode(), f"{unit_dir}/{UNIT}", UNIT)
@@ -221,8 +227,15 @@ def _verify_unit(target: SshTarget, unit: str) -> None:
                           fix="check --remote-python and --source, then deploy again with --service")
 
 
-def status(target: SshTarget, remote_dir: str = DEFAULT_DIR) -> dict:
-    """What is deployed on the device and whether the service runs."""
+_OUTBOX_SIZE = (f"import os, re, sys\nname = re.compile({NAME.pattern!r})\nn = b = 0\n"
+                "try:\n    entries = list(os.scandir(sys.argv[1]))\nexcept OSError:\n    entries = []\n"
+                "for e in entries:\n    if name.fullmatch(e.name) and e.is_file(follow_symlinks=False):\n"
+                "        n += e.name.endswith('.json'); b += e.stat(follow_symlinks=False).st_size\nprint(n, b)")
+"""What the device runs to size its outbox: complete frames and bytes, symlinks never followed."""
+
+
+def status(target: SshTarget, remote_dir: str = DEFAULT_DIR, outbox: str = "~/edgetl-outbox") -> dict:
+    """What is deployed on the device, whether the service runs, and how full its outbox is."""
     marker = "--edgetl-files--"
     proc = ssh(target, remote_command("sh", "-c", 'cat "$1/manifest.json" 2>/dev/null; printf "\\n%s\\n" "$2"; '
                                       'ls "$1" 2>/dev/null', "sh", remote_dir, marker))
@@ -234,8 +247,12 @@ def status(target: SshTarget, remote_dir: str = DEFAULT_DIR) -> dict:
         manifest = None
     models = [n for n in rest.split() if n.startswith("model.") or n.startswith("model_")]
     active = ssh(target, remote_command("systemctl", "--user", "is-active", UNIT))
+    sized = ssh(target, remote_command(target.remote_python, "-c", _OUTBOX_SIZE, outbox))
+    frames, size = (sized.stdout.decode(errors="replace").split() + ["?", "?"])[:2] if sized.returncode == 0 else ("?", "?")
     return {"host": target.host, "folder": remote_dir, "deployed": bool(models), "model": models[0] if models else None,
-            "labels": (manifest or {}).get("labels"), "service": active.stdout.decode(errors="replace").strip() or "unknown"}
+            "labels": (manifest or {}).get("labels"), "service": active.stdout.decode(errors="replace").strip() or "unknown",
+            "outbox": {"folder": outbox, "frames": int(frames) if frames.isdigit() else None,
+                       "bytes": int(size) if size.isdigit() else None}}
 
 
 def remove(target: SshTarget, remote_dir: str = DEFAULT_DIR) -> dict:

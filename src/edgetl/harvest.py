@@ -36,7 +36,7 @@ COLUMNS = ["file", "answer", "guess", "score", "reason", "captured", "model", "h
 
 _SEND = r'''
 import hashlib, json, os, re, stat, sys
-name = re.compile(r"[0-9]{19}_[0-9]{1,12}\.(jpg|json)")
+name = re.compile(NAME_PATTERN)
 try:
     box = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
 except OSError as e:
@@ -65,11 +65,11 @@ for n in sorted(os.listdir(box)):
             "image_sha256": hashlib.sha256(image).hexdigest(), "note_sha256": hashlib.sha256(note).hexdigest()}
     out.write(json.dumps(head).encode() + b"\n" + image + note)
     out.flush()
-'''
+'''.replace("NAME_PATTERN", repr(NAME.pattern))
 
 _REMOVE = r'''
 import hashlib, json, os, re, stat, sys
-name = re.compile(r"[0-9]{19}_[0-9]{1,12}\.(jpg|json)")
+name = re.compile(NAME_PATTERN)
 box = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
 removed = 0
 for stem, image_sha, note_sha in json.load(sys.stdin):
@@ -91,7 +91,7 @@ for stem, image_sha, note_sha in json.load(sys.stdin):
             os.unlink(n, dir_fd=box)
         removed += 1
 print(removed)
-'''
+'''.replace("NAME_PATTERN", repr(NAME.pattern))
 
 
 @dataclass

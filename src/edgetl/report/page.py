@@ -216,17 +216,22 @@ def _confidence(f: RunFacts) -> str:
                if isinstance(b, dict) and all(_number(b.get(k)) is not None for k in ("low", "high", "accuracy"))}
         return [got.get(round(x, 2)) for x in centres]
 
-    charts = [line_chart("reliability (val): accuracy per confidence bin", centres,
+    unit = [0.0, 0.25, 0.5, 0.75, 1.0]
+    # accuracy per top-score bin: on the diagonal when the scores are calibrated
+    charts = [line_chart("reliability (val)", centres,
                          {"calibrated": centres, "as trained": by_bin(c.get("reliability_before")),
-                          "with the temperature": by_bin(c.get("reliability_after"))}, (0.0, 1.0))]
+                          "with temperature": by_bin(c.get("reliability_after"))}, (0.0, 1.0),
+                         x_ticks=unit, x_range=(0.0, 1.0))]
     curve = [r for r in c.get("risk_coverage") or [] if isinstance(r, dict)
              and _number(r.get("coverage")) is not None and _number(r.get("accuracy")) is not None]
     if curve:
         xs = [r["coverage"] for r in reversed(curve)]
-        point = ([(m["coverage"], m["precision"], "threshold")]
-                 if _number(m.get("coverage")) and _number(m.get("precision")) is not None else [])
-        charts.append(line_chart("accuracy of the answered images against coverage (val)", xs,
-                                 {"accuracy": [r["accuracy"] for r in reversed(curve)]}, None, (), point))
+        ys = [r["accuracy"] for r in reversed(curve)]
+        # the threshold's place on the curve: the accuracy of the val images it answers
+        at = _number(m.get("coverage"))
+        point = [(at, min(zip(xs, ys), key=lambda xy: abs(xy[0] - at))[1], "threshold")] if at is not None else []
+        charts.append(line_chart("answered: accuracy vs share (val)", xs, {"accuracy": ys}, None, (), point,
+                                 x_ticks=unit, x_range=(0.0, 1.0)))
     rows = [["temperature (folded into the model)", _fmt(m.get("temperature"), ".3f")],
             ["calibration error (ECE) before -> after", f"{_fmt(m.get('ece_before'), '.3f')} -> {_fmt(m.get('ece_after'), '.3f')}"],
             ["'unknown' under the top score", _fmt(m.get("threshold"), ".3f")],

@@ -8,15 +8,17 @@ PALETTE = ("#2563eb", "#f97316", "#16a34a", "#db2777", "#7c3aed", "#0891b2")
 
 def line_chart(title: str, xs: list[float], series: dict[str, list[float]], y_range: tuple[float, float] | None = None,
                marks: list[tuple[float, str]] = (), points: list[tuple[float, float, str]] = (),
-               width: int = 560, height: int = 240) -> str:
+               width: int = 560, height: int = 240, x_ticks: list[float] | None = None,
+               x_range: tuple[float, float] | None = None) -> str:
     """Lines of ``series`` over ``xs``; ``marks`` are dashed vertical lines (x, label) and
-    ``points`` labelled dots (x, y, label)."""
+    ``points`` labelled dots (x, y, label). The x axis is labelled at ``x_ticks`` (default: the
+    whole numbers among ``xs``, such as epochs) over ``x_range`` (default: the span of ``xs``)."""
     left, right, top, bottom = 44, 12, 28, 30
     values = [v for vs in series.values() for v in vs if v is not None]
     lo, hi = y_range or (min(values, default=0.0), max(values, default=1.0))
     if hi - lo < 1e-9:
         hi = lo + 1.0
-    x0, x1 = (min(xs), max(xs)) if xs else (0, 1)
+    x0, x1 = x_range or ((min(xs), max(xs)) if xs else (0, 1))
     span = (x1 - x0) or 1
 
     def px(x: float) -> float:
@@ -31,9 +33,10 @@ def line_chart(title: str, xs: list[float], series: dict[str, list[float]], y_ra
         y = lo + (hi - lo) * i / 4
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{py(y):.1f}" y2="{py(y):.1f}" class="grid"/>'
                      f'<text x="{left - 6}" y="{py(y) + 4:.1f}" class="ax" text-anchor="end">{y:.2f}</text>')
-    for x in sorted(set(int(v) for v in xs)):
-        if len(xs) <= 20 or x % max(1, len(xs) // 10) == 0:
-            parts.append(f'<text x="{px(x):.1f}" y="{height - 10}" class="ax" text-anchor="middle">{escape(str(x))}</text>')
+    ticks = x_ticks if x_ticks is not None else [x for x in sorted(set(int(v) for v in xs))
+                                                 if len(xs) <= 20 or x % max(1, len(xs) // 10) == 0]
+    for x in ticks:
+        parts.append(f'<text x="{px(x):.1f}" y="{height - 10}" class="ax" text-anchor="middle">{escape(f"{x:g}")}</text>')
     for x, label in marks:
         parts.append(f'<line x1="{px(x):.1f}" x2="{px(x):.1f}" y1="{top}" y2="{height - bottom}" class="mark"/>'
                      f'<text x="{px(x) + 4:.1f}" y="{top + 10}" class="ax">{escape(label)}</text>')
@@ -47,8 +50,9 @@ def line_chart(title: str, xs: list[float], series: dict[str, list[float]], y_ra
                      f'<text x="{legend_x + 14}" y="16" class="ax">{escape(name)}</text>')
         legend_x += 28 + 6 * len(name)  # about 6 px per character at 11 px
     for x, y, label in points:
+        label_y = py(y) - 9 if py(y) - 9 > top + 12 else py(y) + 18  # below the dot when the legend is above it
         parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="5" class="best"/>'
-                     f'<text x="{px(x):.1f}" y="{py(y) - 9:.1f}" class="ax" text-anchor="middle">{escape(label)}</text>')
+                     f'<text x="{px(x):.1f}" y="{label_y:.1f}" class="ax" text-anchor="middle">{escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
