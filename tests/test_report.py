@@ -238,3 +238,26 @@ def test_a_thousand_classes_make_a_page_a_browser_draws(tmp_path):
     with browser_page() as (p, _):
         p.goto(page.as_uri(), timeout=30000)
         assert not_blank(p.screenshot())
+
+
+def test_the_report_says_which_images_came_home_from_a_device(tmp_path):
+    """Frames a device doubted keep the outbox's names through harvest and labelling: a later run's
+    page counts them per split and class (a class name with markup stays text)."""
+    from edgetl.report import write_report
+
+    run = tmp_path / "run"
+    run.mkdir()
+    evil = "<b>bees</b>"
+    frame = "1796000000000000000_{}.jpg"
+    records = ([{"path": f"/d/ants/{frame.format(i)}", "label": 0, "split": "train"} for i in range(3)]
+               + [{"path": f"/d/{evil}/{frame.format(9)}", "label": 1, "split": "val"}]
+               + [{"path": "/d/ants/photo.jpg", "label": 0, "split": "train"},
+                  {"path": "/d/ants/1796_1.jpg", "label": 0, "split": "train"}])
+    (run / "audit.json").write_text(json.dumps({"class_names": ["ants", evil], "records": records,
+                                                "classes": {"ants": {"train": 5}, evil: {"val": 1}}, "problems": []}))
+    page = write_report(run)
+    with browser_page() as (p, _):
+        p.goto(page.as_uri())
+        said = p.inner_text("#harvested")
+    assert said.startswith("4 of these images are frames a device doubted") and "train 3, val 1" in said, said
+    assert f"by class: {evil} 1, ants 3" in said  # sorted by name, shown as typed

@@ -161,7 +161,30 @@ def _data(f: RunFacts) -> str:
     more = f"<p class='muted'>and {len(problems) - 50} more (edgetl data check)</p>" if len(problems) > 50 else ""
     flagged = (f"<h3>Flagged or skipped ({len(problems)})</h3><ul>{listing}</ul>{more}" if problems
                else "<p>The audit flagged nothing.</p>")
-    return "<h2>Data</h2>" + _table(["class", *splits, "total"], rows) + flagged
+    return "<h2>Data</h2>" + _table(["class", *splits, "total"], rows) + _harvested(f) + flagged
+
+
+def _harvested(f: RunFacts) -> str:
+    """How many of the run's images are frames a device doubted and `edgetl harvest` brought home
+    (they keep the outbox's names), per split and class."""
+    from edgetl.live.outbox import NAME
+
+    records = [r for r in f.audit.get("records") or [] if isinstance(r, dict) and isinstance(r.get("path"), str)
+               and NAME.fullmatch(Path(r["path"]).name)]
+    if not records:
+        return ""
+    names = f.classes
+    per_split: dict[str, int] = {}
+    per_class: dict[str, int] = {}
+    for r in records:
+        per_split[str(r.get("split"))] = per_split.get(str(r.get("split")), 0) + 1
+        label = r.get("label")
+        name = names[label] if isinstance(label, int) and 0 <= label < len(names) else str(label)
+        per_class[name] = per_class.get(name, 0) + 1
+    splits = ", ".join(f"{escape(k)} {v}" for k, v in per_split.items())
+    classes = ", ".join(f"{escape(k)} {v}" for k, v in sorted(per_class.items()))
+    return (f"<p id='harvested'>{len(records)} of these images are frames a device doubted, brought home by "
+            f"<code>edgetl harvest</code> ({splits}; by class: {classes}).</p>")
 
 
 def _training(f: RunFacts) -> str:

@@ -338,11 +338,16 @@ class _Context:
                         callbacks=[callback, stop.callback(), bar], verbose=0, shuffle=False)  # the dataset shuffles
 
     def compile(self, trainer, lr: float, steps: int, done_steps: int) -> None:
+        import keras
+
         from edgetl.training.stages import loss_fn, optimizer
 
         with self.strategy.scope():
+            # ROC AUC per epoch, one class against the rest, macro over classes (the labels are
+            # one-hot): what the EfficientNet tutorials watch, and the report's figure at the end.
+            auc = keras.metrics.AUC(multi_label=True, num_labels=self.num_classes, name="auc")
             trainer.compile(optimizer(lr, self.cfg.schedule, steps, done_steps), loss_fn(self.cfg.label_smoothing),
-                            metrics=["accuracy"])
+                            metrics=["accuracy", auc])
 
     @property
     def base_frozen(self) -> bool:

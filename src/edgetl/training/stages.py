@@ -134,11 +134,13 @@ class Checkpointer(keras.callbacks.Callback):
         logs = {k: float(v) for k, v in (logs or {}).items()}
         s = self.state
         self.sync()
+        # (val_auc: Keras's fit logs it; the multi-worker loop does not)
         entry = {"stage": self.stage, "epoch": epoch, "seconds": time.perf_counter() - self._t0} | {
-            k: logs[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+            k: logs[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "val_auc") if k in logs}
         s.history.append(entry)
         if self.writer is not None:
-            self._scalars(epoch, {k: entry[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")})
+            self._scalars(epoch, {k: entry[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "val_auc")
+                                  if k in entry})
         better = logs["val_loss"] < s.best_val_loss - 1e-4
         if better:
             s.best_val_loss, s.best_epoch, s.wait = logs["val_loss"], epoch, 0
@@ -150,7 +152,8 @@ class Checkpointer(keras.callbacks.Callback):
         s.save(self.work)
         self.log(f"stage {self.stage} epoch {epoch + 1}/{self.total}: loss {logs['loss']:.4f} "
                  f"acc {logs['accuracy']:.4f} val_loss {logs['val_loss']:.4f} val_acc {logs['val_accuracy']:.4f} "
-                 f"({entry['seconds']:.1f} s){' *best*' if better else ''}")
+                 + (f"val_auc {logs['val_auc']:.4f} " if "val_auc" in logs else "")
+                 + f"({entry['seconds']:.1f} s){' *best*' if better else ''}")
         if s.wait >= self.patience:
             self.log(f"stage {self.stage}: no better val loss for {self.patience} epochs, stopping the stage")
             self.model.stop_training = True
