@@ -72,6 +72,7 @@ def _stem(i: int) -> str:
     return f"{1796000000000000000 + i:019d}_{i}"
 
 
+@pytest.mark.ssh
 def test_harvest_brings_complete_frames_home_and_follows_nothing(ssh_server, tmp_path):
     box, dest = tmp_path / "device" / "outbox", tmp_path / "home"
     secret = tmp_path / "device" / "secret.txt"
@@ -111,6 +112,7 @@ def test_harvest_brings_complete_frames_home_and_follows_nothing(ssh_server, tmp
     assert proc.returncode == 2 and "cannot open the outbox" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.ssh
 def test_a_killed_harvest_leaves_nothing_half_copied_on_either_side(ssh_server, tmp_path):
     """Whenever the transfer is killed, every image here under its final name is whole, and every
     frame gone from the device is here whole; the next harvest finishes the job."""
@@ -140,3 +142,24 @@ def test_a_killed_harvest_leaves_nothing_half_copied_on_either_side(ssh_server, 
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (dest / "unsorted").iterdir()} == originals
     assert not list(box.iterdir())
+
+
+@pytest.mark.ssh
+def test_frames_captured_by_live_come_home_with_their_guesses(colour_model, mixed_folder, ssh_server, tmp_path):  # noqa: F811
+    """The loop end to end: `live --capture` on the "device", `harvest` over SSH, and the frames
+    here are the ones live doubted, readable images, with live's answers in guesses.csv."""
+    import cv2
+
+    box, dest = tmp_path / "device-outbox", tmp_path / "home"
+    _summary(run_cli("live", colour_model, "--source", mixed_folder, "--capture", box, "--capture-every", "0",
+                     "--threshold", "0.6", "--json"))
+    notes = {p.stem: json.loads(p.read_text()) for p in box.glob("*.json")}
+    proc = run_cli("harvest", "mypi", "--ssh-config", ssh_server.config, "--outbox", box, "--to", dest, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout)
+    assert len(got["images"]) == len(notes) == 6 and got["removed"] == 6 and not list(box.iterdir())
+    for row in csv.DictReader((dest / "guesses.csv").open(encoding="utf-8")):
+        note = notes[Path(row["file"]).stem]
+        assert row["answer"] == "unknown" and row["reason"] == "unknown" and row["guess"] == note["top"][0]["label"]
+        image = cv2.imread(str(dest / "unsorted" / row["file"]))
+        assert image is not None and image.shape == (96, 128, 3)
