@@ -144,7 +144,9 @@ def test_live_and_bench_on_arm64(pi, shapes_export, shapes_data, tmp_path):
     arm_lines = [json.loads(line) for line in arm.stdout.splitlines()]
     x86_lines = [json.loads(line) for line in x86.stdout.splitlines()]
     assert arm_lines[-1]["frames"] == x86_lines[-1]["frames"] == int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
-    assert [f["label"] for f in arm_lines[:-1]] == [f["label"] for f in x86_lines[:-1]]
+    # the top labels: a score within an output step of the model's "unknown" threshold may fall on
+    # either side of it on another CPU's kernels
+    assert [f["top"][0]["label"] for f in arm_lines[:-1]] == [f["top"][0]["label"] for f in x86_lines[:-1]]
     proc = pi("-m", "edgetl", "bench", model, "--runs", "5", "--warmup", "1", "--min-seconds", "0", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)[0]
