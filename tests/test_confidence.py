@@ -35,10 +35,17 @@ def test_the_temperature_undoes_a_known_overconfidence():
     assert np.array_equal(with_temperature(sharp, t).argmax(1), sharp.argmax(1))  # answers unchanged
 
 
-def test_no_mistake_held_out_leaves_the_scores_as_trained():
-    probs = np.array([[0.9, 0.1], [0.3, 0.7]])
-    t, why = fit_temperature(probs, np.array([0, 1]))
+def test_too_few_or_no_mistakes_or_no_gain_leave_the_scores_as_trained():
+    probs = np.array([[0.9, 0.1], [0.3, 0.7]] * 30)
+    t, why = fit_temperature(probs, np.array([0, 1] * 30))
     assert t == 1.0 and "every held-out image was right" in why
+    sharp, labels = _calibrated_sample(4000, 3)
+    t, why = fit_temperature(with_temperature(sharp, 0.4)[:30], labels[:30])
+    assert t == 1.0 and "too few" in why
+    # calibrated already: a fitted temperature that does not lower the calibration error is not kept
+    t, why = fit_temperature(sharp[:60], labels[:60])
+    assert t == 1.0 or expected_calibration_error(with_temperature(sharp[:60], t), labels[:60]) <= \
+        expected_calibration_error(sharp[:60], labels[:60]), why
 
 
 def test_the_threshold_keeps_the_precision_and_counts_unknown_images_as_mistakes():

@@ -105,18 +105,30 @@ def _nll(probs: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     return float(-np.log(np.clip(p, 1e-12, 1.0)).mean())
 
 
+MIN_IMAGES = 50
+"""Held-out images a temperature is fitted on at the least: on 30 a fitted temperature once made the
+calibration error 0.043 -> 0.101."""
+
+
 def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> tuple[float, str]:
     """The temperature with the least negative log-likelihood of ``labels`` (a grid from 0.2 to 10),
-    and what was decided in words. When every held-out image is right the likelihood only grows as
-    scores sharpen, which says nothing about the images it gets wrong: the temperature stays 1."""
+    and what was decided in words. The scores stay as trained (temperature 1) on fewer than
+    :data:`MIN_IMAGES` images, when every held-out image is right (the likelihood then only grows
+    as scores sharpen, which says nothing about how sure a mistake is), and when the fitted
+    temperature would not lower the calibration error."""
     labels = np.asarray(labels)
-    if len(labels) == 0:
-        return 1.0, "no held-out images: scores left as trained"
+    n = len(labels)
+    if n < MIN_IMAGES:
+        return 1.0, f"{n} held-out images are too few to fit a temperature on ({MIN_IMAGES} or more): scores left as trained"
     if np.all(probs.argmax(1) == labels):
         return 1.0, "every held-out image was right, so nothing shows how sure a mistake is: scores left as trained"
     losses = [_nll(probs, labels, t) for t in TEMPERATURES]
     best = float(TEMPERATURES[int(np.argmin(losses))])
-    return best, f"temperature {best:.3f} fitted on {len(labels)} held-out images"
+    before, after = expected_calibration_error(probs, labels), expected_calibration_error(with_temperature(probs, best), labels)
+    if after > before:
+        return 1.0, (f"the fitted temperature {best:.3f} would raise the calibration error on the {n} held-out images "
+                     f"({before:.3f} -> {after:.3f}): scores left as trained")
+    return best, f"temperature {best:.3f} fitted on {n} held-out images"
 
 
 def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> list[dict]:
