@@ -22,8 +22,8 @@ from edgetl.training.config import ClassWeight, Resize, Schedule, Strategy, choi
 from edgetl.native_logs import DEBUG_ENV
 from edgetl.text import clean, safe
 
-WORKFLOW = ("data", "train", "export", "verify", "predict", "eval", "bench", "live", "deploy", "report", "doctor",
-            "demo")
+WORKFLOW = ("data", "train", "export", "verify", "predict", "eval", "bench", "live", "deploy", "harvest", "report",
+            "doctor", "demo")
 
 
 class WorkflowOrder(TyperGroup):
@@ -580,34 +580,6 @@ def bench(
 
 
 @app.command()
-def harvest(
-    host: str = typer.Argument(..., help="The device: a host name, user@host or an alias from ~/.ssh/config."),
-    outbox: str = typer.Option("~/edgetl-outbox", "--outbox", help="The device's `live --capture` folder."),
-    to: Optional[Path] = typer.Option(None, "--to", help="Where the frames go (default harvest/HOST)."),
-    keep: bool = typer.Option(False, "--keep", help="Leave the frames on the device (default: remove what arrived intact)."),
-    remote_python: str = REMOTE_PYTHON,
-    ssh_config: Optional[Path] = SSH_CONFIG,
-    timeout: float = DEVICE_TIMEOUT,
-    json_out: bool = JSON,
-) -> None:
-    """Bring a device's doubtful frames home: DEST/unsorted/ to label, the model's guesses in DEST/guesses.csv."""
-    from edgetl.benchmark.ssh import SshTarget, check_host
-    from edgetl.harvest import harvest as run_harvest
-
-    check_host(host)
-    dest = to or Path("harvest") / "".join(c if c.isalnum() or c in "._-" else "_" for c in host)
-    result = run_harvest(SshTarget(host, remote_python, str(ssh_config) if ssh_config else None, timeout=timeout),
-                         outbox, dest, remove=not keep)
-    if json_out:
-        print_json(result.to_dict())
-        return
-    out.print(f"{len(result.images)} frame(s) from {safe(host)} in {safe(dest / 'unsorted')} (guesses in "
-              f"{safe(dest / 'guesses.csv')}); {result.removed} removed from the device", soft_wrap=True)
-    for why in result.refused:
-        out.print(f"[yellow]not taken:[/] {safe(why)}")
-
-
-@app.command()
 def live(
     model: Path = typer.Argument(..., help="A .tflite or .onnx model."),
     source: str = typer.Option("0", "--source", help="Camera index, video file, rtsp/http URL, folder or glob, or picamera2."),
@@ -739,6 +711,34 @@ def deploy(
         return
     for key, value in done.items():
         out.print(f"{key}: {clean(value if not isinstance(value, dict) else json.dumps(value))}", markup=False)
+
+
+@app.command()
+def harvest(
+    host: str = typer.Argument(..., help="The device: a host name, user@host or an alias from ~/.ssh/config."),
+    outbox: str = typer.Option("~/edgetl-outbox", "--outbox", help="The device's `live --capture` folder."),
+    to: Optional[Path] = typer.Option(None, "--to", help="Where the frames go (default harvest/HOST)."),
+    keep: bool = typer.Option(False, "--keep", help="Leave the frames on the device (default: remove what arrived intact)."),
+    remote_python: str = REMOTE_PYTHON,
+    ssh_config: Optional[Path] = SSH_CONFIG,
+    timeout: float = DEVICE_TIMEOUT,
+    json_out: bool = JSON,
+) -> None:
+    """Bring a device's doubtful frames home: DEST/unsorted/ to label, the model's guesses in DEST/guesses.csv."""
+    from edgetl.benchmark.ssh import SshTarget, check_host
+    from edgetl.harvest import harvest as run_harvest
+
+    check_host(host)
+    dest = to or Path("harvest") / "".join(c if c.isalnum() or c in "._-" else "_" for c in host)
+    result = run_harvest(SshTarget(host, remote_python, str(ssh_config) if ssh_config else None, timeout=timeout),
+                         outbox, dest, remove=not keep)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    out.print(f"{len(result.images)} frame(s) from {safe(host)} in {safe(dest / 'unsorted')} (guesses in "
+              f"{safe(dest / 'guesses.csv')}); {result.removed} removed from the device", soft_wrap=True)
+    for why in result.refused:
+        out.print(f"[yellow]not taken:[/] {safe(why)}")
 
 
 @app.command()
