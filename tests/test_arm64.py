@@ -58,6 +58,7 @@ def step(model: Path) -> float:
     return 0.0
 
 
+@pytest.mark.slow
 def test_device_side_imports_without_tensorflow(pi):
     code = ("import platform, importlib.util, edgetl.runtime, edgetl.benchmark.runner, edgetl.live, edgetl.cli;"
             "print(platform.machine(), platform.python_version(), importlib.util.find_spec('tensorflow'))")

@@ -245,6 +245,7 @@ def _depthwise_mean_error(int8_model: bytes, float_model: bytes, images: np.ndar
     return total / np.maximum(count, 1)
 
 
+@pytest.mark.slow
 def test_bias_correction_removes_the_depthwise_mean_error(shapes_run):
     """On a real int8 model: the per-channel mean error of the depthwise convolutions shrinks across
     the network (summed over the 17 layers, and in most of them: a layer whose error is already far
@@ -279,6 +280,7 @@ def test_bias_correction_removes_the_depthwise_mean_error(shapes_run):
     assert chosen == (corrected(plain, fp32, calib[np.arange(len(calib)) % 4 != 3]) if report.kept else plain)
 
 
+@pytest.mark.slow
 def test_the_export_folder_gets_ordinary_permissions(shapes_export):
     """RUN/export was made 0700 (mkdtemp) inside a 0755 run folder: a service account could not read it."""
     import os

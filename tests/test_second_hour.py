@@ -183,6 +183,7 @@ def test_options_are_checked_before_anything_is_read(tmp_path, args, said):
 
 
 @needs_weights
+@pytest.mark.slow
 def test_weights_of_another_backbone_are_one_line_naming_the_one_they_fit(tmp_path):
     """EfficientNetB0 given MobileNetV2's weights: no Keras warning per layer, one line saying which
     backbone the file fits, before the dataset is read."""

@@ -594,6 +594,7 @@ def test_swap_in_never_leaves_a_moment_without_a_complete_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
 
 
+@pytest.mark.slow
 def test_failed_start_leaves_nothing_and_can_be_run_again(tmp_path):
     data = make_shapes(tmp_path / "data", per_class=6)
     args = ("train", data, "--project", tmp_path / "runs", "--epochs", "1", "--fine-tune-epochs", "0", "--size", "32",
@@ -608,6 +609,7 @@ def test_failed_start_leaves_nothing_and_can_be_run_again(tmp_path):
     assert "no such weights file" in line and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_corrupt_resume_files_name_the_file(tmp_path):
     work = tmp_path / "runs" / ".exp.incomplete"
     work.mkdir(parents=True)
