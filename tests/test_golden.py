@@ -82,6 +82,7 @@ def test_verify_model_without_golden_set_says_where_it_comes_from(tmp_path):
     assert proc.returncode == 2 and "no golden set beside the model" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_device_that_answers_nothing_or_too_little_fails_the_golden_check(export_copy):
     """`"probabilities": []` once passed as "0 of 0 golden images"; fewer, more or malformed answers
     than golden images fail every image they leave unchecked."""
