@@ -142,6 +142,8 @@ def test_a_killed_harvest_leaves_nothing_half_copied_on_either_side(ssh_server, 
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (dest / "unsorted").iterdir()} == originals
     assert not list(box.iterdir())
+    rows = [r["file"] for r in csv.DictReader((dest / "guesses.csv").open(encoding="utf-8"))]
+    assert sorted(rows) == sorted(originals)  # a frame taken twice keeps one row
 
 
 @pytest.mark.ssh

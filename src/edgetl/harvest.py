@@ -173,13 +173,16 @@ def _guess_row(stem: str, note: bytes, host: str) -> list[str]:
 
 
 def _write_guesses(folder: Path, rows: list[list[str]]) -> None:
-    """Add ``rows`` to folder/guesses.csv, rewritten whole under a temporary name and renamed."""
+    """Add ``rows`` to folder/guesses.csv (replacing a row of the same file), rewritten whole under
+    a temporary name and renamed."""
     path = folder / GUESSES
-    old = path.read_text(encoding="utf-8").splitlines(keepends=True)[1:] if path.exists() else []
+    new = {row[0] for row in rows}
+    # a frame taken again (a harvest stopped before its removal step) keeps one row, the newest
+    old = [r for r in csv.reader(io.StringIO(path.read_text(encoding="utf-8")))][1:] if path.exists() else []
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(COLUMNS)
-    buf.write("".join(old))
+    writer.writerows(r for r in old if r and r[0] not in new)
     writer.writerows(rows)
     tmp = folder / f".{GUESSES}.tmp"
     tmp.write_text(buf.getvalue(), encoding="utf-8")

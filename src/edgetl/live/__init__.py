@@ -60,7 +60,7 @@ def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOpti
 
         cv2 = _cv2()
     fps_clock: list[float] = []
-    outbox = Outbox(capture, clf.path.name) if capture is not None else None
+    outbox = Outbox(capture, clf.path.name, wait=not (src.live or opts.realtime)) if capture is not None else None
     try:
         for result in classify_stream(clf, src, opts, summary, on_read=server.publish_frame if server else None):
             now = time.perf_counter()

@@ -2,8 +2,9 @@
 
 A frame is kept when its answer was "unknown", when its top two scores were close, or when the
 label flip-flopped over the last few frames. The outbox is bounded (a cap in files and in bytes,
-the oldest dropped first) and rate-limited; a writer thread encodes and writes, so inference never
-waits for the disk (a frame that finds the writer busy is counted and dropped). Each kept frame is
+the oldest dropped first) and rate-limited; a writer thread encodes and writes, so inference on a
+camera never waits for the disk (a frame that finds the writer busy is counted and dropped; a file
+or folder, classified frame by frame, waits instead). Each kept frame is
 ``<nanoseconds>_<frame>.jpg`` and a ``.json`` beside it with the scores, both written to a
 temporary name and renamed, the JSON last: a pair whose JSON exists is complete. `edgetl harvest`
 takes only such pairs (:mod:`edgetl.harvest`)."""
@@ -72,8 +73,11 @@ def doubt(top: list[tuple[str, float]], unknown: bool, recent: deque, margin: fl
 class Outbox:
     """The bounded folder of doubtful frames, written by a thread of its own."""
 
-    def __init__(self, policy: OutboxPolicy, model: str):
+    def __init__(self, policy: OutboxPolicy, model: str, wait: bool = False):
         self.policy = policy.check()
+        self.wait = wait
+        """Wait for the writer instead of dropping a frame: for files and folders, which are
+        classified frame by frame anyway (a camera's frames never wait)."""
         self.model = model
         self.folder = policy.folder
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -102,14 +106,14 @@ class Outbox:
 
     def offer(self, result) -> str | None:
         """Keep ``result`` (a live FrameResult) when it is doubtful and the rate allows; returns
-        why it was kept, else None. Never blocks."""
+        why it was kept, else None. Blocks only when the outbox was made to ``wait``."""
         self._recent.append(result.top[0][0] if result.top else "")
         why = doubt(result.top, result.unknown, self._recent, self.policy.margin)
         now = time.monotonic()
         if why is None or now - self._last < self.policy.min_interval_s:
             return None
         try:
-            self._queue.put_nowait((result, why))
+            self._queue.put((result, why), block=self.wait)
         except queue.Full:
             self.dropped += 1
             return None
