@@ -137,11 +137,11 @@ def _print_audit(result) -> None:
 
 THREADS = typer.Option(None, "--threads", help="Inference threads (default: the runtime's choice).")
 LABELS = typer.Option(None, "--labels", help="Labels file, one per line (overrides the model's own).")
-# The device options of bench, verify, deploy and doctor, defined once (defaults: SshTarget's and
-# DEFAULT_TIMEOUT in edgetl.benchmark.ssh, which a test compares; not imported here to keep start-up light).
 THRESHOLD = typer.Option(None, "--threshold", min=0.0, max=1.0,
                          help="Answer 'unknown' below this top score (default: the model's own, chosen at training; "
                               "0 never).")
+# The device options of bench, verify, deploy and doctor, defined once (defaults: SshTarget's and
+# DEFAULT_TIMEOUT in edgetl.benchmark.ssh, which a test compares; not imported here to keep start-up light).
 REMOTE_PYTHON = typer.Option("python3", "--remote-python", help="Python on the device (e.g. ~/edgetl-venv/bin/python).")
 SSH_CONFIG = typer.Option(None, "--ssh-config", help="ssh_config file (default: ~/.ssh/config).")
 DEVICE_TIMEOUT = typer.Option(900.0, "--timeout", min=1, help="Seconds a device may take before it is stopped.")

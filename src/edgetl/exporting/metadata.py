@@ -106,8 +106,8 @@ def embed_tflite(model: bytes, name: str, manifest: ModelManifest) -> bytes:
     manifest.io = {"input": _tflite_tensor(schema, subgraph.tensors[subgraph.inputs[0]]),
                    "output": _tflite_tensor(schema, subgraph.tensors[subgraph.outputs[0]])}
     buffer = schema.BufferT()
-    buffer.data = np.frombuffer(_model_metadata(name, labels, pixels, float_input,
-                                                           manifest.confidence.threshold if manifest.confidence else None), np.uint8)
+    threshold = manifest.confidence.threshold if manifest.confidence else None
+    buffer.data = np.frombuffer(_model_metadata(name, labels, pixels, float_input, threshold), np.uint8)
     tree.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name = METADATA_NAME

@@ -26,7 +26,7 @@ from edgetl.text import clean
 NAME = re.compile(r"[0-9]{19}_[0-9]{1,12}\.(jpg|json)")
 """The only names an outbox holds: what harvest accepts from a device, and nothing else."""
 QUEUE = 4
-"""Frames waiting for the writer; a frame beyond them is dropped, never waited for."""
+"""Frames waiting for the writer; a camera's frame beyond them is dropped, never waited for."""
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from edgetl.text import clean
 def annotate(frame_bgr: np.ndarray, top: list[tuple[str, float]], label: str, fps: float,
              latency_ms: dict[str, float], unknown: bool = False) -> np.ndarray:
     """A BGR copy of the frame with the label (amber when ``unknown``), the top-k labels and
-    scores, a confidence bar, FPS and the latency split drawn on it. Text is sized from the frame (readable on a 224 px video as on
-    1080p) and laid out from measured text widths, so names and scores never run together."""
+    scores, a confidence bar, FPS and the latency split drawn on it. Text is sized from the frame
+    (readable on a 224 px video as on 1080p) and laid out from measured text widths, so names and
+    scores never run together."""
     cv2 = _cv2()
     h, w = frame_bgr.shape[:2]
     font, font_scale = cv2.FONT_HERSHEY_SIMPLEX, max(0.42, min(w, h) / 640)
