@@ -1,6 +1,6 @@
 """Will it run there? Models record the oldest runtime that runs them, and an old runtime gets the
 right diagnosis: tested with tflite-runtime 2.14 from PyPI, the release many Pi guides install,
-in a virtual environment of its own (numpy 1.x, no TensorFlow, edgetl's device side from src/)."""
+in a virtual environment of its own (numpy 1.x, no TensorFlow, edgetl's device side from the clone)."""
 from __future__ import annotations
 
 import json
@@ -44,9 +44,9 @@ def old_runtime_python(env_dir, numpy: str) -> str:
 
 
 def probe(py: str, *models) -> subprocess.CompletedProcess:
-    """Run PROBE on ``models`` in that environment, with edgetl's device side from src/."""
+    """Run PROBE on ``models`` in that environment, with edgetl's device side from the clone."""
     return subprocess.run([py, "-c", PROBE, *map(str, models)], capture_output=True, text=True, timeout=300,
-                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
 
 
 def _models(tmp_path):

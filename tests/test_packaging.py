@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -23,10 +24,13 @@ def test_wheel_with_device_extra_runs_predict_without_tensorflow(tmp_path):
     env_dir = tmp_path / "device-venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
+    # Nothing from this environment's path: a PYTHONPATH holding the clone would make pip take the
+    # wheel's package as installed already.
+    clean_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{wheel}[device]"], capture_output=True, text=True,
-                          timeout=900)
+                          timeout=900, env=clean_env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    listed = subprocess.run([str(py), "-m", "pip", "list", "--format=json"], capture_output=True, text=True).stdout
+    listed = subprocess.run([str(py), "-m", "pip", "list", "--format=json"], capture_output=True, text=True, env=clean_env).stdout
     names = {p["name"].lower() for p in json.loads(listed)}
     assert {"ai-edge-litert", "onnxruntime", "opencv-python-headless", "numpy"} <= names
     assert not names & {"tensorflow", "tensorflow-cpu", "keras"}
@@ -39,7 +43,7 @@ def test_wheel_with_device_extra_runs_predict_without_tensorflow(tmp_path):
     img[..., 1] = 230
     photo = write_rgb(tmp_path / "green.png", img)
     proc = subprocess.run([str(env_dir / "bin" / "edgetl"), "predict", str(model), str(photo), "--json"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=clean_env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["top"][0]["label"] == "green"
 
@@ -120,7 +124,7 @@ def test_layers_do_not_reach_up(module, never):
     also those inside functions)."""
     import ast
 
-    root = Path(__file__).resolve().parents[1] / "src" / "edgetl" / module
+    root = Path(__file__).resolve().parents[1] / "edgetl" / module
     files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
     found = []
     for f in files:

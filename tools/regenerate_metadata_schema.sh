@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate src/edgetl/_vendor/tflite_metadata_schema.py from metadata_schema.fbs beside it.
+# Regenerate edgetl/_vendor/tflite_metadata_schema.py from metadata_schema.fbs beside it.
 # Pinned to flatc 2.0.8 (Debian bookworm's flatbuffers-compiler): another flatc writes other code
 # for the same schema. Run from the repository root; then run tests/test_vendor.py.
 set -euo pipefail
@@ -9,7 +9,7 @@ if [ "$have" != "$want" ]; then
     echo "error: needs $want (have: ${have:-no flatc}); fix: sudo apt-get install flatbuffers-compiler=2.0.8+dfsg1-2" >&2
     exit 2
 fi
-vendor=src/edgetl/_vendor
+vendor=edgetl/_vendor
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 flatc --python --gen-object-api --gen-onefile -o "$out" "$vendor/metadata_schema.fbs"
