@@ -141,7 +141,7 @@ THRESHOLD = typer.Option(None, "--threshold", min=0.0, max=1.0,
                          help="Answer 'unknown' below this top score (default: the model's own, chosen at training; "
                               "0 never).")
 # The device options of bench, verify, deploy and doctor, defined once (defaults: SshTarget's and
-# DEFAULT_TIMEOUT in edgetl.benchmark.ssh, which a test compares; not imported here to keep start-up light).
+# DEFAULT_TIMEOUT in edgetl.remote.ssh, which a test compares; not imported here to keep start-up light).
 REMOTE_PYTHON = typer.Option("python3", "--remote-python", help="Python on the device (e.g. ~/edgetl-venv/bin/python).")
 SSH_CONFIG = typer.Option(None, "--ssh-config", help="ssh_config file (default: ~/.ssh/config).")
 DEVICE_TIMEOUT = typer.Option(900.0, "--timeout", min=1, help="Seconds a device may take before it is stopped.")
@@ -693,7 +693,7 @@ def deploy(
 ) -> None:
     """Put an exported model on a device over SSH, check it answers as at export, optionally as a service."""
     from edgetl import deploy as deploying
-    from edgetl.benchmark.ssh import SshTarget
+    from edgetl.remote.ssh import SshTarget
 
     target = SshTarget(host, remote_python=remote_python, ssh_config=str(ssh_config) if ssh_config else None,
                        timeout=timeout)
@@ -725,7 +725,7 @@ def harvest(
     json_out: bool = JSON,
 ) -> None:
     """Bring a device's doubtful frames home: DEST/unsorted/ to label, the model's guesses in DEST/guesses.csv."""
-    from edgetl.benchmark.ssh import SshTarget, check_host
+    from edgetl.remote.ssh import SshTarget, check_host
     from edgetl.harvest import harvest as run_harvest
 
     check_host(host)
@@ -811,7 +811,8 @@ def doctor(
 
 
 def _doctor_host(host: str, remote_python: str, ssh_config: Optional[Path], json_out: bool) -> None:
-    from edgetl.benchmark.ssh import SshTarget, doctor_on_host
+    from edgetl.remote.runner import doctor_on_host
+    from edgetl.remote.ssh import SshTarget
 
     d = doctor_on_host(SshTarget(host, remote_python=remote_python, ssh_config=str(ssh_config) if ssh_config else None))
     if json_out:

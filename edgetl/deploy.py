@@ -20,10 +20,10 @@ import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edgetl.benchmark.ssh import (SshTarget, check, copy_file, remote_command, remove_remote_dir, run_golden,
-                              runner_command, ssh)
 from edgetl.errors import EdgetlError
 from edgetl.live.outbox import NAME
+from edgetl.remote.runner import run_golden, runner_command
+from edgetl.remote.ssh import SshTarget, check, copy_file, remote_command, remove_remote_dir, ssh
 from edgetl.text import clean, has_control
 from edgetl.runtime.golden import GOLDEN_FILE, Golden
 from edgetl.runtime.manifest import recorded_sha256

@@ -74,7 +74,8 @@ def check_model(model: str | Path, threads: int | None = None, hosts: list[str] 
     if not hosts:
         clf = load(path, threads=threads)
         return [GoldenReport("local", clf.runtime, gold.compare(probabilities(clf, gold.pixels)))]
-    from edgetl.benchmark.ssh import SshTarget, golden_on_host
+    from edgetl.remote.runner import golden_on_host
+    from edgetl.remote.ssh import SshTarget
 
     reports = []
     for host in hosts:

@@ -21,9 +21,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgetl.benchmark.ssh import SshTarget, check, remote_command, ssh, stream
 from edgetl.errors import EdgetlError
 from edgetl.live.outbox import NAME
+from edgetl.remote.ssh import SshTarget, check, remote_command, ssh, stream
 from edgetl.text import clean
 
 MAX_IMAGE = 50_000_000

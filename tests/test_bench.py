@@ -255,7 +255,7 @@ def test_the_cli_device_options_default_as_the_transport():
     """bench, verify, deploy and doctor share one definition of the device options, whose defaults
     are the SSH transport's own."""
     from edgetl import cli
-    from edgetl.benchmark.ssh import DEFAULT_TIMEOUT, SshTarget
+    from edgetl.remote.ssh import DEFAULT_TIMEOUT, SshTarget
 
     assert cli.REMOTE_PYTHON.default == SshTarget("mypi").remote_python and cli.DEVICE_TIMEOUT.default == DEFAULT_TIMEOUT
     source = (Path(cli.__file__)).read_text()

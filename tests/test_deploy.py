@@ -125,7 +125,7 @@ def test_deploy_never_replaces_or_removes_a_folder_edgetl_did_not_make(shapes_ex
 
 def test_remote_words_expand_a_leading_tilde_on_the_device_only(ssh_server):
     """The README's --remote-python ~/edgetl-venv/bin/python: quoting kept ~ from expanding."""
-    from edgetl.benchmark.ssh import SshTarget, remote_command, ssh
+    from edgetl.remote.ssh import SshTarget, remote_command, ssh
 
     assert remote_command("~/venv/bin/python", "a~/b", "~user") == '"$HOME"/venv/bin/python \'a~/b\' \'~user\''
     target = SshTarget("mypi", ssh_config=str(ssh_server.config))

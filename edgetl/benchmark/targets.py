@@ -24,7 +24,8 @@ def _local(models: list[Path], threads: list[int | None], options: BenchOptions,
 def _ssh(models: list[Path], threads: list[int | None], options: BenchOptions, hosts: list[str],
          remote_python: str = "python3", ssh_config: str | None = None, timeout: float | None = None,
          **_) -> list[BenchResult]:
-    from edgetl.benchmark.ssh import DEFAULT_TIMEOUT, SshTarget, bench_hosts
+    from edgetl.benchmark.ssh import bench_hosts
+    from edgetl.remote.ssh import DEFAULT_TIMEOUT, SshTarget
 
     if not hosts:
         raise EdgetlError("--device rpi needs --host", fix="give --host user@host or an alias from ~/.ssh/config")
@@ -38,7 +39,7 @@ def _android(models: list[Path], threads: list[int | None], options: BenchOption
              benchmark_binary: str | None = None, use_gpu: bool = False, use_nnapi: bool = False,
              timeout: float | None = None, **_) -> list[BenchResult]:
     from edgetl.benchmark.android import REMOTE_DIR, AdbTarget, bench_android
-    from edgetl.benchmark.ssh import DEFAULT_TIMEOUT
+    from edgetl.remote.ssh import DEFAULT_TIMEOUT
 
     bad = [m for m in models if m.suffix != ".tflite"]
     if bad:
