@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # for the annotations only: importing these at run time would load TensorFlow
     from edgetl.benchmark.harness import BenchOptions, BenchResult
     from edgetl.evaluation import EvalResult
+    from edgetl.exporting.formats import Gates
     from edgetl.exporting.pipeline import ExportOptions, ExportResult
+    from edgetl.golden_check import ModelCheck
     from edgetl.runtime import Classifier
     from edgetl.training.config import TrainConfig
     from edgetl.training.run import TrainResult
@@ -54,6 +56,26 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     from edgetl.exporting.pipeline import export as run_export
 
     return run_export(run, options)
+
+
+def verify(target: str | Path | None = None, hosts: list[str] | None = None, threads: int | None = None,
+           gates: Gates | None = None, **ssh: Any) -> ExportResult | ModelCheck:
+    """Check again what export verified. A run folder (default: the latest): its artifacts against
+    the Keras model, with ``gates`` (an :class:`ExportResult`). One exported model file: its golden
+    images replayed here, or on each of ``hosts`` over SSH (``remote_python``, ``ssh_config``,
+    ``timeout``), and its sha256 against export's (a :class:`~edgetl.golden_check.ModelCheck`).
+    Both have ``ok``."""
+    from edgetl.errors import EdgetlError
+
+    if target is not None and Path(target).is_file():
+        from edgetl.golden_check import verify_model
+
+        return verify_model(target, threads, hosts, **ssh)
+    if hosts:
+        raise EdgetlError("--host verifies one model file on a device", fix="give RUN/export/model_int8.tflite, not a folder")
+    from edgetl.exporting.pipeline import verify_run
+
+    return verify_run(target, gates, threads)
 
 
 def bench(models: list[str | Path], threads: list[int | None] | None = None, device: str = "local",

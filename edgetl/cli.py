@@ -362,10 +362,12 @@ def train(
     elif "worker" in result.metrics:
         out.print(f"worker {result.metrics['worker']} done; the chief wrote {safe(result.path)}")
     else:
-        m = result.metrics
+        from edgetl.runs import RunFolder
+
+        m, folder = result.metrics, RunFolder(result.path)
+        wrote = (folder.model, folder.history_plot, folder.confusion_plot, folder.reliability_plot, folder.metrics)
         out.print(f"[bold]{safe(result.path)}[/]: val accuracy {m['val_accuracy']:.4f} (best epoch {m['best']['epoch']}, "
-                  f"stage {m['best']['stage']}); model.keras, history.png, confusion_matrix.png, reliability.png, "
-                  "metrics.json")
+                  f"stage {m['best']['stage']}); {', '.join(f.name for f in wrote)}")
         conf = (m.get("confidence") or {}).get("manifest")
         if conf:
             out.print(f"answers under {conf['threshold']:.3f} are 'unknown' ({conf['precision']:.3f} precision, "
@@ -454,14 +456,13 @@ def verify(
 ) -> None:
     """A run: verify its artifacts against the Keras model again. A model: replay its golden images
     here or on devices (--host) and compare with what it answered at export."""
-    if target is not None and target.is_file():
-        _verify_model(target, host, remote_python, ssh_config, timeout, threads, json_out)
-        return
-    if host:
-        raise EdgetlError("--host verifies one model file on a device", fix="give RUN/export/model_int8.tflite, not a folder")
-    from edgetl.exporting.pipeline import verify_run
+    from edgetl import verify as run_verify
+    from edgetl.golden_check import ModelCheck
 
-    result = verify_run(target, Gates(max_drop, min_agreement, strict_gates), threads)
+    result = run_verify(target, host, threads, Gates(max_drop, min_agreement, strict_gates),
+                        remote_python=remote_python, ssh_config=str(ssh_config) if ssh_config else None, timeout=timeout)
+    if isinstance(result, ModelCheck):
+        _print_model_check(result, json_out)
     if json_out:
         print_json({"folder": str(result.folder), "ok": result.ok, "checks": [c.to_dict() for c in result.checks]})
     else:
@@ -469,19 +470,15 @@ def verify(
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _verify_model(model: Path, hosts: list[str], remote_python: str, ssh_config: Optional[Path], timeout: float,
-                  threads: Optional[int], json_out: bool) -> None:
-    from edgetl.golden_check import check_model, modified_since_export
-
-    modified = modified_since_export(model)
-    reports = check_model(model, threads, hosts, remote_python, str(ssh_config) if ssh_config else None, timeout)
-    ok = all(r.ok for r in reports) and not modified
+def _print_model_check(check, json_out: bool) -> None:
+    """A model's golden check, each place a line (and its failing images), then exit 0 or 1."""
+    model = check.model
     if json_out:
-        print_json({"model": str(model), "ok": ok, "modified_since_export": modified, "checks": [r.to_dict() for r in reports]})
-        raise typer.Exit(0 if ok else 1)
-    if modified:
+        print_json(check.to_dict())
+        raise typer.Exit(0 if check.ok else 1)
+    if check.modified_since_export:
         err.print(f"[red]✗[/] {safe(model)} was modified since export: its sha256 differs from the manifest's")
-    for report in reports:
+    for report in check.reports:
         bad = [r for r in report.results if not r.ok]
         mark = "[green]✓[/]" if report.ok else "[red]✗[/]"
         out.print(f"{mark} {safe(model.name)} on {safe(report.where)} ({safe(report.runtime)}): "
@@ -491,7 +488,7 @@ def _verify_model(model: Path, hosts: list[str], remote_python: str, ssh_config:
                       f"{safe(r.got_top1)} {r.got_score:.3f} (largest probability difference {r.max_diff:.3g})")
         if report.hint:
             out.print(f"  {safe(report.hint)}")
-    raise typer.Exit(0 if ok else 1)
+    raise typer.Exit(0 if check.ok else 1)
 
 
 @app.command()
@@ -517,7 +514,7 @@ def bench(
 ) -> None:
     """Latency benchmark: init, first, mean/p50/p90/p99, FPS, memory, device facts; one table for all."""
     from edgetl.benchmark import bench as run_bench, export_run_of, parse_threads
-    from edgetl.benchmark.report import plot as draw, rows, write_csv
+    from edgetl.benchmark.report import oversubscribed, plot as draw, rows, write_csv
 
     thread_list = parse_threads(threads)
     opts = BenchOptions(runs=runs, warmup=warmup, min_seconds=min_seconds, e2e_image=str(e2e) if e2e else None)
@@ -555,19 +552,13 @@ def bench(
                       num(row["p50_ms"], ".2f"), num(row["p90_ms"], ".2f"), num(row["p99_ms"], ".2f"),
                       num(row["fps"], ".1f"), num(row["peak_rss_mb"], ".0f"))
     out.print(table)
-    for dev in {json.dumps(r.device, sort_keys=True): r.device for r in results}.values():
-        facts = {k: ("not available" if dev.get(k) is None else clean(dev.get(k))) for k in
-                 ("cpu", "arch", "cores", "os", "governor", "throttled", "temperature_c", "target")}
-        out.print(f"device {facts['target']}: {facts['cpu']} ({facts['arch']}, {facts['cores']} cores), {facts['os']}; "
-                  f"governor {facts['governor']}, throttled {facts['throttled']}, temperature {facts['temperature_c']}",
-                  markup=False)
+    for line in dict.fromkeys(r.device.summary() for r in results):
+        out.print(line, markup=False)
     out.print("runtime: " + ", ".join(sorted({r.runtime for r in results})), markup=False)
     if any(r.own_process is False for r in results):
         out.print("peak RSS: measured one model after another in one process (this Python cannot start a fresh "
                   "one), so each figure is the highest so far", markup=False)
-    over = sorted({(r.threads, r.device.get("cores")) for r in results
-                   if r.threads and r.device.get("cores") and r.threads > r.device["cores"]})
-    for t, cores in over:
+    for t, cores in oversubscribed(results):
         err.print(f"[yellow]warning:[/] --threads {t} is more than the device's {cores} cores: threads then wait for "
                   "each other and latency rises; measure up to the core count")
     for r in results:
@@ -749,10 +740,10 @@ def report(
 ) -> None:
     """One self-contained HTML page per run: is it good, where does it fail, what to ship."""
     from edgetl.report import write_comparison, write_report
+    from edgetl.runs import check_run_folder
 
     for run in runs:
-        if not (run / "config.yaml").is_file():
-            raise EdgetlError("not a run folder (no config.yaml)", path=run, fix="give a folder `edgetl train` wrote")
+        check_run_folder(run)
     if len(runs) == 1:
         page = write_report(runs[0])
     else:

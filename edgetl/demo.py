@@ -103,11 +103,11 @@ def run_demo(opts: DemoOptions) -> dict:
     from edgetl.benchmark import bench
     from edgetl.benchmark.harness import BenchOptions
     from edgetl.data.audit import audit
-    from edgetl.exporting.formats import ALL
+    from edgetl.exporting.formats import ALL, FORMATS, Gates
     from edgetl.exporting.pipeline import ExportOptions, export
-    from edgetl.exporting.formats import Gates
     from edgetl.live import LiveOptions, run
     from edgetl.report import refresh
+    from edgetl.runs import RunFolder
     from edgetl import TrainConfig, train
 
     t0 = time.perf_counter()
@@ -140,10 +140,10 @@ def run_demo(opts: DemoOptions) -> dict:
     results = bench(artifacts, [opts.threads], options=BenchOptions(runs=50, warmup=5, min_seconds=opts.bench_seconds))
     refresh(result.path)  # the run's page with its benchmark
     log("[5/6] live over a video of held-out images")
-    video = _write_video(report, result.path / "demo.mp4")
+    video = _write_video(report, RunFolder(result.path).demo_video)
     # the int8 model when it passed its gates, else the fallback the export names, else fp32
     shippable = [exported.folder / a.file for a in exported.attempts if a.passed]
-    int8 = exported.folder / "model_int8.tflite"
+    int8 = exported.folder / FORMATS["int8"].file
     model = int8 if int8.exists() else (shippable or artifacts)[0]
     live_summary = run(model, str(video), LiveOptions(), threads=opts.threads).to_dict()
     speed = {r.model: r for r in results}
@@ -154,7 +154,7 @@ def run_demo(opts: DemoOptions) -> dict:
                "keras_accuracy": exported.keras_accuracy, "artifacts": rows,
                "live": {"model": model.name, "video": str(video), **live_summary},
                "minutes": (time.perf_counter() - t0) / 60}
-    (result.path / "demo_summary.json").write_text(json.dumps(summary, indent=1))
+    RunFolder(result.path).demo_summary.write_text(json.dumps(summary, indent=1))
     log(f"[6/6] done in {summary['minutes']:.1f} min")
     return summary
 

@@ -24,9 +24,11 @@ from edgetl.errors import EdgetlError
 from edgetl.live.outbox import NAME
 from edgetl.remote.runner import run_golden, runner_command
 from edgetl.remote.ssh import SshTarget, check, copy_file, remote_command, remove_remote_dir, ssh
-from edgetl.text import clean, has_control
+from edgetl.runs import ExportFolder
+from edgetl.runtime.folder_manifest import recorded_sha256
 from edgetl.runtime.golden import GOLDEN_FILE, Golden
-from edgetl.runtime.manifest import recorded_sha256
+from edgetl.runtime.manifest import MANIFEST
+from edgetl.text import clean, has_control
 
 DEFAULT_DIR = ".local/share/edgetl/deploy"
 """Relative to the device user's home (where ssh commands start)."""
@@ -92,11 +94,12 @@ def _systemd_quote(word: str) -> str:
 
 def _model_files(model: Path) -> dict[str, Path]:
     """Local files a deployment carries, by their name on the device."""
-    folder = model.parent
-    files = {f"model{model.suffix.lower()}": model, "manifest.json": folder / "manifest.json",
-             GOLDEN_FILE: folder / GOLDEN_FILE}
-    if (folder / "labels.txt").is_file():
-        files["labels.txt"] = folder / "labels.txt"
+    folder = ExportFolder(model.parent)
+    # Each under its name in the export folder: the device's runtime reads them beside the model.
+    files = {f"model{model.suffix.lower()}": model, folder.manifest.name: folder.manifest,
+             folder.golden.name: folder.golden}
+    if folder.labels.is_file():
+        files[folder.labels.name] = folder.labels
     missing = [p for p in files.values() if not p.is_file()]
     if missing:
         raise EdgetlError(f"{missing[0].name} is missing beside the model", path=model,
@@ -237,8 +240,8 @@ _OUTBOX_SIZE = (f"import os, re, sys\nname = re.compile({NAME.pattern!r})\nn = b
 def status(target: SshTarget, remote_dir: str = DEFAULT_DIR, outbox: str = "~/edgetl-outbox") -> dict:
     """What is deployed on the device, whether the service runs, and how full its outbox is."""
     marker = "--edgetl-files--"
-    proc = ssh(target, remote_command("sh", "-c", 'cat "$1/manifest.json" 2>/dev/null; printf "\\n%s\\n" "$2"; '
-                                      'ls "$1" 2>/dev/null', "sh", remote_dir, marker))
+    proc = ssh(target, remote_command("sh", "-c", 'cat "$1/$3" 2>/dev/null; printf "\\n%s\\n" "$2"; '
+                                      'ls "$1" 2>/dev/null', "sh", remote_dir, marker, MANIFEST))
     check(target, proc, "reading the deployment")
     first, _, rest = proc.stdout.decode(errors="replace").partition(marker)
     try:

@@ -245,7 +245,7 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
                               and isinstance(v, (int, float)) and not isinstance(v, bool)}, class_depth=class_depth)
     result = audit(data, options)
     run = runs.run_of(clf.path)
-    trained = ({r.sha256 for r in Audit.load_file(run / "audit.json").records if r.split == "train"}
+    trained = ({r.sha256 for r in Audit.load_file(runs.RunFolder(run).audit).records if r.split == "train"}
                if run is not None else None)
     scored = pick_split(result, split, trained)
     missing = [c for c in result.classes if c not in clf.labels]

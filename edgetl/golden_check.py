@@ -2,12 +2,15 @@
 with what the model answered at export (see :mod:`edgetl.runtime.golden`). TensorFlow-free."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from edgetl.benchmark.device import DeviceFacts
 from edgetl.errors import EdgetlError
+from edgetl.runs import ExportFolder
+from edgetl.runtime.folder_manifest import recorded_sha256
 from edgetl.runtime.golden import Golden, GoldenResult, probabilities
-from edgetl.runtime.manifest import file_sha256, recorded_sha256
+from edgetl.runtime.manifest import file_sha256
 
 
 @dataclass
@@ -18,7 +21,7 @@ class GoldenReport:
     """"local", or "ssh:HOST"."""
     runtime: str
     results: list[GoldenResult]
-    device: dict = field(default_factory=dict)
+    device: DeviceFacts = field(default_factory=DeviceFacts)
     hint: str = ""
     """What to do when it failed and edgetl can tell why."""
 
@@ -29,7 +32,7 @@ class GoldenReport:
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return {"where": self.where, "runtime": self.runtime, "ok": self.ok, "device": self.device,
+        return {"where": self.where, "runtime": self.runtime, "ok": self.ok, "device": self.device.to_dict(),
                 "results": [r.to_dict() for r in self.results], "hint": self.hint}
 
 
@@ -46,9 +49,9 @@ def _hint(model: Path, report: GoldenReport) -> str:
     if report.ok or model.suffix.lower() != ".onnx":
         return ""
     made_for = getattr(load(model).manifest, "int8_target", None)
-    wanted = _ONNX_TARGET_OF_ARCH.get(str(report.device.get("arch", "")).lower())
+    wanted = _ONNX_TARGET_OF_ARCH.get((report.device.arch or "").lower())
     if made_for and wanted and made_for != wanted:
-        return (f"this int8 ONNX model was made for {made_for} CPUs and the device is {report.device.get('arch')}: "
+        return (f"this int8 ONNX model was made for {made_for} CPUs and the device is {report.device.arch}: "
                 f"export one for it with `edgetl export RUN --onnx --int8 --target {wanted}`")
     return ""
 
@@ -80,8 +83,37 @@ def check_model(model: str | Path, threads: int | None = None, hosts: list[str] 
     reports = []
     for host in hosts:
         t = SshTarget(host, remote_python=remote_python, ssh_config=ssh_config, timeout=timeout)
-        doc = golden_on_host(t, path, path.parent / "golden.npy")
-        report = GoldenReport(f"ssh:{host}", doc["runtime"], gold.compare(doc["probabilities"]), doc["device"])
+        doc = golden_on_host(t, path, ExportFolder(path.parent).golden)
+        report = GoldenReport(f"ssh:{host}", doc["runtime"], gold.compare(doc["probabilities"]),
+                              replace(DeviceFacts.from_dict(doc.get("device")), target=f"ssh:{host}"))
         report.hint = _hint(path, report)
         reports.append(report)
     return reports
+
+
+@dataclass
+class ModelCheck:
+    """`edgetl verify MODEL`: the golden check in each place, and whether the file is still the one
+    its export verified."""
+
+    model: Path
+    modified_since_export: bool
+    reports: list[GoldenReport]
+
+    @property
+    def ok(self) -> bool:
+        """Unchanged since export, and every golden image answered as then, everywhere."""
+        return all(r.ok for r in self.reports) and not self.modified_since_export
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"model": str(self.model), "ok": self.ok, "modified_since_export": self.modified_since_export,
+                "checks": [r.to_dict() for r in self.reports]}
+
+
+def verify_model(model: str | Path, threads: int | None = None, hosts: list[str] | None = None,
+                 remote_python: str = "python3", ssh_config: str | None = None, timeout: float = 900.0) -> ModelCheck:
+    """Replay ``model``'s golden set here (no hosts) or on each SSH host, and compare its sha256
+    with the one its export recorded."""
+    reports = check_model(model, threads, hosts, remote_python, ssh_config, timeout)
+    return ModelCheck(Path(model), modified_since_export(Path(model)), reports)

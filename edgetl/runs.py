@@ -13,14 +13,96 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgetl.errors import EdgetlError
+from edgetl.runtime.folder_manifest import ExportManifest, RunManifest
+from edgetl.runtime.golden import GOLDEN_FILE
+from edgetl.runtime.labels import LABELS_FILE
+from edgetl.runtime.manifest import MANIFEST
 
 INCOMPLETE = ".incomplete"
 LOCK = ".edgetl.lock"
-BENCH_FILE = "bench.json"
-"""RUN/export/bench.json: the newest benchmark of each of the export's models, thread count and device."""
+EXPORT = "export"
+
+
+class _File:
+    """A name in a folder: on an instance, ``folder.model`` is ``folder.path / "model.keras"``; on
+    the class, ``RunFolder.model.name`` is the name itself."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name, self.__doc__ = name, doc
+
+    def __get__(self, folder, owner=None):
+        return self if folder is None else folder.path / self.name
+
+
+@dataclass(frozen=True)
+class ExportFolder:
+    """RUN/export/: the verified artifacts and what export and bench wrote beside them. Names only:
+    nothing is read until asked."""
+
+    path: Path
+
+    manifest = _File(MANIFEST, "manifest.json: every artifact, its hash and verdict.")
+    labels = _File(LABELS_FILE, "labels.txt, one class per line.")
+    golden = _File(GOLDEN_FILE, "golden.npy: the golden images.")
+    report_json = _File("report.json", "report.json: every check's figures.")
+    report_md = _File("report.md", "report.md: the same as a table.")
+    bench = _File("bench.json", "bench.json: the newest benchmark of each model, thread count and device.")
+    rejected = _File("rejected", "rejected/: artifacts that missed their gate.")
+
+    def read_manifest(self) -> ExportManifest:
+        """The export's typed manifest (one error naming the file when it is damaged)."""
+        return ExportManifest.read(self.manifest)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One training run's folder (finished or in progress): every file name under RUN/ is here,
+    and the folder's manifest is read and written typed."""
+
+    path: Path
+
+    config = _File("config.yaml", "config.yaml: the run's settings.")
+    audit = _File("audit.json", "audit.json: every file, its split and class.")
+    state = _File("state.json", "state.json: where training is (for --resume).")
+    model = _File("model.keras", "model.keras: the trained model.")
+    manifest = _File(MANIFEST, "manifest.json: what export reads.")
+    labels = _File(LABELS_FILE, "labels.txt, one class per line.")
+    metrics = _File("metrics.json", "metrics.json: the held-out figures.")
+    history = _File("history.json", "history.json: every epoch's figures.")
+    history_plot = _File("history.png", "history.png: the training curves.")
+    confusion_plot = _File("confusion_matrix.png", "confusion_matrix.png.")
+    reliability_plot = _File("reliability.png", "reliability.png: calibration.")
+    predictions = _File("predictions.json", "predictions.json: per held-out image.")
+    log = _File("train.log", "train.log: the status lines.")
+    tensorboard = _File("tensorboard", "tensorboard/: logs for --tensorboard.")
+    page = _File("report.html", "report.html: the run's page.")
+    demo_video = _File("demo.mp4", "demo.mp4: the video `edgetl demo` classified live.")
+    demo_summary = _File("demo_summary.json", "demo_summary.json: what `edgetl demo` measured.")
+
+    @property
+    def export(self) -> ExportFolder:
+        """export/: what `edgetl export` wrote."""
+        return ExportFolder(self.path / EXPORT)
+
+    def checkpoint(self, which: str) -> Path:
+        """The ``last`` or ``best`` weights checkpoint (removed when the run completes)."""
+        return self.path / f"{which}.weights.npz"
+
+    def is_finished_run(self) -> bool:
+        """A finished run: its audit and its model are there."""
+        return self.audit.is_file() and self.model.exists()
+
+    def read_manifest(self) -> RunManifest:
+        """The run's typed manifest (one error naming the file when it is damaged)."""
+        return RunManifest.read(self.manifest)
+
+    def write_manifest(self, manifest: RunManifest) -> None:
+        """Write the run's manifest (under a temporary name, then renamed)."""
+        manifest.write(self.manifest)
 
 
 def in_progress(final: Path) -> Path:
@@ -205,11 +287,19 @@ def unfinished(final: Path) -> str | None:
 def latest_run(project: str | Path = "runs") -> Path:
     """The most recently finished run under ``project`` (for `edgetl export` without RUN)."""
     root = Path(project)
-    runs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "model.keras").exists()] \
+    runs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and RunFolder(p).model.exists()] \
         if root.is_dir() else []
     if not runs:
         raise EdgetlError("no finished training run found", path=root, fix="train one with `edgetl train DATA`, or name RUN")
-    return max(runs, key=lambda p: (p / "model.keras").stat().st_mtime)
+    return max(runs, key=lambda p: RunFolder(p).model.stat().st_mtime)
+
+
+def check_run_folder(path: str | Path) -> RunFolder:
+    """``path`` as a run folder, or one error when `edgetl train` did not write it."""
+    folder = RunFolder(Path(path))
+    if not folder.config.is_file():
+        raise EdgetlError(f"not a run folder (no {folder.config.name})", path=path, fix="give a folder `edgetl train` wrote")
+    return folder
 
 
 def run_of(model: str | Path) -> Path | None:
@@ -217,6 +307,6 @@ def run_of(model: str | Path) -> Path | None:
     ``RUN/export/rejected/*``), recognised by its ``audit.json``; None for a model from elsewhere."""
     path = Path(model).absolute()
     for folder in list(path.parents)[:3]:
-        if (folder / "audit.json").is_file() and (folder / "model.keras").exists():
+        if RunFolder(folder).is_finished_run():
             return folder
     return None

@@ -67,11 +67,14 @@ def bench(models: list[str | Path], threads: list[int | None] | None = None, dev
 
 def export_run_of(paths: list[str | Path]) -> Path | None:
     """The run folder when every model is one run's export (RUN/export/*), else None."""
+    from edgetl.runs import RunFolder  # the host's side only: the device runner has no run folders
+
     folders = {Path(p).resolve().parent for p in paths}
     if len(folders) != 1:
         return None
     folder = folders.pop()
-    return folder.parent if folder.name == "export" and (folder.parent / "model.keras").is_file() else None
+    return folder.parent if RunFolder(folder.parent).export.path == folder and RunFolder(folder.parent).model.is_file() \
+        else None
 
 
 def _keep_with_run(paths: list[Path], results: list[BenchResult]) -> None:
@@ -80,26 +83,26 @@ def _keep_with_run(paths: list[Path], results: list[BenchResult]) -> None:
     import json
     import os
 
-    from edgetl.runs import BENCH_FILE
+    from edgetl.runs import RunFolder
 
     run = export_run_of(paths)
     if run is None:
         return
-    folder = run / "export"
+    file = RunFolder(run).export.bench
 
     def key(r: dict) -> tuple:
         return r.get("model"), r.get("threads"), (r.get("device") or {}).get("target", "local")
 
     try:  # earlier benchmarks of this export stay: a one-model check must not replace a comparison
-        kept = json.loads((folder / BENCH_FILE).read_text(encoding="utf-8"))
+        kept = json.loads(file.read_text(encoding="utf-8"))
         kept = [r for r in kept if isinstance(r, dict)] if isinstance(kept, list) else []
     except (OSError, ValueError):
         kept = []
     new = {key(r): r for r in (res.to_dict() for res in results)}
     merged = [r for r in kept if key(r) not in new] + list(new.values())
-    tmp = folder / f".{BENCH_FILE}.tmp"
+    tmp = file.with_name(f".{file.name}.tmp")
     tmp.write_text(json.dumps(merged, indent=1))
-    os.replace(tmp, folder / BENCH_FILE)
+    os.replace(tmp, file)
 
 
 __all__ = ["bench", "export_run_of"]

@@ -6,7 +6,62 @@ import os
 import platform
 import shutil
 import subprocess
+from dataclasses import asdict, dataclass, field, fields
+
+from edgetl.text import clean
 from edgetl.versions import package_versions
+
+
+@dataclass
+class DeviceFacts:
+    """The machine a result was measured on, each fact where it could be read (None where not).
+    Every text here comes from the device: shown escaped, never as markup."""
+
+    target: str = "local"
+    """"local", "ssh:HOST" or "adb:SERIAL"."""
+    hostname: str | None = None
+    cpu: str | None = None
+    cores: int | None = None
+    arch: str | None = None
+    os: str | None = None
+    python: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    governor: str | None = None
+    freq_mhz: float | None = None
+    temperature_c: dict[str, float] | None = None
+    throttled: str | None = None
+    """`vcgencmd get_throttled` on a Raspberry Pi (0x0: never throttled)."""
+    model: str | None = None
+    """A phone's model name (Android)."""
+    delegate: str | None = None
+    """What ran the model on a phone: cpu, gpu or nnapi."""
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: object) -> "DeviceFacts":
+        """Facts as a device sent them: keys of a newer runner are ignored, and a fact of the wrong
+        type is dropped rather than trusted (these are for display and the thread-count warning)."""
+        if not isinstance(d, dict):
+            return cls()
+        kinds = {"cores": int, "freq_mhz": (int, float), "versions": dict, "temperature_c": dict}
+        kept = {}
+        for f in fields(cls):
+            value = d.get(f.name)
+            kind = kinds.get(f.name, str)
+            if value is not None and isinstance(value, kind) and not isinstance(value, bool):
+                kept[f.name] = value
+        return cls(**kept)
+
+    def summary(self) -> str:
+        """One line for the terminal (plain text: the caller prints it without markup)."""
+        facts = {k: "not available" if v is None else clean(v) for k, v in
+                 ((k, getattr(self, k)) for k in ("cpu", "arch", "cores", "os", "governor", "throttled", "temperature_c",
+                                                  "target"))}
+        return (f"device {facts['target']}: {facts['cpu']} ({facts['arch']}, {facts['cores']} cores), {facts['os']}; "
+                f"governor {facts['governor']}, throttled {facts['throttled']}, temperature {facts['temperature_c']}")
 
 
 def _read(path: str) -> str | None:
@@ -57,15 +112,14 @@ DEVICE_PACKAGES = ("numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime", "
 """The packages a device's facts list."""
 
 
-def device_facts() -> dict:
+def device_facts() -> DeviceFacts:
     """CPU, cores, architecture, OS, Python, runtime versions, governor, frequency, temperature,
-    throttling (each where readable)."""
+    throttling of this machine (each where readable)."""
     freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
-    return {
-        "hostname": platform.node(), "cpu": _cpu_model(), "cores": os.cpu_count(), "arch": platform.machine(),
-        "os": _os_name(), "python": platform.python_version(),
-        "versions": {k: v for k, v in package_versions(DEVICE_PACKAGES).items() if k != "python"},
-        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-        "freq_mhz": int(freq) / 1000 if freq and freq.isdigit() else None,
-        "temperature_c": _temperatures() or None, "throttled": _throttled(),
-    }
+    return DeviceFacts(
+        hostname=platform.node(), cpu=_cpu_model(), cores=os.cpu_count(), arch=platform.machine(),
+        os=_os_name(), python=platform.python_version(),
+        versions={k: v for k, v in package_versions(DEVICE_PACKAGES).items() if k != "python"},
+        governor=_read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        freq_mhz=int(freq) / 1000 if freq and freq.isdigit() else None,
+        temperature_c=_temperatures() or None, throttled=_throttled())

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.benchmark import BenchOptions
+from edgetl.benchmark.device import DeviceFacts
 from edgetl.errors import EdgetlError
 
 
@@ -43,7 +44,7 @@ class BenchResult:
     runs: int | None = None
     harness_overhead_pct: float | None = None
     """What the harness's per-call timing adds to mean_ms, against a bare loop, in %."""
-    device: dict = field(default_factory=dict)
+    device: DeviceFacts = field(default_factory=DeviceFacts)
     path: str = ""
     """The model file benchmarked, as the caller named it (set by :func:`edgetl.bench`)."""
     own_process: bool | None = None
@@ -63,7 +64,7 @@ class BenchResult:
             raise EdgetlError(f"{where} sent a benchmark result edgetl cannot read (it needs {', '.join(required)}; "
                               f"got {str(have)[:200]})", fix="use the same edgetl version on both sides")
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in d.items() if k in names} | {"device": DeviceFacts.from_dict(d.get("device"))})
 
     def to_dict(self, samples: bool = False) -> dict:
         """JSON-ready form (latency samples left out unless asked for)."""
@@ -142,7 +143,7 @@ def measure_callable(call: Callable[[], object], options: BenchOptions) -> dict:
                              "harness_overhead_pct": harness_overhead_pct(float(samples.mean()))}
 
 
-def bench_model(path: str | Path, options: BenchOptions, device: dict | None = None) -> BenchResult:
+def bench_model(path: str | Path, options: BenchOptions, device: DeviceFacts | None = None) -> BenchResult:
     """Load a model through the runtime layer and measure it (see :class:`BenchResult`)."""
     from edgetl.runtime import load
 
@@ -163,7 +164,7 @@ def bench_model(path: str | Path, options: BenchOptions, device: dict | None = N
     return BenchResult(model=path.name, runtime=clf.runtime, **kind_of(clf), threads=options.threads,
                        size_bytes=path.stat().st_size,
                        init_ms=init_ms, first_ms=first_ms, peak_rss_mb=peak, rss_delta_mb=peak - rss0,
-                       device=device or {}, e2e=e2e, **m)
+                       device=device or DeviceFacts(), e2e=e2e, **m)
 
 
 def kind_of(clf) -> dict[str, str]:

@@ -13,7 +13,9 @@ COLUMNS = ("model", "format", "precision", "size_mb", "accuracy", "target", "thr
 
 def _accuracy(path: Path) -> float | None:
     """The verified accuracy of an artifact, from export's report.json beside it."""
-    report = path.parent / "report.json"
+    from edgetl.runs import ExportFolder
+
+    report = ExportFolder(path.parent).report_json
     try:
         checks = json.loads(report.read_text())["checks"]
     except (OSError, ValueError, KeyError):
@@ -27,7 +29,7 @@ def rows(results: list[BenchResult]) -> list[dict]:
     for r in results:
         out.append({"model": r.model, "format": r.format, "precision": r.precision,
                     "size_mb": r.size_bytes / 1e6, "accuracy": _accuracy(Path(r.path or r.model)),
-                    "target": r.device.get("target", "local"), "threads": r.threads, "runtime": r.runtime,
+                    "target": r.device.target, "threads": r.threads, "runtime": r.runtime,
                     **{k: getattr(r, k) for k in ("init_ms", "mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms", "fps",
                                                   "peak_rss_mb")}})
     return out
@@ -55,7 +57,7 @@ def plot(results: list[BenchResult], path: str | Path) -> None:
     labels, data = [], []
     for r in results:
         samples = r.samples_ms or [v for v in (r.min_ms, r.mean_ms) if v is not None]
-        labels.append(f"{clean(r.model)}\n{r.threads or 'default'} thr, {r.device.get('target', 'local')}")
+        labels.append(f"{clean(r.model)}\n{r.threads or 'default'} thr, {r.device.target}")
         data.append(samples)
     with plt.rc_context(PLAIN_TEXT):  # model names are plain text, never maths
         fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(data)), 4.5))
@@ -67,3 +69,10 @@ def plot(results: list[BenchResult], path: str | Path) -> None:
         fig.tight_layout()
         save_figure(fig, path)
     plt.close(fig)
+
+
+def oversubscribed(results: list[BenchResult]) -> list[tuple[int, int]]:
+    """(threads, cores) wherever a result ran more threads than its device has cores: its threads
+    then wait for each other, and the latency measures the waiting."""
+    return sorted({(r.threads, r.device.cores) for r in results
+                   if r.threads and r.device.cores and r.threads > r.device.cores})

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 
-from edgetl.benchmark.device import device_facts
+from edgetl.benchmark.device import DeviceFacts, device_facts
 from edgetl.benchmark.harness import BenchOptions, bench_model
 from edgetl.errors import EdgetlError
 
@@ -47,7 +47,7 @@ def _child_command() -> tuple[list[str], dict[str, str]]:
     return [sys.executable, "-c", code], os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
 
 
-def _in_own_process(model: str, options: BenchOptions, facts: dict) -> dict:
+def _in_own_process(model: str, options: BenchOptions, facts: DeviceFacts) -> dict:
     """:func:`bench_model` of one model at one thread count in a new interpreter; its result, with
     ``facts`` (measured once, by the parent)."""
     args = [model, "--threads", "default" if options.threads is None else str(options.threads), "--runs",
@@ -63,7 +63,7 @@ def _in_own_process(model: str, options: BenchOptions, facts: dict) -> dict:
                           f"({(proc.stderr.strip().splitlines() or ['no output'])[-1][:300]})") from None
     if isinstance(answer, dict) and "error" in answer:
         raise EdgetlError(str(answer["error"]))
-    return answer[0] | {"device": facts, "own_process": True}
+    return answer[0] | {"device": facts.to_dict(), "own_process": True}
 
 
 def _end(message: str | None) -> None:
@@ -108,7 +108,7 @@ def golden(model: str, golden_file: str, threads: int | None) -> dict:
 
     clf = load(model, threads=threads)
     pixels = np.load(golden_file, allow_pickle=False)
-    return {"probabilities": probabilities(clf, pixels).tolist(), "runtime": clf.runtime, "device": device_facts()}
+    return {"probabilities": probabilities(clf, pixels).tolist(), "runtime": clf.runtime, "device": device_facts().to_dict()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,11 +16,10 @@ import numpy as np
 
 from edgetl import __version__
 from edgetl._vendor import tflite_metadata_schema as md
+from edgetl.runtime.labels import LABELS_FILE
 from edgetl.runtime.manifest import ModelManifest
 from edgetl.runtime.spec import PixelSpec
 from edgetl.runtime.tflite_metadata import METADATA_NAME, SPEC_FILE
-
-LABELS_FILE = "labels.txt"
 
 
 def _model_metadata(name: str, labels: list[str], pixels: PixelSpec, float_input: bool,

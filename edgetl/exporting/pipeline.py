@@ -11,21 +11,22 @@ from pathlib import Path
 import numpy as np
 from rich.markup import escape
 
+from edgetl import runs
 from edgetl.console import err, quiet_stdout
 from edgetl.data.audit import Audit
 from edgetl.data.cache import ArrayStore, load_images, open_images
-from edgetl import runs
 from edgetl.errors import EdgetlError
-from edgetl.native_logs import quiet_import
 from edgetl.exporting import onnx as onnx_export, tflite
 from edgetl.exporting.formats import FORMATS, LAYER_ERROR_IMAGES, Build, Format, Int8Settings, held_back, plan
-from edgetl.exporting.layer_error import most_added
 from edgetl.exporting.gate import NOT_PROVEN, PASSED, no_better_than_chance
+from edgetl.exporting.layer_error import most_added
 from edgetl.exporting.verify import Check, Gates, Reference, reference, too_few_images, verify
+from edgetl.native_logs import quiet_import
+from edgetl.runs import ExportFolder, RunFolder
 from edgetl.runtime import golden, load
-from edgetl.runtime.manifest import MANIFEST, ModelManifest, file_sha256
-from edgetl.runtime.confidence import Confidence
-from edgetl.runtime.labels import check_label_list, write_labels
+from edgetl.runtime.folder_manifest import ArtifactEntry, ExportManifest, GoldenAnswers, GoldenEntry, RunManifest
+from edgetl.runtime.labels import write_labels
+from edgetl.runtime.manifest import ModelManifest, file_sha256
 from edgetl.runtime.spec import PixelSpec
 from edgetl.versions import package_versions
 
@@ -80,7 +81,7 @@ class ExportContext:
     the builds so far (the counterpart of training's context)."""
 
     run_path: Path
-    run_manifest: dict
+    run_manifest: RunManifest
     labels: list[str]
     pixels: PixelSpec
     audit: Audit
@@ -134,9 +135,8 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     opts = options or ExportOptions()
     opts.check()
     run_path, run_manifest = _read_run(run)
-    labels = check_label_list(run_manifest.get("labels"), run_path / MANIFEST, "labels")
-    pixels = PixelSpec.from_dict(run_manifest.get("input"), run_path / MANIFEST)
-    result_audit = Audit.load_file(run_path / "audit.json")
+    labels, pixels = run_manifest.labels, run_manifest.input
+    result_audit = Audit.load_file(RunFolder(run_path).audit)
     names = plan(opts.formats)
     if opts.int8.calib_samples < 100 and any(FORMATS[f].needs_calibration for f in names):
         err.print(f"[yellow]warning:[/] --calib-samples {opts.int8.calib_samples} is under 100: int8 ranges may be poor")
@@ -147,7 +147,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
 
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    model = keras.saving.load_model(str(run_path / "model.keras"), compile=False)
+    model = keras.saving.load_model(str(RunFolder(run_path).model), compile=False)
     calib_records = _stratified(result_audit.split("train"), opts.int8.calib_samples)
     calib = load_images([r.path for r in calib_records], pixels.height, pixels.width, pixels.resize,
                         hashes=[r.sha256 for r in calib_records])
@@ -163,22 +163,20 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
         err.print(f"[yellow]warning:[/] {escape(chance)}")
 
     versions = package_versions(EXPORT_TOOLS)
-    confidence = (Confidence.from_dict(run_manifest["confidence"], run_path / MANIFEST)
-                  if run_manifest.get("confidence") is not None else None)
 
     def contract(fmt: Format) -> ModelManifest:
-        return ModelManifest(labels, pixels, fmt.kind, fmt.precision, backbone=run_manifest.get("backbone"),
+        return ModelManifest(labels, pixels, fmt.kind, fmt.precision, backbone=run_manifest.backbone,
                              int8_target=opts.int8.target if fmt.name == "onnx_int8" else None,
-                             split=run_manifest.get("split"), versions=versions, confidence=confidence)
+                             split=run_manifest.split, versions=versions, confidence=run_manifest.confidence)
 
     build = Build(model, calib, opts.int8, opts.opset, contract, log=lambda m: err.print(m, markup=False))
     ctx = ExportContext(run_path, run_manifest, labels, pixels, result_audit, ref, pixels_val, build,
                         replace(opts, formats=names), small, chance, seconds)
     with runs.locked(run_path, "an export"):
-        runs.remove_stale_work(run_path, "export")
-        work = runs.work_folder(run_path, "export")
+        runs.remove_stale_work(run_path, runs.EXPORT)
+        work = runs.work_folder(run_path, runs.EXPORT)
         try:
-            write_labels(work / "labels.txt", labels)
+            write_labels(ExportFolder(work).labels, labels)
             made: dict[str, Check] = {}
 
             def make(name: str) -> Check:
@@ -196,7 +194,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
                         err.print(f"{name} missed its gate; {attempts[-1].file} passes and is the one to ship")
                         break
             _publish(work, ctx, checks, attempts)
-            final = run_path / "export"
+            final = RunFolder(run_path).export.path
             runs.swap_in(work, final)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)  # a failed or interrupted export leaves nothing
@@ -207,7 +205,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     return ExportResult(final, checks, attempts, ref.accuracy, seconds)
 
 
-def _read_run(run: str | Path | None) -> tuple[Path, dict]:
+def _read_run(run: str | Path | None) -> tuple[Path, RunManifest]:
     """The run folder (default: the latest) and its manifest, checked to be a finished run."""
     run_path = Path(run) if run is not None else runs.latest_run()
     if not run_path.is_dir():
@@ -218,17 +216,11 @@ def _read_run(run: str | Path | None) -> tuple[Path, dict]:
                           fix="give a finished run folder from `edgetl train` (runs/expN)")
     if run is None:
         err.print(f"exporting the latest finished run, {run_path}", markup=False, soft_wrap=True)
-    if not (run_path / "model.keras").is_file():
-        raise EdgetlError("no model.keras in this folder: not a finished run", path=run_path,
+    folder = RunFolder(run_path)
+    if not folder.model.is_file():
+        raise EdgetlError(f"no {folder.model.name} in this folder: not a finished run", path=run_path,
                           fix="give a finished run folder from `edgetl train` (runs/expN)")
-    try:
-        manifest = json.loads((run_path / MANIFEST).read_text(encoding="utf-8"))
-        if not isinstance(manifest, dict) or "labels" not in manifest:
-            raise ValueError("no labels")
-    except (OSError, ValueError) as e:
-        raise EdgetlError(f"the run's manifest cannot be read ({type(e).__name__}: {e})", path=run_path / MANIFEST,
-                          fix="train the run again") from None
-    return run_path, manifest
+    return run_path, folder.read_manifest()
 
 
 def _convert_and_verify(fmt: Format, ctx: ExportContext, work: Path) -> Check:
@@ -258,11 +250,12 @@ def _publish(work: Path, ctx: ExportContext, checks: list[Check], attempts: list
     """Failed artifacts into rejected/, the golden set and the answers of what is kept, the
     manifest and the reports."""
     rejected = [c for c in checks + attempts if not c.passed]
+    aside = ExportFolder(work).rejected
     if rejected:
-        (work / "rejected").mkdir()
+        aside.mkdir()
         for c in rejected:
             if (work / c.file).exists():
-                os.replace(work / c.file, work / "rejected" / c.file)
+                os.replace(work / c.file, aside / c.file)
     kept = sorted(f.name for f in work.iterdir() if f.suffix in (".tflite", ".onnx"))
     gold = _golden(work, ctx.pixels_val, ctx.ref, [r.path for r in _held_out(ctx.audit)], kept)
     _write_reports(work, ctx, checks, attempts, gold)
@@ -298,39 +291,37 @@ def _held_out_reference(run_path: Path, result_audit: Audit, pixels: PixelSpec) 
     held_out = _held_out(result_audit)
     images = open_images([r.path for r in held_out], pixels.height, pixels.width, pixels.resize,
                          hashes=[r.sha256 for r in held_out])
-    return images, reference(run_path / "model.keras", images, np.array([r.label for r in held_out]))
+    return images, reference(RunFolder(run_path).model, images, np.array([r.label for r in held_out]))
 
 
-def _golden(work: Path, pixels_val: ArrayStore, ref: Reference, names: list[str], kept: list[str]) -> dict:
+def _golden(work: Path, pixels_val: ArrayStore, ref: Reference, names: list[str], kept: list[str]) -> GoldenEntry:
     """Write golden.npy (a few held-out images at the model's size) and return the manifest entry:
     the images' names and each kept artifact's answers on them, through the device runtime."""
     chosen = golden.pick(ref.labels)
-    np.save(work / golden.GOLDEN_FILE, pixels_val[chosen])
-    expected = {f: golden.expected(load(work / f), pixels_val[chosen]) for f in kept}
-    return {"file": golden.GOLDEN_FILE, "images": [Path(names[i]).name for i in chosen], "expected": expected}
+    file = ExportFolder(work).golden
+    np.save(file, pixels_val[chosen])
+    expected = {f: GoldenAnswers(**golden.expected(load(work / f), pixels_val[chosen])) for f in kept}
+    return GoldenEntry(file.name, [Path(names[i]).name for i in chosen], expected)
 
 
-def _write_reports(work: Path, ctx: ExportContext, checks: list[Check], attempts: list[Check], gold: dict) -> None:
+def _write_reports(work: Path, ctx: ExportContext, checks: list[Check], attempts: list[Check], gold: GoldenEntry) -> None:
     """manifest.json (each kept artifact's embedded manifest and hash), report.json and report.md."""
     ref, build = ctx.ref, ctx.build
     embedded = {FORMATS[name].file: m for name, m in build.manifests.items()}
     shown = checks + [a for a in attempts if a not in checks]
+    folder = ExportFolder(work)
     artifacts = []
     for c in shown:
-        path = work / c.file if (work / c.file).exists() else work / "rejected" / c.file
+        path = work / c.file if (work / c.file).exists() else folder.rejected / c.file
         # Beside the file: the manifest embedded in it (verify has read it back through the runtime), plus its hash.
         contract = replace(embedded[c.file], sha256=file_sha256(path))
-        artifacts.append({"file": str(path.relative_to(work)), "size_bytes": c.size_bytes, "verified": c.passed,
-                          "needs": runtime_needs(path)} | contract.to_dict())
+        artifacts.append(ArtifactEntry(path.relative_to(work).as_posix(), contract, c.size_bytes, c.passed,
+                                       runtime_needs(path)))
     onnx_target = ctx.onnx_target
-    (work / MANIFEST).write_text(json.dumps({
-        "labels": ctx.labels, "input": ctx.pixels.to_dict(), "backbone": ctx.run_manifest.get("backbone"),
-        "split": ctx.run_manifest.get("split"), "run": str(ctx.run_path), "artifacts": artifacts,
-        "versions": package_versions(EXPORT_TOOLS),
-        "onnx_int8_target": onnx_target and {"target": onnx_target, **asdict(onnx_export.INT8_TARGETS[onnx_target])},
-        "golden": gold,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }, indent=1))
+    ExportManifest(ctx.labels, ctx.pixels, artifacts, ctx.run_manifest.backbone, ctx.run_manifest.split,
+                   str(ctx.run_path), package_versions(EXPORT_TOOLS),
+                   onnx_target and {"target": onnx_target, **asdict(onnx_export.INT8_TARGETS[onnx_target])},
+                   gold, time.strftime("%Y-%m-%dT%H:%M:%S%z")).write(folder.manifest)
     corrections = build.corrections
     layers = build.layers or []
     report = {"keras_accuracy": ref.accuracy, "images": len(ref.labels), "checks": [c.to_dict() for c in checks],
@@ -339,7 +330,7 @@ def _write_reports(work: Path, ctx: ExportContext, checks: list[Check], attempts
               "int8_layers": {"images": min(LAYER_ERROR_IMAGES, len(held_back(build.calib))),
                               "layers": [layer.to_dict() for layer in layers]} if layers else None,
               "held_out_warning": ctx.small, "chance_warning": ctx.chance}
-    (work / "report.json").write_text(json.dumps(report, indent=1))
+    folder.report_json.write_text(json.dumps(report, indent=1))
     lines = [f"# Export report for {ctx.run_path}", "",
              f"Keras accuracy: {ref.accuracy:.4f} on {len(ref.labels)} held-out images.",
              *(["", f"**Warning:** {ctx.small}."] if ctx.small else []),
@@ -364,7 +355,7 @@ def _write_reports(work: Path, ctx: ExportContext, checks: list[Check], attempts
                   "| layer | op | adds | error after it |", "|---|---|---|---|"]
         lines += [f"| {e.name} | {e.op} | {e.added:+.3f} | {e.error:.3f} |" for e in most_added(layers, 8)]
         lines += ["", f"Output error of the whole int8 model: {layers[-1].error:.3f}."]
-    (work / "report.md").write_text("\n".join(lines) + "\n")
+    folder.report_md.write_text("\n".join(lines) + "\n")
 
 
 def verify_run(run: str | Path | None = None, gates: Gates | None = None, threads: int | None = None) -> ExportResult:
@@ -373,26 +364,20 @@ def verify_run(run: str | Path | None = None, gates: Gates | None = None, thread
     An artifact the manifest lists as verified that is missing, or whose sha256 differs from the
     one recorded at export (replaced or modified since), fails without being run."""
     run_path = Path(run) if run is not None else runs.latest_run()
-    folder = run_path / "export"
-    if not (folder / MANIFEST).is_file():
+    folder = RunFolder(run_path).export
+    if not folder.manifest.is_file():
         raise EdgetlError("no export in this run", path=run_path, fix=f"run `edgetl export {run_path}` first")
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        listed = [a for a in manifest["artifacts"] if a["verified"]]
-        pixels = PixelSpec.from_dict(manifest["input"], folder / MANIFEST)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise EdgetlError(f"the manifest cannot be read ({type(e).__name__}: {e})", path=folder / MANIFEST,
-                          fix=f"export again: edgetl export {run_path}") from None
-    if not listed:
-        raise EdgetlError("the manifest lists no verified artifact", path=folder / MANIFEST,
+    manifest = folder.read_manifest()
+    if not manifest.verified:
+        raise EdgetlError("the manifest lists no verified artifact", path=folder.manifest,
                           fix=f"export again: edgetl export {run_path}")
-    pixels_val, ref = _held_out_reference(run_path, Audit.load_file(run_path / "audit.json"), pixels)
+    pixels_val, ref = _held_out_reference(run_path, Audit.load_file(RunFolder(run_path).audit), manifest.input)
     checks = []
-    for a in listed:
-        path = folder / a["file"]
+    for a in manifest.verified:
+        path, m = folder.path / a.file, a.manifest
         problem = ("missing: the file is gone since export" if not path.is_file()
                    else "modified since export: its sha256 differs from the manifest's"
-                   if file_sha256(path) != a.get("sha256") else None)
-        checks.append(Check.failed(a["file"], a["format"], a["precision"], problem) if problem else
-                      verify(path, ref, pixels_val, gates or Gates(), a["format"], a["precision"], threads))
-    return ExportResult(folder, checks, [], ref.accuracy, {})
+                   if file_sha256(path) != m.sha256 else None)
+        checks.append(Check.failed(a.file, m.format, m.precision, problem) if problem else
+                      verify(path, ref, pixels_val, gates or Gates(), m.format, m.precision, threads))
+    return ExportResult(folder.path, checks, [], ref.accuracy, {})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgetl.report.page import REPORT_FILE, write_comparison, write_report
+from edgetl.report.page import write_comparison, write_report
 
-__all__ = ["REPORT_FILE", "refresh", "write_comparison", "write_report"]
+__all__ = ["refresh", "write_comparison", "write_report"]
 
 
 def refresh(run: str | Path) -> Path | None:

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from edgetl.runs import BENCH_FILE
+from edgetl.runs import RunFolder
 from edgetl.yamlfile import load_yaml
-
-"""Written beside the artifacts by `edgetl bench` when the models are one run's export."""
 
 
 @dataclass
@@ -67,15 +65,18 @@ def gather(run: str | Path) -> RunFacts:
     """The facts of one run folder (``RUN``, as `edgetl train` wrote it)."""
     path = Path(run)
     facts = RunFacts(path)
-    facts.config = _read(path / "config.yaml", facts, "yaml") or {}
-    facts.metrics = _read(path / "metrics.json", facts) or {}
-    facts.history = _read(path / "history.json", facts) or []
-    facts.audit = _read(path / "audit.json", facts) or {}
-    facts.predictions = _read(path / "predictions.json", facts) or {}
-    facts.run_manifest = _read(path / "manifest.json", facts) or {}
-    facts.export = _read(path / "export" / "report.json", facts) or {}
-    facts.export_manifest = _read(path / "export" / "manifest.json", facts) or {}
-    facts.bench = _read(path / "export" / BENCH_FILE, facts) or []
+    # Read as plain JSON, not through the typed manifests: a page shows what is there even when
+    # one file is damaged (and names it), where export and verify must refuse.
+    run = RunFolder(path)
+    facts.config = _read(run.config, facts, "yaml") or {}
+    facts.metrics = _read(run.metrics, facts) or {}
+    facts.history = _read(run.history, facts) or []
+    facts.audit = _read(run.audit, facts) or {}
+    facts.predictions = _read(run.predictions, facts) or {}
+    facts.run_manifest = _read(run.manifest, facts) or {}
+    facts.export = _read(run.export.report_json, facts) or {}
+    facts.export_manifest = _read(run.export.manifest, facts) or {}
+    facts.bench = _read(run.export.bench, facts) or []
     return facts
 
 

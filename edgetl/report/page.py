@@ -13,8 +13,8 @@ from pathlib import Path
 from edgetl import __version__
 from edgetl.report.facts import CHECKED, RunFacts, gather, ship_this
 from edgetl.report.svg import bar_chart, line_chart
+from edgetl.runs import RunFolder
 
-REPORT_FILE = "report.html"
 MAX_MISTAKES = 48
 MAX_MATRIX_CLASSES = 30
 """Beyond this many classes the confusion matrix (classes squared cells: a million for 1,000
@@ -405,7 +405,7 @@ def write_report(run: str | Path) -> Path:
     with the artifact to ship, benchmark results, settings and versions. Returns its path."""
     f = gather(run)
     body = _header(f) + _data(f) + _training(f) + _confidence(f) + _mistakes(f) + _export(f) + _int8_layers(f) + _bench(f) + _settings(f)
-    return _write(f.path / REPORT_FILE, _page(f"edgetl report: {f.name}", body))
+    return _write(RunFolder(f.path).page, _page(f"edgetl report: {f.name}", body))
 
 
 def write_comparison(runs: list[str | Path], out: str | Path) -> Path:
@@ -444,7 +444,7 @@ def write_comparison(runs: list[str | Path], out: str | Path) -> Path:
         body_rows.append([f"<th scope='row'>{escape(label)}</th>"] + [
             _cell(v, fmt, "best" if best is not None and v == best else "") if pick or _number(v) is not None
             else f"<td>{escape('—' if v is None else str(v))}</td>" for v in values])
-    links = [f"<a href='{escape(Path(os.path.relpath(f.path / REPORT_FILE, Path(out).parent)).as_posix())}'>"
+    links = [f"<a href='{escape(Path(os.path.relpath(RunFolder(f.path).page, Path(out).parent)).as_posix())}'>"
              f"{escape(f.name)}</a>" for f in facts]
     head = "<th></th>" + "".join(f"<th>{link}</th>" for link in links)
     table = (f'<div class="scroll"><table id="compare-table"><thead><tr>{head}</tr></thead><tbody>'

@@ -7,13 +7,14 @@ same, an uncorrupted copy.
 numpy and a runtime only: this runs on the device."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgetl.errors import EdgetlError
+from edgetl.runtime.folder_manifest import ExportManifest
+from edgetl.runtime.manifest import MANIFEST
 
 GOLDEN_FILE = "golden.npy"
 GOLDEN_IMAGES = 8
@@ -84,27 +85,32 @@ class Golden:
     def beside(cls, model: Path) -> "Golden":
         """The golden set stored with ``model`` in its export folder."""
         folder = model.parent
-        manifest = folder / "manifest.json"
+        where = "verify a model from an `edgetl export` folder (RUN/export/), or export again"
+        if not (folder / MANIFEST).is_file():
+            raise EdgetlError(f"no golden set beside the model ({MANIFEST} is missing)", path=model, fix=where)
+        manifest = ExportManifest.beside(model)
+        golden = manifest.golden
+        if golden is None:
+            raise EdgetlError("this export has no golden set (it was made before edgetl kept one)",
+                              path=folder / MANIFEST, fix="export the run again: edgetl export RUN")
+        entry = golden.expected.get(model.name)
+        if entry is None:
+            raise EdgetlError("the golden set beside it holds no answers of this model", path=model,
+                              fix="verify a model this export made, or export again")
         try:
-            doc = json.loads(manifest.read_text(encoding="utf-8"))
-            if not doc.get("golden"):
-                raise EdgetlError("this export has no golden set (it was made before edgetl kept one)", path=manifest,
-                                  fix="export the run again: edgetl export RUN")
-            golden = doc["golden"]
-            entry = golden["expected"][model.name]
-            pixels = np.load(folder / golden["file"], allow_pickle=False)
-            probs = np.asarray(entry["probabilities"], np.float32)
-            names, labels, tol = list(golden["images"]), list(doc["labels"]), float(entry["tolerance"])
-        except FileNotFoundError as e:
-            raise EdgetlError(f"no golden set beside the model ({Path(e.filename).name} is missing)", path=model,
-                              fix="verify a model from an `edgetl export` folder (RUN/export/), or export again") from None
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise EdgetlError(f"the golden set cannot be read ({type(e).__name__}: {e})", path=manifest,
+            pixels = np.load(folder / golden.file, allow_pickle=False)
+            probs = np.asarray(entry.probabilities, np.float32)
+        except FileNotFoundError:
+            raise EdgetlError(f"no golden set beside the model ({golden.file} is missing)", path=model,
+                              fix=where) from None
+        except (OSError, ValueError) as e:
+            raise EdgetlError(f"the golden set cannot be read ({type(e).__name__}: {e})", path=folder / golden.file,
                               fix="export again") from None
+        names = golden.images
         if pixels.dtype != np.uint8 or pixels.ndim != 4 or not len(pixels) == len(probs) == len(names) or not names:
-            raise EdgetlError("the golden images do not match the manifest", path=folder / golden["file"],
+            raise EdgetlError("the golden images do not match the manifest", path=folder / golden.file,
                               fix="export again")
-        return cls(pixels, names, labels, probs, tol)
+        return cls(pixels, names, manifest.labels, probs, entry.tolerance)
 
     def compare(self, got) -> list[GoldenResult]:
         """Each image: same top-1 class, and every probability within the tolerance. An image

@@ -8,6 +8,8 @@ from edgetl.errors import EdgetlError
 BACKGROUND = frozenset({"background", "__background__", "???", ""})
 """First entries that mean "no class" in label files shipped with Google's ImageNet models: a
 list one longer than the model's outputs is accepted only when it starts with one of these."""
+LABELS_FILE = "labels.txt"
+"""Beside a model: its class names, one per line."""
 MAX_LABELS_BYTES = 4 << 20
 """A labels file larger than this is not a labels file (4 MiB is about 100,000 long names)."""
 
@@ -63,8 +65,8 @@ def resolve_labels(n_outputs: int, explicit: str | Path | None, embedded: list[s
         source, labels = Path(explicit), read_labels(explicit)
     elif embedded:
         source, labels = model_path, embedded
-    elif (model_path.parent / "labels.txt").exists():
-        source = model_path.parent / "labels.txt"
+    elif (model_path.parent / LABELS_FILE).exists():
+        source = model_path.parent / LABELS_FILE
         labels = read_labels(source)
     if labels is None:
         return [f"class_{i}" for i in range(n_outputs)], False

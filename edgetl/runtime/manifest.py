@@ -7,7 +7,6 @@ which adds the file's sha256, which the file cannot hold about itself)."""
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from edgetl.runtime.labels import check_label_list
 from edgetl.runtime.spec import PixelSpec
 
 MANIFEST = "manifest.json"
+"""The manifest beside the models of a run folder or an export folder (:mod:`edgetl.runtime.folder_manifest`)."""
 
 
 def file_sha256(path: str | Path) -> str:
@@ -28,15 +28,6 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def recorded_sha256(model: Path) -> str | None:
-    """The artifact's sha256 as the export manifest beside it recorded it (None when there is
-    no manifest or it records none)."""
-    try:
-        artifacts = json.loads((model.parent / MANIFEST).read_text(encoding="utf-8"))["artifacts"]
-        return next(str(a["sha256"]) for a in artifacts if Path(str(a["file"])).name == model.name)
-    except (OSError, ValueError, KeyError, TypeError, StopIteration):
-        return None
-"""The manifest beside the models of a run folder or an export folder."""
 SCHEMA_VERSION = 1
 
 

@@ -10,6 +10,7 @@ import yaml
 from edgetl.errors import EdgetlError
 from edgetl.yamlfile import load_yaml
 from edgetl.image import RESIZE_METHODS
+from edgetl.runtime.spec import PixelSpec
 
 # The choices of the settings that have a fixed set of values. StrEnum members are the strings
 # themselves, so config.yaml and the command line stay plain words.
@@ -145,6 +146,12 @@ class TrainConfig:
             if not ok:
                 raise EdgetlError(message)
         return self
+
+    @property
+    def pixels(self) -> PixelSpec:
+        """The model's input contract: a square of ``size``, raw 0..255 pixels (the backbone's own
+        normalisation is inside the model), resized by ``resize``. The one place size is split."""
+        return PixelSpec(self.size, self.size, mean=0.0, std=1.0, resize=self.resize)
 
     def to_dict(self) -> dict:
         """Plain dict, as written to config.yaml (Enum members as their plain strings)."""

@@ -13,22 +13,22 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from edgetl import runs
 from edgetl.console import err
 from edgetl.console import log as say
 from edgetl.data.audit import Audit, AuditOptions, audit
-from edgetl.yamlfile import load_yaml
 from edgetl.data.cache import open_images
-from edgetl.runtime.manifest import file_sha256
-from edgetl import runs
 from edgetl.errors import EdgetlError
-from edgetl.native_logs import quiet_import
-from edgetl.runtime.confidence import Confidence, calibrate, reliability, risk_coverage, with_temperature
-from edgetl.runtime.manifest import MANIFEST, ModelManifest
-from edgetl.runtime.labels import write_labels
-from edgetl.runtime.spec import PixelSpec
 from edgetl.models.backbones import check_weights
+from edgetl.native_logs import quiet_import
+from edgetl.runs import RunFolder
+from edgetl.runtime.confidence import Confidence, calibrate, reliability, risk_coverage, with_temperature
+from edgetl.runtime.folder_manifest import ArtifactEntry, RunManifest
+from edgetl.runtime.labels import write_labels
+from edgetl.runtime.manifest import ModelManifest, file_sha256
 from edgetl.text import clean
 from edgetl.versions import package_versions
+from edgetl.yamlfile import load_yaml
 from edgetl.training import stop
 from edgetl.training.config import ClassWeight, Strategy, TrainConfig
 from edgetl.training.progress import epoch_bar
@@ -83,7 +83,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         strategy = _strategy(cfg, role, said)
         work = source if role.chief else _worker_folder(role, source)
         if role.chief:
-            cfg.save(work / "config.yaml")
+            cfg.save(RunFolder(work).config)
     else:
         cfg = (config or TrainConfig(**overrides)).validate()
         if not cfg.data:
@@ -118,13 +118,13 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         if cfg.strategy == Strategy.MULTIWORKER:
             check_weights_load(spec, cfg.size, cfg.alpha, cfg.weights)
         work = runs.new_run(cfg.project, cfg.name, cfg.out) if role.chief else _worker_folder(role)
-        cfg.save(work / "config.yaml")
-        pre.save(work / "audit.json")
+        cfg.save(RunFolder(work).config)
+        pre.save(RunFolder(work).audit)
     if not role.chief:
         return _train_as_worker(cfg, work, resume is not None, role, runs.final_path(source) if resume else Path(cfg.out),
                                 strategy)
     with runs.locked(work, "this training run"):
-        log = RunLog(work / "train.log")
+        log = RunLog(RunFolder(work).log)
         for line in said:  # said on the console already, before the folder existed
             log.file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
         log(f"run folder: {runs.final_path(work)} (in progress at {work})")
@@ -164,13 +164,15 @@ def _worker_folder(role: WorkerRole, source: Path | None = None) -> Path:
     """A worker other than the chief writes its checkpoints and logs to a temporary folder of its
     own (TensorFlow's rule for multi-worker training: only the chief writes the real one); when
     resuming, it starts from a copy of the run's state."""
-    from edgetl.training.stages import CHECKPOINTS, checkpoint
+    from edgetl.training.stages import CHECKPOINTS
 
     folder = Path(tempfile.mkdtemp(prefix=f"edgetl-worker{role.index}-"))
-    names = ("config.yaml", "audit.json", "state.json", *(checkpoint(folder, w).name for w in CHECKPOINTS))
-    for name in names if source else ():
-        if (source / name).exists():
-            shutil.copy2(source / name, folder / name)
+    if source:
+        theirs, mine = RunFolder(source), RunFolder(folder)
+        pairs = [(theirs.config, mine.config), (theirs.audit, mine.audit), (theirs.state, mine.state)]
+        for a, b in pairs + [(theirs.checkpoint(w), mine.checkpoint(w)) for w in CHECKPOINTS]:
+            if a.exists():
+                shutil.copy2(a, b)
     return folder
 
 
@@ -217,7 +219,7 @@ def _strategy(cfg: TrainConfig, role: WorkerRole, said: list[str]):
 def _train_as_worker(cfg: TrainConfig, work: Path, resuming: bool, role: WorkerRole, run: Path,
                      strategy) -> TrainResult:
     """Train as a non-chief worker: the same steps as the chief, in a temporary folder removed at the end."""
-    log = RunLog(work / "train.log", prefix=f"{role.name}: ")
+    log = RunLog(RunFolder(work).log, prefix=f"{role.name}: ")
     log(f"{role.name} of {role.count}: the chief writes {run}; this worker's checkpoints go to {work} (removed at the end)")
     try:
         with stop.on_signals():
@@ -236,9 +238,7 @@ def _train_as_worker(cfg: TrainConfig, work: Path, resuming: bool, role: WorkerR
 
 
 def _has_finished_epoch(work: Path) -> bool:
-    from edgetl.training.stages import checkpoint
-
-    return checkpoint(work, "last").exists()
+    return RunFolder(work).checkpoint("last").exists()
 
 
 # Settings a resumed run may change: they do not alter what was already trained.
@@ -250,9 +250,9 @@ def _resumed_config(work: Path, config: TrainConfig | None, overrides: dict) -> 
     other setting given is an error rather than silently ignored. Reads only: the chief writes
     the result back to the run folder."""
     try:
-        saved = TrainConfig(**load_yaml(work / "config.yaml"))
+        saved = TrainConfig(**load_yaml(RunFolder(work).config))
     except (OSError, yaml.YAMLError, TypeError) as e:
-        raise EdgetlError(f"cannot read the run's settings ({type(e).__name__})", path=work / "config.yaml",
+        raise EdgetlError(f"cannot read the run's settings ({type(e).__name__})", path=RunFolder(work).config,
                           fix="start a new run; this one cannot be resumed") from None
     given = dict(overrides) if config is None else {k: v for k, v in config.to_dict().items()
                                                    if v != getattr(TrainConfig(), k)}
@@ -364,7 +364,8 @@ class _Context:
 
 def _open_split(records: list, cfg: TrainConfig, quiet: bool = False) -> Split:
     """A split's images decoded at the model's size into the disk cache, and its labels."""
-    store = open_images([r.path for r in records], cfg.size, cfg.size, cfg.resize, use_cache=cfg.cache,
+    p = cfg.pixels
+    store = open_images([r.path for r in records], p.height, p.width, p.resize, use_cache=cfg.cache,
                         hashes=[r.sha256 for r in records], quiet=quiet)
     return Split(store, np.array([r.label for r in records], np.int64))
 
@@ -374,9 +375,9 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: Work
     keras = quiet_import("keras")
 
     from edgetl.models.backbones import build_base, build_classifier, get_backbone
-    from edgetl.training.stages import RunState, checkpoint, load_checkpoint
+    from edgetl.training.stages import RunState, load_checkpoint
 
-    result = Audit.load_file(work / "audit.json")
+    result = Audit.load_file(RunFolder(work).audit)
     skipped = result.skipped
     if skipped and role.chief:
         log(f"{len(skipped)} file(s) skipped by the audit (`edgetl data check {cfg.data}` lists each with its reason):")
@@ -385,7 +386,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: Work
         if len(skipped) > 10:
             log(f"  ... and {len(skipped) - 10} more")
     classes, n = result.classes, len(result.classes)
-    write_labels(work / "labels.txt", classes)
+    write_labels(RunFolder(work).labels, classes)
     state = RunState.load(work) if resuming else RunState()
     if resuming:
         log(f"resuming after epoch {state.epoch + 1} (stage {state.stage}{', stage 1 done' if state.stage1_done else ''})")
@@ -415,7 +416,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: Work
         model, features = build_classifier(spec, base, cfg.size, n, cfg.dropout)
     base.trainable = False
     if state.epoch >= 0:
-        load_checkpoint(model, checkpoint(work, "last"))
+        load_checkpoint(model, RunFolder(work).checkpoint("last"))
     train_labels = np.array([r.label for r in records["train"]], np.int64)
     ctx = _Context(cfg, work, state, log, strategy, role, data, n,
                    class_weights(train_labels, n) if cfg.class_weight == ClassWeight.AUTO else None, model, base, features,
@@ -515,13 +516,13 @@ def _checkpoint_whole_model(ctx: _Context) -> None:
     """Stage 2 changes the base, so from here on a checkpoint holds the whole model: the head-only
     stage-1 checkpoints are written again in full (the model holds the last epoch's weights, and
     its base is still the pretrained one the best head was trained on)."""
-    from edgetl.training.stages import checkpoint, load_checkpoint, save_checkpoint
+    from edgetl.training.stages import load_checkpoint, save_checkpoint
 
     if not ctx.base_frozen:
         return
-    save_checkpoint(ctx.model.weights, checkpoint(ctx.work, "last"))
-    load_checkpoint(ctx.model, checkpoint(ctx.work, "best"))
-    save_checkpoint(ctx.model.weights, checkpoint(ctx.work, "best"))
+    save_checkpoint(ctx.model.weights, RunFolder(ctx.work).checkpoint("last"))
+    load_checkpoint(ctx.model, RunFolder(ctx.work).checkpoint("best"))
+    save_checkpoint(ctx.model.weights, RunFolder(ctx.work).checkpoint("best"))
 
 
 def _features_of(extractor, x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -537,11 +538,11 @@ def _stage2(ctx: _Context, spec) -> None:
     """Fine-tune the top of the base, BatchNorm frozen, at a lower learning rate, from the best
     stage-1 weights."""
     from edgetl.models.backbones import freeze_for_fine_tuning
-    from edgetl.training.stages import checkpoint, load_checkpoint
+    from edgetl.training.stages import load_checkpoint
 
     cfg, state = ctx.cfg, ctx.state
     if state.stage == 1:  # start fine-tuning from the best stage-1 weights
-        load_checkpoint(ctx.model, checkpoint(ctx.work, "best"))
+        load_checkpoint(ctx.model, RunFolder(ctx.work).checkpoint("best"))
         state.wait = 0
     n_layers = len(ctx.base.layers)
     at = cfg.fine_tune_at if cfg.fine_tune_at is not None else (
@@ -592,7 +593,7 @@ def _unknown_probs(model, cfg: TrainConfig, log) -> np.ndarray:
         batch = []
         for path in files[start:start + cfg.batch_size]:
             try:
-                batch.append(load(path, cfg.size, cfg.size, cfg.resize))
+                batch.append(load(path, cfg.pixels.height, cfg.pixels.width, cfg.pixels.resize))
             except (DecodeError, EdgetlError, OSError):
                 bad += 1
         if batch:
@@ -621,12 +622,12 @@ def _confidence(cfg: TrainConfig, work: Path, model, probs: np.ndarray, labels: 
         head = model.get_layer("predictions")
         kernel, bias = head.get_weights()
         head.set_weights([kernel / conf.temperature, bias / conf.temperature])
-        tmp = work / "model.tmp.keras"
+        tmp = RunFolder(work).model.with_suffix(".tmp.keras")
         model.save(tmp)
-        os.replace(tmp, work / "model.keras")
+        os.replace(tmp, RunFolder(work).model)
     after = with_temperature(probs, conf.temperature)
     bins_before, bins_after = reliability(probs, labels), reliability(after, labels)
-    plot_reliability(bins_before, bins_after, work / "reliability.png")
+    plot_reliability(bins_before, bins_after, RunFolder(work).reliability_plot)
     rule = (f"answers under {conf.threshold:.3f} are \"unknown\"" if conf.threshold > 0
             else "no answer is \"unknown\" (threshold 0)")
     said = (f"confidence: {why}; calibration error {conf.ece_before:.3f} -> {conf.ece_after:.3f}; {rule}: precision "
@@ -652,19 +653,19 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
 
     from edgetl.metrics import plot_confusion, report
     from edgetl.training.plots import plot_history
-    from edgetl.training.stages import CHECKPOINTS, checkpoint, load_checkpoint
+    from edgetl.training.stages import CHECKPOINTS, load_checkpoint
 
-    load_checkpoint(model, checkpoint(work, "best"))
+    load_checkpoint(model, RunFolder(work).checkpoint("best"))
     best = next(h for h in state.history if h["epoch"] == state.best_epoch)
     log(f"best epoch {state.best_epoch + 1} (stage {best['stage']}): val_loss {best['val_loss']:.4f} "
         f"val_acc {best['val_accuracy']:.4f}")
-    tmp = work / "model.tmp.keras"
+    tmp = RunFolder(work).model.with_suffix(".tmp.keras")
     model.save(tmp)
-    os.replace(tmp, work / "model.keras")
+    os.replace(tmp, RunFolder(work).model)
     # The saved model, loaded outside any distribution strategy: a model built under a multi-worker
     # strategy would wait for the other workers' collectives when predicting, and one built under
     # MirroredStrategy returns every replica's copy of a batch from predict_on_batch.
-    plain = keras.saving.load_model(str(work / "model.keras"), compile=False)
+    plain = keras.saving.load_model(str(RunFolder(work).model), compile=False)
     probs, labels = {}, {}
     for split in [s for s in ("val", "test") if s in records]:
         # A worker's data is its shard; the figures are for the whole split.
@@ -681,22 +682,20 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
         evals[split] = report(y, p_split.argmax(1), classes)
         predictions[split] = [{"path": r.path, "true": int(t), "pred": int(p.argmax()), "score": float(p.max()),
                                "true_score": float(p[t])} for r, t, p in zip(records[split], y, p_split)]
-    plot_confusion(evals["val"], str(work / "confusion_matrix.png"), title="val")
+    plot_confusion(evals["val"], str(RunFolder(work).confusion_plot), title="val")
     stage2_start = next((h["epoch"] for h in state.history if h["stage"] == 2), None)
-    plot_history(state.history, work / "history.png", stage2_start)
-    (work / "history.json").write_text(json.dumps(state.history, indent=1))
+    plot_history(state.history, RunFolder(work).history_plot, stage2_start)
+    RunFolder(work).history.write_text(json.dumps(state.history, indent=1))
     # Per held-out image: what the report shows as mistakes, without running the model again.
-    (work / "predictions.json").write_text(json.dumps(predictions))
-    contract = ModelManifest(classes, PixelSpec(cfg.size, cfg.size, mean=0.0, std=1.0, resize=cfg.resize), "keras",
-                             "fp32", backbone=cfg.backbone, split={"val_split": cfg.val_split, "seed": cfg.seed},
+    RunFolder(work).predictions.write_text(json.dumps(predictions))
+    contract = ModelManifest(classes, cfg.pixels, "keras", "fp32", backbone=cfg.backbone,
+                             split={"val_split": cfg.val_split, "seed": cfg.seed},
                              versions=package_versions(("tensorflow", "tensorflow-cpu", "keras")),
-                             sha256=file_sha256(work / "model.keras"), confidence=conf)
-    # The run's own fields at the top (what export reads), and model.keras's manifest as its one artifact.
-    run_fields = {k: v for k, v in contract.to_dict().items() if k in ("labels", "input", "backbone", "split", "versions",
-                                                                               "confidence")}
-    (work / MANIFEST).write_text(json.dumps(run_fields | {"alpha": cfg.alpha,
-                                                          "artifacts": [{"file": "model.keras"} | contract.to_dict()]},
-                                            indent=1))
+                             sha256=file_sha256(RunFolder(work).model), confidence=conf)
+    # The run's own fields (what export reads), and model.keras's manifest as its one artifact.
+    RunFolder(work).write_manifest(RunManifest(
+        contract.labels, contract.input, contract.backbone, contract.split, contract.versions, contract.confidence,
+        cfg.alpha, [ArtifactEntry(RunFolder.model.name, contract)]))
     s1 = [h for h in state.history if h["stage"] == 1]
     s2 = [h for h in state.history if h["stage"] == 2]
     metrics = {
@@ -719,9 +718,9 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
         "skipped_files": skipped,
         "confidence": calibration,
     }
-    (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    RunFolder(work).metrics.write_text(json.dumps(metrics, indent=1))
     for which in CHECKPOINTS:  # model.keras holds the best weights now
-        checkpoint(work, which).unlink(missing_ok=True)
+        RunFolder(work).checkpoint(which).unlink(missing_ok=True)
     final = runs.finish(work)
     from edgetl.report import refresh
 

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from edgetl.console import err
 from edgetl.errors import EdgetlError
+from edgetl.runs import RunFolder
 from edgetl.text import clean
 
 
@@ -42,14 +43,15 @@ class RunState:
 
     def save(self, work: Path) -> None:
         """Write state.json atomically."""
-        tmp = work / "state.json.tmp"
+        file = RunFolder(work).state
+        tmp = file.with_name(f"{file.name}.tmp")
         tmp.write_text(json.dumps(asdict(self), indent=1))
-        os.replace(tmp, work / "state.json")
+        os.replace(tmp, file)
 
     @classmethod
     def load(cls, work: Path) -> "RunState":
         """Read state.json, or a fresh state."""
-        f = work / "state.json"
+        f = RunFolder(work).state
         if not f.exists():
             return cls()
         try:
@@ -60,11 +62,7 @@ class RunState:
 
 
 CHECKPOINTS = ("last", "best")
-
-
-def checkpoint(work: Path, which: str) -> Path:
-    """The run's ``last`` or ``best`` checkpoint file (see :data:`CHECKPOINTS`)."""
-    return work / f"{which}.weights.npz"
+"""The weights a run keeps while it trains (:meth:`edgetl.runs.RunFolder.checkpoint`), gone when it completes."""
 
 
 def save_checkpoint(variables: list, path: Path) -> None:
@@ -116,7 +114,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.patience, self.total, self.sync, self.log = patience, total_epochs, sync, log
         self._t0 = 0.0
         # One TensorBoard run per stage (RUN/tensorboard/stage1, stage2), on the global epoch axis.
-        self.writer = tf.summary.create_file_writer(str(work / "tensorboard" / f"stage{stage}")) if tensorboard else None
+        self.writer = tf.summary.create_file_writer(str(RunFolder(work).tensorboard / f"stage{stage}")) if tensorboard else None
 
     def _scalars(self, epoch: int, values: dict[str, float]) -> None:
         lr = getattr(self.model.optimizer, "learning_rate", None)
@@ -144,10 +142,10 @@ class Checkpointer(keras.callbacks.Callback):
         better = logs["val_loss"] < s.best_val_loss - 1e-4
         if better:
             s.best_val_loss, s.best_epoch, s.wait = logs["val_loss"], epoch, 0
-            save_checkpoint(self.variables, checkpoint(self.work, "best"))
+            save_checkpoint(self.variables, RunFolder(self.work).checkpoint("best"))
         else:
             s.wait += 1
-        save_checkpoint(self.variables, checkpoint(self.work, "last"))
+        save_checkpoint(self.variables, RunFolder(self.work).checkpoint("last"))
         s.stage, s.epoch = self.stage, epoch
         s.save(self.work)
         self.log(f"stage {self.stage} epoch {epoch + 1}/{self.total}: loss {logs['loss']:.4f} "
