@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 MOBILENET_V2_224_MACS = 300e6
 AUGMENT_VIEWS = 5
+EVAL_IMAGES = 10_000
+EVAL_PIXELS = 28
+"""The eval figure: 10,000 small PNGs, as a digits test set (what issue 29 timed) would be."""
 
 
 def section(title: str) -> None:
@@ -111,7 +115,7 @@ def main() -> int:
 
         data = make_dataset(work / "demo-data", 80)
     w = str(weights) if real else "none"
-    facts = device_facts()
+    facts = device_facts().to_dict()
     results: dict = {"machine": facts, "date": time.strftime("%Y-%m-%d"), "real_data": real}
 
     section("data loading: cold decode into the disk cache vs a shuffled training epoch read from it")
@@ -154,6 +158,22 @@ def main() -> int:
     s8s8 = work / "model_int8_s8s8.onnx"
     shutil.copy(arm.folder / "model_int8.onnx", s8s8)
     results["onnx_s8s8"] = next(c.to_dict() for c in arm.checks if c.file == "model_int8.onnx")
+
+    section("verify RUN: every artifact against Keras again")
+    from edgetl.exporting.pipeline import verify_run
+
+    t = time.perf_counter()
+    verified = verify_run(run.path)
+    results["verify"] = {"seconds": time.perf_counter() - t, "ok": verified.ok, "artifacts": len(verified.checks)}
+
+    section(f"eval of {EVAL_IMAGES:,} images of {EVAL_PIXELS} px by every artifact and model.keras")
+    results["eval"] = eval_every_format(run.path, folder, data, work / "eval10k")
+
+    section("frozen base, batch 32: Keras (TensorFlow) vs ONNX Runtime, interleaved")
+    results["frozen_base"] = frozen_base_rates(w)
+
+    section("training side by side: TensorFlow's transfer-learning tutorial as plain Keras vs edgetl train")
+    results["side_by_side"] = side_by_side(data, w, work) if real else None
 
     section("latency: every artifact at 1 and 2 threads, one run")
     models = [folder / n for n in ("model_fp32.tflite", "model_fp16.tflite", "model_int8.tflite", "model.onnx",
@@ -217,6 +237,84 @@ def main() -> int:
     print(render(results))
     print(f"raw results: {work / 'bench_suite.json'}", file=sys.stderr)
     return 0
+
+
+def eval_every_format(run: Path, folder: Path, data: Path, out: Path) -> dict:
+    """Wall time of `edgetl eval` over EVAL_IMAGES small PNGs made from the dataset's photos (their
+    class folders kept), for each artifact and the run's model.keras, and each one's images/s."""
+    from edgetl import evaluate
+    from edgetl.data.audit import audit
+    from edgetl.image import cv2 as _cv2, load as load_image
+    from edgetl.runs import RunFolder
+
+    cv2 = _cv2()
+    records = audit(data).records
+    rng = np.random.default_rng(0)
+    for i in range(EVAL_IMAGES):
+        rec = records[i % len(records)]
+        target = out / Path(rec.path).parent.name / f"{i:05d}.png"  # the photo's class folder
+        y, x = rng.integers(0, 64 - EVAL_PIXELS, 2)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            crop = load_image(rec.path, 64, 64)[y:y + EVAL_PIXELS, x:x + EVAL_PIXELS]
+            cv2.imwrite(str(target), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+    models = [RunFolder(run).model] + sorted(folder.glob("*.tflite")) + sorted(folder.glob("*.onnx"))
+    timings = {}
+    for model in models:
+        t = time.perf_counter()
+        result = evaluate(model, out, split="all")
+        timings[model.name] = {"seconds": time.perf_counter() - t, "images": len(result.predictions),
+                               "images_per_s": result.images_per_s, "batched": result.batched}
+    return timings
+
+
+def frozen_base_rates(weights: str, batch: int = 32, rounds: int = 5) -> dict:
+    """Images/s of the frozen MobileNetV2 base at 224 through Keras's compiled predict (what
+    edgetl's feature pass uses) and through ONNX Runtime on the same graph, the two measured in
+    alternating rounds so a busy moment hits both; and how far their outputs differ."""
+    import keras
+    import onnxruntime as ort
+
+    from edgetl.exporting import onnx as onnx_export
+    from edgetl.models.backbones import BACKBONES, build_base
+
+    base = build_base(BACKBONES["mobilenet_v2"], 224, 1.0, weights)
+    inputs = keras.Input((224, 224, 3))
+    model = keras.Model(inputs, base(inputs, training=False))  # the base as edgetl builds it: pooled features
+    t = time.perf_counter()
+    proto = onnx_export.fp32(model)
+    convert_s = time.perf_counter() - t
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    x = np.random.default_rng(0).integers(0, 256, (batch, 224, 224, 3)).astype(np.float32)
+    keras_out, ort_out = model.predict_on_batch(x), session.run(None, {name: x})[0]
+    spent = {"keras": 0.0, "onnxruntime": 0.0}
+    for _ in range(rounds):
+        for which, call in (("keras", lambda: model.predict_on_batch(x)), ("onnxruntime", lambda: session.run(None, {name: x}))):
+            t = time.perf_counter()
+            call()
+            spent[which] += time.perf_counter() - t
+    rates = {k: rounds * batch / v for k, v in spent.items()}
+    return rates | {"ratio": rates["keras"] / rates["onnxruntime"], "batch": batch, "convert_s": convert_s,
+                    "max_abs_diff": float(np.abs(keras_out - ort_out).max()),
+                    "max_rel_diff": float(np.abs(keras_out - ort_out).max() / np.abs(keras_out).max())}
+
+
+def side_by_side(data: Path, weights: str, work: Path) -> dict:
+    """tools/side_by_side.py for each side, one after the other, each in a process of its own (a
+    fresh disk cache for edgetl, so its one decode of the photos is counted)."""
+    out = {}
+    for side in ("tutorial", "edgetl"):
+        env = os.environ | {"EDGETL_CACHE": str(work / f"cache-{side}")}
+        proc = subprocess.run([sys.executable, str(Path(__file__).with_name("side_by_side.py")), side, str(data), weights],
+                              capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{side}: {proc.stderr[-2000:]}")
+        out[side] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["time_ratio"] = out["edgetl"]["seconds"] / out["tutorial"]["seconds"]
+    return out
 
 
 def live_cpu_budget(video: Path, model: Path) -> dict:
@@ -364,9 +462,40 @@ def render(r: dict) -> str:
     for c in r["export"]["checks"]:
         L.append(f"| {c['file']} | {c['accuracy']:.4f} | {round(-c['drop_points'], 2) + 0.0:+.2f} | {c['agreement']:.1%} | "
                  f"{c['max_prob_diff']:.2g} | {c['size_bytes'] / 1e6:.2f} | {secs.get('convert_' + names.get(c['file'], ''), 0):.1f} |")
+    L += where_users_wait(r)
     L += ["", "Anchors: XNNPACK on a Raspberry Pi 4 runs MobileNetV2 fp32 in 41-46 ms and int8 in 17-20 ms (4 threads); "
           "a Pixel 3 runs int8 in 12 ms on its CPU. This machine is an x86 server core with AVX-512, far faster than either.", ""]
     return "\n".join(L)
+
+
+def where_users_wait(r: dict) -> list[str]:
+    """Export and verify by stage, eval of many images per format, the frozen base's runtime, and
+    the training side by side (issue 29's figures)."""
+    secs = r["export"]["seconds"]
+    L = ["", "## Where users wait", "",
+         f"`export --all` of the quality-bar run: {sum(secs.values()):.1f} s of stages "
+         f"({', '.join(f'{k} {v:.1f}' for k, v in secs.items())}). `verify RUN` of its {r['verify']['artifacts']} "
+         f"artifacts: {r['verify']['seconds']:.1f} s.", "",
+         f"`edgetl eval` of {EVAL_IMAGES:,} PNGs of {EVAL_PIXELS} px (crops of the dataset's photos, `--split all`), "
+         "wall time of the whole command's work (audit, decode, inference, figures):", "",
+         "| model | images | wall s | inference images/s | batched |", "|---|---|---|---|---|"]
+    for name, e in r["eval"].items():
+        L.append(f"| {name} | {e['images']} | {e['seconds']:.1f} | {e['images_per_s']:.0f} | {'yes' if e['batched'] else 'no'} |")
+    fb = r["frozen_base"]
+    L += ["", f"Frozen MobileNetV2 base at 224, batch {fb['batch']}, all cores, measured in alternating rounds: Keras "
+              f"(TensorFlow, compiled predict) {fb['keras']:.0f} images/s, ONNX Runtime {fb['onnxruntime']:.0f} images/s "
+              f"(Keras at {fb['ratio']:.2f}x ONNX Runtime); converting the base took {fb['convert_s']:.1f} s; outputs "
+              f"differ by at most {fb['max_abs_diff']:.2g} ({fb['max_rel_diff']:.2g} of the largest)."]
+    s = r.get("side_by_side")
+    if s:
+        tu, ed = s["tutorial"], s["edgetl"]
+        L += ["", "Training side by side, one after the other, each in a process of its own (160 px, 10 frozen + 10 "
+                  "fine-tuning epochs, the same weights file; edgetl's other settings its defaults, its disk cache cold):", "",
+              "| | wall s | val accuracy | peak RSS MB |", "|---|---|---|---|",
+              f"| TensorFlow tutorial as plain Keras | {tu['seconds']:.0f} | {tu['val_accuracy']:.4f} | {tu['peak_rss_mb']:.0f} |",
+              f"| edgetl train | {ed['seconds']:.0f} | {ed['val_accuracy']:.4f} | {ed['peak_rss_mb']:.0f} |",
+              "", f"edgetl's wall time: {s['time_ratio']:.2f}x the tutorial's."]
+    return L
 
 
 if __name__ == "__main__":
