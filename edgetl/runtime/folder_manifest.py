@@ -115,15 +115,31 @@ def _read_object(file: Path, what: str, fix: str) -> dict:
     return doc
 
 
-def _write(file: Path, doc: dict) -> None:
-    """Under a temporary name, then renamed: a reader never sees half a manifest."""
-    tmp = file.with_name(f".{file.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, file)
+def _shared_fields(d: dict, file: Path, fix: str) -> dict:
+    """The fields both folder manifests open with, checked: classes, input contract, backbone,
+    split and tool versions."""
+    if "labels" not in d:
+        raise _bad(file, "labels", "is missing", fix)
+    return {"labels": check_label_list(d["labels"], file, "labels"), "input": PixelSpec.from_dict(d.get("input"), file),
+            "backbone": _optional(d, "backbone", str, file, fix), "split": _optional(d, "split", dict, file, fix),
+            "versions": {str(k): str(v) for k, v in (_optional(d, "versions", dict, file, fix) or {}).items()}}
+
+
+class _Written:
+    """Written whole under a temporary name, then renamed: a reader never sees half a manifest."""
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    def write(self, file: Path) -> None:
+        """Write it to ``file``."""
+        tmp = file.with_name(f".{file.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        os.replace(tmp, file)
 
 
 @dataclass
-class RunManifest:
+class RunManifest(_Written):
     """RUN/manifest.json: what export reads of a run (classes, input contract, how the data was
     split, the calibrated confidence), with model.keras's own manifest as the one artifact."""
 
@@ -145,28 +161,21 @@ class RunManifest:
         return ({k: v for k, v in out.items() if v is not None}
                 | {"alpha": self.alpha, "artifacts": [a.to_dict() for a in self.artifacts]})
 
-    def write(self, file: Path) -> None:
-        """Write it to ``file`` (RUN/manifest.json)."""
-        _write(file, self.to_dict())
-
     @classmethod
     def read(cls, file: Path) -> "RunManifest":
         """Read and check RUN/manifest.json."""
         d = _read_object(file, "the run's manifest", cls.FIX)
-        if "labels" not in d:
-            raise _bad(file, "labels", "is missing", cls.FIX)
+        shared = _shared_fields(d, file, cls.FIX)
         alpha = d.get("alpha")
         if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float))):
             raise _bad(file, "alpha", f"is {alpha!r}, not a number", cls.FIX)
-        return cls(check_label_list(d["labels"], file, "labels"), PixelSpec.from_dict(d.get("input"), file),
-                   _optional(d, "backbone", str, file, cls.FIX), _optional(d, "split", dict, file, cls.FIX),
-                   {str(k): str(v) for k, v in (_optional(d, "versions", dict, file, cls.FIX) or {}).items()},
-                   Confidence.from_dict(d["confidence"], file) if d.get("confidence") is not None else None,
-                   alpha, [ArtifactEntry.from_dict(a, file, cls.FIX) for a in d.get("artifacts") or []])
+        return cls(**shared, alpha=alpha,
+                   confidence=Confidence.from_dict(d["confidence"], file) if d.get("confidence") is not None else None,
+                   artifacts=[ArtifactEntry.from_dict(a, file, cls.FIX) for a in d.get("artifacts") or []])
 
 
 @dataclass
-class ExportManifest:
+class ExportManifest(_Written):
     """RUN/export/manifest.json: every artifact export made (kept and rejected) with its hash and
     verdict, the tools that made them, and the golden set."""
 
@@ -199,26 +208,18 @@ class ExportManifest:
                 "onnx_int8_target": self.onnx_int8_target, "golden": self.golden.to_dict() if self.golden else None,
                 "created": self.created}
 
-    def write(self, file: Path) -> None:
-        """Write it to ``file`` (RUN/export/manifest.json)."""
-        _write(file, self.to_dict())
-
     @classmethod
     def read(cls, file: Path) -> "ExportManifest":
         """Read and check an export folder's manifest.json (also its copy in a deploy folder)."""
         d = _read_object(file, "the manifest", cls.FIX)
-        if "labels" not in d:
-            raise _bad(file, "labels", "is missing", cls.FIX)
+        shared = _shared_fields(d, file, cls.FIX)
         if not isinstance(d.get("artifacts"), list):
             raise _bad(file, "artifacts", "is not a list", cls.FIX)
-        return cls(check_label_list(d["labels"], file, "labels"), PixelSpec.from_dict(d.get("input"), file),
-                   [ArtifactEntry.from_dict(a, file, cls.FIX) for a in d["artifacts"]],
-                   _optional(d, "backbone", str, file, cls.FIX), _optional(d, "split", dict, file, cls.FIX),
-                   _optional(d, "run", str, file, cls.FIX),
-                   {str(k): str(v) for k, v in (_optional(d, "versions", dict, file, cls.FIX) or {}).items()},
-                   _optional(d, "onnx_int8_target", dict, file, cls.FIX),
-                   GoldenEntry.from_dict(d["golden"], file, cls.FIX) if d.get("golden") else None,
-                   _optional(d, "created", str, file, cls.FIX))
+        return cls(**shared, artifacts=[ArtifactEntry.from_dict(a, file, cls.FIX) for a in d["artifacts"]],
+                   run=_optional(d, "run", str, file, cls.FIX),
+                   onnx_int8_target=_optional(d, "onnx_int8_target", dict, file, cls.FIX),
+                   golden=GoldenEntry.from_dict(d["golden"], file, cls.FIX) if d.get("golden") else None,
+                   created=_optional(d, "created", str, file, cls.FIX))
 
     @classmethod
     def beside(cls, model: Path) -> "ExportManifest":
