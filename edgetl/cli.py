@@ -491,6 +491,30 @@ def _print_model_check(check, json_out: bool) -> None:
     raise typer.Exit(0 if check.ok else 1)
 
 
+def _print_profiles(models: list[Path], threads: list[Optional[int]], runs: int, json_out: bool) -> None:
+    """`bench --profile`: a table per model and thread count (or their JSON)."""
+    from edgetl.benchmark.profile import profile
+
+    profiles = [profile(m, t, runs) for m in models for t in threads]
+    if json_out:
+        print_json([p.to_dict() for p in profiles])
+        return
+    for p in profiles:
+        timed = p.delegated is None
+        table = Table(title=f"{safe(p.model)}, {safe(p.runtime)}, {p.threads or 'default'} thread(s)")
+        for col in ("op", "nodes") + (("ms per inference", "share") if timed else ("outside XNNPACK",)):
+            table.add_column(col, justify="left" if col == "op" else "right")
+        for o in p.ops:
+            table.add_row(safe(o.op), str(o.nodes), *((f"{o.ms:.3f}", f"{o.share:.1%}") if timed else
+                                                     (str(o.outside_delegate) if o.outside_delegate else "",)))
+        out.print(table)
+        if timed:
+            out.print(f"{sum(o.ms for o in p.ops):.2f} ms per inference in {p.total_nodes} nodes, over {p.runs} runs")
+        else:
+            out.print(f"XNNPACK runs {p.delegated} of {p.total_nodes} nodes in {p.partitions} partition(s); LiteRT's "
+                      "Python API times no single op: the ones outside XNNPACK are where a graph change can help")
+
+
 @app.command()
 def bench(
     models: list[Path] = typer.Argument(..., help="Models to compare (.tflite, .onnx; .keras locally)."),
@@ -510,6 +534,8 @@ def bench(
     timeout: float = DEVICE_TIMEOUT,
     csv_file: Optional[Path] = typer.Option(None, "--csv", help="Write the comparison as CSV."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a latency box plot PNG."),
+    profile: bool = typer.Option(False, "--profile", help="Where the time goes, op by op, on this machine (ONNX: time "
+                                                          "per op type; TFLite: the ops XNNPACK leaves to LiteRT)."),
     json_out: bool = JSON,
 ) -> None:
     """Latency benchmark: init, first, mean/p50/p90/p99, FPS, memory, device facts; one table for all."""
@@ -517,6 +543,11 @@ def bench(
     from edgetl.benchmark.report import oversubscribed, plot as draw, rows, write_csv
 
     thread_list = parse_threads(threads)
+    if profile:
+        if device != "local":
+            raise EdgetlError("--profile runs on this machine", fix="run `edgetl bench MODEL --profile` on the device itself")
+        _print_profiles(models, thread_list, runs, json_out)
+        return
     opts = BenchOptions(runs=runs, warmup=warmup, min_seconds=min_seconds, e2e_image=str(e2e) if e2e else None)
     results = run_bench(models, thread_list, device=device, hosts=host, options=opts, remote_python=remote_python,
                         ssh_config=str(ssh_config) if ssh_config else None, serial=serial,

@@ -260,3 +260,39 @@ def test_the_cli_device_options_default_as_the_transport():
     assert cli.REMOTE_PYTHON.default == SshTarget("mypi").remote_python and cli.DEVICE_TIMEOUT.default == DEFAULT_TIMEOUT
     source = (Path(cli.__file__)).read_text()
     assert source.count('"--remote-python"') == 1 and source.count('"--ssh-config"') == 1
+
+
+def test_profile_shows_time_per_op_for_onnx_and_what_xnnpack_leaves_for_tflite(models, tmp_path):
+    """`bench --profile`: ONNX Runtime's own profiler, summed per op type over the timed runs; for
+    TFLite, every node is counted once, inside XNNPACK or outside it."""
+    from edgetl.exporting import onnx as onnx_export
+
+    onnx_file = tmp_path / "m.onnx"
+    proto = onnx_export.fp32(keras_mean_colour(size=32))
+    onnx_file.write_bytes(proto.SerializeToString())
+    proc = run_cli("bench", onnx_file, models[0], models[1], "--profile", "--threads", "1", "--runs", "10", "--json")
+    assert proc.returncode == 0, proc.stderr
+    onnx_profile, fp32_profile, tflite_profile = json.loads(proc.stdout)
+    assert onnx_profile["runs"] == 10 and onnx_profile["ops"]
+    assert all(o["ms"] > 0 for o in onnx_profile["ops"]) and abs(sum(o["share"] for o in onnx_profile["ops"]) - 1) < 1e-6
+    assert 0 < onnx_profile["total_nodes"] <= len(proto.graph.node)
+    ops = tflite_profile["ops"]
+    assert sum(o["nodes"] for o in ops) == tflite_profile["total_nodes"] > 0
+    assert sum(o["outside_delegate"] for o in ops) == tflite_profile["total_nodes"] - tflite_profile["delegated"]
+    assert tflite_profile["delegated"] > 0 and tflite_profile["partitions"] >= 1
+    # XNNPACK takes the whole float model; in the uint8-in/uint8-out int8 model, the two requantize
+    # steps at its ends stay with LiteRT's kernels (pinned LiteRT 2.x).
+    assert fp32_profile["delegated"] == fp32_profile["total_nodes"] and fp32_profile["partitions"] == 1
+    assert {o["op"]: o["outside_delegate"] for o in ops}["QUANTIZE"] == 2
+    shown = run_cli("bench", models[1], "--profile").stdout
+    assert f"XNNPACK runs {tflite_profile['delegated']} of {tflite_profile['total_nodes']} nodes" in shown
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--profile", "--device", "rpi", "--host", "mypi"], "--profile runs on this machine"),
+    (["--profile"], "no such model file"),
+])
+def test_profile_bad_input_is_one_line(models, tmp_path, args, message):
+    model = models[0] if "--device" in args else tmp_path / "gone.tflite"
+    proc = run_cli("bench", model, *args)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
