@@ -197,6 +197,11 @@ def main() -> int:
     results["ratios"] = ratios
     results["roofline"] |= {"fp32_bound_ms_1t": bound_fp32, "int8_bound_ms_1t": bound_int8}
 
+    section("where int8 time goes, 1 thread: bench --profile")
+    from edgetl.benchmark.profile import profile
+
+    results["profile"] = {m: profile(folder / m, 1).to_dict() for m in ("model_int8.tflite", "model_int8.onnx")}
+
     section("runtime overhead: Classifier.classify vs the raw interpreter loop")
     results["overhead"] = {t: runtime_overhead(folder / "model_int8.tflite", t, a.seconds) for t in (1, 2)}
     results["overhead_fp32"] = runtime_overhead(folder / "model_fp32.tflite", 1, a.seconds)
@@ -481,6 +486,12 @@ def where_users_wait(r: dict) -> list[str]:
          "| model | images | wall s | inference images/s | batched |", "|---|---|---|---|---|"]
     for name, e in r["eval"].items():
         L.append(f"| {name} | {e['images']} | {e['seconds']:.1f} | {e['images_per_s']:.0f} | {'yes' if e['batched'] else 'no'} |")
+    tp, op = r["profile"]["model_int8.tflite"], r["profile"]["model_int8.onnx"]
+    outside = ", ".join(f"{o['outside_delegate']} {o['op']}" for o in tp["ops"] if o["outside_delegate"]) or "none"
+    L += ["", f"Where int8 time goes, 1 thread (`bench --profile`): XNNPACK runs {tp['delegated']} of "
+              f"{tp['total_nodes']} nodes of model_int8.tflite in {tp['partitions']} partition(s) (outside it: {outside}); "
+              "ONNX Runtime's int8 model by op type: "
+              + ", ".join(f"{o['op']} {o['ms']:.2f} ms ({o['share']:.0%})" for o in op["ops"][:4]) + "."]
     fb = r["frozen_base"]
     L += ["", f"Frozen MobileNetV2 base at 224, batch {fb['batch']}, all cores, measured in alternating rounds: Keras "
               f"(TensorFlow, compiled predict) {fb['keras']:.0f} images/s, ONNX Runtime {fb['onnxruntime']:.0f} images/s "
