@@ -170,3 +170,23 @@ def ssh_server(tmp_path_factory):
     server = sshd.start(tmp_path_factory.mktemp("sshd"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def colour(tmp_path_factory):
+    """A real TFLite colour classifier (red/green/blue) with edgetl's embedded metadata, the same
+    model without metadata, and a red image: the security tests' victim."""
+    from models import colour_images, keras_mean_colour, to_tflite
+    from edgetl.exporting.metadata import embed_tflite
+    from edgetl.runtime.manifest import ModelManifest
+    from edgetl.runtime.spec import PixelSpec
+
+    d = tmp_path_factory.mktemp("colour")
+    raw = to_tflite(keras_mean_colour(), d / "raw.tflite").read_bytes()
+    pixels = PixelSpec(16, 16, mean=0.0, std=1.0)
+    model = d / "model.tflite"
+    model.write_bytes(embed_tflite(raw, "colour", ModelManifest(["red", "green", "blue"], pixels, "tflite", "fp32")))
+    plain = d / "plain.tflite"
+    plain.write_bytes(raw)
+    image = write_rgb(d / "red.png", colour_images()[0][0])
+    return {"model": model, "plain": plain, "image": image, "dir": d}

@@ -1,14 +1,19 @@
-"""The run folder's names (edgetl.runs) and the typed manifests a run and an export folder hold
-(edgetl.runtime.folder_manifest): read field by field, and one owner for every file name."""
+"""The run folder (edgetl.runs): one owner for every file name, the typed manifests a run and an
+export folder hold (edgetl.runtime.folder_manifest) read field by field, and the folder under races
+and failures (two writers, a crash mid-swap, a damaged resume)."""
 from __future__ import annotations
 
 import ast
 import json
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, make_shapes, run_cli
+from helpers.cli import one_error
 from edgetl.errors import EdgetlError
 from edgetl.runs import RunFolder, check_run_folder, run_of
 from edgetl.runtime.confidence import Confidence
@@ -113,3 +118,99 @@ def test_no_run_folder_file_name_is_spelled_outside_its_owner():
             if isinstance(node, ast.Constant) and node.value in RUN_FILE_NAMES - OWNERS.get(f.name, set()):
                 found.append(f"{f.relative_to(ROOT)}:{node.lineno}: {node.value}")
     assert not found, found
+
+
+# Run folders and exports under races and failures.
+
+def test_concurrent_auto_named_runs_get_distinct_folders(tmp_path):
+    from edgetl import runs
+
+    made: list[Path] = []
+    threads = [threading.Thread(target=lambda: made.append(runs.new_run(tmp_path, "exp"))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({p.name for p in made}) == 8
+
+
+def test_a_second_writer_of_one_run_gets_a_clear_error(tmp_path):
+    from edgetl import runs
+    from edgetl.errors import EdgetlError
+
+    with runs.locked(tmp_path, "an export"):
+        code = ("from edgetl import runs; from pathlib import Path\n"
+                f"with runs.locked(Path({str(tmp_path)!r}), 'an export'): pass\n")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode != 0 and "another edgetl process is writing an export" in proc.stderr
+        with pytest.raises(EdgetlError):
+            with runs.locked(tmp_path, "an export"):  # a second open file description, same process
+                pass
+    assert not (tmp_path / runs.LOCK).exists()  # released: no lock file left behind
+    moving = tmp_path / ".run.incomplete"
+    with runs.locked(moving, "this training run"):
+        moving.rename(tmp_path / "run")  # a run folder is renamed into place while locked
+    assert not (tmp_path / "run" / runs.LOCK).exists()
+    with runs.locked(tmp_path / "run", "an export"):  # and can be locked again afterwards
+        assert (tmp_path / "run" / runs.LOCK).exists()
+
+
+def test_swap_in_never_leaves_a_moment_without_a_complete_folder(tmp_path):
+    from edgetl import runs
+
+    final = tmp_path / "export"
+    final.mkdir()
+    (final / "v").write_text("1")
+    stop, seen_missing = threading.Event(), []
+
+    def watch() -> None:
+        while not stop.is_set():
+            if not (final / "v").exists():
+                seen_missing.append(True)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    for i in range(2, 40):
+        work = runs.work_folder(tmp_path, "export")
+        (work / "v").write_text(str(i))
+        runs.swap_in(work, final)
+    stop.set()
+    watcher.join()
+    assert (final / "v").read_text() == "39" and not seen_missing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+@pytest.mark.slow
+def test_failed_start_leaves_nothing_and_can_be_run_again(tmp_path):
+    data = make_shapes(tmp_path / "data", per_class=6)
+    args = ("train", data, "--project", tmp_path / "runs", "--epochs", "1", "--fine-tune-epochs", "0", "--size", "32",
+            "--weights", "imagenet", "--alpha", "0.35")
+    env = {"KERAS_HOME": str(tmp_path / "keras")}  # an empty Keras cache: the download fails offline
+    for _ in range(2):
+        line = one_error(run_cli(*args, env=env))
+        assert "ImageNet weights" in line and "FileExistsError" not in line
+        # (the weights are now checked before anything is made: not even the project folder)
+        assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == [], "a folder was left"
+    line = one_error(run_cli("train", data, "--project", tmp_path / "runs", "--weights", tmp_path / "none.h5"))
+    assert "no such weights file" in line and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_corrupt_resume_files_name_the_file(tmp_path):
+    work = tmp_path / "runs" / ".exp.incomplete"
+    work.mkdir(parents=True)
+    data = make_shapes(tmp_path / "data", per_class=6)
+    from edgetl.data.audit import audit
+    from edgetl.training.config import TrainConfig
+
+    TrainConfig(data=str(data), weights="none", size=32, alpha=0.35).save(work / "config.yaml")
+    audit(data).save(work / "audit.json")
+    (work / "state.json").write_text("{truncated")
+    (work / "last.weights.npz").write_bytes(b"not a zip")
+    line = one_error(run_cli("train", "--resume", tmp_path / "runs" / "exp"))
+    assert "state.json" in line and "damaged" in line
+    (work / "state.json").write_text(json.dumps({"epoch": 0, "stage": 1}))
+    line = one_error(run_cli("train", "--resume", tmp_path / "runs" / "exp"))
+    assert "last.weights.npz" in line and "cannot be read" in line
+    line = one_error(run_cli("train", "--resume", tmp_path / "runs" / "exp", "--size", "64"))
+    assert "cannot change size" in line
