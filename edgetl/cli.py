@@ -540,7 +540,7 @@ def bench(
 ) -> None:
     """Latency benchmark: init, first, mean/p50/p90/p99, FPS, memory, device facts; one table for all."""
     from edgetl.benchmark import bench as run_bench, export_run_of, parse_threads
-    from edgetl.benchmark.report import oversubscribed, plot as draw, rows, write_csv
+    from edgetl.benchmark.report import device_line, oversubscribed, plot as draw, rows, write_csv
 
     thread_list = parse_threads(threads)
     if profile:
@@ -583,7 +583,7 @@ def bench(
                       num(row["p50_ms"], ".2f"), num(row["p90_ms"], ".2f"), num(row["p99_ms"], ".2f"),
                       num(row["fps"], ".1f"), num(row["peak_rss_mb"], ".0f"))
     out.print(table)
-    for line in dict.fromkeys(r.device.summary() for r in results):
+    for line in dict.fromkeys(device_line(r.device) for r in results):
         out.print(line, markup=False)
     out.print("runtime: " + ", ".join(sorted({r.runtime for r in results})), markup=False)
     if any(r.own_process is False for r in results):

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field, fields
 
-from edgetl.text import clean
 from edgetl.versions import package_versions
 
 
@@ -54,14 +53,6 @@ class DeviceFacts:
             if value is not None and isinstance(value, kind) and not isinstance(value, bool):
                 kept[f.name] = value
         return cls(**kept)
-
-    def summary(self) -> str:
-        """One line for the terminal (plain text: the caller prints it without markup)."""
-        facts = {k: "not available" if v is None else clean(v) for k, v in
-                 ((k, getattr(self, k)) for k in ("cpu", "arch", "cores", "os", "governor", "throttled", "temperature_c",
-                                                  "target"))}
-        return (f"device {facts['target']}: {facts['cpu']} ({facts['arch']}, {facts['cores']} cores), {facts['os']}; "
-                f"governor {facts['governor']}, throttled {facts['throttled']}, temperature {facts['temperature_c']}")
 
 
 def _read(path: str) -> str | None:

@@ -5,7 +5,9 @@ import csv
 import json
 from pathlib import Path
 
+from edgetl.benchmark.device import DeviceFacts
 from edgetl.benchmark.harness import BenchResult
+from edgetl.text import clean
 
 COLUMNS = ("model", "format", "precision", "size_mb", "accuracy", "target", "threads", "runtime", "init_ms",
            "mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms", "fps", "peak_rss_mb")
@@ -52,7 +54,6 @@ def plot(results: list[BenchResult], path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     from edgetl.metrics import PLAIN_TEXT, save_figure
-    from edgetl.text import clean
 
     labels, data = [], []
     for r in results:
@@ -76,3 +77,11 @@ def oversubscribed(results: list[BenchResult]) -> list[tuple[int, int]]:
     then wait for each other, and the latency measures the waiting."""
     return sorted({(r.threads, r.device.cores) for r in results
                    if r.threads and r.device.cores and r.threads > r.device.cores})
+
+
+def device_line(facts: DeviceFacts) -> str:
+    """One line about a device for the terminal, every fact shown as text (a device supplies them)."""
+    shown = {k: "not available" if getattr(facts, k) is None else clean(getattr(facts, k))
+             for k in ("cpu", "arch", "cores", "os", "governor", "throttled", "temperature_c", "target")}
+    return (f"device {shown['target']}: {shown['cpu']} ({shown['arch']}, {shown['cores']} cores), {shown['os']}; "
+            f"governor {shown['governor']}, throttled {shown['throttled']}, temperature {shown['temperature_c']}")
