@@ -45,6 +45,9 @@ class ExportFolder:
 
     path: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))  # a str is welcome too
+
     manifest = _File(MANIFEST, "manifest.json: every artifact, its hash and verdict.")
     labels = _File(LABELS_FILE, "labels.txt, one class per line.")
     golden = _File(GOLDEN_FILE, "golden.npy: the golden images.")
@@ -64,6 +67,9 @@ class RunFolder:
     and the folder's manifest is read and written typed."""
 
     path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))  # a str is welcome too
 
     config = _File("config.yaml", "config.yaml: the run's settings.")
     audit = _File("audit.json", "audit.json: every file, its split and class.")

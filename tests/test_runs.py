@@ -98,7 +98,8 @@ def test_a_run_folder_is_recognised_by_its_files(tmp_path):
     with pytest.raises(EdgetlError, match="not a run folder"):
         check_run_folder(run.path)
     run.config.write_text("seed: 1\n")
-    assert check_run_folder(run.path) == run
+    assert check_run_folder(run.path) == run == RunFolder(str(run.path))  # a str path is a path
+    assert RunFolder(str(run.path)).export.golden == run.path / "export" / "golden.npy"
 
 
 # Every name under RUN/ and RUN/export/, each spelled once: in runs.py, or as the artifact contract's
