@@ -39,14 +39,18 @@ class _File:
 
 
 @dataclass(frozen=True)
-class ExportFolder:
-    """RUN/export/: the verified artifacts and what export and bench wrote beside them. Names only:
-    nothing is read until asked."""
+class _Folder:
+    """A folder and the names in it (``_File``s on the subclass). Names only: nothing is read until asked."""
 
     path: Path
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))  # a str is welcome too
+
+
+@dataclass(frozen=True)
+class ExportFolder(_Folder):
+    """RUN/export/: the verified artifacts and what export and bench wrote beside them."""
 
     manifest = _File(MANIFEST, "manifest.json: every artifact, its hash and verdict.")
     labels = _File(LABELS_FILE, "labels.txt, one class per line.")
@@ -62,14 +66,9 @@ class ExportFolder:
 
 
 @dataclass(frozen=True)
-class RunFolder:
+class RunFolder(_Folder):
     """One training run's folder (finished or in progress): every file name under RUN/ is here,
     and the folder's manifest is read and written typed."""
-
-    path: Path
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))  # a str is welcome too
 
     config = _File("config.yaml", "config.yaml: the run's settings.")
     audit = _File("audit.json", "audit.json: every file, its split and class.")

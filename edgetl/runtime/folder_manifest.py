@@ -7,6 +7,7 @@ TensorFlow-free: a device reads the export manifest beside its models.
 Where these files are is :mod:`edgetl.runs`'s business; this module only reads and writes them."""
 from __future__ import annotations
 
+import abc
 import json
 import os
 from dataclasses import dataclass, field
@@ -125,11 +126,12 @@ def _shared_fields(d: dict, file: Path, fix: str) -> dict:
             "versions": {str(k): str(v) for k, v in (_optional(d, "versions", dict, file, fix) or {}).items()}}
 
 
-class _Written:
+class _Written(abc.ABC):
     """Written whole under a temporary name, then renamed: a reader never sees half a manifest."""
 
+    @abc.abstractmethod
     def to_dict(self) -> dict:
-        raise NotImplementedError
+        """JSON-ready form."""
 
     def write(self, file: Path) -> None:
         """Write it to ``file``."""
