@@ -59,6 +59,8 @@ class Build:
     int8: Int8Settings
     opset: int
     new_manifest: Callable[["Format"], ModelManifest]
+    scratch: Path
+    """A private folder for the export's intermediate files, removed when the export ends."""
     manifests: dict[str, ModelManifest] = field(default_factory=dict)
     """The manifest embedded in each file made, by format name (what export writes beside it)."""
     corrections: list[BiasCorrection] = field(default_factory=list)
@@ -71,6 +73,8 @@ class Build:
     """The calibrated float TFLite model, made once for int8 and every selective-float rung."""
     layers: list[LayerError] | None = None
     """Each layer's error in the int8 TFLite model (its report, and what the rungs keep in float)."""
+    saved_model: Path | None = None
+    """The model's inference call as a SavedModel, written once for every TFLite conversion."""
 
     def manifest(self, fmt: "Format") -> ModelManifest:
         """The manifest to embed in ``fmt``'s file, made once: embedding fills in its ``io``."""
@@ -86,16 +90,22 @@ class Build:
             self.onnx_fp32 = onnx_export.fp32(self.model, self.opset).SerializeToString()
         return onnx.load_from_string(self.onnx_fp32)
 
+    def tflite_source(self) -> Path:
+        """What every TFLite conversion starts from: the SavedModel, written on first use."""
+        if self.saved_model is None:
+            self.saved_model = _tflite_module().saved_model(self.model, self.scratch / "saved_model")
+        return self.saved_model
+
     def float_tflite(self) -> bytes:
         """The float TFLite model, without metadata."""
         if self.tflite_fp32 is None:
-            self.tflite_fp32 = _tflite_module().fp32(self.model)
+            self.tflite_fp32 = _tflite_module().fp32(self.tflite_source())
         return self.tflite_fp32
 
     def calibrated_tflite(self) -> bytes:
         """The calibrated float TFLite model (calibration is most of an int8 conversion's time)."""
         if self.tflite_calibrated is None:
-            self.tflite_calibrated = _tflite_module().calibrated(self.model, self.calib)
+            self.tflite_calibrated = _tflite_module().calibrated(self.tflite_source(), self.calib)
         return self.tflite_calibrated
 
     def int8_layers(self) -> list[LayerError]:
@@ -219,8 +229,8 @@ def _register(*formats: Format) -> dict[str, Format]:
 # Every artifact edgetl can make, in the order they are made.
 FORMATS: dict[str, Format] = _register(
     Format("fp32", "model_fp32.tflite", "tflite", "fp32", _tflite(lambda b: b.float_tflite())),
-    Format("fp16", "model_fp16.tflite", "tflite", "fp16", _tflite(lambda b: _tflite_module().fp16(b.model))),
-    Format("dynamic", "model_dynamic.tflite", "tflite", "dynamic", _tflite(lambda b: _tflite_module().dynamic(b.model))),
+    Format("fp16", "model_fp16.tflite", "tflite", "fp16", _tflite(lambda b: _tflite_module().fp16(b.tflite_source()))),
+    Format("dynamic", "model_dynamic.tflite", "tflite", "dynamic", _tflite(lambda b: _tflite_module().dynamic(b.tflite_source()))),
     Format("int8", "model_int8.tflite", "tflite", "int8", _tflite(_int8_corrected), needs_calibration=True,
            fallbacks=("int8_float1", "int8_float3", "int8_mixed", "dynamic", "fp16")),
     # The selective-float ladder, int8's fallbacks in order of speed: the layers that add most

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -169,10 +170,11 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
                              int8_target=opts.int8.target if fmt.name == "onnx_int8" else None,
                              split=run_manifest.split, versions=versions, confidence=run_manifest.confidence)
 
-    build = Build(model, calib, opts.int8, opts.opset, contract, log=lambda m: err.print(m, markup=False))
-    ctx = ExportContext(run_path, run_manifest, labels, pixels, result_audit, ref, pixels_val, build,
-                        replace(opts, formats=names), small, chance, seconds)
-    with runs.locked(run_path, "an export"):
+    with runs.locked(run_path, "an export"), tempfile.TemporaryDirectory(prefix="edgetl-export-") as scratch:
+        build = Build(model, calib, opts.int8, opts.opset, contract, Path(scratch),
+                      log=lambda m: err.print(m, markup=False))
+        ctx = ExportContext(run_path, run_manifest, labels, pixels, result_audit, ref, pixels_val, build,
+                            replace(opts, formats=names), small, chance, seconds)
         runs.remove_stale_work(run_path, runs.EXPORT)
         work = runs.work_folder(run_path, runs.EXPORT)
         try:

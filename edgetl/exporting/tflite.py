@@ -2,8 +2,10 @@
 float (the layers that add most error, found by :mod:`edgetl.exporting.layer_error`)."""
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -13,10 +15,30 @@ from edgetl.native_logs import silenced
 IO_TYPES = ("uint8", "int8", "float")
 
 
-def _converter(model):
+def saved_model(model, folder: Path) -> Path:
+    """Write the Keras model's inference call (``training=False``) as a SavedModel in ``folder``,
+    exactly as TFLite's Keras converter does before each conversion. Export writes it once and
+    every TFLite format converts from it: tracing and writing the model again cost about 5 s a
+    format even for a small model (measured: 3 float formats of a 0.35 MobileNetV2, 29.8 s from
+    the Keras model, 20.8 s through one SavedModel)."""
+    import keras
     import tensorflow as tf
 
-    return tf.lite.TFLiteConverter.from_keras_model(model)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    signature = [tf.TensorSpec(x.shape, dtype=x.dtype, name=x.name) for x in model.inputs]
+    archive.add_endpoint("serve", functools.partial(model.__call__, training=False), signature)
+    archive.write_out(str(folder), verbose=False)
+    return folder
+
+
+def _converter(source):
+    """A converter for a Keras model, or for a folder written by :func:`saved_model`."""
+    import tensorflow as tf
+
+    if isinstance(source, Path):
+        return tf.lite.TFLiteConverter.from_saved_model(str(source))
+    return tf.lite.TFLiteConverter.from_keras_model(source)
 
 
 def _representative(calib: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
