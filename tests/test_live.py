@@ -219,6 +219,7 @@ def test_jpeg_folder_and_mjpeg_video_decode_reduced_and_classify_the_same(colour
     """Real files: a folder of 720p JPEGs and an MJPEG .avi (its packets taken raw from FFmpeg and
     decoded at 1/8 for the 16-pixel model) give the labels a full decode gives."""
     from edgetl.live.sources import CaptureRequest, open_source
+    from edgetl.runtime.spec import PixelSpec
 
     rng = np.random.default_rng(4)
     frames = [cv2.resize(colour_frame(i % 3, rng), (1280, 720), interpolation=cv2.INTER_NEAREST) for i in range(9)]
@@ -229,7 +230,7 @@ def test_jpeg_folder_and_mjpeg_video_decode_reduced_and_classify_the_same(colour
     writer.release()
     truth = [COLOURS[i % 3] for i in range(9)]
     for source in (tmp_path / "frames", tmp_path / "clip.avi"):
-        src = open_source(str(source), CaptureRequest(model_size=(16, 16)))
+        src = open_source(str(source), CaptureRequest(pixels=PixelSpec(16, 16)))
         first = src.read()
         src.close()
         assert first.shape == (90, 160, 3), source  # 1/8 scale
@@ -242,12 +243,13 @@ def test_jpeg_folder_and_mjpeg_video_decode_reduced_and_classify_the_same(colour
 
 def test_a_camera_given_no_size_is_asked_for_one_near_the_model():
     from edgetl.live.sources import CaptureRequest
+    from edgetl.runtime.spec import PixelSpec
 
-    assert CaptureRequest(model_size=(224, 224)).frame_size() == (320, 240)
-    assert CaptureRequest(model_size=(320, 320)).frame_size() == (640, 480)
-    assert CaptureRequest(model_size=(1024, 1024)).frame_size() == (1920, 1080)
-    assert CaptureRequest(model_size=(4000, 3000)).frame_size() == (0, 0)  # the camera's own default
-    assert CaptureRequest(640, 360, model_size=(224, 224)).frame_size() == (640, 360)  # the user's request wins
+    assert CaptureRequest(pixels=PixelSpec(224, 224)).frame_size() == (320, 240)
+    assert CaptureRequest(pixels=PixelSpec(320, 320)).frame_size() == (640, 480)
+    assert CaptureRequest(pixels=PixelSpec(1024, 1024)).frame_size() == (1920, 1080)
+    assert CaptureRequest(pixels=PixelSpec(3000, 4000)).frame_size() == (0, 0)  # the camera's own default
+    assert CaptureRequest(640, 360, pixels=PixelSpec(224, 224)).frame_size() == (640, 360)  # the user's request wins
     assert CaptureRequest().frame_size() == (0, 0)
 
 

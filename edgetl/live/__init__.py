@@ -38,7 +38,7 @@ def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOpti
         # the run's live state (the page's slider changes them, a caller's stop flag too).
         opts.threshold = clf.threshold
     # The model's size lets sources decode and ask the camera for no more than it needs.
-    request = dataclasses.replace(request or CaptureRequest(), model_size=(clf.pixels.width, clf.pixels.height))
+    request = dataclasses.replace(request or CaptureRequest(), pixels=clf.pixels)
     server = None
     if serve is not None:
         from edgetl.live.serve import LiveServer, model_facts, parse_address

@@ -15,6 +15,7 @@ import numpy as np
 
 from edgetl.errors import EdgetlError
 from edgetl.image import IMAGE_EXTENSIONS, DecodeError, cv2 as _cv2, decode_frame, read_file
+from edgetl.runtime.spec import PixelSpec
 
 
 OPEN_TIMEOUT_MS = 10_000
@@ -30,21 +31,21 @@ class CaptureRequest:
     width: int = 0
     height: int = 0
     fps: float = 0
-    model_size: tuple[int, int] | None = None
-    """The model's input (width, height): a camera given no size is asked for a frame near it,
-    and JPEG frames at least twice as large decode at a reduced scale (unless ``full_decode``)."""
+    pixels: PixelSpec | None = None
+    """The model's input: a camera given no size is asked for a frame near it, and JPEG frames at
+    least twice as large decode at a reduced scale (unless ``full_decode``)."""
     full_decode: bool = False
 
     def decode_target(self) -> tuple[int, int] | None:
-        """The size JPEG frames may be reduced towards, or None to decode them whole."""
-        return None if self.full_decode else self.model_size
+        """The (width, height) JPEG frames may be reduced towards, or None to decode them whole."""
+        return None if self.full_decode or self.pixels is None else (self.pixels.width, self.pixels.height)
 
     def frame_size(self) -> tuple[int, int]:
         """The camera frame size to ask for: the user's, else the smallest common mode that
         covers the model's input, else (0, 0) for the camera's default."""
-        if self.width or self.height or self.model_size is None:
+        if self.width or self.height or self.pixels is None:
             return self.width, self.height
-        mw, mh = self.model_size
+        mw, mh = self.pixels.width, self.pixels.height
         return next(((w, h) for w, h in CAMERA_MODES if w >= mw and h >= mh), (0, 0))
 
 
@@ -149,10 +150,10 @@ class VideoSource(Source):
 
 class ImagesSource(Source):
     """Image files from a folder (sorted) or a glob pattern, in order; JPEGs decoded at a reduced
-    scale when far larger than ``model_size`` (width, height)."""
+    scale when far larger than ``decode_target`` (width, height)."""
 
-    def __init__(self, pattern: str, model_size: tuple[int, int] | None = None):
-        self.model_size = model_size
+    def __init__(self, pattern: str, decode_target: tuple[int, int] | None = None):
+        self.decode_target = decode_target
         p = Path(pattern)
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS) if p.is_dir() else \
             sorted(Path(f) for f in glob.glob(pattern) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
@@ -170,7 +171,7 @@ class ImagesSource(Source):
         f = self.files[self.i]
         self.i += 1
         try:
-            return decode_frame(read_file(f), self.model_size)
+            return decode_frame(read_file(f), self.decode_target)
         except (DecodeError, OSError) as e:
             raise FrameError(f"{f}: {e}") from None
 
