@@ -83,6 +83,24 @@ def none_of_the_classes(root: Path, photos: list[Path], seed: int, per_kind: int
     return root
 
 
+SHARED_RUNS = {"hymenoptera_run": "hymenoptera", "hymenoptera_export": "hymenoptera",
+               "efficientnet_run": "efficientnet",
+               "shapes_run": "shapes", "shapes_export": "shapes", "shapes_data": "shapes", "pi": "shapes"}
+"""The session fixtures that train, export or build the emulated Pi, in order of cost, and the
+group of tests that share each: the tests run on two workers (pytest-xdist), and each group
+runs on one, so what it shares is made once per session. The emulated Pi goes with the shapes
+models its tests run (and two builds of it at once would race for its cache folder)."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Each test's xdist group: the first shared run it uses, else its file (a module's fixtures
+    are then made once)."""
+    for item in items:
+        group = next((SHARED_RUNS[name] for name in SHARED_RUNS if name in item.fixturenames), item.path.name)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def shapes(tmp_path: Path) -> Path:
     """A small clean three-class folder dataset."""
