@@ -208,3 +208,17 @@ def colour(tmp_path_factory):
     plain.write_bytes(raw)
     image = write_rgb(d / "red.png", colour_images()[0][0])
     return {"model": model, "plain": plain, "image": image, "dir": d}
+
+
+@pytest.fixture(scope="session")
+def colour_model(tmp_path_factory) -> Path:
+    """A uint8 TFLite colour classifier (red/green/blue, 16 px) with labels.txt beside it: the live
+    and outbox tests' model."""
+    from models import COLOURS, colour_frame, keras_mean_colour, to_tflite
+
+    d = tmp_path_factory.mktemp("live")
+    rng = np.random.default_rng(0)
+    calib = np.stack([colour_frame(i % 3, rng, 16, 16) for i in range(12)])
+    path = to_tflite(keras_mean_colour(), d / "colour.tflite", "uint8", calib)
+    (d / "labels.txt").write_text("\n".join(COLOURS) + "\n")
+    return path

@@ -70,3 +70,13 @@ def colour_images(size: int = 16) -> tuple[np.ndarray, np.ndarray]:
         images.append(img)
         labels.append(i % 3)
     return np.stack(images), np.array(labels)
+
+
+COLOURS = ("red", "green", "blue")
+
+
+def colour_frame(cls: int, rng, h: int = 96, w: int = 128) -> np.ndarray:
+    """A dark noisy RGB frame with channel ``cls`` lit: what the colour model calls COLOURS[cls]."""
+    img = rng.integers(0, 50, (h, w, 3)).astype(np.uint8)
+    img[..., cls] = 220
+    return img

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import run_cli
 from fake_device import fake_device_python
-from test_golden import alter_weights
+from helpers.tflite_files import alter_weights
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 

@@ -10,21 +10,7 @@ import pytest
 
 from conftest import run_cli
 from fake_device import fake_device_python
-
-
-def alter_weights(path) -> None:
-    """Change every weight and bias buffer of a TFLite file in place, leaving its structure valid
-    (what a corrupted or swapped copy looks like to a runtime: it loads, and answers differently)."""
-    from edgetl.runtime import tflite_metadata as tm
-
-    data = bytearray(path.read_bytes())
-    buffers = tm._tables(tm._root(bytes(data)), tm._MODEL_BUFFERS)
-    for b in buffers:
-        if b.Offset(4) and b.VectorLen(b.Offset(4)) >= 64:  # weights and biases, not small shape constants
-            start, length = b.Vector(b.Offset(4)), b.VectorLen(b.Offset(4))
-            region = np.frombuffer(data, np.uint8, count=length, offset=start)
-            data[start:start + length] = (region ^ 0x5A).tobytes()  # every byte changed, sizes kept
-    path.write_bytes(bytes(data))
+from helpers.tflite_files import alter_weights
 
 
 @pytest.fixture

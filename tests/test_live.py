@@ -10,32 +10,13 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, write_rgb
-from models import keras_mean_colour, to_tflite
-from test_runtime import run_without_tensorflow
+from helpers.cli import run_without_tensorflow
+from models import COLOURS, colour_frame
 from edgetl.live import LiveOptions, run
 from edgetl.live.pipeline import Summary, classify_stream, model_pixels
 from edgetl.errors import EdgetlError
 from edgetl.live.sources import VideoSource
 from edgetl.runtime import load
-
-COLOURS = ("red", "green", "blue")
-
-
-def colour_frame(cls: int, rng, h: int = 96, w: int = 128) -> np.ndarray:
-    img = rng.integers(0, 50, (h, w, 3)).astype(np.uint8)
-    img[..., cls] = 220
-    return img
-
-
-@pytest.fixture(scope="module")
-def colour_model(tmp_path_factory):
-    d = tmp_path_factory.mktemp("live")
-    rng = np.random.default_rng(0)
-    calib = np.stack([colour_frame(i % 3, rng, 16, 16) for i in range(12)])
-    path = to_tflite(keras_mean_colour(), d / "colour.tflite", "uint8", calib)
-    (d / "labels.txt").write_text("\n".join(COLOURS) + "\n")
-    return path
-
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory) -> tuple:

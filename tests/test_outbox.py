@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_cli, write_rgb
-from test_live import colour_frame, colour_model  # noqa: F401  (the module's fixture)
+from models import colour_frame
 
 
 def _grey(rng) -> np.ndarray:
@@ -38,7 +38,7 @@ def _summary(proc) -> dict:
     return json.loads(proc.stdout.splitlines()[-1])
 
 
-def test_capture_keeps_the_doubtful_frames_within_its_caps(colour_model, mixed_folder, tmp_path):  # noqa: F811
+def test_capture_keeps_the_doubtful_frames_within_its_caps(colour_model, mixed_folder, tmp_path):
     box = tmp_path / "outbox"
     s = _summary(run_cli("live", colour_model, "--source", mixed_folder, "--capture", box, "--capture-every", "0",
                          "--threshold", "0.6", "--json"))
@@ -147,7 +147,7 @@ def test_a_killed_harvest_leaves_nothing_half_copied_on_either_side(ssh_server, 
 
 
 @pytest.mark.ssh
-def test_frames_captured_by_live_come_home_with_their_guesses(colour_model, mixed_folder, ssh_server, tmp_path):  # noqa: F811
+def test_frames_captured_by_live_come_home_with_their_guesses(colour_model, mixed_folder, ssh_server, tmp_path):
     """The loop end to end: `live --capture` on the "device", `harvest` over SSH, and the frames
     here are the ones live doubted, readable images, with live's answers in guesses.csv."""
     import cv2

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 from conftest import run_cli, write_rgb
+from helpers.cli import run_without_tensorflow
 from models import colour_images, keras_mean_colour, onnx_nchw_logits, to_tflite
 from edgetl.exporting.metadata import embed_tflite
 from edgetl.runtime.manifest import ModelManifest
@@ -149,23 +147,6 @@ def test_model_whose_run_fails(tmp_path):
     image = write_rgb(tmp_path / "x.png", np.zeros((8, 8, 3), np.uint8))
     proc = run_cli("predict", tmp_path / "bad.onnx", image)
     assert proc.returncode == 2 and "the model failed to run" in proc.stderr and "Traceback" not in proc.stderr
-
-
-BLOCK_TF = textwrap.dedent("""
-    import sys
-    class NoTensorFlow:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
-                raise ImportError(f"{name} is blocked: the device side must not import it")
-    sys.meta_path.insert(0, NoTensorFlow())
-    from edgetl.cli import main
-    main(sys.argv[1:])
-""")
-
-
-def run_without_tensorflow(*args: str) -> subprocess.CompletedProcess:
-    """Run the CLI in a Python where importing tensorflow or keras raises."""
-    return subprocess.run([sys.executable, "-c", BLOCK_TF, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
 def test_device_side_never_imports_tensorflow(tmp_path, colour_models):

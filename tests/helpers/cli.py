@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -44,3 +45,20 @@ def peak_rss_mb(*args: str, env: dict | None = None, timeout: float = 120) -> tu
     peak_kb = float(peak_file.read_text() or "nan")
     peak_file.unlink()
     return proc, seconds, peak_kb / 1024
+
+
+BLOCK_TF = textwrap.dedent("""
+    import sys
+    class NoTensorFlow:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+                raise ImportError(f"{name} is blocked: the device side must not import it")
+    sys.meta_path.insert(0, NoTensorFlow())
+    from edgetl.cli import main
+    main(sys.argv[1:])
+""")
+
+
+def run_without_tensorflow(*args: str) -> subprocess.CompletedProcess:
+    """Run the CLI in a Python where importing tensorflow or keras raises."""
+    return subprocess.run([sys.executable, "-c", BLOCK_TF, *map(str, args)], capture_output=True, text=True, timeout=300)
