@@ -197,7 +197,7 @@ def run_on_files(classifier: Classifier, paths: list[str], batch: int = EVAL_BAT
     set in memory), and the inference rate in images/s."""
     p = classifier.pixels
     return _run_batches(classifier, len(paths),
-                        lambda start, end: decode_all(paths[start:end], p.height, p.width, p.resize, quiet=True), batch)
+                        lambda start, end: decode_all(paths[start:end], p, quiet=True), batch)
 
 
 def _run_batches(classifier: Classifier, n: int, pixels_of: Callable[[int, int], np.ndarray],
@@ -256,7 +256,7 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     records = scored.records
     probs, rate = run_on_files(clf, [r.path for r in records])
     p = clf.pixels
-    latency = quick_latency(clf, clf.to_input(decode_all([records[0].path], p.height, p.width, p.resize, quiet=True)))
+    latency = quick_latency(clf, clf.to_input(decode_all([records[0].path], p, quiet=True)))
     y_true = np.array([index[r.label] for r in records])
     y_pred = probs.argmax(axis=1)
     skipped = [{"path": p.path, "reason": p.reason} for p in result.skipped]

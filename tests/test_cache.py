@@ -9,6 +9,7 @@ from conftest import make_shapes
 
 def test_a_killed_builds_temporary_file_is_swept_and_a_live_one_kept(tmp_path, monkeypatch):
     from edgetl.data.cache import cache_dir, open_images
+    from edgetl.runtime.spec import PixelSpec
 
     monkeypatch.setenv("EDGETL_CACHE", str(tmp_path / "cache"))
     folder = cache_dir()
@@ -22,7 +23,7 @@ def test_a_killed_builds_temporary_file_is_swept_and_a_live_one_kept(tmp_path, m
     try:
         data = make_shapes(tmp_path / "d", classes=("a",), per_class=3, size=40)
         paths = sorted(str(p) for p in data.rglob("*.jpg"))
-        with open_images(paths, 16, 16, quiet=True) as store:
+        with open_images(paths, PixelSpec(16, 16), quiet=True) as store:
             assert len(store) == 3
         assert not dead.exists() and live.exists()
     finally:

@@ -154,12 +154,13 @@ def test_selective_float_keeps_named_layers_of_one_calibration(shapes_run):
 
     from edgetl.data.audit import Audit
     from edgetl.data.cache import load_images
+    from edgetl.runtime.spec import PixelSpec
     from edgetl.exporting import tflite
     from edgetl.exporting.layer_error import layer_errors, most_added
 
     model = keras.saving.load_model(str(shapes_run.path / "model.keras"))
     records = Audit.load_file(shapes_run.path / "audit.json").split("train")[:40]
-    calib = load_images([r.path for r in records], 48, 48)
+    calib = load_images([r.path for r in records], PixelSpec(48, 48))
     calibrated = tflite.calibrated(model, calib)
     plain = tflite.quantized(calibrated)
     from_converter = tflite._int8_converter(model, calib, "uint8").convert()
@@ -255,13 +256,14 @@ def test_bias_correction_removes_the_depthwise_mean_error(shapes_run):
 
     from edgetl.data.audit import Audit
     from edgetl.data.cache import load_images
+    from edgetl.runtime.spec import PixelSpec
     from edgetl.exporting import tflite
     from edgetl.exporting.bias_correction import correct_biases, corrected
 
     model = keras.saving.load_model(str(shapes_run.path / "model.keras"))
     records = Audit.load_file(shapes_run.path / "audit.json").split("train")
     size = model.input_shape[1]
-    calib = load_images([r.path for r in records], size, size)
+    calib = load_images([r.path for r in records], PixelSpec(size, size))
     fp32 = tflite.fp32(model)
     plain, info = tflite.int8(tflite.calibrated(model, calib), fp32, calib, bias_correction=False)
     assert info is None

@@ -49,7 +49,7 @@ def test_a_non_image_in_a_class_folder_is_skipped_and_decode_errors_name_the_fil
     proc = run_cli("data", "check", data)
     assert "15 of 16 files usable, 3 classes" in proc.stdout and "width 0" not in proc.stdout, proc.stdout
     with pytest.raises(EdgetlError, match="notes.txt"):
-        decode_all([str(data / "circle" / "notes.txt")], 8, 8)
+        decode_all([str(data / "circle" / "notes.txt")], PixelSpec(8, 8))
 
 
 def test_eval_on_a_one_level_folder_away_from_its_run_scores_it_whole_and_split_val_remakes_the_split(colour_run):

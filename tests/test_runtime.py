@@ -183,5 +183,5 @@ def test_training_and_runtime_see_the_same_pixels(tmp_path):
     clf_path = to_tflite(keras_mean_colour(size=64), model_dir / "m.tflite")
     clf = load(clf_path)
     runtime_pixels = clf.resize(decode(path))
-    train_pixels = load_images([str(path)], 64, 64, "resize", use_cache=False)[0]
+    train_pixels = load_images([str(path)], PixelSpec(64, 64), use_cache=False)[0]
     assert np.abs(runtime_pixels.astype(int) - train_pixels.astype(int)).max() <= 1

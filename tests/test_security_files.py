@@ -209,19 +209,20 @@ def test_non_utf8_file_names_with_a_strict_utf8_stdout(colour, tmp_path):
 
 def test_disk_cache_is_keyed_on_content_and_validated(tmp_path, monkeypatch):
     from edgetl.data import cache
+    from edgetl.runtime.spec import PixelSpec
 
     monkeypatch.setenv("EDGETL_CACHE", str(tmp_path / "cache"))
     a = write_rgb(tmp_path / "a.png", np.full((20, 20, 3), 10, np.uint8))
-    first = cache.load_images([str(a)], 8, 8)
+    first = cache.load_images([str(a)], PixelSpec(8, 8))
     st = a.stat()
     write_rgb(a, np.full((20, 20, 3), 200, np.uint8))  # same size on disk (PNG of a flat colour)
     os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))  # what cp -p, rsync -t and tar x do
     assert a.stat().st_size == st.st_size and a.stat().st_mtime_ns == st.st_mtime_ns
-    second = cache.load_images([str(a)], 8, 8)
+    second = cache.load_images([str(a)], PixelSpec(8, 8))
     assert first[0, 0, 0, 0] == 10 and second[0, 0, 0, 0] == 200
     for f in (tmp_path / "cache" / "images").glob("*.npy"):
         np.save(f, np.zeros((3, 5), np.float64))  # a valid .npy of the wrong shape and dtype
-    again = cache.load_images([str(a)], 8, 8)
+    again = cache.load_images([str(a)], PixelSpec(8, 8))
     assert again.shape == (1, 8, 8, 3) and again.dtype == np.uint8 and again[0, 0, 0, 0] == 200
 
 

@@ -98,6 +98,7 @@ def main() -> int:
     from edgetl.benchmark.harness import BenchOptions
     from edgetl.data.audit import audit
     from edgetl.data.cache import open_images
+    from edgetl.runtime.spec import PixelSpec
     from scale_bench import epoch_rates
     from edgetl.exporting.formats import ALL, Int8Settings
     from edgetl.exporting.pipeline import ExportOptions, export
@@ -123,7 +124,7 @@ def main() -> int:
     records = audit(data).records
     paths = [r.path for r in records]
     t = time.perf_counter()
-    store = open_images(paths, 224, 224, quiet=True)
+    store = open_images(paths, PixelSpec(224, 224), quiet=True)
     cold = time.perf_counter() - t
     warm = float(np.median(epoch_rates(store, np.array([r.label for r in records]), 2, epochs=3)))
     results["loading"] = {"images": len(paths), "cold_images_per_s": len(paths) / cold,

@@ -117,9 +117,10 @@ def cached_epoch_rate(run: Path) -> float:
     """Images/s of one epoch of a run's training images read from the disk cache."""
     from edgetl.data.audit import Audit
     from edgetl.data.cache import open_images
+    from edgetl.runtime.spec import PixelSpec
 
     records = Audit.load_file(run / "audit.json").split("train")
-    store = open_images([r.path for r in records], 224, 224, hashes=[r.sha256 for r in records], quiet=True)
+    store = open_images([r.path for r in records], PixelSpec(224, 224), hashes=[r.sha256 for r in records], quiet=True)
     return epoch_rates(store, np.array([r.label for r in records]), len(CLASSES))[0]
 
 

@@ -26,6 +26,7 @@ from edgetl.console import track
 from edgetl.errors import EdgetlError
 from edgetl.image import DecodeError, load
 from edgetl.runtime.manifest import file_sha256
+from edgetl.runtime.spec import PixelSpec
 
 _CACHE_VERSION = "3"
 
@@ -41,10 +42,11 @@ def decode_workers() -> int:
     return min(16, (os.cpu_count() or 2) * 2)
 
 
-def _key(hashes: list[str], height: int, width: int, method: str) -> str:
+def _key(hashes: list[str], pixels: PixelSpec) -> str:
     """Keyed on what the files contain, not on their names or times: a file rewritten with the
-    same size and mtime (cp -p, rsync -t, tar x) gets a new key."""
-    h = hashlib.sha256(f"{_CACHE_VERSION}|{height}|{width}|{method}".encode())
+    same size and mtime (cp -p, rsync -t, tar x) gets a new key. Of the pixels, what decoding
+    uses (size and resize method); mean and std apply later, inside the model."""
+    h = hashlib.sha256(f"{_CACHE_VERSION}|{pixels.height}|{pixels.width}|{pixels.resize}".encode())
     for digest in hashes:
         h.update(f"|{digest}".encode())
     return h.hexdigest()[:32]
@@ -222,11 +224,11 @@ def sweep_stale(folder: Path) -> None:
             os.close(fd)
 
 
-def _build(file: Path, paths: list[str], height: int, width: int, method: str, quiet: bool) -> ArrayStore:
+def _build(file: Path, paths: list[str], pixels: PixelSpec, quiet: bool) -> ArrayStore:
     """Decode into ``file``, written under a temporary name and renamed when complete."""
     file.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(file.parent)
-    shape, dtype = (len(paths), height, width, 3), np.dtype(np.uint8)
+    shape, dtype = (len(paths), pixels.height, pixels.width, 3), np.dtype(np.uint8)
     header = _header(shape, dtype)
     fd, tmp = tempfile.mkstemp(prefix=".images-", suffix=".npy.tmp", dir=file.parent)
     fcntl.flock(fd, fcntl.LOCK_EX)  # held while writing: a sweep in another process leaves it alone
@@ -234,7 +236,7 @@ def _build(file: Path, paths: list[str], height: int, width: int, method: str, q
     try:
         os.write(fd, header)
         os.ftruncate(fd, len(header) + len(paths) * store.item)
-        _decode_into(store, paths, method, quiet)
+        _decode_into(store, paths, pixels.resize, quiet)
         os.replace(tmp, file)
     except BaseException:
         store.close()
@@ -243,37 +245,37 @@ def _build(file: Path, paths: list[str], height: int, width: int, method: str, q
     return store
 
 
-def open_images(paths: list[str], height: int, width: int, method: str = "resize", use_cache: bool = True,
-                hashes: list[str] | None = None, quiet: bool = False) -> ArrayStore:
+def open_images(paths: list[str], pixels: PixelSpec, use_cache: bool = True, hashes: list[str] | None = None,
+                quiet: bool = False) -> ArrayStore:
     """The images at ``paths`` at the model's size, as a store on disk read a batch at a time.
 
     From the disk cache when files of the same content (``hashes``, the audit's sha256 of each
     file; computed when not given) were decoded at the same size before; otherwise decoded once on
     every core. ``use_cache=False`` decodes into a temporary file that goes with the store."""
     if not use_cache:
-        store = temporary_store(len(paths), (height, width, 3), np.uint8)
+        store = temporary_store(len(paths), (pixels.height, pixels.width, 3), np.uint8)
         try:
-            _decode_into(store, paths, method, quiet)
+            _decode_into(store, paths, pixels.resize, quiet)
         except BaseException:
             store.close()
             raise
         return store
     hashes = hashes if hashes is not None else [file_sha256(p) for p in paths]
-    file = cache_dir() / f"{_key(hashes, height, width, method)}.npy"
-    return _open_valid(file, len(paths), height, width) or _build(file, paths, height, width, method, quiet)
+    file = cache_dir() / f"{_key(hashes, pixels)}.npy"
+    return _open_valid(file, len(paths), pixels.height, pixels.width) or _build(file, paths, pixels, quiet)
 
 
-def load_images(paths: list[str], height: int, width: int, method: str = "resize", use_cache: bool = True,
+def load_images(paths: list[str], pixels: PixelSpec, use_cache: bool = True,
                 hashes: list[str] | None = None) -> np.ndarray:
     """A short list of images (a calibration set, a test's handful) as one (N, H, W, 3) uint8
     array. Anything the size of a dataset goes through :func:`open_images` instead."""
-    with open_images(paths, height, width, method, use_cache, hashes, quiet=True) as store:
+    with open_images(paths, pixels, use_cache, hashes, quiet=True) as store:
         return store.read()
 
 
-def decode_all(paths: list[str], height: int, width: int, method: str = "resize", quiet: bool = False) -> np.ndarray:
+def decode_all(paths: list[str], pixels: PixelSpec, quiet: bool = False) -> np.ndarray:
     """Decode a batch of files to (N, H, W, 3) uint8 in memory on every core, without the cache
     (evaluation's batches, a handful of files)."""
-    out = np.empty((len(paths), height, width, 3), np.uint8)
-    _decode_each(paths, height, width, method, out.__setitem__, quiet)
+    out = np.empty((len(paths), pixels.height, pixels.width, 3), np.uint8)
+    _decode_each(paths, pixels.height, pixels.width, pixels.resize, out.__setitem__, quiet)
     return out

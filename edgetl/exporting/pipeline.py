@@ -150,7 +150,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     t = time.perf_counter()
     model = keras.saving.load_model(str(RunFolder(run_path).model), compile=False)
     calib_records = _stratified(result_audit.split("train"), opts.int8.calib_samples)
-    calib = load_images([r.path for r in calib_records], pixels.height, pixels.width, pixels.resize,
+    calib = load_images([r.path for r in calib_records], pixels,
                         hashes=[r.sha256 for r in calib_records])
     pixels_val, ref = _held_out_reference(run_path, result_audit, pixels)
     seconds["load_and_reference"] = time.perf_counter() - t
@@ -291,7 +291,7 @@ def _held_out_reference(run_path: Path, result_audit: Audit, pixels: PixelSpec) 
     """The held-out images (test, else val) at the model's size, in the disk cache and read a batch
     at a time by every check, and the Keras model's answers on them."""
     held_out = _held_out(result_audit)
-    images = open_images([r.path for r in held_out], pixels.height, pixels.width, pixels.resize,
+    images = open_images([r.path for r in held_out], pixels,
                          hashes=[r.sha256 for r in held_out])
     return images, reference(RunFolder(run_path).model, images, np.array([r.label for r in held_out]))
 

@@ -369,7 +369,7 @@ class _Context:
 def _open_split(records: list, cfg: TrainConfig, quiet: bool = False) -> Split:
     """A split's images decoded at the model's size into the disk cache, and its labels."""
     p = cfg.pixels
-    store = open_images([r.path for r in records], p.height, p.width, p.resize, use_cache=cfg.cache,
+    store = open_images([r.path for r in records], p, use_cache=cfg.cache,
                         hashes=[r.sha256 for r in records], quiet=quiet)
     return Split(store, np.array([r.label for r in records], np.int64))
 
