@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import importlib
 import platform
+from dataclasses import asdict, dataclass
+
+from edgetl.errors import EdgetlError
 from edgetl.versions import package_versions
 
 PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "onnxruntime-gpu",
@@ -56,22 +59,37 @@ def _notes(v: dict[str, str | None]) -> list[str]:
     return found
 
 
-def _runtimes() -> dict[str, dict]:
+@dataclass
+class RuntimeCheck:
+    """Whether a runtime imports here, what it offers, or why it does not load."""
+
+    loads: bool
+    delegates: list[str] | None = None
+    """LiteRT's delegates."""
+    providers: list[str] | None = None
+    """ONNX Runtime's execution providers."""
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def _runtimes() -> dict[str, RuntimeCheck]:
     from edgetl.runtime.litert import INTERPRETERS
 
-    out: dict[str, dict] = {}
+    out: dict[str, RuntimeCheck] = {}
     for module, package in INTERPRETERS[:2]:
         try:
             importlib.import_module(module)
-            out[package] = {"loads": True, "delegates": ["XNNPACK (CPU, default)"]}
+            out[package] = RuntimeCheck(True, delegates=["XNNPACK (CPU, default)"])
         except (ImportError, SystemError, AttributeError) as e:  # tflite-runtime under numpy 2 fails oddly
-            out[package] = {"loads": False, "error": f"{type(e).__name__}: {e}"}
+            out[package] = RuntimeCheck(False, error=f"{type(e).__name__}: {e}")
     try:
         import onnxruntime as ort
 
-        out["onnxruntime"] = {"loads": True, "providers": ort.get_available_providers()}
+        out["onnxruntime"] = RuntimeCheck(True, providers=ort.get_available_providers())
     except ImportError as e:
-        out["onnxruntime"] = {"loads": False, "error": str(e)}
+        out["onnxruntime"] = RuntimeCheck(False, error=str(e))
     return out
 
 
@@ -110,16 +128,54 @@ def _opencv() -> dict:
         return {"version": None, "error": str(e)}
 
 
-def device_diagnosis() -> dict:
-    """What a device needs checked, with numpy and the runtimes only (no rich, no OpenCV, no
-    TensorFlow): what `edgetl doctor --host` runs there through the bench runner."""
+@dataclass
+class DeviceDiagnosis:
+    """What `edgetl doctor --host` learns from the device's own Python (numpy and the runtimes only:
+    no rich, no OpenCV, no TensorFlow there). ``to_dict`` is what crosses the SSH link and the
+    ``--json`` output; :meth:`from_dict` reads it back, field by field."""
+
+    versions: dict[str, str | None]
+    runtimes: dict[str, RuntimeCheck]
+    conflicts: list[str]
+    notes: list[str]
+    machine: str
+    python: str
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"runtimes": {k: r.to_dict() for k, r in self.runtimes.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str) -> "DeviceDiagnosis":
+        """The answer a device sent, each field checked: a missing or mistyped field is one error
+        naming ``source`` (the host) rather than a KeyError in the report."""
+        def strings(value: object) -> bool:
+            return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+        versions, runtimes = d.get("versions"), d.get("runtimes")
+        checks = {"versions": isinstance(versions, dict) and all(isinstance(k, str) and (v is None or isinstance(v, str))
+                                                                 for k, v in versions.items()),
+                  "runtimes": isinstance(runtimes, dict) and all(isinstance(r, dict) and isinstance(r.get("loads"), bool)
+                                                                 for r in runtimes.values()),
+                  "conflicts": strings(d.get("conflicts")), "notes": strings(d.get("notes")),
+                  "machine": isinstance(d.get("machine"), str), "python": isinstance(d.get("python"), str)}
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise EdgetlError(f"{source}: the doctor's answer has no valid {bad[0]!r}",
+                              fix="update edgetl on the device (or let edgetl copy its runner: uninstall it there)")
+        kept = {name: RuntimeCheck(r["loads"], *(r.get(k) if strings(r.get(k)) else None for k in ("delegates", "providers")),
+                                   error=r.get("error") if isinstance(r.get("error"), str) else None)
+                for name, r in runtimes.items()}
+        return cls(versions, kept, d["conflicts"], d["notes"], d["machine"], d["python"])
+
+
+def device_diagnosis() -> DeviceDiagnosis:
+    """What a device needs checked (what `edgetl doctor --host` runs there through the bench runner)."""
     v = _versions()
-    return {"versions": v, "runtimes": _runtimes(), "conflicts": _conflicts(v), "notes": _notes(v),
-            "machine": platform.machine(), "python": platform.python_version()}
+    return DeviceDiagnosis(v, _runtimes(), _conflicts(v), _notes(v), platform.machine(), platform.python_version())
 
 
 def diagnose() -> dict:
     """Everything doctor checks, as a dict (the --json output)."""
     v = _versions()
-    return {"versions": v, "runtimes": _runtimes(), "tensorflow": _tensorflow(), "imagenet_weights": _weights(),
-            "opencv": _opencv(), "conflicts": _conflicts(v), "notes": _notes(v)}
+    return {"versions": v, "runtimes": {k: r.to_dict() for k, r in _runtimes().items()}, "tensorflow": _tensorflow(),
+            "imagenet_weights": _weights(), "opencv": _opencv(), "conflicts": _conflicts(v), "notes": _notes(v)}

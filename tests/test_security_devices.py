@@ -204,3 +204,22 @@ if args[0] == "shell":
     assert shells[-1].startswith("rm -rf /data/local/tmp/edgetl/run-"), "the phone's run folder was not removed"
     proc = run_cli("bench", hostile, "--device", "android", "--serial", "-x", env=env)
     assert "is not an adb serial" in one_error(proc)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda d: d.pop("machine"),
+    lambda d: d.update(runtimes={"onnxruntime": {"loads": "yes"}}),
+    lambda d: d.update(conflicts="numpy 1.x"),
+    lambda d: d["versions"].update(numpy=2),
+])
+def test_a_doctor_answer_with_a_missing_or_mistyped_field_is_one_error_naming_the_host(damage):
+    """What a device's doctor sends is read field by field at the SSH boundary: an old or altered
+    runner's answer is one error naming the host, not a KeyError in the report."""
+    from edgetl.doctor import DeviceDiagnosis, device_diagnosis
+    from edgetl.errors import EdgetlError
+
+    sent = device_diagnosis().to_dict()
+    assert DeviceDiagnosis.from_dict(json.loads(json.dumps(sent)), "mypi") == device_diagnosis()
+    damage(sent)
+    with pytest.raises(EdgetlError, match=r"^mypi: the doctor's answer has no valid"):
+        DeviceDiagnosis.from_dict(sent, "mypi")

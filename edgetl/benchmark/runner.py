@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.doctor:
             from edgetl.doctor import device_diagnosis
 
-            print(json.dumps(device_diagnosis()))
+            print(json.dumps(device_diagnosis().to_dict()))
             return 0
         if a.golden:
             print(json.dumps(golden(a.models[0], a.golden, threads[0])))

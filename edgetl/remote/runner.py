@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from edgetl.benchmark import zipapp
+from edgetl.doctor import DeviceDiagnosis
 from edgetl.errors import EdgetlError
 from edgetl.remote.ssh import (SshTarget, check, copy_file, make_remote_dir, remote_command, remote_name,
                                remove_remote_dir, run_watched, ssh)
@@ -63,11 +64,11 @@ def golden_on_host(t: SshTarget, model: Path, golden_file: Path) -> dict:
         remove_remote_dir(t, remote)
 
 
-def doctor_on_host(t: SshTarget) -> dict:
+def doctor_on_host(t: SshTarget) -> DeviceDiagnosis:
     """The device's runtimes, versions and known conflicts, from its own Python."""
     remote = make_remote_dir(t)
     try:
         words = runner_command(t, remote) + ["--doctor", "--deadline", str(t.timeout), "--stop-on-stdin-eof"]
-        return runner_result(t, run_watched(t, words), "the doctor", dict)
+        return DeviceDiagnosis.from_dict(runner_result(t, run_watched(t, words), "the doctor", dict), t.host)
     finally:
         remove_remote_dir(t, remote)
