@@ -729,9 +729,9 @@ def deploy(
         done = deploying.deploy(model, target, deploying.DeployOptions(remote_dir, service, serve, source,
                                                                        capture=capture))
     if json_out:
-        print_json(done)
+        print_json(done.to_dict())
         return
-    for key, value in done.items():
+    for key, value in done.to_dict().items():
         out.print(f"{key}: {clean(value if not isinstance(value, dict) else json.dumps(value))}", markup=False)
 
 
@@ -838,14 +838,14 @@ def _doctor_host(host: str, remote_python: str, ssh_config: Optional[Path], json
 
     d = doctor_on_host(SshTarget(host, remote_python=remote_python, ssh_config=str(ssh_config) if ssh_config else None))
     if json_out:
-        print_json(d)
-        raise typer.Exit(1 if d["conflicts"] else 0)
-    out.print(f"{safe(host)}: {safe(d['machine'])}, Python {safe(d['python'])}, numpy {safe(d['versions'].get('numpy'))}")
-    for name, info in d["runtimes"].items():
-        out.print(f"  runtime {safe(name)}: " + ("[green]loads[/]" if info["loads"] else f"not usable ({safe(info['error'])})"))
-    for c in d["conflicts"]:
+        print_json(d.to_dict())
+        raise typer.Exit(1 if d.conflicts else 0)
+    out.print(f"{safe(host)}: {safe(d.machine)}, Python {safe(d.python)}, numpy {safe(d.versions.get('numpy'))}")
+    for name, info in d.runtimes.items():
+        out.print(f"  runtime {safe(name)}: " + ("[green]loads[/]" if info.loads else f"not usable ({safe(info.error)})"))
+    for c in d.conflicts:
         out.print(f"[red]conflict:[/] {safe(c)}")
-    raise typer.Exit(1 if d["conflicts"] else 0)
+    raise typer.Exit(1 if d.conflicts else 0)
 
 
 @app.command()
@@ -862,18 +862,18 @@ def demo(
 
     s = run_demo(DemoOptions(project=str(project), per_class=per_class, weights=weights, epochs=epochs, threads=threads))
     if json_out:
-        print_json(s)
+        print_json(s.to_dict())
         return
-    table = Table("artifact", "verified", "accuracy", "size MB", "p50 ms", "FPS", title=f"edgetl demo: {s['run']}")
-    for a in s["artifacts"]:
-        table.add_row(Path(a["file"]).name, "[green]✓[/]" if a["verified"] else "[red]✗[/]", f"{a['accuracy']:.4f}",
-                      f"{a['size_mb']:.2f}", f"{a['p50_ms']:.2f}" if a["p50_ms"] else "—", f"{a['fps']:.0f}" if a["fps"] else "—")
+    table = Table("artifact", "verified", "accuracy", "size MB", "p50 ms", "FPS", title=f"edgetl demo: {s.run}")
+    for a in s.artifacts:
+        table.add_row(Path(a.file).name, "[green]✓[/]" if a.verified else "[red]✗[/]", f"{a.accuracy:.4f}",
+                      f"{a.size_mb:.2f}", f"{a.p50_ms:.2f}" if a.p50_ms else "—", f"{a.fps:.0f}" if a.fps else "—")
     out.print(table)
-    lv = s["live"]
-    out.print(f"training: {s['training']}; Keras val accuracy {s['keras_accuracy']:.4f}")
+    lv = s.live
+    out.print(f"training: {s.training}; Keras val accuracy {s.keras_accuracy:.4f}")
     out.print(f"live ({lv['model']} on {lv['video']}): {lv['frames']} frames at {lv['fps']:.0f} FPS, p50 {lv['p50_ms']:.1f} ms")
-    out.print(f"dataset: {s['dataset']}\nrun: {s['run']} (model.keras, history.png, confusion_matrix.png, metrics.json)\n"
-              f"artifacts: {s['run']}/export (labels.txt, manifest.json, report.md)\ntook {s['minutes']:.1f} min")
+    out.print(f"dataset: {s.dataset}\nrun: {s.run} (model.keras, history.png, confusion_matrix.png, metrics.json)\n"
+              f"artifacts: {s.run}/export (labels.txt, manifest.json, report.md)\ntook {s.minutes:.1f} min")
 
 
 def _terminate(signum, frame) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +98,38 @@ class DemoOptions:
     bench_seconds: float = 2.0
 
 
-def run_demo(opts: DemoOptions) -> dict:
+@dataclass
+class DemoArtifact:
+    """One exported file: its verdict against Keras and its measured speed (None when not benched)."""
+
+    file: str
+    verified: bool
+    accuracy: float
+    size_mb: float
+    p50_ms: float | None
+    fps: float | None
+
+
+@dataclass
+class DemoSummary:
+    """What the demo did and measured; ``to_dict`` is ``demo --json`` and ``demo_summary.json``."""
+
+    run: str
+    dataset: str
+    training: str
+    """How it trained, in words (pretrained weights or from scratch, and why)."""
+    val_accuracy: float
+    keras_accuracy: float
+    artifacts: list[DemoArtifact]
+    live: dict
+    """The live run's summary over the held-out video (its model and video named in it)."""
+    minutes: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_demo(opts: DemoOptions) -> DemoSummary:
     """data check -> train -> export --all -> verify -> bench -> live; returns the summary."""
     from edgetl.benchmark import bench
     from edgetl.benchmark.harness import BenchOptions
@@ -147,15 +178,14 @@ def run_demo(opts: DemoOptions) -> dict:
     model = int8 if int8.exists() else (shippable or artifacts)[0]
     live_summary = run(model, str(video), LiveOptions(), threads=opts.threads).to_dict()
     speed = {r.model: r for r in results}
-    rows = [{"file": str(exported.folder / c.file), "verified": c.passed, "accuracy": c.accuracy,
-             "size_mb": c.size_bytes / 1e6, "p50_ms": speed[c.file].p50_ms if c.file in speed else None,
-             "fps": speed[c.file].fps if c.file in speed else None} for c in exported.checks]
-    summary = {"run": str(result.path), "dataset": str(data), "training": how, "val_accuracy": result.metrics["val_accuracy"],
-               "keras_accuracy": exported.keras_accuracy, "artifacts": rows,
-               "live": {"model": model.name, "video": str(video), **live_summary},
-               "minutes": (time.perf_counter() - t0) / 60}
-    RunFolder(result.path).demo_summary.write_text(json.dumps(summary, indent=1))
-    log(f"[6/6] done in {summary['minutes']:.1f} min")
+    rows = [DemoArtifact(str(exported.folder / c.file), c.passed, c.accuracy, c.size_bytes / 1e6,
+                         speed[c.file].p50_ms if c.file in speed else None, speed[c.file].fps if c.file in speed else None)
+            for c in exported.checks]
+    summary = DemoSummary(str(result.path), str(data), how, result.metrics["val_accuracy"], exported.keras_accuracy,
+                          rows, {"model": model.name, "video": str(video), **live_summary},
+                          (time.perf_counter() - t0) / 60)
+    RunFolder(result.path).demo_summary.write_text(json.dumps(summary.to_dict(), indent=1))
+    log(f"[6/6] done in {summary.minutes:.1f} min")
     return summary
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from edgetl.errors import EdgetlError
@@ -119,7 +119,74 @@ def _run_checked(target: SshTarget, script: str, folder: str, what: str, *more: 
     check(target, proc, what)
 
 
-def deploy(model: str | Path, target: SshTarget, opts: DeployOptions | None = None) -> dict:
+@dataclass
+class ServiceState:
+    """The user unit written for `live --serve`, and whether systemd started it."""
+
+    unit: str
+    serve: str | None
+    started: bool
+    starts_at_boot: bool
+    """Lingering is on, so the user's units start without a login."""
+    why_not_started: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "why_not_started" or v is not None}
+
+
+@dataclass
+class Deployment:
+    """What `deploy` put where, the runtime that answered the golden check there, and the service."""
+
+    host: str
+    folder: str
+    model: str
+    runtime: str
+    golden: str
+    service: ServiceState | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"service": self.service.to_dict() if self.service else None}
+
+
+@dataclass
+class OutboxSize:
+    """The device's `live --capture` folder: complete frames and bytes (None when unreadable)."""
+
+    folder: str
+    frames: int | None
+    bytes: int | None
+
+
+@dataclass
+class DeployStatus:
+    """What `deploy --status` found on the device."""
+
+    host: str
+    folder: str
+    deployed: bool
+    model: str | None
+    labels: list[str] | None
+    service: str
+    """systemd's word for the unit (active, inactive, failed, unknown)."""
+    outbox: OutboxSize
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Removal:
+    """What `deploy --remove` removed."""
+
+    host: str
+    removed: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def deploy(model: str | Path, target: SshTarget, opts: DeployOptions | None = None) -> Deployment:
     """Copy the model (with manifest, labels, golden set and, when needed, the runner), check that
     every file arrived as it is here, run the golden check there, put the deployment in place, and
     with ``opts.service`` install and start the service. Returns what was done. The model must be
@@ -161,10 +228,10 @@ def deploy(model: str | Path, target: SshTarget, opts: DeployOptions | None = No
         remove_remote_dir(target, new)
         raise
     installed = f"{opts.remote_dir}/{model_name}"
-    done = {"host": target.host, "folder": opts.remote_dir, "model": installed, "runtime": doc["runtime"],
-            "golden": f"{len(results)} of {len(results)} images answer as at export", "service": None}
+    done = Deployment(target.host, opts.remote_dir, installed, doc["runtime"],
+                      f"{len(results)} of {len(results)} images answer as at export")
     if opts.service:
-        done["service"] = install_service(target, installed, opts)
+        done.service = install_service(target, installed, opts)
     return done
 
 
@@ -187,7 +254,7 @@ def _remote_shell(target: SshTarget, script: str) -> str:
     return proc.stdout.decode(errors="replace").strip()
 
 
-def install_service(target: SshTarget, installed: str, opts: DeployOptions) -> dict:
+def install_service(target: SshTarget, installed: str, opts: DeployOptions) -> ServiceState:
     """Write the user unit for `live --serve` and (re)start it. Needs edgetl installed there."""
     has = ssh(target, remote_command(target.remote_python, "-c", "import edgetl.live.serve"), timeout=120)
     if has.returncode != 0:
@@ -207,11 +274,10 @@ def install_service(target: SshTarget, installed: str, opts: DeployOptions) -> d
     start = ssh(target, remote_command("sh", "-c", f"systemctl --user daemon-reload && systemctl --user enable {UNIT} "
                                                    f"&& systemctl --user restart {UNIT}"))
     linger = ssh(target, remote_command("sh", "-c", 'loginctl enable-linger "$(id -un)"'))
-    state = {"unit": f"{unit_dir}/{UNIT}", "serve": opts.serve, "started": start.returncode == 0,
-             "starts_at_boot": linger.returncode == 0}
+    state = ServiceState(f"{unit_dir}/{UNIT}", opts.serve, start.returncode == 0, linger.returncode == 0)
     if start.returncode != 0:
         why = start.stderr.decode(errors="replace").strip().splitlines()
-        state["why_not_started"] = why[-1] if why else f"exit code {start.returncode}"
+        state.why_not_started = why[-1] if why else f"exit code {start.returncode}"
     return state
 
 
@@ -237,7 +303,7 @@ _OUTBOX_SIZE = (f"import os, re, sys\nname = re.compile({NAME.pattern!r})\nn = b
 """What the device runs to size its outbox: complete frames and bytes, symlinks never followed."""
 
 
-def status(target: SshTarget, remote_dir: str = DEFAULT_DIR, outbox: str = "~/edgetl-outbox") -> dict:
+def status(target: SshTarget, remote_dir: str = DEFAULT_DIR, outbox: str = "~/edgetl-outbox") -> DeployStatus:
     """What is deployed on the device, whether the service runs, and how full its outbox is."""
     marker = "--edgetl-files--"
     proc = ssh(target, remote_command("sh", "-c", 'cat "$1/$3" 2>/dev/null; printf "\\n%s\\n" "$2"; '
@@ -252,13 +318,12 @@ def status(target: SshTarget, remote_dir: str = DEFAULT_DIR, outbox: str = "~/ed
     active = ssh(target, remote_command("systemctl", "--user", "is-active", UNIT))
     sized = ssh(target, remote_command(target.remote_python, "-c", _OUTBOX_SIZE, outbox))
     frames, size = (sized.stdout.decode(errors="replace").split() + ["?", "?"])[:2] if sized.returncode == 0 else ("?", "?")
-    return {"host": target.host, "folder": remote_dir, "deployed": bool(models), "model": models[0] if models else None,
-            "labels": (manifest or {}).get("labels"), "service": active.stdout.decode(errors="replace").strip() or "unknown",
-            "outbox": {"folder": outbox, "frames": int(frames) if frames.isdigit() else None,
-                       "bytes": int(size) if size.isdigit() else None}}
+    return DeployStatus(target.host, remote_dir, bool(models), models[0] if models else None,
+                        (manifest or {}).get("labels"), active.stdout.decode(errors="replace").strip() or "unknown",
+                        OutboxSize(outbox, int(frames) if frames.isdigit() else None, int(size) if size.isdigit() else None))
 
 
-def remove(target: SshTarget, remote_dir: str = DEFAULT_DIR) -> dict:
+def remove(target: SshTarget, remote_dir: str = DEFAULT_DIR) -> Removal:
     """Stop and remove the service (when there is one) and the deployment folder, and work
     folders a killed deploy left. Idempotent. A folder edgetl did not make is refused, untouched."""
     _run_checked(target, _OURS + 'ours "$1" || exit ' + str(NOT_OURS), remote_dir, "checking the deployment folder")
@@ -267,4 +332,4 @@ def remove(target: SshTarget, remote_dir: str = DEFAULT_DIR) -> dict:
     check(target, ssh(target, remote_command("rm", "-f", "--", f"{unit_dir}/{UNIT}")), "removing the unit")
     _run_checked(target, _REMOVE, remote_dir, "removing")
     ssh(target, remote_command("sh", "-c", "systemctl --user daemon-reload 2>/dev/null; true"))
-    return {"host": target.host, "removed": remote_dir}
+    return Removal(target.host, remote_dir)
