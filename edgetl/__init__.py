@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # for the annotations only: importing these at run time would
     from edgetl.golden_check import ModelCheck
     from edgetl.runtime import Classifier
     from edgetl.training.config import TrainConfig
-    from edgetl.training.run import TrainResult
+    from edgetl.training.results import TrainResult
 
 __version__ = "0.1.0"
 

@@ -358,17 +358,17 @@ def train(
     else:
         result = run_train(load_config(config, overrides))
     if json_out:
-        print_json({"run": str(result.path), **result.metrics})
-    elif "worker" in result.metrics:
-        out.print(f"worker {result.metrics['worker']} done; the chief wrote {safe(result.path)}")
+        print_json(result.to_dict())
+    elif result.metrics is None:
+        out.print(f"worker {result.worker} done; the chief wrote {safe(result.path)}")
     else:
         from edgetl.runs import RunFolder
 
         m, folder = result.metrics, RunFolder(result.path)
         wrote = (folder.model, folder.history_plot, folder.confusion_plot, folder.reliability_plot, folder.metrics)
-        out.print(f"[bold]{safe(result.path)}[/]: val accuracy {m['val_accuracy']:.4f} (best epoch {m['best']['epoch']}, "
-                  f"stage {m['best']['stage']}); {', '.join(f.name for f in wrote)}")
-        conf = (m.get("confidence") or {}).get("manifest")
+        out.print(f"[bold]{safe(result.path)}[/]: val accuracy {m.val_accuracy:.4f} (best epoch {m.best.epoch}, "
+                  f"stage {m.best.stage}); {', '.join(f.name for f in wrote)}")
+        conf = m.confidence.get("manifest")
         if conf:
             out.print(f"answers under {conf['threshold']:.3f} are 'unknown' ({conf['precision']:.3f} precision, "
                       f"{conf['coverage']:.1%} of val answered); override with --threshold in predict, eval and live")

@@ -181,7 +181,7 @@ def run_demo(opts: DemoOptions) -> DemoSummary:
     rows = [DemoArtifact(str(exported.folder / c.file), c.passed, c.accuracy, c.size_bytes / 1e6,
                          speed[c.file].p50_ms if c.file in speed else None, speed[c.file].fps if c.file in speed else None)
             for c in exported.checks]
-    summary = DemoSummary(str(result.path), str(data), how, result.metrics["val_accuracy"], exported.keras_accuracy,
+    summary = DemoSummary(str(result.path), str(data), how, result.metrics.val_accuracy, exported.keras_accuracy,
                           rows, {"model": model.name, "video": str(video), **live_summary},
                           (time.perf_counter() - t0) / 60)
     RunFolder(result.path).demo_summary.write_text(json.dumps(summary.to_dict(), indent=1))

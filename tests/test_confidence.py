@@ -88,13 +88,13 @@ def test_images_of_none_of_the_classes_are_answered_unknown(hymenoptera_export, 
     """The quality-bar run chose its threshold with 80 images of none of the classes: on 80 others
     (other photos, other seed) the exported model answers "unknown" about as often, and on the
     validation photos eval answers and scores as training measured."""
-    conf = Confidence.from_dict(hymenoptera_run.metrics["confidence"]["manifest"], "metrics.json")
+    conf = Confidence.from_dict(hymenoptera_run.metrics.confidence["manifest"], "metrics.json")
     assert conf.unknown_images == 80 and conf.threshold > 0 and conf.reached
     # ROC AUC is logged every epoch (Keras's, over 200 thresholds); the best epoch's is the run's own
     history = json.loads((hymenoptera_run.path / "history.json").read_text())
-    best = next(h for h in history if h["epoch"] + 1 == hymenoptera_run.metrics["best"]["epoch"])
+    best = next(h for h in history if h["epoch"] + 1 == hymenoptera_run.metrics.best.epoch)
     assert all(0.5 <= h["val_auc"] <= 1 for h in history)
-    assert best["val_auc"] == pytest.approx(hymenoptera_run.metrics["confidence"]["roc_auc"], abs=0.01)
+    assert best["val_auc"] == pytest.approx(hymenoptera_run.metrics.confidence["roc_auc"], abs=0.01)
     model = hymenoptera_export.folder / "model_fp32.tflite"
     fresh = none_of_the_classes(tmp_path, sorted((HYMENOPTERA / "val").glob("*/*.jpg"))[::3], seed=2)
     proc = run_cli("predict", model, fresh, "--json")
@@ -129,7 +129,7 @@ def test_mediapipe_applies_the_exported_threshold(hymenoptera_export, hymenopter
 
     from edgetl.runtime import load
 
-    threshold = hymenoptera_run.metrics["confidence"]["manifest"]["threshold"]
+    threshold = hymenoptera_run.metrics.confidence["manifest"]["threshold"]
     model = hymenoptera_export.folder / "model_fp32.tflite"
     ours = load(model)
     assert ours.threshold == pytest.approx(threshold)

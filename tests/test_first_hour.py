@@ -165,7 +165,7 @@ def test_doctor_notes_side_by_side_opencv_wheels():
 @pytest.mark.slow
 def test_metrics_count_epochs_from_one_and_small_held_out_sets_are_flagged(shapes_run, shapes_export):
     m = shapes_run.metrics
-    assert m["final_epoch"]["epoch"] == m["epochs"]["stage1"] + m["epochs"]["stage2"]  # the last epoch, 1-based
-    assert 1 <= m["best"]["epoch"] <= m["final_epoch"]["epoch"]
+    assert m.final_epoch["epoch"] == m.epochs["stage1"] + m.epochs["stage2"]  # the last epoch, 1-based
+    assert 1 <= m.best.epoch <= m.final_epoch["epoch"]
     # 30 held-out images do prove this export's relaxed gates (100 points, any agreement): no warning
     assert json.loads((shapes_export.folder / "report.json").read_text())["held_out_warning"] is None

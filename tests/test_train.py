@@ -22,11 +22,11 @@ RUN_FILES = {"model.keras", "labels.txt", "config.yaml", "metrics.json", "histor
 def test_hymenoptera_reaches_the_quality_bar(hymenoptera_run):
     run = hymenoptera_run
     m = run.metrics
-    print(f"hymenoptera val accuracy {m['val_accuracy']:.4f}, seconds {m['seconds']}, path: {m['stage1_path']}")
-    assert m["val_accuracy"] >= 0.95
+    print(f"hymenoptera val accuracy {m.val_accuracy:.4f}, seconds {m.seconds}, path: {m.stage1_path}")
+    assert m.val_accuracy >= 0.95
     assert RUN_FILES <= {p.name for p in run.path.iterdir()}
     assert not any(p.name.endswith(".incomplete") for p in run.path.parent.iterdir())
-    assert m["epochs"]["stage1"] >= 1 and set(m["per_class"]) == {"ants", "bees"}
+    assert m.epochs["stage1"] >= 1 and set(m.per_class) == {"ants", "bees"}
     assert (run.path / "labels.txt").read_text() == "ants\nbees\n"
     log = (run.path / "train.log").read_text()
     assert "through the frozen base (augmentation on)" in log and "BatchNorm frozen" in log
@@ -63,7 +63,7 @@ def test_stage1_path_follows_augmentation_and_the_feature_cache(tmp_path):
         run = train(TrainConfig(data=str(data), weights=str(weights), alpha=0.35, size=48, epochs=2,
                                 fine_tune_epochs=0, out=str(out), **settings))
         assert phrase in (out / "train.log").read_text()
-        assert phrase in run.metrics["stage1_path"]
+        assert phrase in run.metrics.stage1_path
 
 
 def test_stage1_checkpoints_hold_the_head_and_restore_the_whole_model(tmp_path):

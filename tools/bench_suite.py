@@ -139,14 +139,14 @@ def main() -> int:
         cfg = TrainConfig(data=str(data), weights=w, epochs=10, fine_tune_epochs=0, patience=100,
                           project=str(work / "runs"), name=f"stage1_{name}", **settings)
         r = train(cfg)
-        stage1[name] = {"seconds": r.metrics["seconds"]["stage1"], "val_accuracy": r.metrics["val_accuracy"]}
+        stage1[name] = {"seconds": r.metrics.seconds["stage1"], "val_accuracy": r.metrics.val_accuracy}
     stage1["speedup"] = stage1["through_base"]["seconds"] / stage1["cached"]["seconds"]
     stage1["augmented_speedup"] = stage1["augmented_through_base"]["seconds"] / stage1["augmented_views"]["seconds"]
     results["stage1"] = stage1
 
     section("quality-bar training run (defaults) and export --all")
     run = train(TrainConfig(data=str(data), weights=w, project=str(work / "runs"), name="quality"))
-    results["training"] = {k: run.metrics[k] for k in ("val_accuracy", "seconds", "images_per_s", "epochs", "best")}
+    results["training"] = {k: run.metrics.to_dict()[k] for k in ("val_accuracy", "seconds", "images_per_s", "epochs", "best")}
     exported = export(run.path, ExportOptions(formats=list(ALL)))
     results["export"] = {"keras_accuracy": exported.keras_accuracy, "seconds": exported.seconds,
                          "checks": [c.to_dict() for c in exported.checks]}

@@ -70,7 +70,7 @@ def edgetl_train(data: Path, weights: str, size: int, epochs: int, fine_tune_epo
     project = tempfile.mkdtemp(prefix="edgetl-side-by-side-")
     result = train(TrainConfig(data=str(data), weights=weights, size=size, epochs=epochs,
                                fine_tune_epochs=fine_tune_epochs, project=project, name="edgetl"))
-    return float(result.metrics["val_accuracy"])
+    return float(result.metrics.val_accuracy)
 
 
 SIDES = {"tutorial": tutorial, "edgetl": edgetl_train}

@@ -32,6 +32,7 @@ from edgetl.yamlfile import load_yaml
 from edgetl.training import stop
 from edgetl.training.config import ClassWeight, Strategy, TrainConfig
 from edgetl.training.progress import epoch_bar
+from edgetl.training.results import BestEpoch, ClassFigures, RunMetrics, TrainResult
 from edgetl.training.distribute import DistributedFit, WorkerRole, is_multiworker, make_strategy, shard, worker_role
 from edgetl.training.inputs import Split, class_weights, dataset, steps_per_epoch
 
@@ -40,14 +41,6 @@ class Interrupted(EdgetlError):
     """Ctrl-C or SIGTERM during training (exit 130); the run can be resumed."""
 
     exit_code = 130
-
-
-@dataclass
-class TrainResult:
-    """A finished run: its folder and what metrics.json says."""
-
-    path: Path
-    metrics: dict
 
 
 class RunLog:
@@ -234,7 +227,7 @@ def _train_as_worker(cfg: TrainConfig, work: Path, resuming: bool, role: WorkerR
     finally:
         log.close()
         shutil.rmtree(work, ignore_errors=True)
-    return TrainResult(run, {"worker": role.index})
+    return TrainResult(run, worker=role.index)
 
 
 def _has_finished_epoch(work: Path) -> bool:
@@ -441,7 +434,7 @@ def _train(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: Work
         state.seconds["stage2"] = state.seconds.get("stage2", 0) + time.perf_counter() - t2
         state.save(work)
     if not role.chief:
-        return TrainResult(work, {})
+        return TrainResult(work, worker=role.index)
     return _finish(cfg, work, state, model, records, data, classes, log, load_s, len(skipped), ctx.multiworker)
 
 
@@ -702,32 +695,30 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
         cfg.alpha, [ArtifactEntry(RunFolder.model.name, contract)]))
     s1 = [h for h in state.history if h["stage"] == 1]
     s2 = [h for h in state.history if h["stage"] == 2]
-    metrics = {
-        "val_accuracy": evals["val"].accuracy,
-        "best": {"epoch": state.best_epoch + 1, "stage": best["stage"], "val_loss": best["val_loss"],
-                 "val_accuracy": best["val_accuracy"]},
+    metrics = RunMetrics(
+        val_accuracy=evals["val"].accuracy,
+        best=BestEpoch(state.best_epoch + 1, best["stage"], best["val_loss"], best["val_accuracy"]),
         # Epochs are counted from 1 here, as in the log (history.json keeps Keras's 0-based index).
-        "final_epoch": {k: state.history[-1][k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+        final_epoch={k: state.history[-1][k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
         | {"epoch": state.history[-1]["epoch"] + 1},
-        "per_class": {c.label: {"precision": c.precision, "recall": c.recall, "support": c.support}
-                      for c in evals["val"].per_class},
-        "confusion": evals["val"].confusion,
-        "test_accuracy": evals["test"].accuracy if "test" in evals else None,
-        "epochs": {"stage1": len(s1), "stage2": len(s2)},
-        "seconds": {"load": load_s, **state.seconds},
-        "images_per_s": {f"stage{i}": len(h) * len(records["train"]) / state.seconds[f"stage{i}"] if h else None
-                         for i, h in ((1, s1), (2, s2))},
-        "stage1_path": state.path_taken,
-        "images": {s: len(v) for s, v in records.items()},
-        "skipped_files": skipped,
-        "confidence": calibration,
-    }
-    RunFolder(work).metrics.write_text(json.dumps(metrics, indent=1))
+        per_class={c.label: ClassFigures(c.precision, c.recall, c.support) for c in evals["val"].per_class},
+        confusion=evals["val"].confusion,
+        test_accuracy=evals["test"].accuracy if "test" in evals else None,
+        epochs={"stage1": len(s1), "stage2": len(s2)},
+        seconds={"load": load_s, **state.seconds},
+        images_per_s={f"stage{i}": len(h) * len(records["train"]) / state.seconds[f"stage{i}"] if h else None
+                      for i, h in ((1, s1), (2, s2))},
+        stage1_path=state.path_taken,
+        images={s: len(v) for s, v in records.items()},
+        skipped_files=skipped,
+        confidence=calibration,
+    )
+    RunFolder(work).metrics.write_text(json.dumps(metrics.to_dict(), indent=1))
     for which in CHECKPOINTS:  # model.keras holds the best weights now
         RunFolder(work).checkpoint(which).unlink(missing_ok=True)
     final = runs.finish(work)
     from edgetl.report import refresh
 
     page = refresh(final)
-    log(f"val accuracy {metrics['val_accuracy']:.4f}; run saved to {final}" + (f"; report: {page}" if page else ""))
+    log(f"val accuracy {metrics.val_accuracy:.4f}; run saved to {final}" + (f"; report: {page}" if page else ""))
     return TrainResult(final, metrics)

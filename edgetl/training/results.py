@@ -1,0 +1,65 @@
+"""What a training run returns: its folder and metrics.json as one typed object."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class BestEpoch:
+    """The epoch whose weights model.keras holds (counted from 1, as in the log)."""
+
+    epoch: int
+    stage: int
+    val_loss: float
+    val_accuracy: float
+
+
+@dataclass
+class ClassFigures:
+    """One class on the held-out images."""
+
+    precision: float
+    recall: float
+    support: int
+
+
+@dataclass
+class RunMetrics:
+    """metrics.json: what a finished run measured. ``to_dict`` is the file (and ``train --json``)."""
+
+    val_accuracy: float
+    best: BestEpoch
+    final_epoch: dict[str, float]
+    """The last epoch run: its number (from 1), loss, accuracy, val_loss, val_accuracy."""
+    per_class: dict[str, ClassFigures]
+    confusion: list[list[int]]
+    test_accuracy: float | None
+    epochs: dict[str, int]
+    """Epochs run in each stage ("stage1", "stage2")."""
+    seconds: dict[str, float]
+    images_per_s: dict[str, float | None]
+    stage1_path: str
+    """How stage 1 ran, in words (cached features, through the frozen base, ...)."""
+    images: dict[str, int]
+    """Images in each split."""
+    skipped_files: int
+    confidence: dict = field(default_factory=dict)
+    """The confidence calibration: temperature, the "unknown" threshold and their figures."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """A finished run: its folder and what it measured (``metrics``, None on a worker that is not
+    the chief: the chief writes the run, and ``worker`` is this one's index)."""
+
+    path: Path
+    metrics: RunMetrics | None = None
+    worker: int | None = None
+
+    def to_dict(self) -> dict:
+        """What ``train --json`` prints."""
+        return {"run": str(self.path), **(self.metrics.to_dict() if self.metrics else {"worker": self.worker})}
