@@ -162,8 +162,11 @@ class DeviceDiagnosis:
         if bad:
             raise EdgetlError(f"{source}: the doctor's answer has no valid {bad[0]!r}",
                               fix="update edgetl on the device (or let edgetl copy its runner: uninstall it there)")
-        kept = {name: RuntimeCheck(r["loads"], *(r.get(k) if strings(r.get(k)) else None for k in ("delegates", "providers")),
-                                   error=r.get("error") if isinstance(r.get("error"), str) else None)
+        def listed(r: dict, key: str) -> list[str] | None:
+            return r[key] if strings(r.get(key)) else None
+
+        kept = {name: RuntimeCheck(r["loads"], listed(r, "delegates"), listed(r, "providers"),
+                                   r["error"] if isinstance(r.get("error"), str) else None)
                 for name, r in runtimes.items()}
         return cls(versions, kept, d["conflicts"], d["notes"], d["machine"], d["python"])
 
