@@ -194,7 +194,7 @@ def ssh_server(tmp_path_factory):
 def colour(tmp_path_factory):
     """A real TFLite colour classifier (red/green/blue) with edgetl's embedded metadata, the same
     model without metadata, and a red image: the security tests' victim."""
-    from models import colour_images, keras_mean_colour, to_tflite
+    from models import COLOURS, colour_images, keras_mean_colour, to_tflite
     from edgetl.exporting.metadata import embed_tflite
     from edgetl.runtime.manifest import ModelManifest
     from edgetl.runtime.spec import PixelSpec
@@ -203,7 +203,7 @@ def colour(tmp_path_factory):
     raw = to_tflite(keras_mean_colour(), d / "raw.tflite").read_bytes()
     pixels = PixelSpec(16, 16, mean=0.0, std=1.0)
     model = d / "model.tflite"
-    model.write_bytes(embed_tflite(raw, "colour", ModelManifest(["red", "green", "blue"], pixels, "tflite", "fp32")))
+    model.write_bytes(embed_tflite(raw, "colour", ModelManifest(list(COLOURS), pixels, "tflite", "fp32")))
     plain = d / "plain.tflite"
     plain.write_bytes(raw)
     image = write_rgb(d / "red.png", colour_images()[0][0])

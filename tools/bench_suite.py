@@ -146,7 +146,8 @@ def main() -> int:
 
     section("quality-bar training run (defaults) and export --all")
     run = train(TrainConfig(data=str(data), weights=w, project=str(work / "runs"), name="quality"))
-    results["training"] = {k: run.metrics.to_dict()[k] for k in ("val_accuracy", "seconds", "images_per_s", "epochs", "best")}
+    figures = run.metrics.to_dict()
+    results["training"] = {k: figures[k] for k in ("val_accuracy", "seconds", "images_per_s", "epochs", "best")}
     exported = export(run.path, ExportOptions(formats=list(ALL)))
     results["export"] = {"keras_accuracy": exported.keras_accuracy, "seconds": exported.seconds,
                          "checks": [c.to_dict() for c in exported.checks]}
