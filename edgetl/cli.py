@@ -226,7 +226,7 @@ def eval_cmd(
                                            "an image the model's run trained on. Or train, val, test, all."),
     class_depth: int = CLASS_DEPTH,
     labels: Optional[Path] = LABELS,
-    threads: Optional[int] = THREADS,
+    threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (default: every usable core)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the confusion matrix PNG here."),
     threshold: Optional[float] = THRESHOLD,
     json_out: bool = JSON,
@@ -246,7 +246,7 @@ def eval_cmd(
     rep = res.report
     out.print(f"{safe(res.model)} ({safe(res.runtime)}) on {safe(data)}: scored {rep.count} images ({safe(res.how)}): "
               f"accuracy [bold]{rep.accuracy:.4f}[/] ({round(rep.accuracy * rep.count)}/{rep.count}), "
-              f"{res.images_per_s:.1f} images/s {'batched' if res.batched else 'one at a time'}, "
+              f"{res.images_per_s:.1f} images/s {f'in batches of {res.batch}' if res.batch > 1 else 'one at a time'}, "
               f"{res.latency_ms:.2f} ms for one image alone", soft_wrap=True)
     sel = res.selective
     if sel is not None:

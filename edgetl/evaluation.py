@@ -10,6 +10,7 @@ import numpy as np
 
 from edgetl import runs
 from edgetl.console import track
+from edgetl.cores import usable_cores
 from edgetl.data.audit import Audit, AuditOptions, audit
 from edgetl.data.cache import ArrayStore, decode_all
 from edgetl.image import IMAGE_EXTENSIONS
@@ -88,8 +89,9 @@ class EvalResult:
     """Images left out because the model's run trained on the same content."""
     run: str | None = None
     """The run folder the model belongs to, when known (its training images are never scored)."""
-    batched: bool = False
-    """Images went through the model several per call (its batch axis is open)."""
+    batch: int = 1
+    """Images per inference call: what runs a set fastest on the model's runtime (see
+    :attr:`Classifier.batch`)."""
     mistakes: list[dict] = field(default_factory=list)
     """Every misclassified image (``path``, ``true``, ``predicted``, ``score``), most confident first."""
     selective: Selective | None = None
@@ -99,7 +101,8 @@ class EvalResult:
         """JSON-ready form."""
         return {"model": self.model, "runtime": self.runtime, "split": self.split, "split_how": self.how,
                 "left_out_trained": self.left_out, "run": self.run,
-                "images_per_s": self.images_per_s, "latency_ms": self.latency_ms, "batched": self.batched,
+                "images_per_s": self.images_per_s, "latency_ms": self.latency_ms, "batch": self.batch,
+                "batched": self.batch > 1,
                 "skipped": self.skipped, "mistakes": self.mistakes,
                 "selective": asdict(self.selective) if self.selective else None} | self.report.to_dict()
 
@@ -182,8 +185,6 @@ def pick_split(result: Audit, split: str, trained: set[str] | None = None) -> Sc
 
 EVAL_BATCH = 64
 """Images decoded at a time: memory stays the same for 100 or 100,000 images."""
-INFER_BATCH = 32
-"""Images per inference call where the model's batch axis is open (Keras, edgetl's ONNX and TFLite)."""
 
 
 def run_on_pixels(classifier: Classifier, pixels: np.ndarray | ArrayStore) -> tuple[np.ndarray, float]:
@@ -203,10 +204,10 @@ def run_on_files(classifier: Classifier, paths: list[str], batch: int = EVAL_BAT
 def _run_batches(classifier: Classifier, n: int, pixels_of: Callable[[int, int], np.ndarray],
                  batch: int = EVAL_BATCH) -> tuple[np.ndarray, float]:
     """Probabilities of ``n`` images whose model-sized pixels ``pixels_of(start, end)`` gives a
-    batch at a time, :data:`INFER_BATCH` images per inference call where the model allows it (one
-    otherwise), and the rate of those calls in images/s."""
+    batch at a time, ``classifier.batch`` images per inference call, and the rate of those calls
+    in images/s."""
     probs = np.empty((n, classifier.num_classes), np.float32)
-    step = INFER_BATCH if classifier.dynamic_batch else 1
+    step = classifier.batch
     spent = 0
     starts = range(0, n, batch)
     for start in track(starts, f"Running {classifier.path.name} on {n} images", total=len(starts)):
@@ -238,8 +239,10 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     any layout the audit accepts. Dataset classes are matched to model labels by name. When the
     model belongs to a run folder, images with the content of the run's training images are
     never scored (see :func:`pick_split`). Beside plain accuracy, what answering "unknown" under
-    the model's threshold (or ``threshold``) does: :class:`Selective`."""
-    clf = model if isinstance(model, Classifier) else load(model, threads=threads, labels=labels, threshold=threshold)
+    the model's threshold (or ``threshold``) does: :class:`Selective`. ``threads`` defaults to
+    every usable core (LiteRT's own default is one)."""
+    clf = (model if isinstance(model, Classifier)
+           else load(model, threads=threads or usable_cores(), labels=labels, threshold=threshold))
     split_settings = (clf.manifest.split if clf.manifest else None) or {}
     options = AuditOptions(**{k: v for k, v in split_settings.items() if k in ("val_split", "seed")
                               and isinstance(v, (int, float)) and not isinstance(v, bool)}, class_depth=class_depth)
@@ -264,5 +267,5 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     mistakes = [{"path": records[i].path, "true": clf.labels[y_true[i]], "predicted": clf.labels[y_pred[i]],
                  "score": float(probs[i, y_pred[i]])} for i in wrong]
     return EvalResult(str(clf.path), clf.runtime, scored.split, report(y_true, y_pred, clf.labels), rate, latency,
-                      y_pred, probs, skipped, scored.how, scored.left_out, str(run) if run else None, clf.dynamic_batch,
+                      y_pred, probs, skipped, scored.how, scored.left_out, str(run) if run else None, clf.batch,
                       mistakes, selective(probs, y_true, clf.threshold if threshold is None else threshold))

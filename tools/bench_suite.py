@@ -271,7 +271,7 @@ def eval_every_format(run: Path, folder: Path, data: Path, out: Path) -> dict:
         t = time.perf_counter()
         result = evaluate(model, out, split="all")
         timings[model.name] = {"seconds": time.perf_counter() - t, "images": len(result.predictions),
-                               "images_per_s": result.images_per_s, "batched": result.batched}
+                               "images_per_s": result.images_per_s, "batch": result.batch}
     return timings
 
 
@@ -485,9 +485,9 @@ def where_users_wait(r: dict) -> list[str]:
          f"artifacts: {r['verify']['seconds']:.1f} s.", "",
          f"`edgetl eval` of {EVAL_IMAGES:,} PNGs of {EVAL_PIXELS} px (crops of the dataset's photos, `--split all`), "
          "wall time of the whole command's work (audit, decode, inference, figures):", "",
-         "| model | images | wall s | inference images/s | batched |", "|---|---|---|---|---|"]
+         "| model | images | wall s | inference images/s | images per call |", "|---|---|---|---|---|"]
     for name, e in r["eval"].items():
-        L.append(f"| {name} | {e['images']} | {e['seconds']:.1f} | {e['images_per_s']:.0f} | {'yes' if e['batched'] else 'no'} |")
+        L.append(f"| {name} | {e['images']} | {e['seconds']:.1f} | {e['images_per_s']:.0f} | {e['batch']} |")
     tp, op = r["profile"]["model_int8.tflite"], r["profile"]["model_int8.onnx"]
     outside = ", ".join(f"{o['outside_delegate']} {o['op']}" for o in tp["ops"] if o["outside_delegate"]) or "none"
     L += ["", f"Where int8 time goes, 1 thread (`bench --profile`): XNNPACK runs {tp['delegated']} of "

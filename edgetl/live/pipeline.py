@@ -9,7 +9,6 @@ the pixels that resizing the RGB frame gives, for a tenth of the swapping work."
 from __future__ import annotations
 
 import functools
-import os
 import queue
 import threading
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgetl.cores import usable_cores
 from edgetl.live.sources import FrameError, Source
 from edgetl.runtime import Classifier
 from edgetl.runtime.confidence import UNKNOWN, is_unknown
@@ -324,7 +324,7 @@ def classify_stream(clf: Classifier, source: Source, options: LiveOptions, summa
     finally:
         summary.seconds = time.perf_counter() - start
         summary.cpu_s = time.process_time() - cpu0
-        summary.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        summary.cores = usable_cores()
         summary.stage_s = {"read": capture.read_s, "resize": capture.resize_s, "classify": summary.seconds - waited_s}
         summary.inference_s = infer_s
         summary.dropped, summary.skipped = capture.dropped, capture.skipped

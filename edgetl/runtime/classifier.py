@@ -118,6 +118,8 @@ class Classifier:
         self.infer = backend.run
         self.dynamic_batch: bool = getattr(backend, "dynamic_batch", False)
         """A batch of any size runs in one ``infer`` call (else one image per call)."""
+        self.batch: int = getattr(backend, "batch", 1) if self.dynamic_batch else 1
+        """Images per ``infer`` call that run a set of images fastest on this runtime."""
         self._to_input = input_transform(self.pixels, self.input)
         self.threshold: float = manifest.confidence.threshold if manifest and manifest.confidence else 0.0
         """Top score below which the answer is "unknown": the model's own (chosen at training,
