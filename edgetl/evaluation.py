@@ -18,6 +18,7 @@ from edgetl.errors import EdgetlError
 from edgetl.metrics import Report, report
 from edgetl.runtime import Category, Classifier, load
 from edgetl.runtime.confidence import UNKNOWN
+from edgetl.runtime.keras_backend import KerasBackend
 from edgetl.text import clean
 
 
@@ -257,6 +258,10 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
                           path=data, fix="evaluate on data with the classes the model was trained on, or pass --labels")
     index = [clf.labels.index(c) for c in result.classes]
     records = scored.records
+    if isinstance(clf.backend, KerasBackend):  # TensorFlow is here, and ONNX Runtime may run the network faster
+        from edgetl.exporting.keras_twin import for_many_images
+
+        clf = for_many_images(clf, [r.path for r in records], threads or usable_cores())
     probs, rate = run_on_files(clf, [r.path for r in records])
     p = clf.pixels
     latency = quick_latency(clf, clf.to_input(decode_all([records[0].path], p, quiet=True)))

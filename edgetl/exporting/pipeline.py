@@ -144,7 +144,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
 
     tf = quiet_import("tensorflow")
     keras = quiet_import("keras")
-    tf.get_logger().setLevel("ERROR")  # tf2onnx's deprecation notices are not the user's business
+    tf.get_logger().setLevel("ERROR")  # the converters' deprecation notices are not the user's business
 
     seconds: dict[str, float] = {}
     t = time.perf_counter()
