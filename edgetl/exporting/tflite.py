@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.exporting.bias_correction import BiasCorrection, correct_biases
+from edgetl.exporting.float_depthwise import float_depthwise
 from edgetl.native_logs import silenced
 
 IO_TYPES = ("uint8", "int8", "float")
@@ -70,12 +71,14 @@ def fp16(model, calib: np.ndarray | None = None) -> bytes:
 
 
 def dynamic(model, calib: np.ndarray | None = None) -> bytes:
-    """int8 weights, activations quantized on the fly; float input and output."""
+    """int8 weights, activations quantized on the fly; float input and output. The depthwise
+    convolutions keep float weights, so XNNPACK runs the whole graph
+    (:mod:`edgetl.exporting.float_depthwise`)."""
     import tensorflow as tf
 
     conv = _converter(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    return conv.convert()
+    return float_depthwise(conv.convert())
 
 
 def _int8_converter(model, calib: np.ndarray, io: str):
