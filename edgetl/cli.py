@@ -797,39 +797,38 @@ def doctor(
         return
     d = diagnose()
     if json_out:
-        print_json(d)
-        raise typer.Exit(1 if d["conflicts"] else 0)
+        print_json(d.to_dict())
+        raise typer.Exit(1 if d.conflicts else 0)
     table = Table("package", "version", title="installed")
-    for pkg, ver in d["versions"].items():
+    for pkg, ver in d.versions.items():
         if ver:
             table.add_row(pkg, ver)
     out.print(table)
-    loaded = [name for name, info in d["runtimes"].items() if info["loads"]]
-    for name, info in d["runtimes"].items():
-        extra = info.get("providers") or info.get("delegates") or []
-        if info["loads"]:
+    loaded = [name for name, info in d.runtimes.items() if info.loads]
+    for name, info in d.runtimes.items():
+        extra = info.providers or info.delegates or []
+        if info.loads:
             out.print(f"runtime {name}: [green]loads[/] " + ", ".join(extra))
         elif name == "tflite-runtime" and "ai-edge-litert" in loaded:
             out.print(f"runtime {name}: [dim]not installed (optional: the older TFLite runtime; ai-edge-litert is used)[/]")
         else:
-            out.print(f"runtime {name}: [red]missing[/] ({safe(info['error'])})")
-    tf = d["tensorflow"]
-    out.print("TensorFlow: " + (f"{tf['version']}, GPUs: {', '.join(tf['gpus']) or 'none visible'}" if tf["installed"]
+            out.print(f"runtime {name}: [red]missing[/] ({safe(info.error)})")
+    tf = d.tensorflow
+    out.print("TensorFlow: " + (f"{tf.version}, GPUs: {', '.join(tf.gpus or []) or 'none visible'}" if tf.installed
                                 else "not installed (fine on a device; training needs edgetl[train])"))
-    w = d["imagenet_weights"]
-    for name, path in w.items():
-        if name != "cache_dir":
-            out.print(f"ImageNet weights {name}: " + (f"cached at {path}" if path else
-                      f"[yellow]not cached[/] in {w['cache_dir']} (downloads on first use; offline use --weights PATH)"))
-    cv = d["opencv"]
-    if cv.get("version"):
-        out.print(f"OpenCV {cv['version']}: window {'yes' if cv['window'] else 'no (' + cv['why_not'] + ')'}; "
-                  f"cameras that open: {cv['cameras'] or 'none'}")
-    for c in d["conflicts"]:
+    w = d.imagenet_weights
+    for name, path in w.cached.items():
+        out.print(f"ImageNet weights {name}: " + (f"cached at {path}" if path else
+                  f"[yellow]not cached[/] in {w.cache_dir} (downloads on first use; offline use --weights PATH)"))
+    cv = d.opencv
+    if cv.version:
+        out.print(f"OpenCV {cv.version}: window {'yes' if cv.window else 'no (' + str(cv.why_not) + ')'}; "
+                  f"cameras that open: {cv.cameras or 'none'}")
+    for c in d.conflicts:
         out.print(f"[red]conflict:[/] {safe(c)}")
-    for note in d["notes"]:
+    for note in d.notes:
         out.print(f"[yellow]note:[/] {safe(note)}")
-    raise typer.Exit(1 if d["conflicts"] else 0)
+    raise typer.Exit(1 if d.conflicts else 0)
 
 
 def _doctor_host(host: str, remote_python: str, ssh_config: Optional[Path], json_out: bool) -> None:

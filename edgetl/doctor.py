@@ -93,29 +93,70 @@ def _runtimes() -> dict[str, RuntimeCheck]:
     return out
 
 
-def _tensorflow() -> dict:
+@dataclass
+class TensorflowCheck:
+    """Whether TensorFlow imports here, its version, the GPUs it sees and whether it was built with CUDA."""
+
+    installed: bool
+    version: str | None = None
+    gpus: list[str] | None = None
+    cuda_build: bool | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def _tensorflow() -> TensorflowCheck:
     from edgetl.native_logs import quiet_import
 
     try:
         tf = quiet_import("tensorflow")
     except ImportError:
-        return {"installed": False}
+        return TensorflowCheck(False)
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    return {"installed": True, "version": tf.__version__, "gpus": gpus, "cuda_build": tf.test.is_built_with_cuda()}
+    return TensorflowCheck(True, tf.__version__, gpus, tf.test.is_built_with_cuda())
 
 
-def _weights() -> dict[str, str | None]:
+@dataclass
+class WeightsCheck:
+    """Where each backbone's ImageNet weights are cached (None: not cached, downloaded on first use)."""
+
+    cached: dict[str, str | None]
+    cache_dir: str
+
+    def to_dict(self) -> dict:
+        """A backbone's name to its file, and ``cache_dir`` beside them (the --json form)."""
+        return self.cached | {"cache_dir": self.cache_dir}
+
+
+def _weights() -> WeightsCheck:
     from edgetl.models.backbones import BACKBONES, imagenet_cached, keras_cache_dir
 
-    out = {}
+    cached = {}
     for name, spec in BACKBONES.items():
         found = imagenet_cached(spec, 1.0, spec.default_size)
-        out[name] = str(found) if found else None
-    out["cache_dir"] = str(keras_cache_dir())
-    return out
+        cached[name] = str(found) if found else None
+    return WeightsCheck(cached, str(keras_cache_dir()))
 
 
-def _opencv() -> dict:
+@dataclass
+class OpenCvCheck:
+    """OpenCV's version, whether it can open a window (and why not) and the cameras it opens; or why
+    it does not import (``version`` None)."""
+
+    version: str | None
+    window: bool = False
+    why_not: str | None = None
+    cameras: list[int] | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        if self.version is None:
+            return {"version": None, "error": self.error}
+        return {"version": self.version, "window": self.window, "why_not": self.why_not, "cameras": self.cameras}
+
+
+def _opencv() -> OpenCvCheck:
     try:
         from edgetl.live.overlay import has_gui
         from edgetl.live.sources import available_cameras
@@ -123,9 +164,27 @@ def _opencv() -> dict:
         gui, why = has_gui()
         import cv2
 
-        return {"version": cv2.__version__, "window": gui, "why_not": why or None, "cameras": available_cameras()}
+        return OpenCvCheck(cv2.__version__, gui, why or None, available_cameras())
     except ImportError as e:
-        return {"version": None, "error": str(e)}
+        return OpenCvCheck(None, error=str(e))
+
+
+@dataclass
+class Diagnosis:
+    """Everything `edgetl doctor` checks on this machine; ``to_dict`` is its --json output."""
+
+    versions: dict[str, str | None]
+    runtimes: dict[str, RuntimeCheck]
+    tensorflow: TensorflowCheck
+    imagenet_weights: WeightsCheck
+    opencv: OpenCvCheck
+    conflicts: list[str]
+    notes: list[str]
+
+    def to_dict(self) -> dict:
+        return {"versions": self.versions, "runtimes": {k: r.to_dict() for k, r in self.runtimes.items()},
+                "tensorflow": self.tensorflow.to_dict(), "imagenet_weights": self.imagenet_weights.to_dict(),
+                "opencv": self.opencv.to_dict(), "conflicts": self.conflicts, "notes": self.notes}
 
 
 @dataclass
@@ -177,8 +236,7 @@ def device_diagnosis() -> DeviceDiagnosis:
     return DeviceDiagnosis(v, _runtimes(), _conflicts(v), _notes(v), platform.machine(), platform.python_version())
 
 
-def diagnose() -> dict:
-    """Everything doctor checks, as a dict (the --json output)."""
+def diagnose() -> Diagnosis:
+    """Everything doctor checks on this machine."""
     v = _versions()
-    return {"versions": v, "runtimes": {k: r.to_dict() for k, r in _runtimes().items()}, "tensorflow": _tensorflow(),
-            "imagenet_weights": _weights(), "opencv": _opencv(), "conflicts": _conflicts(v), "notes": _notes(v)}
+    return Diagnosis(v, _runtimes(), _tensorflow(), _weights(), _opencv(), _conflicts(v), _notes(v))
