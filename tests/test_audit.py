@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,6 +12,7 @@ from PIL import Image
 
 from conftest import HYMENOPTERA, make_shapes, needs_hymenoptera, run_cli, write_rgb
 from edgetl.data.audit import AuditOptions, audit
+from edgetl.runtime.spec import PixelSpec
 
 
 def reasons(result) -> dict[str, str]:
@@ -168,3 +170,19 @@ def test_recorded_paths_are_absolute_so_later_stages_run_from_anywhere(tmp_path,
     monkeypatch.chdir(tmp_path)
     result = audit("d")
     assert result.records and all(r.path.startswith(str(tmp_path)) for r in result.records)
+
+
+def test_a_non_image_in_a_class_folder_is_skipped_and_decode_errors_name_the_file(tmp_path):
+    from edgetl.data.audit import audit
+    from edgetl.data.cache import decode_all
+    from edgetl.errors import EdgetlError
+
+    data = make_shapes(tmp_path / "data", per_class=5)
+    (data / "circle" / "notes.txt").write_text("my notes")
+    result = audit(data)
+    assert not any(r.path.endswith("notes.txt") for r in result.records)
+    assert [Path(p.path).name for p in result.skipped] == ["notes.txt"]
+    proc = run_cli("data", "check", data)
+    assert "15 of 16 files usable, 3 classes" in proc.stdout and "width 0" not in proc.stdout, proc.stdout
+    with pytest.raises(EdgetlError, match="notes.txt"):
+        decode_all([str(data / "circle" / "notes.txt")], PixelSpec(8, 8))

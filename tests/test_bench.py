@@ -296,3 +296,17 @@ def test_profile_bad_input_is_one_line(models, tmp_path, args, message):
     model = models[0] if "--device" in args else tmp_path / "gone.tflite"
     proc = run_cli("bench", model, *args)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_bench_table_has_every_figure_and_warns_past_the_core_count(tmp_path):
+    model = to_tflite(keras_mean_colour(), tmp_path / "m.tflite")
+    too_many = (os.cpu_count() or 1) + 1
+    proc = run_cli("bench", model, "--threads", f"1,{too_many}", "--runs", "5", "--warmup", "1", "--min-seconds", "0")
+    assert proc.returncode == 0, proc.stderr
+    for column in ("mean ms", "std ms", "p99 ms", "peak RSS MB"):
+        assert column in proc.stdout, proc.stdout
+    assert "None" not in proc.stdout
+    assert f"--threads {too_many} is more than the device's" in proc.stderr
+    csv_file = tmp_path / "b.csv"
+    run_cli("bench", model, "--runs", "5", "--warmup", "1", "--min-seconds", "0", "--csv", csv_file)
+    assert {"mean_ms", "std_ms", "p99_ms", "peak_rss_mb"} <= set(csv_file.read_text().splitlines()[0].split(","))

@@ -85,3 +85,18 @@ def test_the_report_ships_nothing_from_a_model_at_chance(tmp_path):
     assert ship.startswith("Nothing to ship: the model itself is no better than chance") and "model_fp32" not in ship
     settings = html.split("Settings and versions", 1)[1]
     assert "None" not in settings and "<td>alpha</td><td>—</td>" in settings.replace(' data-v=""', "")
+
+
+def test_delta_points_are_never_negative_zero():
+    from edgetl.exporting.verify import Check
+
+    check = Check("m", "tflite", "int8", 1, 0.9, 1e-12, 1.0, 0.0, 1.0, "x", True)
+    assert f"{check.delta_points:+.2f}" == "+0.00"
+
+
+def test_tiny_held_out_set_is_called_too_small():
+    from edgetl.exporting.formats import Gates
+    from edgetl.exporting.verify import too_few_images
+
+    assert "only 6 held-out images" in too_few_images(6, Gates()) and "about 150 images" in too_few_images(6, Gates())
+    assert too_few_images(153, Gates()) is None

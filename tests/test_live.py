@@ -11,7 +11,7 @@ import pytest
 
 from conftest import run_cli, write_rgb
 from helpers.cli import run_without_tensorflow
-from models import COLOURS, colour_frame
+from models import COLOURS, colour_frame, colour_images, keras_mean_colour, to_tflite
 from edgetl.live import LiveOptions, run
 from edgetl.live.pipeline import Summary, classify_stream, model_pixels
 from edgetl.errors import EdgetlError
@@ -270,3 +270,19 @@ def test_the_overlay_leaves_the_top_of_the_frame():
                      {"capture_wait": 0.0, "preprocess": 1.0, "inference": 2.0, "total": 3.0})
     changed = np.where((shown != 128).any(axis=2))
     assert changed[0].min() > 240 // 3 and changed[1].max() < 320 * 0.9
+
+
+def test_live_prints_each_label_once_and_the_overlay_is_readable(tmp_path):
+    from edgetl.live.overlay import annotate
+
+    model = to_tflite(keras_mean_colour(), tmp_path / "m.tflite")
+    (tmp_path / "labels.txt").write_text("red\ngreen\nblue\n")
+    frames = tmp_path / "frames"
+    write_rgb(frames / "0.png", colour_images()[0][0])
+    proc = run_cli("live", model, "--source", frames, "--headless")
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("frame 0:"))
+    assert line.count("red") == 1, line
+    small = annotate(np.full((224, 224, 3), 128, np.uint8), [("sunflower", 0.9), ("daisy", 0.1)], "sunflower", 30.0,
+                     {"capture_wait": 0.0, "preprocess": 1.0, "inference": 2.0, "total": 3.0})
+    rows = np.where((small[:, :, :] != small[0, -1]).any(axis=(1, 2)))[0]
+    assert rows.max() - rows.min() >= 60  # four readable lines, not 8 px text

@@ -215,3 +215,21 @@ def test_corrupt_resume_files_name_the_file(tmp_path):
     assert "last.weights.npz" in line and "cannot be read" in line
     line = one_error(run_cli("train", "--resume", tmp_path / "runs" / "exp", "--size", "64"))
     assert "cannot change size" in line
+
+
+def test_exporting_a_run_that_is_training_or_interrupted_says_which(tmp_path):
+    """Both once said `no such run folder` (the run lives at .NAME.incomplete until it finishes)."""
+    import fcntl
+    import os
+
+    work = tmp_path / "runs" / ".exp.incomplete"
+    work.mkdir(parents=True)
+    proc = run_cli("export", tmp_path / "runs" / "exp")
+    assert proc.returncode == 2 and "interrupted" in proc.stderr and "edgetl train --resume" in proc.stderr, proc.stderr
+    fd = os.open(work / ".edgetl.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # what a running `edgetl train` holds
+    try:
+        proc = run_cli("export", tmp_path / "runs" / "exp")
+        assert proc.returncode == 2 and "still training" in proc.stderr, proc.stderr
+    finally:
+        os.close(fd)

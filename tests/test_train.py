@@ -279,3 +279,92 @@ def test_a_deterministic_run_gives_the_same_model_twice(tmp_path):
         model = keras.saving.load_model(str(tmp_path / name / "model.keras"), compile=False)
         digests.append(hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest())
     assert digests[0] == digests[1]
+
+
+@pytest.mark.slow
+def test_metrics_count_epochs_from_one_and_small_held_out_sets_are_flagged(shapes_run, shapes_export):
+    m = shapes_run.metrics
+    assert m.final_epoch["epoch"] == m.epochs["stage1"] + m.epochs["stage2"]  # the last epoch, 1-based
+    assert 1 <= m.best.epoch <= m.final_epoch["epoch"]
+    # 30 held-out images do prove this export's relaxed gates (100 points, any agreement): no warning
+    assert json.loads((shapes_export.folder / "report.json").read_text())["held_out_warning"] is None
+
+
+@pytest.mark.parametrize("line,named", [("epochs: five", "'epochs: five' is not a whole number"),
+                                        ("lr: fast", "'lr: fast' is not a number"),
+                                        ("augment: 3", "'augment: 3' is not true or false"),
+                                        ("epochs: true", "'epochs: True' is not a whole number")])
+def test_a_bad_value_in_a_yaml_config_names_the_key_and_type(tmp_path, line, named):
+    """`epochs: five` once gave `error: TypeError: '>=' not supported ...`, exit 1."""
+    (tmp_path / "c.yaml").write_text(f"data: {tmp_path}\n{line}\n")
+    proc = run_cli("train", "--config", tmp_path / "c.yaml")
+    assert proc.returncode == 2 and named in proc.stderr and "c.yaml" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_file_in_two_classes_is_left_out_and_training_says_so(tmp_path):
+    """`data check` flagged `dup.jpg: same file as daisy/2.jpg but in another class`, and `train`
+    trained on both labels without a word."""
+    from conftest import make_shapes
+    from edgetl.data.audit import audit
+
+    root = make_shapes(tmp_path / "d", classes=("daisy", "rose"), per_class=6, size=40)
+    (root / "rose" / "dup.jpg").write_bytes((root / "daisy" / "daisy_002.jpg").read_bytes())
+    result = audit(root)
+    assert not any(r.path.endswith(("dup.jpg", "daisy_002.jpg")) for r in result.records)
+    left = {p.path.rsplit("/", 1)[1] for p in result.skipped}
+    assert left == {"dup.jpg", "daisy_002.jpg"}
+    proc = run_cli("train", root, "--weights", "none", "--alpha", "0.35", "--size", "32", "--epochs", "1",
+                   "--fine-tune-epochs", "0", "--no-augment", "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 file(s) skipped by the audit" in proc.stderr and "cannot be right in both" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_batch_larger_than_the_dataset_is_capped_and_said(tmp_path):
+    """`--batch-size 512` on 30 photos padded every short batch to 512 (7 GB)."""
+    import yaml
+
+    from conftest import make_shapes
+
+    root = make_shapes(tmp_path / "d", classes=("a", "b"), per_class=6, size=40)
+    proc = run_cli("train", root, "--weights", "none", "--alpha", "0.35", "--size", "32", "--epochs", "1",
+                   "--fine-tune-epochs", "0", "--no-augment", "--batch-size", "512", "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--batch-size 512 is larger than the 10 training images; using 10" in proc.stderr
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["batch_size"] == 10
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1.5 MB file system (tmpfs), where a run's first whole-model checkpoint does not fit."""
+    import subprocess
+
+    where = tmp_path / "small"
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(where)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_a_full_disk_names_where_and_how_to_go_on(small_disk, tmp_path):
+    """A full disk once ended training with `error: OSError: [Errno 28] No space left on device`."""
+    from conftest import WEIGHTS, make_shapes
+
+    if not WEIGHTS.exists():
+        pytest.skip(f"no shared weights at {WEIGHTS}")
+    data = make_shapes(tmp_path / "d", classes=("a", "b"), per_class=6, size=40, splits=("train", "val"))
+    run = small_disk / "run"
+    # the head's checkpoints (a few KB) fit; the whole model's, at the end of stage 1, does not
+    proc = run_cli("train", data, "--weights", WEIGHTS, "--size", "32", "--epochs", "1", "--fine-tune-epochs", "1",
+                   "--no-augment", "--out", run)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "no space left on the disk while writing the run" in line and str(small_disk) in line, line
+    assert f"edgetl train --resume {run}" in line, line
+    # nothing half-kept beyond the resumable run
+    assert [p.name for p in small_disk.iterdir()] == [".run.incomplete"]
