@@ -58,6 +58,11 @@ def quiet_import(name: str) -> ModuleType:
     """Import a module whose native libraries log while loading (tensorflow, keras), quietly."""
     if name in sys.modules:
         return sys.modules[name]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # what TF's own logger still honours
+    if not debugging():
+        # What TensorFlow's C++ logger still honours. 3 hides its error-level lines too: it prints
+        # notices there, such as "oneDNN supports DT_BOOL only on platforms with AVX-512. Falling back
+        # to the default Eigen-based implementation" in every training on some CPUs (an AMD EPYC
+        # with AVX-512 here); what really fails reaches the user as a Python exception.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with silenced():
         return importlib.import_module(name)

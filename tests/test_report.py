@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -151,6 +152,8 @@ def test_train_export_predict_live_print_no_native_banners_and_tensorboard_logs(
     outputs["live"] = run_cli("live", model, "--source", data / "circle", "--headless", "--max-frames", "3").stderr
     for command, stderr in outputs.items():
         assert not [b for b in BANNERS if b in stderr], (command, stderr[:800])
+        # any line of absl's native log format ("E0000 00:00:1796200214.641994 5327 util.cc:131] ...")
+        assert not re.search(r"^[IWEF]\d{4} \d\d:\d\d:\d\d", stderr, re.M), (command, stderr[:800])
     assert "Created TensorFlow Lite XNNPACK delegate" in run_cli("--debug", "predict", model, image).stderr
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
