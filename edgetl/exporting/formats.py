@@ -16,6 +16,7 @@ from edgetl.exporting import onnx as onnx_export
 if TYPE_CHECKING:  # the builders import what they need: the CLI reads this registry at start-up
     import numpy as np
 
+    from edgetl.exporting.background_calibration import BackgroundCalibration
     from edgetl.exporting.bias_correction import BiasCorrection
     from edgetl.exporting.layer_error import LayerError
     from edgetl.runtime.manifest import ModelManifest
@@ -75,6 +76,12 @@ class Build:
     """Each layer's error in the int8 TFLite model (its report, and what the rungs keep in float)."""
     saved_model: Path | None = None
     """The model's inference call as a SavedModel, written once for every TFLite conversion."""
+    calibrate_beside: bool = False
+    """Start the TFLite calibration in a child process as soon as the SavedModel is written
+    (:mod:`edgetl.exporting.background_calibration`), so it runs on another core while the other
+    formats are made."""
+    background: BackgroundCalibration | None = None
+    """That calibration, until its model is taken."""
 
     def manifest(self, fmt: "Format") -> ModelManifest:
         """The manifest to embed in ``fmt``'s file, made once: embedding fills in its ``io``."""
@@ -91,9 +98,14 @@ class Build:
         return onnx.load_from_string(self.onnx_fp32)
 
     def tflite_source(self) -> Path:
-        """What every TFLite conversion starts from: the SavedModel, written on first use."""
+        """What every TFLite conversion starts from: the SavedModel, written on first use (and the
+        background calibration started from it, with :attr:`calibrate_beside`)."""
         if self.saved_model is None:
             self.saved_model = _tflite_module().saved_model(self.model, self.scratch / "saved_model")
+            if self.calibrate_beside:
+                from edgetl.exporting.background_calibration import BackgroundCalibration
+
+                self.background = BackgroundCalibration.start(self.saved_model, self.calib, self.scratch)
         return self.saved_model
 
     def float_tflite(self) -> bytes:
@@ -103,10 +115,22 @@ class Build:
         return self.tflite_fp32
 
     def calibrated_tflite(self) -> bytes:
-        """The calibrated float TFLite model (calibration is most of an int8 conversion's time)."""
+        """The calibrated float TFLite model (calibration is most of an int8 conversion's time):
+        the background calibration's when one was started and succeeded, else made here."""
+        if self.tflite_calibrated is None and self.background is not None:
+            self.tflite_calibrated, said = self.background.result()
+            self.background = None
+            self.log(f"int8 calibration in a second process: {said}" if self.tflite_calibrated is not None
+                     else f"calibration in a second process failed ({said}); calibrating here")
         if self.tflite_calibrated is None:
             self.tflite_calibrated = _tflite_module().calibrated(self.tflite_source(), self.calib)
         return self.tflite_calibrated
+
+    def close(self) -> None:
+        """End what still runs in the background (an export that failed or was interrupted)."""
+        if self.background is not None:
+            self.background.stop()
+            self.background = None
 
     def int8_layers(self) -> list[LayerError]:
         """Each layer's error in the plain int8 model, measured on the held-back calibration images."""
@@ -226,11 +250,14 @@ def _register(*formats: Format) -> dict[str, Format]:
     return {f.name: f for f in formats}
 
 
-# Every artifact edgetl can make, in the order they are made.
+# Every artifact edgetl can make, in the order they are made: the int8 TFLite formats last, so the
+# calibration they wait for runs beside the others (Build.calibrate_beside).
 FORMATS: dict[str, Format] = _register(
     Format("fp32", "model_fp32.tflite", "tflite", "fp32", _tflite(lambda b: b.float_tflite())),
     Format("fp16", "model_fp16.tflite", "tflite", "fp16", _tflite(lambda b: _tflite_module().fp16(b.tflite_source()))),
     Format("dynamic", "model_dynamic.tflite", "tflite", "dynamic", _tflite(lambda b: _tflite_module().dynamic(b.tflite_source()))),
+    Format("onnx", "model.onnx", "onnx", "fp32", _onnx_fp32),
+    Format("onnx_int8", "model_int8.onnx", "onnx", "int8", _onnx_int8, needs_calibration=True),
     Format("int8", "model_int8.tflite", "tflite", "int8", _tflite(_int8_corrected), needs_calibration=True,
            fallbacks=("int8_float1", "int8_float3", "int8_mixed", "dynamic", "fp16")),
     # The selective-float ladder, int8's fallbacks in order of speed: the layers that add most
@@ -241,11 +268,14 @@ FORMATS: dict[str, Format] = _register(
            needs_calibration=True, in_all=False),
     Format("int8_mixed", "model_int8_mixed.tflite", "tflite", "int8+float", _tflite(_int8_keeping(10)),
            needs_calibration=True, in_all=False),
-    Format("onnx", "model.onnx", "onnx", "fp32", _onnx_fp32),
-    Format("onnx_int8", "model_int8.onnx", "onnx", "int8", _onnx_int8, needs_calibration=True),
 )
 ALL = tuple(name for name, f in FORMATS.items() if f.in_all)
 """What ``--all`` makes."""
+
+
+def needs_tflite_calibration(names: list[str]) -> bool:
+    """Whether any of these formats is made from the calibrated TFLite model."""
+    return any(FORMATS[n].kind == "tflite" and FORMATS[n].needs_calibration for n in names)
 
 
 def plan(wanted: list[str]) -> list[str]:

@@ -14,11 +14,13 @@ from rich.markup import escape
 
 from edgetl import runs
 from edgetl.console import err, quiet_stdout
+from edgetl.cores import usable_cores
 from edgetl.data.audit import Audit
 from edgetl.data.cache import ArrayStore, load_images, open_images
 from edgetl.errors import EdgetlError
 from edgetl.exporting import onnx as onnx_export, tflite
-from edgetl.exporting.formats import FORMATS, LAYER_ERROR_IMAGES, Build, Format, Int8Settings, held_back, plan
+from edgetl.exporting.formats import (FORMATS, LAYER_ERROR_IMAGES, Build, Format, Int8Settings, held_back,
+                                     needs_tflite_calibration, plan)
 from edgetl.exporting.gate import NOT_PROVEN, PASSED, no_better_than_chance
 from edgetl.exporting.layer_error import most_added
 from edgetl.exporting.verify import Check, Gates, Reference, reference, too_few_images, verify
@@ -172,7 +174,8 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
 
     with runs.locked(run_path, "an export"), tempfile.TemporaryDirectory(prefix="edgetl-export-") as scratch:
         build = Build(model, calib, opts.int8, opts.opset, contract, Path(scratch),
-                      log=lambda m: err.print(m, markup=False))
+                      log=lambda m: err.print(m, markup=False),
+                      calibrate_beside=needs_tflite_calibration(names) and usable_cores() > 1)
         ctx = ExportContext(run_path, run_manifest, labels, pixels, result_audit, ref, pixels_val, build,
                             replace(opts, formats=names), small, chance, seconds)
         runs.remove_stale_work(run_path, runs.EXPORT)
@@ -201,6 +204,8 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)  # a failed or interrupted export leaves nothing
             raise
+        finally:
+            build.close()
     from edgetl.report import refresh
 
     refresh(run_path)
