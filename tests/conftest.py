@@ -108,8 +108,9 @@ def shapes(tmp_path: Path) -> Path:
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
-    """Run `python -m edgetl ...` in a subprocess, as a user would."""
-    full_env = dict(os.environ) | (env or {})
+    """Run `python -m edgetl ...` in a subprocess, as a user would: without the log level the test
+    process set for its own TensorFlow (models.py), which a user's shell does not have."""
+    full_env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"} | (env or {})
     return subprocess.run([sys.executable, "-m", "edgetl", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=full_env, timeout=timeout)
 
