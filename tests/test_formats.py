@@ -19,8 +19,12 @@ def test_registry_entries_are_consistent():
 
 
 def test_plan_and_shorthands():
-    assert plan([]) == ["fp32"] and plan(["onnx", "int8"]) == ["fp32", "int8", "onnx"]
-    assert chosen_formats([], int8=True, onnx=True) == ["int8", "onnx", "onnx_int8"]
+    assert plan([]) == ["fp32"] and plan(["onnx", "int8"]) == ["fp32", "onnx", "int8"]
+    assert chosen_formats([], int8=True, onnx=True) == ["onnx", "onnx_int8", "int8"]
+    # the formats made from the calibrated TFLite model come last: their calibration runs meanwhile
+    order = list(FORMATS)
+    calibrated = [n for n, f in FORMATS.items() if f.kind == "tflite" and f.needs_calibration]
+    assert order[-len(calibrated):] == calibrated
     assert chosen_formats(["int8_mixed"], fp16=True) == ["fp16", "int8_mixed"]
     assert chosen_formats([], every=True) == list(ALL)
     assert chosen_formats(["nonsense"]) == ["nonsense"]  # kept, so the check can name it
