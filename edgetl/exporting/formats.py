@@ -6,6 +6,7 @@ bytes of the finished file, manifest embedded). The CLI's ``--format`` choices, 
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,8 @@ class Build:
     formats are made."""
     background: BackgroundCalibration | None = None
     """That calibration, until its model is taken."""
+    calibration: str | None = None
+    """Where the TFLite calibration ran and how long it took, once it has (the export report's)."""
 
     def manifest(self, fmt: "Format") -> ModelManifest:
         """The manifest to embed in ``fmt``'s file, made once: embedding fills in its ``io``."""
@@ -117,13 +120,20 @@ class Build:
     def calibrated_tflite(self) -> bytes:
         """The calibrated float TFLite model (calibration is most of an int8 conversion's time):
         the background calibration's when one was started and succeeded, else made here."""
-        if self.tflite_calibrated is None and self.background is not None:
+        if self.tflite_calibrated is not None:
+            return self.tflite_calibrated
+        if self.background is not None:
             self.tflite_calibrated, said = self.background.result()
             self.background = None
-            self.log(f"int8 calibration in a second process: {said}" if self.tflite_calibrated is not None
-                     else f"calibration in a second process failed ({said}); calibrating here")
+            if self.tflite_calibrated is None:
+                self.log(f"calibration in a second process failed ({said}); calibrating here")
+            else:
+                self.calibration = f"in a second process: {said}"
         if self.tflite_calibrated is None:
+            start = time.perf_counter()
             self.tflite_calibrated = _tflite_module().calibrated(self.tflite_source(), self.calib)
+            self.calibration = f"in this process: calibrated on {len(self.calib)} images in {time.perf_counter() - start:.1f} s"
+        self.log(f"int8 calibration {self.calibration}")
         return self.tflite_calibrated
 
     def close(self) -> None:

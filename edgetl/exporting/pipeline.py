@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from edgetl import runs
 from edgetl.console import err, quiet_stdout
-from edgetl.cores import usable_cores
+from edgetl.cores import idle_cores
 from edgetl.data.audit import Audit
 from edgetl.data.cache import ArrayStore, load_images, open_images
 from edgetl.errors import EdgetlError
@@ -175,7 +175,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     with runs.locked(run_path, "an export"), tempfile.TemporaryDirectory(prefix="edgetl-export-") as scratch:
         build = Build(model, calib, opts.int8, opts.opset, contract, Path(scratch),
                       log=lambda m: err.print(m, markup=False),
-                      calibrate_beside=needs_tflite_calibration(names) and usable_cores() > 1)
+                      calibrate_beside=needs_tflite_calibration(names) and idle_cores() >= CORE_FOR_CALIBRATION)
         ctx = ExportContext(run_path, run_manifest, labels, pixels, result_audit, ref, pixels_val, build,
                             replace(opts, formats=names), small, chance, seconds)
         runs.remove_stale_work(run_path, runs.EXPORT)
@@ -210,6 +210,12 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
 
     refresh(run_path)
     return ExportResult(final, checks, attempts, ref.accuracy, seconds)
+
+
+CORE_FOR_CALIBRATION = 1.5
+"""Idle cores for the int8 calibration to run in a second process: this one sleeps while it
+samples, so its own core counts as idle; with more than one and a half idle, the second process
+has a core of its own, else it would only compete (with another test worker, a training)."""
 
 
 def _read_run(run: str | Path | None) -> tuple[Path, RunManifest]:
@@ -333,6 +339,7 @@ def _write_reports(work: Path, ctx: ExportContext, checks: list[Check], attempts
     layers = build.layers or []
     report = {"keras_accuracy": ref.accuracy, "images": len(ref.labels), "checks": [c.to_dict() for c in checks],
               "int8_fallback": [a.to_dict() for a in attempts], "seconds": ctx.seconds,
+              "int8_calibration": build.calibration,
               "int8_bias_correction": corrections[0].to_dict() if corrections else None,
               "int8_layers": {"images": min(LAYER_ERROR_IMAGES, len(held_back(build.calib))),
                               "layers": [layer.to_dict() for layer in layers]} if layers else None,
