@@ -178,8 +178,8 @@ def main() -> int:
     results["side_by_side"] = side_by_side(data, w, work) if real else None
 
     section("latency: every artifact at 1 and 2 threads, one run")
-    models = [folder / n for n in ("model_fp32.tflite", "model_fp16.tflite", "model_int8.tflite", "model.onnx",
-                                   "model_int8.onnx")] + [s8s8]
+    models = [folder / n for n in ("model_fp32.tflite", "model_fp16.tflite", "model_dynamic.tflite", "model_int8.tflite",
+                                   "model.onnx", "model_int8.onnx")] + [s8s8]
     lat = [r.to_dict() for r in bench(models, [1, 2], options=BenchOptions(runs=200, warmup=20, min_seconds=a.seconds))]
     results["latency"] = [{k: r[k] for k in ("model", "threads", "p50_ms", "p90_ms", "fps", "init_ms", "size_bytes",
                                              "harness_overhead_pct")} for r in lat]
@@ -189,6 +189,8 @@ def main() -> int:
     ratios = {}
     for t in (1, 2):
         ratios[f"tflite_int8_vs_fp32_{t}t"] = by[("model_fp32.tflite", t)]["p50_ms"] / by[("model_int8.tflite", t)]["p50_ms"]
+        ratios[f"tflite_dynamic_vs_fp32_{t}t"] = (by[("model_fp32.tflite", t)]["p50_ms"]
+                                                 / by[("model_dynamic.tflite", t)]["p50_ms"])
         ratios[f"onnx_int8_vs_fp32_{t}t"] = by[("model.onnx", t)]["p50_ms"] / by[("model_int8.onnx", t)]["p50_ms"]
         ratios[f"onnx_s8s8_vs_fp32_{t}t"] = by[("model.onnx", t)]["p50_ms"] / by[(s8s8.name, t)]["p50_ms"]
     bound_fp32 = MOBILENET_V2_224_MACS / (peak["fp32_gmacs_per_core"] * 1e9) * 1e3
@@ -202,7 +204,8 @@ def main() -> int:
     section("where int8 time goes, 1 thread: bench --profile")
     from edgetl.benchmark.profile import profile
 
-    results["profile"] = {m: profile(folder / m, 1).to_dict() for m in ("model_int8.tflite", "model_int8.onnx")}
+    results["profile"] = {m: profile(folder / m, 1).to_dict()
+                          for m in ("model_int8.tflite", "model_int8.onnx", "model_dynamic.tflite")}
 
     section("runtime overhead: Classifier.classify vs the raw interpreter loop")
     results["overhead"] = {t: runtime_overhead(folder / "model_int8.tflite", t, a.seconds) for t in (1, 2)}
@@ -408,6 +411,8 @@ def render(r: dict) -> str:
     L += ["", "## Ratios", "",
           "| what | figure |", "|---|---|",
           f"| TFLite int8 vs fp32 speed-up, 1 / 2 threads | {q['tflite_int8_vs_fp32_1t']:.2f}x / {q['tflite_int8_vs_fp32_2t']:.2f}x |",
+          f"| TFLite dynamic range (float depthwise weights) vs fp32 speed-up, 1 / 2 threads | "
+          f"{q['tflite_dynamic_vs_fp32_1t']:.2f}x / {q['tflite_dynamic_vs_fp32_2t']:.2f}x |",
           f"| ONNX int8 (x86 target, U8S8) vs fp32 speed-up, 1 / 2 threads | {q['onnx_int8_vs_fp32_1t']:.2f}x / {q['onnx_int8_vs_fp32_2t']:.2f}x |",
           f"| ONNX int8 (arm64 target, S8S8) vs fp32 on this x86 machine, 1 / 2 threads | {q['onnx_s8s8_vs_fp32_1t']:.2f}x / "
           f"{q['onnx_s8s8_vs_fp32_2t']:.2f}x (accuracy {r['onnx_s8s8']['accuracy']:.4f}) |",
@@ -494,6 +499,9 @@ def where_users_wait(r: dict) -> list[str]:
               f"{tp['total_nodes']} nodes of model_int8.tflite in {tp['partitions']} partition(s) (outside it: {outside}); "
               "ONNX Runtime's int8 model by op type: "
               + ", ".join(f"{o['op']} {o['ms']:.2f} ms ({o['share']:.0%})" for o in op["ops"][:4]) + "."]
+    dp = r["profile"]["model_dynamic.tflite"]
+    L += ["", f"model_dynamic.tflite (int8 weights, its depthwise convolutions' in float): XNNPACK runs "
+              f"{dp['delegated']} of {dp['total_nodes']} nodes in {dp['partitions']} partition(s)."]
     fb = r["frozen_base"]
     L += ["", f"Frozen MobileNetV2 base at 224, batch {fb['batch']}, all cores, measured in alternating rounds: Keras "
               f"(TensorFlow, compiled predict) {fb['keras']:.0f} images/s, ONNX Runtime {fb['onnxruntime']:.0f} images/s "
