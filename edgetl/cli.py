@@ -135,7 +135,7 @@ def _print_audit(result) -> None:
     out.print(f"{len(result.records)} of {result.scanned} files usable, {n} class{'' if n == 1 else 'es'}: {verdict}")
 
 
-THREADS = typer.Option(None, "--threads", help="Inference threads (default: the runtime's choice).")
+THREADS = typer.Option(None, "--threads", min=1, help="Inference threads (default: the runtime's choice).")
 LABELS = typer.Option(None, "--labels", help="Labels file, one per line (overrides the model's own).")
 THRESHOLD = typer.Option(None, "--threshold", min=0.0, max=1.0,
                          help="Answer 'unknown' below this top score (default: the model's own, chosen at training; "
@@ -226,7 +226,7 @@ def eval_cmd(
                                            "an image the model's run trained on. Or train, val, test, all."),
     class_depth: int = CLASS_DEPTH,
     labels: Optional[Path] = LABELS,
-    threads: Optional[int] = typer.Option(None, "--threads", help="Inference threads (default: every usable core)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Inference threads (default: every usable core)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the confusion matrix PNG here."),
     threshold: Optional[float] = THRESHOLD,
     json_out: bool = JSON,

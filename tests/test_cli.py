@@ -20,3 +20,9 @@ def test_missing_run_folder_and_folder_as_model_say_what_they_are(tmp_path):
     image = write_rgb(tmp_path / "x.png", colour_images()[0][0])
     proc = run_cli("predict", tmp_path, image)
     assert "this is a folder, not a model file" in proc.stderr and proc.returncode == 2
+
+
+def test_a_thread_count_under_one_is_refused_before_anything_runs(tmp_path):
+    for command in ("eval", "predict"):
+        proc = run_cli(command, tmp_path / "m.onnx", tmp_path, "--threads", "-3")
+        assert proc.returncode == 2 and "--threads" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
