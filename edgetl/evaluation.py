@@ -242,8 +242,8 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     never scored (see :func:`pick_split`). Beside plain accuracy, what answering "unknown" under
     the model's threshold (or ``threshold``) does: :class:`Selective`. ``threads`` defaults to
     every usable core (LiteRT's own default is one)."""
-    clf = (model if isinstance(model, Classifier)
-           else load(model, threads=threads or usable_cores(), labels=labels, threshold=threshold))
+    threads = threads or usable_cores()
+    clf = model if isinstance(model, Classifier) else load(model, threads=threads, labels=labels, threshold=threshold)
     split_settings = (clf.manifest.split if clf.manifest else None) or {}
     options = AuditOptions(**{k: v for k, v in split_settings.items() if k in ("val_split", "seed")
                               and isinstance(v, (int, float)) and not isinstance(v, bool)}, class_depth=class_depth)
@@ -261,7 +261,7 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     if isinstance(clf.backend, KerasBackend):  # TensorFlow is here, and ONNX Runtime may run the network faster
         from edgetl.exporting.keras_twin import for_many_images
 
-        clf = for_many_images(clf, [r.path for r in records], threads or usable_cores())
+        clf = for_many_images(clf, [r.path for r in records], threads)
     probs, rate = run_on_files(clf, [r.path for r in records])
     p = clf.pixels
     latency = quick_latency(clf, clf.to_input(decode_all([records[0].path], p, quiet=True)))

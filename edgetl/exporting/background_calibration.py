@@ -3,8 +3,8 @@
 The calibrator runs every calibration image through the float model on one core: 18.6 s of a
 hymenoptera export's 56 (245 images), its largest single stage; in a thread it would share
 Python's lock with the export's own work (a pure-Python loop beside it ran at about half speed).
-On a machine with a second core, export starts it in a child process
-as soon as the SavedModel is written and converts and verifies the other formats meanwhile; the
+When a core is idle as export starts, export starts it in a child process as soon as the
+SavedModel is written and converts and verifies the other formats meanwhile; the
 int8 formats then take the calibrated model it wrote. The child runs the same converter on the
 same SavedModel and images, so the calibrated model is the same file, byte for byte (a test
 holds this). If the child fails, export calibrates in its own process, as it would on one core.

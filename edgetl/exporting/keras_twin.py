@@ -22,8 +22,6 @@ by side), so it pays from about 750 images; 1,000 leaves a margin."""
 AGREE = 1e-4
 """Largest difference of any probability between Keras and ONNX Runtime on the sample for the
 conversion to be used."""
-
-
 SAMPLE = 16
 """Images of the set both runtimes score before the conversion is used."""
 
