@@ -172,13 +172,13 @@ def shapes_run(shapes_data, tmp_path_factory):
 @pytest.fixture(scope="session")
 def shapes_export(shapes_run):
     """fp32 and int8 TFLite plus ONNX of the shapes model (gates relaxed: the point is the artifacts),
-    its int8 calibration in a second process however busy the machine is, so every test of these
+    its SavedModel and int8 calibration in a second process however busy the machine is, so every test of these
     artifacts holds that path too."""
     from edgetl.exporting import pipeline
     from edgetl.exporting.formats import Gates
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pipeline, "idle_cores", lambda: pipeline.CORE_FOR_CALIBRATION)
+        mp.setattr(pipeline, "idle_cores", lambda: pipeline.CORE_FOR_BACKGROUND)
         return pipeline.export(shapes_run.path, pipeline.ExportOptions(formats=["fp32", "int8", "onnx", "onnx_int8"],
                                                                       gates=Gates(max_drop=100, min_agreement=0)))
 

@@ -17,7 +17,7 @@ from edgetl.exporting import onnx as onnx_export
 if TYPE_CHECKING:  # the builders import what they need: the CLI reads this registry at start-up
     import numpy as np
 
-    from edgetl.exporting.background_calibration import BackgroundCalibration
+    from edgetl.exporting.background import Background
     from edgetl.exporting.bias_correction import BiasCorrection
     from edgetl.exporting.layer_error import LayerError
     from edgetl.runtime.manifest import ModelManifest
@@ -77,12 +77,9 @@ class Build:
     """Each layer's error in the int8 TFLite model (its report, and what the rungs keep in float)."""
     saved_model: Path | None = None
     """The model's inference call as a SavedModel, written once for every TFLite conversion."""
-    calibrate_beside: bool = False
-    """Start the TFLite calibration in a child process as soon as the SavedModel is written
-    (:mod:`edgetl.exporting.background_calibration`), so it runs on another core while the other
-    formats are made."""
-    background: BackgroundCalibration | None = None
-    """That calibration, until its model is taken."""
+    background: Background | None = None
+    """The child process writing the SavedModel, the fp16 model and the calibrated one on another
+    core (:mod:`edgetl.exporting.background`); its owner ends it."""
     calibration: str | None = None
     """Where the TFLite calibration ran and how long it took, once it has (the export report's)."""
 
@@ -101,14 +98,12 @@ class Build:
         return onnx.load_from_string(self.onnx_fp32)
 
     def tflite_source(self) -> Path:
-        """What every TFLite conversion starts from: the SavedModel, written on first use (and the
-        background calibration started from it, with :attr:`calibrate_beside`)."""
+        """What every TFLite conversion starts from: the SavedModel, the background's when it
+        wrote one, else written here on first use."""
+        if self.saved_model is None and self.background is not None:
+            self.saved_model = self.background.saved_model()
         if self.saved_model is None:
             self.saved_model = _tflite_module().saved_model(self.model, self.scratch / "saved_model")
-            if self.calibrate_beside:
-                from edgetl.exporting.background_calibration import BackgroundCalibration
-
-                self.background = BackgroundCalibration.start(self.saved_model, self.calib, self.scratch)
         return self.saved_model
 
     def float_tflite(self) -> bytes:
@@ -117,30 +112,35 @@ class Build:
             self.tflite_fp32 = _tflite_module().fp32(self.tflite_source())
         return self.tflite_fp32
 
+    def from_background(self, product: str) -> tuple[bytes | None, str | None]:
+        """``product`` as the background made it (waiting for it) and what it said, or None when
+        there is none or it failed (said here: the caller makes it itself)."""
+        if self.background is None or product not in self.background.products:
+            return None, None
+        data, said = self.background.take(product)
+        if data is None:
+            self.log(f"{product} in a second process failed ({said}); making it here")
+        return data, said
+
+    def fp16_tflite(self) -> bytes:
+        """The fp16 TFLite model, without metadata: the background's, else converted here."""
+        data, _ = self.from_background("fp16")
+        return data if data is not None else _tflite_module().fp16(self.tflite_source())
+
     def calibrated_tflite(self) -> bytes:
         """The calibrated float TFLite model (calibration is most of an int8 conversion's time):
-        the background calibration's when one was started and succeeded, else made here."""
+        the background's when one was started and succeeded, else made here."""
         if self.tflite_calibrated is not None:
             return self.tflite_calibrated
-        if self.background is not None:
-            self.tflite_calibrated, said = self.background.result()
-            self.background = None
-            if self.tflite_calibrated is None:
-                self.log(f"calibration in a second process failed ({said}); calibrating here")
-            else:
-                self.calibration = f"in a second process: {said}"
-        if self.tflite_calibrated is None:
+        self.tflite_calibrated, said = self.from_background("calibrated")
+        if self.tflite_calibrated is not None:
+            self.calibration = f"in a second process: {said}"
+        else:
             start = time.perf_counter()
             self.tflite_calibrated = _tflite_module().calibrated(self.tflite_source(), self.calib)
             self.calibration = f"in this process: calibrated on {len(self.calib)} images in {time.perf_counter() - start:.1f} s"
         self.log(f"int8 calibration {self.calibration}")
         return self.tflite_calibrated
-
-    def close(self) -> None:
-        """End what still runs in the background (an export that failed or was interrupted)."""
-        if self.background is not None:
-            self.background.stop()
-            self.background = None
 
     def int8_layers(self) -> list[LayerError]:
         """Each layer's error in the plain int8 model, measured on the held-back calibration images."""
@@ -261,10 +261,10 @@ def _register(*formats: Format) -> dict[str, Format]:
 
 
 # Every artifact edgetl can make, in the order they are made: the int8 TFLite formats last, so the
-# calibration they wait for runs beside the others (Build.calibrate_beside).
+# calibration they wait for runs beside the others (Build.background).
 FORMATS: dict[str, Format] = _register(
     Format("fp32", "model_fp32.tflite", "tflite", "fp32", _tflite(lambda b: b.float_tflite())),
-    Format("fp16", "model_fp16.tflite", "tflite", "fp16", _tflite(lambda b: _tflite_module().fp16(b.tflite_source()))),
+    Format("fp16", "model_fp16.tflite", "tflite", "fp16", _tflite(lambda b: b.fp16_tflite())),
     Format("dynamic", "model_dynamic.tflite", "tflite", "dynamic", _tflite(lambda b: _tflite_module().dynamic(b.tflite_source()))),
     Format("onnx", "model.onnx", "onnx", "fp32", _onnx_fp32),
     Format("onnx_int8", "model_int8.onnx", "onnx", "int8", _onnx_int8, needs_calibration=True),

@@ -1,6 +1,7 @@
 """`edgetl export`: a trained run -> verified TFLite and ONNX artifacts in RUN/export/."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from edgetl.data.audit import Audit
 from edgetl.data.cache import ArrayStore, load_images, open_images
 from edgetl.errors import EdgetlError
 from edgetl.exporting import onnx as onnx_export, tflite
+from edgetl.exporting.background import Background
 from edgetl.exporting.formats import (FORMATS, LAYER_ERROR_IMAGES, Build, Format, Int8Settings, held_back,
                                      needs_tflite_calibration, plan)
 from edgetl.exporting.gate import NOT_PROVEN, PASSED, no_better_than_chance
@@ -144,38 +146,41 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     if opts.int8.calib_samples < 100 and any(FORMATS[f].needs_calibration for f in names):
         err.print(f"[yellow]warning:[/] --calib-samples {opts.int8.calib_samples} is under 100: int8 ranges may be poor")
 
-    tf = quiet_import("tensorflow")
-    keras = quiet_import("keras")
-    tf.get_logger().setLevel("ERROR")  # the converters' deprecation notices are not the user's business
+    with runs.locked(run_path, "an export"), tempfile.TemporaryDirectory(prefix="edgetl-export-") as scratch, \
+            contextlib.ExitStack() as children:
+        seconds: dict[str, float] = {}
+        t = time.perf_counter()
+        calib_records = _stratified(result_audit.split("train"), opts.int8.calib_samples)
+        calib = load_images([r.path for r in calib_records], pixels, hashes=[r.sha256 for r in calib_records])
+        background = None
+        products = background_products(names)
+        if products and idle_cores() >= CORE_FOR_BACKGROUND:
+            # Started before this process imports TensorFlow: the child's start-up and SavedModel
+            # overlap the Keras reference below.
+            background = children.enter_context(
+                Background.start(RunFolder(run_path).model, calib, Path(scratch), products))
+        keras = quiet_import("keras")
+        model = keras.saving.load_model(str(RunFolder(run_path).model), compile=False)
+        pixels_val, ref = _held_out_reference(run_path, result_audit, pixels)
+        seconds["load_and_reference"] = time.perf_counter() - t
+        err.print(f"Keras reference: accuracy {ref.accuracy:.4f} on {len(ref.labels)} held-out images; "
+                  f"calibrating on {len(calib)} training images")
+        small = too_few_images(len(ref.labels), opts.gates)
+        if small:
+            err.print(f"[yellow]warning:[/] {small}")
+        chance = no_better_than_chance(ref.labels, int(round(ref.accuracy * len(ref.labels))), len(labels))
+        if chance:
+            err.print(f"[yellow]warning:[/] {escape(chance)}")
 
-    seconds: dict[str, float] = {}
-    t = time.perf_counter()
-    model = keras.saving.load_model(str(RunFolder(run_path).model), compile=False)
-    calib_records = _stratified(result_audit.split("train"), opts.int8.calib_samples)
-    calib = load_images([r.path for r in calib_records], pixels,
-                        hashes=[r.sha256 for r in calib_records])
-    pixels_val, ref = _held_out_reference(run_path, result_audit, pixels)
-    seconds["load_and_reference"] = time.perf_counter() - t
-    err.print(f"Keras reference: accuracy {ref.accuracy:.4f} on {len(ref.labels)} held-out images; "
-              f"calibrating on {len(calib)} training images")
-    small = too_few_images(len(ref.labels), opts.gates)
-    if small:
-        err.print(f"[yellow]warning:[/] {small}")
-    chance = no_better_than_chance(ref.labels, int(round(ref.accuracy * len(ref.labels))), len(labels))
-    if chance:
-        err.print(f"[yellow]warning:[/] {escape(chance)}")
+        versions = package_versions(EXPORT_TOOLS)
 
-    versions = package_versions(EXPORT_TOOLS)
+        def contract(fmt: Format) -> ModelManifest:
+            return ModelManifest(labels, pixels, fmt.kind, fmt.precision, backbone=run_manifest.backbone,
+                                 int8_target=opts.int8.target if fmt.name == "onnx_int8" else None,
+                                 split=run_manifest.split, versions=versions, confidence=run_manifest.confidence)
 
-    def contract(fmt: Format) -> ModelManifest:
-        return ModelManifest(labels, pixels, fmt.kind, fmt.precision, backbone=run_manifest.backbone,
-                             int8_target=opts.int8.target if fmt.name == "onnx_int8" else None,
-                             split=run_manifest.split, versions=versions, confidence=run_manifest.confidence)
-
-    with runs.locked(run_path, "an export"), tempfile.TemporaryDirectory(prefix="edgetl-export-") as scratch:
         build = Build(model, calib, opts.int8, opts.opset, contract, Path(scratch),
-                      log=lambda m: err.print(m, markup=False),
-                      calibrate_beside=needs_tflite_calibration(names) and idle_cores() >= CORE_FOR_CALIBRATION)
+                      log=lambda m: err.print(m, markup=False), background=background)
         ctx = ExportContext(run_path, run_manifest, labels, pixels, result_audit, ref, pixels_val, build,
                             replace(opts, formats=names), small, chance, seconds)
         runs.remove_stale_work(run_path, runs.EXPORT)
@@ -204,18 +209,22 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)  # a failed or interrupted export leaves nothing
             raise
-        finally:
-            build.close()
     from edgetl.report import refresh
 
     refresh(run_path)
     return ExportResult(final, checks, attempts, ref.accuracy, seconds)
 
 
-CORE_FOR_CALIBRATION = 1.5
-"""Idle cores for the int8 calibration to run in a second process: this one sleeps while it
+CORE_FOR_BACKGROUND = 1.5
+"""Idle cores for the background conversions to run in a second process: this one sleeps while it
 samples, so its own core counts as idle; with more than one and a half idle, the second process
 has a core of its own, else it would only compete (with another test worker, a training)."""
+
+
+def background_products(names: list[str]) -> tuple[str, ...]:
+    """What a second process makes for these formats, in the order the export takes them: the
+    fp16 model (taken just after fp32), then the calibrated one (taken last)."""
+    return (("fp16",) if "fp16" in names else ()) + (("calibrated",) if needs_tflite_calibration(names) else ())
 
 
 def _read_run(run: str | Path | None) -> tuple[Path, RunManifest]:
