@@ -55,7 +55,9 @@ def silenced() -> Iterator[None]:
 
 
 def quiet_import(name: str) -> ModuleType:
-    """Import a module whose native libraries log while loading (tensorflow, keras), quietly."""
+    """Import a module whose native libraries log while loading (tensorflow, keras), quietly; and
+    TensorFlow's Python logger at errors only (its deprecation notices, tf2onnx's and the
+    converters', are not the user's business), unless under --debug."""
     if name in sys.modules:
         return sys.modules[name]
     if not debugging():
@@ -65,4 +67,7 @@ def quiet_import(name: str) -> ModuleType:
         # with AVX-512 here); what really fails reaches the user as a Python exception.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with silenced():
-        return importlib.import_module(name)
+        module = importlib.import_module(name)
+    if "tensorflow" in sys.modules and not debugging():  # keras imports it too
+        sys.modules["tensorflow"].get_logger().setLevel("ERROR")
+    return module

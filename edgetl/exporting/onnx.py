@@ -22,7 +22,6 @@ def fp32(model, opset: int = DEFAULT_OPSET):
 
     from edgetl.exporting._tf_internal import freeze
 
-    tf.get_logger().setLevel("ERROR")  # tf2onnx's deprecation notices are not the user's business
     size = model.input_shape[1:]
     spec = (tf.TensorSpec((None, *size), tf.float32, name="image"),)
 
