@@ -25,7 +25,6 @@ from edgetl.live.outbox import NAME
 from edgetl.remote.runner import run_golden, runner_command
 from edgetl.remote.ssh import SshTarget, check, copy_file, remote_command, remove_remote_dir, ssh
 from edgetl.runs import ExportFolder
-from edgetl.runtime.folder_manifest import recorded_sha256
 from edgetl.runtime.golden import GOLDEN_FILE, Golden
 from edgetl.runtime.manifest import MANIFEST
 from edgetl.text import clean, has_control
@@ -197,7 +196,7 @@ def deploy(model: str | Path, target: SshTarget, opts: DeployOptions | None = No
     files = _model_files(path)
     contents = {name: local.read_bytes() for name, local in files.items()}
     model_name = next(n for n in files if n.startswith("model"))
-    recorded = recorded_sha256(path)
+    recorded = gold.sha256
     if recorded is None or hashlib.sha256(contents[model_name]).hexdigest() != recorded:
         raise EdgetlError("the model differs from the one its export verified (sha256)" if recorded else
                           "the export manifest records no sha256 for this model", path=path,

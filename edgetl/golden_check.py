@@ -8,7 +8,6 @@ from pathlib import Path
 from edgetl.benchmark.device import DeviceFacts
 from edgetl.errors import EdgetlError
 from edgetl.runs import ExportFolder
-from edgetl.runtime.folder_manifest import recorded_sha256
 from edgetl.runtime.golden import Golden, GoldenResult, probabilities
 from edgetl.runtime.manifest import file_sha256
 
@@ -56,24 +55,12 @@ def _hint(model: Path, report: GoldenReport) -> str:
     return ""
 
 
-def modified_since_export(model: Path) -> bool:
-    """True when the file's sha256 differs from the one the export manifest recorded."""
-    recorded = recorded_sha256(model)
-    return recorded is not None and file_sha256(model) != recorded
-
-
-def check_model(model: str | Path, threads: int | None = None, hosts: list[str] | None = None,
-                remote_python: str = "python3", ssh_config: str | None = None, timeout: float = 900.0) -> list[GoldenReport]:
-    """Run ``model``'s golden images locally (no hosts) or on each SSH host, and compare."""
+def golden_reports(path: Path, gold: Golden, threads: int | None = None, hosts: list[str] | None = None,
+                   remote_python: str = "python3", ssh_config: str | None = None,
+                   timeout: float = 900.0) -> list[GoldenReport]:
+    """Run ``path``'s golden images (``gold``) locally (no hosts) or on each SSH host, and compare."""
     from edgetl.runtime import load
 
-    path = Path(model)
-    if not path.is_file():
-        raise EdgetlError("no such model file", path=path, fix="give a .tflite or .onnx file from RUN/export/")
-    if path.suffix.lower() not in (".tflite", ".onnx"):
-        raise EdgetlError(f"'{path.suffix or path.name}' is not an exported model", path=path,
-                          fix="give a .tflite or .onnx file from RUN/export/")
-    gold = Golden.beside(path)
     if not hosts:
         clf = load(path, threads=threads)
         return [GoldenReport("local", clf.runtime, gold.compare(probabilities(clf, gold.pixels)))]
@@ -115,5 +102,12 @@ def verify_model(model: str | Path, threads: int | None = None, hosts: list[str]
                  remote_python: str = "python3", ssh_config: str | None = None, timeout: float = 900.0) -> ModelCheck:
     """Replay ``model``'s golden set here (no hosts) or on each SSH host, and compare its sha256
     with the one its export recorded."""
-    reports = check_model(model, threads, hosts, remote_python, ssh_config, timeout)
-    return ModelCheck(Path(model), modified_since_export(Path(model)), reports)
+    path = Path(model)
+    if not path.is_file():
+        raise EdgetlError("no such model file", path=path, fix="give a .tflite or .onnx file from RUN/export/")
+    if path.suffix.lower() not in (".tflite", ".onnx"):
+        raise EdgetlError(f"'{path.suffix or path.name}' is not an exported model", path=path,
+                          fix="give a .tflite or .onnx file from RUN/export/")
+    gold = Golden.beside(path)  # the export manifest, read once: the golden answers and the sha256
+    modified = gold.sha256 is not None and file_sha256(path) != gold.sha256
+    return ModelCheck(path, modified, golden_reports(path, gold, threads, hosts, remote_python, ssh_config, timeout))

@@ -17,8 +17,7 @@ from helpers.cli import one_error
 from edgetl.errors import EdgetlError
 from edgetl.runs import RunFolder, check_run_folder, run_of
 from edgetl.runtime.confidence import Confidence
-from edgetl.runtime.folder_manifest import (ArtifactEntry, ExportManifest, GoldenAnswers, GoldenEntry, RunManifest,
-                                            recorded_sha256)
+from edgetl.runtime.folder_manifest import ArtifactEntry, ExportManifest, GoldenAnswers, GoldenEntry, RunManifest
 from edgetl.runtime.manifest import ModelManifest
 from edgetl.runtime.spec import PixelSpec
 
@@ -46,8 +45,8 @@ def test_an_export_manifest_reads_back_as_it_was_written(tmp_path):
     assert read == written
     assert [a.file for a in read.verified] == ["model_int8.tflite"]
     assert read.entry("model_int8.onnx").file == "rejected/model_int8.onnx"
-    assert recorded_sha256(tmp_path / "model_int8.tflite") == "ab" * 32
-    assert recorded_sha256(tmp_path / "other.tflite") is None
+    assert read.sha256("model_int8.tflite") == "ab" * 32
+    assert read.sha256("other.tflite") is None
     assert not list(tmp_path.glob(".*tmp"))  # written under a temporary name, then renamed
 
 

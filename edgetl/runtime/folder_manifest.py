@@ -203,6 +203,11 @@ class ExportManifest(_Written):
         """The artifact whose file is named ``file_name`` (in the folder or rejected/)."""
         return next((a for a in self.artifacts if PurePosixPath(a.file).name == file_name), None)
 
+    def sha256(self, file_name: str) -> str | None:
+        """The sha256 export recorded for the artifact named ``file_name`` (None: it records none)."""
+        entry = self.entry(file_name)
+        return entry.manifest.sha256 if entry else None
+
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {"labels": self.labels, "input": self.input.to_dict(), "backbone": self.backbone, "split": self.split,
@@ -228,12 +233,3 @@ class ExportManifest(_Written):
         """The manifest in the folder that holds ``model``."""
         return cls.read(model.parent / MANIFEST)
 
-
-def recorded_sha256(model: Path) -> str | None:
-    """The artifact's sha256 as the export manifest beside it recorded it (None when there is no
-    manifest, it cannot be read, or it records none for this file)."""
-    try:
-        entry = ExportManifest.beside(model).entry(model.name)
-    except EdgetlError:
-        return None
-    return entry.manifest.sha256 if entry else None

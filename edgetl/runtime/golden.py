@@ -80,6 +80,8 @@ class Golden:
     labels: list[str]
     probabilities: np.ndarray
     tolerance: float
+    sha256: str | None = None
+    """The model's sha256 as its export recorded it, from the same manifest (None: none recorded)."""
 
     @classmethod
     def beside(cls, model: Path) -> "Golden":
@@ -110,7 +112,7 @@ class Golden:
         if pixels.dtype != np.uint8 or pixels.ndim != 4 or not len(pixels) == len(probs) == len(names) or not names:
             raise EdgetlError("the golden images do not match the manifest", path=folder / golden.file,
                               fix="export again")
-        return cls(pixels, names, manifest.labels, probs, entry.tolerance)
+        return cls(pixels, names, manifest.labels, probs, entry.tolerance, manifest.sha256(model.name))
 
     def compare(self, got) -> list[GoldenResult]:
         """Each image: same top-1 class, and every probability within the tolerance. An image
