@@ -284,8 +284,9 @@ def test_profile_shows_time_per_op_for_onnx_and_what_xnnpack_leaves_for_tflite(m
     # steps at its ends stay with LiteRT's kernels (pinned LiteRT 2.x).
     assert fp32_profile["delegated"] == fp32_profile["total_nodes"] and fp32_profile["partitions"] == 1
     assert {o["op"]: o["outside_delegate"] for o in ops}["QUANTIZE"] == 2
-    shown = run_cli("bench", models[1], "--profile").stdout
-    assert f"XNNPACK runs {tflite_profile['delegated']} of {tflite_profile['total_nodes']} nodes" in shown
+    shown = run_cli("bench", models[1], "--profile")
+    assert f"XNNPACK runs {tflite_profile['delegated']} of {tflite_profile['total_nodes']} nodes" in shown.stdout
+    assert "INFO: Created TensorFlow Lite XNNPACK delegate" not in shown.stdout + shown.stderr  # the model loads once, quietly
 
 
 @pytest.mark.parametrize("args, message", [

@@ -68,11 +68,8 @@ def profile(path: str | Path, threads: int | None = None, runs: int = 50) -> Pro
     return kinds[path.suffix.lower()](path, threads, runs)
 
 
-def _input(path: Path, threads: int | None) -> np.ndarray:
+def _random_input(clf) -> np.ndarray:
     """One prepared input, made the way every edgetl runtime makes it (the model's own contract)."""
-    from edgetl.runtime import load
-
-    clf = load(path, threads=threads)
     h, w = clf.pixels.height, clf.pixels.width
     return clf.to_input(np.random.default_rng(0).integers(0, 256, (1, h, w, 3), dtype=np.uint8))
 
@@ -80,7 +77,10 @@ def _input(path: Path, threads: int | None) -> np.ndarray:
 def _onnx(path: Path, threads: int | None, runs: int) -> Profile:
     import onnxruntime as ort
 
-    x = _input(path, threads)
+    from edgetl.runtime import load
+
+    # ONNX Runtime profiles only a session created to: the runtime's own makes the input.
+    x = _random_input(load(path, threads=threads))
     with tempfile.TemporaryDirectory(prefix="edgetl-profile-") as tmp:
         options = ort.SessionOptions()
         options.enable_profiling = True
@@ -132,18 +132,17 @@ def _inside_delegates(ops: list[dict]) -> set[int]:
 
 
 def _tflite(path: Path, threads: int | None, runs: int) -> Profile:
-    from edgetl.runtime.litert import interpreter_class
+    from edgetl.runtime import load
 
-    cls, runtime = interpreter_class()
-    interpreter = cls(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], _input(path, threads))
-    interpreter.invoke()  # XNNPACK takes its partitions on the first run
-    ops = _ops(interpreter)
+    # The runtime's own interpreter (loaded once, its delegate's native notice kept quiet): no
+    # timing option is needed, only the nodes once XNNPACK has taken its partitions on a first run.
+    clf = load(path, threads=threads)
+    clf.backend.run(_random_input(clf))
+    ops = _ops(clf.backend.interpreter)
     own = [op for op in ops if op["op_name"] != "DELEGATE"]
     inside = _inside_delegates(ops)
     every = Counter(op["op_name"] for op in own)
     outside = Counter(op["op_name"] for op in own if op["index"] not in inside)
     ops_shares = [OpShare(op, n, outside_delegate=outside.get(op, 0)) for op, n in every.most_common()]
-    return Profile(path.name, runtime, threads, 0, ops_shares, delegated=len(inside), total_nodes=len(own),
+    return Profile(path.name, clf.runtime, threads, 0, ops_shares, delegated=len(inside), total_nodes=len(own),
                    partitions=len(ops) - len(own))
