@@ -290,6 +290,36 @@ def test_bias_correction_removes_the_depthwise_mean_error(shapes_run, monkeypatc
 
 
 @pytest.mark.slow
+def test_a_model_cut_after_a_depthwise_layer_answers_with_that_layers_output(shapes_export):
+    """Bias correction measures each depthwise layer on the int8 model cut after it (the layer's
+    output its only output, the ops after it gone): the same values, image by image, as the whole
+    model's tensor with every tensor kept."""
+    from types import SimpleNamespace
+
+    from edgetl.exporting._tf_internal import ops_details
+    from edgetl.exporting.bias_correction import CORRECTED_OPS, _ending_at, feeder, interpreter
+
+    model = (shapes_export.folder / "model_int8.tflite").read_bytes()
+    whole = interpreter(model, keep_tensors=True)
+    inp, to_input = feeder(whole)
+    depthwise = [op for op in ops_details(whole) if op["op_name"] in CORRECTED_OPS]
+    size = whole.get_input_details()[0]["shape"][1]
+    images = np.random.default_rng(3).integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    for op in (depthwise[0], depthwise[len(depthwise) // 2], depthwise[-1]):
+        layer = SimpleNamespace(index=op["outputs"][0], op=op)
+        cut = interpreter(_ending_at(model, layer), keep_tensors=False)
+        out = cut.get_output_details()[0]
+        assert out["index"] == layer.index and len(cut.get_output_details()) == 1
+        assert max(o["index"] for o in ops_details(cut) if o["op_name"] != "DELEGATE") == op["index"]
+        for image in images:
+            whole.set_tensor(inp, to_input(image[None]))
+            cut.set_tensor(inp, to_input(image[None]))
+            whole.invoke()
+            cut.invoke()
+            assert np.array_equal(cut.get_tensor(out["index"]), whole.get_tensor(layer.index))
+
+
+@pytest.mark.slow
 def test_the_export_folder_gets_ordinary_permissions(shapes_export):
     """RUN/export was made 0700 (mkdtemp) inside a 0755 run folder: a service account could not read it."""
     import os
