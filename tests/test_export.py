@@ -203,6 +203,20 @@ def test_failed_step_leaves_nothing_half_written(shapes_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_damaged_model_is_one_line_naming_it(shapes_run, tmp_path):
+    """A model.keras Keras cannot read (Keras itself calls a damaged zip "File not found"): one line
+    naming the file and the fix, exit 2, nothing written."""
+    run = tmp_path / "run"
+    shutil.copytree(shapes_run.path, run, ignore=shutil.ignore_patterns("export"))
+    model = run / "model.keras"
+    model.write_bytes(model.read_bytes()[:5000])
+    proc = run_cli("export", run, "--int8")
+    assert proc.returncode == 2 and proc.stderr.count("error:") == 1, proc.stderr
+    assert "model.keras: not a loadable Keras model" in proc.stderr and "Traceback" not in proc.stderr
+    assert "train again" in proc.stderr and not (run / "export").exists()
+
+
+@pytest.mark.slow
 def test_efficientnet_exports_to_every_format(efficientnet_run):
     run, _ = efficientnet_run
     proc = run_cli("export", run, "--all", "--json")

@@ -26,9 +26,9 @@ from edgetl.exporting.formats import (FORMATS, LAYER_ERROR_IMAGES, Build, Format
 from edgetl.exporting.gate import NOT_PROVEN, PASSED, no_better_than_chance
 from edgetl.exporting.layer_error import most_added
 from edgetl.exporting.verify import Check, Gates, Reference, reference, too_few_images, verify
-from edgetl.native_logs import quiet_import
 from edgetl.runs import ExportFolder, RunFolder
 from edgetl.runtime import golden, load
+from edgetl.runtime.keras_backend import load_keras_model
 from edgetl.runtime.folder_manifest import ArtifactEntry, ExportManifest, GoldenAnswers, GoldenEntry, RunManifest
 from edgetl.runtime.labels import write_labels
 from edgetl.runtime.manifest import ModelManifest, file_sha256
@@ -159,8 +159,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
             # overlap the Keras reference below.
             background = children.enter_context(
                 Background.start(RunFolder(run_path).model, calib, Path(scratch), products))
-        keras = quiet_import("keras")
-        model = keras.saving.load_model(str(RunFolder(run_path).model), compile=False)
+        model = load_keras_model(RunFolder(run_path).model)
         pixels_val, ref = _held_out_reference(run_path, result_audit, pixels)
         seconds["load_and_reference"] = time.perf_counter() - t
         err.print(f"Keras reference: accuracy {ref.accuracy:.4f} on {len(ref.labels)} held-out images; "

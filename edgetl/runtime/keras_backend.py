@@ -11,6 +11,17 @@ from edgetl.native_logs import quiet_import
 from edgetl.runtime.spec import ModelInfo, TensorSpec
 
 
+def load_keras_model(path: Path):
+    """The Keras model in ``path``, for inference; a file Keras cannot read is one clear error
+    (Keras calls a damaged .keras zip "File not found")."""
+    keras = quiet_import("keras")
+    try:
+        return keras.saving.load_model(str(path), compile=False)
+    except Exception as e:
+        raise EdgetlError(f"not a loadable Keras model ({str(e).splitlines()[0][:160]})", path=path,
+                          fix="point at a model.keras written by `edgetl train` (train again if this one is damaged)") from e
+
+
 class KerasBackend:
     """A Keras model called in inference mode."""
 
@@ -21,11 +32,7 @@ class KerasBackend:
             raise EdgetlError("a .keras model needs Keras and TensorFlow, which are not installed here", path=path,
                               fix='pip install "edgetl[train]", or run the .tflite or .onnx export of the model') from None
 
-        try:
-            self.model = keras.saving.load_model(str(path), compile=False)
-        except Exception as e:
-            raise EdgetlError(f"not a loadable Keras model ({str(e).splitlines()[0][:160]})", path=path,
-                              fix="point at a model.keras written by `edgetl train`") from e
+        self.model = load_keras_model(path)
         self.runtime = f"keras {keras.__version__}"
         self.dynamic_batch = True
         self.batch = 16
