@@ -77,6 +77,38 @@ def test_stopping_ends_a_child_still_running(saved, tmp_path):
     assert child.process.poll() is not None
 
 
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting to be reaped."""
+    try:
+        return "\nState:\tZ" not in open(f"/proc/{pid}/status").read()
+    except OSError:
+        return False
+
+
+def test_the_child_ends_when_the_export_is_killed_outright(saved, tmp_path):
+    """SIGKILL runs no cleanup in the export: the kernel ends the child with it (Linux), instead of
+    leaving it to calibrate for nobody."""
+    import subprocess
+    import sys
+    import time
+
+    _, model_file, _, calib = saved
+    np.save(tmp_path / "calib.npy", calib)
+    export = subprocess.Popen([sys.executable, "-c", (
+        "import time, numpy as np; from pathlib import Path; from edgetl.exporting.background import Background; "
+        f"b = Background.start(Path({str(model_file)!r}), np.load({str(tmp_path / 'calib.npy')!r}), "
+        f"Path({str(tmp_path)!r}), ('fp16', 'calibrated')); print(b.process.pid, flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True)
+    child = int(export.stdout.readline())
+    export.kill()
+    export.wait()
+    deadline = time.monotonic() + 60  # a bound, not a verdict: the kernel ends it at once
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child)
+    assert not (tmp_path / "calibrated.tflite").exists()  # it did not go on to finish
+
+
 @pytest.mark.slow
 def test_the_shared_export_took_its_int8_model_from_the_second_process(shapes_export):
     """conftest's shapes export runs the second process (as on a machine with an idle core): its

@@ -30,6 +30,9 @@ SAVED_MODEL, IMAGES, LOG = "saved_model", "calibration.npy", "background.log"
 
 POLL_S = 0.05
 
+PARENT = "EDGETL_EXPORT_PID"
+"""The export's process id, for the child to end with it."""
+
 
 def _fp16(saved_model: Path, calib: np.ndarray) -> tuple[bytes, str]:
     from edgetl.exporting.tflite import fp16
@@ -63,7 +66,7 @@ class Background:
         model's size); its files go to ``scratch``, a folder private to this export."""
         np.save(scratch / IMAGES, calib)
         # TFLite converts on the CPU: the child must not take a GPU's memory from the export.
-        env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES="", **{PARENT: str(os.getpid())})
         with (scratch / LOG).open("wb") as sink:
             process = subprocess.Popen([sys.executable, "-m", __name__, str(model_file), str(scratch), *products],
                                        stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env)
@@ -109,8 +112,24 @@ def _publish(write: Callable[[Path], object], final: Path) -> None:
     os.replace(partial, final)
 
 
+def _end_with_parent() -> None:
+    """Ask Linux to kill this process when the export's ends, however it ends: an export killed
+    outright (SIGKILL, the OOM killer) runs no cleanup that could stop it. Elsewhere, or if the
+    export has already gone, the child ends here."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: a finished export still ends the child (Background.stop)
+    if str(os.getppid()) != os.environ.get(PARENT):
+        sys.exit("the export that started this process has ended")
+
+
 def main(argv: list[str]) -> None:
     """The child: the SavedModel, then each product named, in order."""
+    _end_with_parent()
     import keras
 
     from edgetl.exporting.tflite import saved_model
