@@ -66,8 +66,10 @@ def quiet_import(name: str) -> ModuleType:
         # to the default Eigen-based implementation" in every training on some CPUs (an AMD EPYC
         # with AVX-512 here); what really fails reaches the user as a Python exception.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    first = "tensorflow" not in sys.modules
     with silenced():
         module = importlib.import_module(name)
-    if "tensorflow" in sys.modules and not debugging():  # keras imports it too
+    # (keras imports TensorFlow too; a program that imported it first keeps its own logger level)
+    if first and "tensorflow" in sys.modules and not debugging():
         sys.modules["tensorflow"].get_logger().setLevel("ERROR")
     return module
