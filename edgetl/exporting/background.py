@@ -105,7 +105,7 @@ class Background:
             self.process.wait()
 
 
-def _publish(write: Callable[[Path], object], final: Path) -> None:
+def _rename_when_written(write: Callable[[Path], object], final: Path) -> None:
     """Write under a temporary name, then rename: a half-written file is never taken for a result."""
     partial = final.with_name(final.name + ".partial")
     write(partial)
@@ -130,20 +130,19 @@ def _end_with_parent() -> None:
 def main(argv: list[str]) -> None:
     """The child: the SavedModel, then each product named, in order."""
     _end_with_parent()
-    import keras
-
     from edgetl.exporting.tflite import saved_model
+    from edgetl.runtime.keras_backend import load_keras_model
 
-    model_file, scratch, products = argv[0], Path(argv[1]), argv[2:]
+    model_file, scratch, products = Path(argv[0]), Path(argv[1]), argv[2:]
     start = time.perf_counter()
-    model = keras.saving.load_model(model_file, compile=False)
-    _publish(lambda partial: saved_model(model, partial), scratch / SAVED_MODEL)
+    model = load_keras_model(model_file)  # as export loads it
+    _rename_when_written(lambda partial: saved_model(model, partial), scratch / SAVED_MODEL)
     print(f"{SAVED_MODEL}: written in {time.perf_counter() - start:.1f} s", flush=True)
     calib = np.load(scratch / IMAGES)
     for product in products:
         data, said = PRODUCTS[product](scratch / SAVED_MODEL, calib)
         (scratch / f"{product}.said").write_text(said)  # before the model: what the export reads once it is there
-        _publish(lambda partial: partial.write_bytes(data), scratch / f"{product}.tflite")
+        _rename_when_written(lambda partial: partial.write_bytes(data), scratch / f"{product}.tflite")
         print(f"{product}: {said}", flush=True)
 
 
