@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli
+from helpers.decisions import Answer, assert_answers_agree
 from edgetl.runtime import load
 
 pytestmark = pytest.mark.arm64
@@ -80,22 +81,27 @@ def test_predict_and_eval_match_x86(pi, shapes_export, shapes_data):
         assert arm.returncode == 0 and x86.returncode == 0, arm.stderr[-2000:]
         arm_docs = [json.loads(line) for line in arm.stdout.splitlines()]
         x86_docs = [json.loads(line) for line in x86.stdout.splitlines()]
-        assert len(arm_docs) == len(x86_docs) == 20
-        # ONNX Runtime runs an x86 (U8S8) int8 model through other kernels on ARM64: top-1 the same,
-        # probabilities 7 to 18 output steps apart in two trainings of this model. What edgetl
-        # guarantees there: the arm64 target answers within one step (the test below), and the
-        # golden check on the Pi names the target to export (test_golden_check_on_the_emulated_pi).
-        tol = None if name == "model_int8.onnx" else step(model) + 1e-6 if "int8" in name else 1e-5
-        for a, b in zip(arm_docs, x86_docs):
-            assert a["path"] == b["path"] and a["top"][0]["label"] == b["top"][0]["label"], name
-            scores_a = {t["label"]: t["score"] for t in a["top"]}
-            scores_b = {t["label"]: t["score"] for t in b["top"]}
-            assert tol is None or max(abs(scores_a[k] - scores_b[k]) for k in scores_b) <= tol, (name, a, b)
+        assert len(arm_docs) == len(x86_docs) == 20 and [a["path"] for a in arm_docs] == [b["path"] for b in x86_docs]
+        if name == "model_int8.onnx":
+            # ONNX Runtime runs an x86 (U8S8) int8 model through other kernels on ARM64: its
+            # probabilities land 7 to 18 output steps apart (two trainings measured). edgetl
+            # guarantees no tolerance there: the arm64 target answers within one step (the test
+            # below) and the golden check on the Pi names the target to export. What must hold:
+            # clear answers (a margin of 40 steps) stay, and 80 % of all answers agree.
+            assert_answers_agree(x86_docs, arm_docs, None, band=40 * step(model), floor=0.8, what=name)
+        else:
+            assert_answers_agree(x86_docs, arm_docs, step(model) + 1e-6 if "int8" in name else 1e-5, what=name)
     for name in ("model_int8.tflite", "model.onnx"):
+        tol = step(folder / name) + 1e-6 if "int8" in name else 1e-5
         arm = pi("-m", "edgetl", "eval", folder / name, shapes_data, "--json")
         x86 = run_cli("eval", folder / name, shapes_data, "--json")
-        assert arm.returncode == 0, arm.stderr[-2000:]
-        assert json.loads(arm.stdout)["confusion"] == json.loads(x86.stdout)["confusion"]
+        assert arm.returncode == 0 and x86.returncode == 0, arm.stderr[-2000:]
+        # eval's confusion matrices may differ only by the images whose x86 answer sits within the
+        # tolerance band of a decision (counted from x86's own per-image answers over the same split)
+        every = run_cli("predict", folder / name, shapes_data / "val", "--json", "--top-k", "3")
+        borderline = sum(Answer.from_doc(json.loads(line)).margin <= 2 * tol for line in every.stdout.splitlines())
+        moved = np.abs(np.array(json.loads(arm.stdout)["confusion"]) - np.array(json.loads(x86.stdout)["confusion"]))
+        assert moved.sum() // 2 <= borderline, (name, moved.tolist(), borderline)
 
 
 @pytest.mark.slow
@@ -125,10 +131,8 @@ def test_arm64_target_int8_onnx_is_s8s8_and_answers_as_on_x86(pi, shapes_export,
     arm = pi("-m", "edgetl", "predict", model, images, "--json", "--top-k", "3")
     x86 = run_cli("predict", model, images, "--json", "--top-k", "3")
     assert arm.returncode == 0 and x86.returncode == 0, arm.stderr[-2000:]
-    tol = step(model) + 1e-6
-    for a, b in zip(map(json.loads, arm.stdout.splitlines()), map(json.loads, x86.stdout.splitlines())):
-        assert a["top"][0]["label"] == b["top"][0]["label"]
-        assert max(abs(x["score"] - y["score"]) for x, y in zip(a["top"], b["top"])) <= tol
+    assert_answers_agree([json.loads(line) for line in x86.stdout.splitlines()],
+                         [json.loads(line) for line in arm.stdout.splitlines()], step(model) + 1e-6, what="arm64 target")
 
 
 @pytest.mark.slow
@@ -145,9 +149,9 @@ def test_live_and_bench_on_arm64(pi, shapes_export, shapes_data, tmp_path):
     arm_lines = [json.loads(line) for line in arm.stdout.splitlines()]
     x86_lines = [json.loads(line) for line in x86.stdout.splitlines()]
     assert arm_lines[-1]["frames"] == x86_lines[-1]["frames"] == int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
-    # the top labels: a score within an output step of the model's "unknown" threshold may fall on
-    # either side of it on another CPU's kernels
-    assert [f["top"][0]["label"] for f in arm_lines[:-1]] == [f["top"][0]["label"] for f in x86_lines[:-1]]
+    # Each frame's scores within an output step (the smoothing is linear, so the step holds); a
+    # frame whose x86 margin is inside that band may take either label on another CPU's kernels.
+    assert_answers_agree(x86_lines[:-1], arm_lines[:-1], step(model) + 1e-4, what="live int8")
     proc = pi("-m", "edgetl", "bench", model, "--runs", "5", "--warmup", "1", "--min-seconds", "0", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)[0]

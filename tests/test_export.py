@@ -80,7 +80,14 @@ def test_mediapipe_reads_labels_from_the_exported_tflite(hymenoptera_export):
 
     from edgetl.runtime import load
 
-    photo = str(next((HYMENOPTERA / "val" / "bees").glob("*.jpg")))
+    fp32 = load(hymenoptera_export.folder / "model_fp32.tflite")
+
+    def margin(path: Path) -> float:
+        first, second = fp32.classify_file(path, top_k=2)
+        return first.score - second.score
+
+    # the clearest of ten bee photos: which photo sits near the boundary depends on the CPU that trained
+    photo = str(max(sorted((HYMENOPTERA / "val" / "bees").glob("*.jpg"))[:10], key=margin))
     for name in ("model_int8.tflite", "model_fp32.tflite", "model_fp16.tflite"):
         # (a tiny score_threshold overrides the model's "unknown" threshold, so a runner-up comes back
         # too unless its score is 0; MediaPipe reads 0 and below as "not set" and keeps the model's)
@@ -90,7 +97,11 @@ def test_mediapipe_reads_labels_from_the_exported_tflite(hymenoptera_export):
             cats = classifier.classify(mp.Image.create_from_file(photo)).classifications[0].categories
         names = [c.category_name for c in cats]
         assert names and set(names) <= {"ants", "bees"}, name
-        assert names[0] == load(hymenoptera_export.folder / name).classify_file(photo)[0].label, name
+        ours = load(hymenoptera_export.folder / name).classify_file(photo, top_k=2)
+        # MediaPipe resizes on its own: the top label must agree where our answer is clear of the
+        # boundary (a margin of 0.2), which a photo a trained model knows always is on any CPU
+        assert ours[0].score - ours[1].score > 0.2, (name, ours)
+        assert names[0] == ours[0].label, name
 
 
 @pytest.mark.slow

@@ -37,9 +37,11 @@ def test_eval_of_a_model_keras_gives_the_same_answers_through_either_runtime(sha
     monkeypatch.setattr(keras_twin, "ONNX_FROM", 1)
     by_onnx = evaluate(shapes_run.path / "model.keras", shapes_data, split="val")
     assert by_onnx.runtime.startswith("onnxruntime")
-    assert np.array_equal(by_onnx.predictions, by_keras.predictions)
     assert np.abs(by_onnx.probabilities - by_keras.probabilities).max() <= 1e-4
-    assert by_onnx.report.accuracy == by_keras.report.accuracy
+    # the same answers wherever Keras's margin is wider than the two runtimes' gap
+    top2 = np.sort(by_keras.probabilities, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 2e-4
+    assert clear.sum() >= 0.9 * len(clear) and np.array_equal(by_onnx.predictions[clear], by_keras.predictions[clear])
 
     monkeypatch.setattr(keras_twin, "AGREE", -1.0)  # no conversion can agree: Keras scores
     assert evaluate(shapes_run.path / "model.keras", shapes_data, split="val").runtime.startswith("keras")
