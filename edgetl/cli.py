@@ -370,8 +370,11 @@ def train(
                   f"stage {m.best.stage}); {', '.join(f.name for f in wrote)}")
         conf = m.confidence.get("manifest")
         if conf:
-            out.print(f"answers under {conf['threshold']:.3f} are 'unknown' ({conf['precision']:.3f} precision, "
-                      f"{conf['coverage']:.1%} of val answered); override with --threshold in predict, eval and live")
+            from edgetl.runtime.confidence import threshold_rule
+
+            out.print(f"{threshold_rule(conf['threshold'])} ({conf['precision']:.3f} precision, "
+                      f"{conf['coverage']:.1%} of val answered); override with --threshold in predict, eval and live",
+                      markup=False)
 
 
 def _print_checks(result) -> None:
@@ -577,7 +580,7 @@ def bench(
         return "—" if v is None else format(v, f)
 
     for row in rows(results):
-        table.add_row(safe(row["model"]), row["format"], row["precision"], f"{row['size_mb']:.2f}",
+        table.add_row(safe(row["model"]), safe(row["format"]), safe(row["precision"]), f"{row['size_mb']:.2f}",
                       num(row["accuracy"], ".4f"), safe(row["target"]), str(row["threads"] or "default"),
                       num(row["init_ms"], ".0f"), num(row["mean_ms"], ".2f"), num(row["std_ms"], ".2f"),
                       num(row["p50_ms"], ".2f"), num(row["p90_ms"], ".2f"), num(row["p99_ms"], ".2f"),
@@ -741,19 +744,21 @@ def harvest(
     outbox: str = typer.Option("~/edgetl-outbox", "--outbox", help="The device's `live --capture` folder."),
     to: Optional[Path] = typer.Option(None, "--to", help="Where the frames go (default harvest/HOST)."),
     keep: bool = typer.Option(False, "--keep", help="Leave the frames on the device (default: remove what arrived intact)."),
+    max_frames: int = typer.Option(500, "--max-frames", min=1, help="Frames one harvest takes at most (the rest stays on the device)."),
+    max_mb: float = typer.Option(200.0, "--max-mb", min=0.001, help="Megabytes one harvest takes at most."),
     remote_python: str = REMOTE_PYTHON,
     ssh_config: Optional[Path] = SSH_CONFIG,
-    timeout: float = DEVICE_TIMEOUT,
+    timeout: float = typer.Option(900.0, "--timeout", min=1, help="Seconds the whole harvest may take before it is stopped."),
     json_out: bool = JSON,
 ) -> None:
     """Bring a device's doubtful frames home: DEST/unsorted/ to label, the model's guesses in DEST/guesses.csv."""
     from edgetl.remote.ssh import SshTarget, check_host
-    from edgetl.harvest import harvest as run_harvest
+    from edgetl.harvest import HarvestLimits, default_folder, harvest as run_harvest
 
     check_host(host)
-    dest = to or Path("harvest") / "".join(c if c.isalnum() or c in "._-" else "_" for c in host)
+    dest = to or default_folder(host)
     result = run_harvest(SshTarget(host, remote_python, str(ssh_config) if ssh_config else None, timeout=timeout),
-                         outbox, dest, remove=not keep)
+                         outbox, dest, remove=not keep, limits=HarvestLimits(max_frames, int(max_mb * 1e6)))
     if json_out:
         print_json(result.to_dict())
         return
@@ -761,6 +766,9 @@ def harvest(
               f"{safe(dest / 'guesses.csv')}); {result.removed} removed from the device", soft_wrap=True)
     for why in result.refused:
         out.print(f"[yellow]not taken:[/] {safe(why)}")
+    if result.capped:
+        out.print(f"[yellow]stopped at the cap of {safe(result.capped)}:[/] the rest is still on the device; "
+                  "harvest again for it (or raise --max-frames / --max-mb)")
 
 
 @app.command()

@@ -4,6 +4,7 @@ made safe to show: no terminal escape sequences, no rich markup, no undecodable 
 Bottom layer: standard library and rich only; runs on the device."""
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -13,12 +14,14 @@ from rich.markup import escape
 # C0 and C1 control characters and DEL: ESC starts terminal sequences (title changes, screen
 # clears, hyperlinks), CR and BS overwrite what was printed. Tab and newline are kept only by
 # `clean(..., keep_newlines=True)`, for multi-line messages edgetl itself composed.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+# U+2028 and U+2029 are line and paragraph separators: str.splitlines() and JavaScript split there.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _visible(match: re.Match) -> str:
-    return f"\\x{ord(match.group()):02x}"
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def clean(value: object, keep_newlines: bool = False) -> str:
@@ -41,3 +44,32 @@ def safe(value: object) -> str:
 def has_control(text: str) -> bool:
     """True when ``text`` holds a control character (a newline, an escape): not a usable name."""
     return bool(_CONTROL.search(text))
+
+
+def finite_number(value: object) -> float | None:
+    """``value`` as a float when it is a JSON number that fits one (not a bool, not NaN or
+    infinite, not a 400-digit integer that overflows a float); None otherwise. For numbers that
+    came from a file or a device, checked before any arithmetic touches them."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A value from a file or a device for an error message: cleaned, cut to ``limit`` characters
+    (a huge integer is named by its length: Python refuses to print one of over 4,300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** limit:
+        return f"an integer of more than {limit} digits"
+    text = clean(repr(value) if isinstance(value, str) else value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def csv_cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: one that starts with ``= + - @`` (or a tab or CR,
+    which some spreadsheets skip before a formula) gets a leading ``'``, so it is never run as a
+    formula (``=HYPERLINK(...)``). Numbers are written as numbers by the caller, not through here."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
