@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -309,17 +310,31 @@ def status(target: SshTarget, remote_dir: str = DEFAULT_DIR, outbox: str = "~/ed
                                       'ls "$1" 2>/dev/null', "sh", remote_dir, marker, MANIFEST))
     check(target, proc, "reading the deployment")
     first, _, rest = proc.stdout.decode(errors="replace").partition(marker)
-    try:
-        manifest = json.loads(first) if first.strip() else None
-    except ValueError:
-        manifest = None
-    models = [n for n in rest.split() if n.startswith("model.") or n.startswith("model_")]
+    models = [clean(n)[:120] for n in rest.split() if n.startswith("model.") or n.startswith("model_")]
     active = ssh(target, remote_command("systemctl", "--user", "is-active", UNIT))
     sized = ssh(target, remote_command(target.remote_python, "-c", _OUTBOX_SIZE, outbox))
     frames, size = (sized.stdout.decode(errors="replace").split() + ["?", "?"])[:2] if sized.returncode == 0 else ("?", "?")
-    return DeployStatus(target.host, remote_dir, bool(models), models[0] if models else None,
-                        (manifest or {}).get("labels"), active.stdout.decode(errors="replace").strip() or "unknown",
-                        OutboxSize(outbox, int(frames) if frames.isdigit() else None, int(size) if size.isdigit() else None))
+    return DeployStatus(target.host, remote_dir, bool(models), models[0] if models else None, _device_labels(first),
+                        clean(active.stdout.decode(errors="replace").strip())[:40] or "unknown",
+                        OutboxSize(outbox, _count(frames), _count(size)))
+
+
+def _count(text: str) -> int | None:
+    """A count a device printed: ASCII digits only (``"²".isdigit()`` is True, ``int("²")`` fails), else None."""
+    return int(text) if re.fullmatch(r"[0-9]{1,15}", text) else None
+
+
+def _device_labels(text: str) -> list[str] | None:
+    """The labels of the device's deployed manifest, when it is one; None for anything else
+    (a manifest of ``[1]``, a damaged file, a note nested too deep): status reports, never crashes."""
+    try:
+        doc = json.loads(text) if text.strip() else None
+    except (ValueError, RecursionError):
+        return None
+    labels = doc.get("labels") if isinstance(doc, dict) else None
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        return None
+    return [clean(x)[:200] for x in labels[:10_000]]
 
 
 def remove(target: SshTarget, remote_dir: str = DEFAULT_DIR) -> Removal:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field, fields
 
+from edgetl.text import clean, finite_number
 from edgetl.versions import package_versions
 
 
@@ -51,8 +52,20 @@ class DeviceFacts:
             value = d.get(f.name)
             kind = kinds.get(f.name, str)
             if value is not None and isinstance(value, kind) and not isinstance(value, bool):
-                kept[f.name] = value
+                kept[f.name] = _cleaned(value)
         return cls(**kept)
+
+
+def _cleaned(value: object) -> object:
+    """A fact as shown to the user: text without control characters, at most 200 characters; a
+    mapping (versions, temperatures) at most 50 entries of such text and finite numbers."""
+    if isinstance(value, str):
+        return clean(value)[:200]
+    if isinstance(value, dict):
+        items = list(value.items())[:50]
+        return {clean(k)[:60]: (clean(v)[:60] if isinstance(v, str) else finite_number(v)) for k, v in items
+                if isinstance(v, str) or finite_number(v) is not None}
+    return finite_number(value) if isinstance(value, float) else value
 
 
 def _read(path: str) -> str | None:

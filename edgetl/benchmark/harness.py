@@ -15,6 +15,7 @@ import numpy as np
 from edgetl.benchmark import BenchOptions
 from edgetl.benchmark.device import DeviceFacts
 from edgetl.errors import EdgetlError
+from edgetl.text import clean, finite_number, shown
 
 
 @dataclass
@@ -63,8 +64,11 @@ class BenchResult:
             have = sorted(d) if isinstance(d, dict) else type(d).__name__
             raise EdgetlError(f"{where} sent a benchmark result edgetl cannot read (it needs {', '.join(required)}; "
                               f"got {str(have)[:200]})", fix="use the same edgetl version on both sides")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names} | {"device": DeviceFacts.from_dict(d.get("device"))})
+        values: dict = {}
+        for f in fields(cls):
+            if f.name in d and f.name != "device":
+                values[f.name] = _checked(f.name, d[f.name], where)
+        return cls(**values, device=DeviceFacts.from_dict(d.get("device")))
 
     def to_dict(self, samples: bool = False) -> dict:
         """JSON-ready form (latency samples left out unless asked for)."""
@@ -72,6 +76,53 @@ class BenchResult:
         if not samples:
             d.pop("samples_ms")
         return d
+
+
+_TEXT = ("model", "runtime", "format", "precision", "path")
+_COUNTS = ("threads", "size_bytes", "runs")
+MAX_SAMPLES = 1_000_000
+
+
+def _checked(name: str, value: object, where: str) -> object:
+    """One field of a result a device sent, checked against its type: text cleaned of control
+    characters and cut to 200 characters (it reaches a terminal, a CSV and a page), numbers finite,
+    counts whole and not negative. A field of the wrong type is one error naming the device."""
+    def bad() -> EdgetlError:
+        return EdgetlError(f"{where} sent a benchmark result whose {name} is {shown(value)}",
+                           fix="use the same edgetl version on both sides")
+
+    if name in _TEXT:
+        if not isinstance(value, str):
+            raise bad()
+        return clean(value)[:200]
+    if value is None and name not in ("size_bytes",):
+        return None
+    if name in _COUNTS:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2 ** 53:
+            raise bad()
+        return value
+    if name == "own_process":
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if name == "samples_ms":
+        if not isinstance(value, list) or len(value) > MAX_SAMPLES:
+            raise bad()
+        numbers = [finite_number(v) for v in value]
+        if any(v is None for v in numbers):
+            raise bad()
+        return numbers
+    if name == "e2e":
+        if not isinstance(value, dict) or set(value) - {"preprocess_ms", "total_ms"}:
+            raise bad()
+        numbers = {k: finite_number(v) for k, v in value.items()}
+        if len(numbers) != 2 or any(v is None for v in numbers.values()):
+            raise bad()
+        return numbers
+    number = finite_number(value)
+    if number is None:
+        raise bad()
+    return number
 
 
 def peak_rss_mb() -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgetl.benchmark.device import DeviceFacts
 from edgetl.benchmark.harness import BenchResult
-from edgetl.text import clean
+from edgetl.text import clean, csv_cell
 
 COLUMNS = ("model", "format", "precision", "size_mb", "accuracy", "target", "threads", "runtime", "init_ms",
            "mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms", "fps", "peak_rss_mb")
@@ -43,7 +43,8 @@ def write_csv(results: list[BenchResult], path: str | Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(table)
+        # a device names the format, precision, runtime and target: never a formula in a spreadsheet
+        writer.writerows({k: csv_cell(v) if isinstance(v, str) else v for k, v in row.items()} for row in table)
 
 
 def plot(results: list[BenchResult], path: str | Path) -> None:

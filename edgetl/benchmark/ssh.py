@@ -11,7 +11,7 @@ from edgetl.errors import EdgetlError
 from edgetl.remote.runner import runner_command, runner_result
 from edgetl.remote.ssh import (SshTarget, allow_new_runs, copy_file, end_live_runs, make_remote_dir, remote_name,
                                remove_remote_dir, run_watched)
-from edgetl.text import clean
+from edgetl.text import clean, shown
 
 CLEANUP_S = 60.0
 """How long Ctrl-C waits for each device to remove its benchmark folder."""
@@ -43,10 +43,10 @@ def bench_host(t: SshTarget, models: list[Path], threads: list[int | None], opti
                           fix="update edgetl (or the copied runner) on the device to this version")
     for r, (model, n) in zip(doc, expected):
         if r.get("threads") != n:
-            raise EdgetlError(f"{t.host}: the runner's result for {clean(model.name)} ran at {r.get('threads')} threads, "
+            raise EdgetlError(f"{t.host}: the runner's result for {clean(model.name)} ran at {shown(r.get('threads'))} threads, "
                               f"not {n}", fix="update edgetl on the device to this version")
         r["model"] = model.name
-        r["device"]["target"] = f"ssh:{t.host}"
+        r["device"] = (r["device"] if isinstance(r.get("device"), dict) else {}) | {"target": f"ssh:{t.host}"}
     return doc
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from edgetl.benchmark import zipapp
 from edgetl.doctor import DeviceDiagnosis
 from edgetl.errors import EdgetlError
+from edgetl.text import clean
 from edgetl.remote.ssh import (SshTarget, check, copy_file, make_remote_dir, remote_command, remote_name,
                                remove_remote_dir, run_watched, ssh)
 
@@ -32,10 +33,10 @@ def runner_result(t: SshTarget, proc: subprocess.CompletedProcess, what: str, ki
     lines = proc.stdout.decode(errors="replace").strip().splitlines()
     try:
         doc = json.loads(lines[-1]) if lines else None
-    except ValueError:
+    except (ValueError, RecursionError):
         doc = None
     if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-        raise EdgetlError(f"{t.host}: {doc['error']}")
+        raise EdgetlError(f"{t.host}: {clean(doc['error'])[:500]}")
     check(t, proc, what)
     if not isinstance(doc, kind):
         raise EdgetlError(f"{t.host}: the runner printed no result", fix=f"check that `{t.remote_python}` runs there")
