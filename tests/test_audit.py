@@ -186,3 +186,43 @@ def test_a_non_image_in_a_class_folder_is_skipped_and_decode_errors_name_the_fil
     assert "15 of 16 files usable, 3 classes" in proc.stdout and "width 0" not in proc.stdout, proc.stdout
     with pytest.raises(EdgetlError, match="notes.txt"):
         decode_all([str(data / "circle" / "notes.txt")], PixelSpec(8, 8))
+
+
+def test_thin_strokes_on_black_are_not_blank_but_a_blank_page_still_is(tmp_path):
+    """MNIST's thin 1s are 93-95 % black background: the near-blank check must not fire on them
+    (it did, for 308 of MNIST's 70,000), while a page of one colour with faint noise still warns."""
+    root = tmp_path / "digits"
+    rng = np.random.default_rng(0)
+    for digit in ("one", "seven"):
+        (root / digit).mkdir(parents=True)
+        for i in range(12):
+            img = np.zeros((28, 28, 3), np.uint8)
+            x = 12 + i % 4
+            cv2.line(img, (x, 4 + i % 3), (x + (0 if digit == "one" else -3), 23), (255, 255, 255), 1 + i % 2)
+            if digit == "seven":
+                cv2.line(img, (x - 6, 4), (x, 4 + i % 3), (255, 255, 255), 1)
+            write_rgb(root / digit / f"{digit}_{i}.png", img)
+    background = np.full((64, 64, 3), 235, np.int16)
+    faint = background + rng.integers(-20, 21, (64, 64, 1)) * (rng.random((64, 64, 1)) < 0.05)
+    write_rgb(root / "one" / "blank_page.png", np.clip(faint, 0, 255).astype(np.uint8))
+    write_rgb(root / "seven" / "white.png", np.full((40, 40, 3), 255, np.uint8))
+    flagged = {Path(p.path).name for p in audit(root).problems if p.kind == "near-blank image"}
+    assert flagged == {"blank_page.png", "white.png"}, flagged
+
+
+def test_a_class_name_that_labels_txt_would_split_is_refused(tmp_path):
+    """A label holding U+2028 was read back from labels.txt as two labels, shifting every class
+    after it: the audit refuses such names, and labels are split on newlines only."""
+    from edgetl.runtime.labels import parse_labels
+
+    make_shapes(tmp_path / "imgs", classes=("a", "b", "c"), per_class=6)
+    names = {"a": "background", "b": "cat\u2028dog", "c": "person"}
+    rows = ["path,label"] + [f"{p.relative_to(tmp_path)},{names[p.parent.name]}"
+                             for p in sorted((tmp_path / "imgs").rglob("*.jpg"))]
+    (tmp_path / "data.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = audit(tmp_path / "data.csv")
+    refused = [p for p in result.errors if "cat" in p.reason]
+    assert refused and "line separator" in refused[0].reason and "\u2028" not in refused[0].reason
+    proc = run_cli("train", tmp_path / "data.csv", "--weights", "none", "--epochs", "1", "--out", tmp_path / "runs")
+    assert proc.returncode == 2 and "cat\\u2028dog" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-800:]
+    assert parse_labels("background\ncat\u2028dog\r\nperson\n".encode(), "labels.txt") == ["background", "cat\u2028dog", "person"]

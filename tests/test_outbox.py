@@ -165,3 +165,20 @@ def test_frames_captured_by_live_come_home_with_their_guesses(colour_model, mixe
         assert row["answer"] == "unknown" and row["reason"] == "unknown" and row["guess"] == note["top"][0]["label"]
         image = cv2.imread(str(dest / "unsorted" / row["file"]))
         assert image is not None and image.shape == (96, 128, 3)
+
+
+@pytest.mark.parametrize("how", ["everyone may write", "another user's"])
+def test_a_capture_folder_others_can_write_to_is_refused(colour_model, mixed_folder, tmp_path, how):
+    """Whoever can write to the capture folder can plant links among the frames: refused."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    if how == "everyone may write":
+        shared.chmod(0o777)
+    else:
+        if os.getuid() != 0:
+            pytest.skip("only root can give a folder to another user here")
+        os.chown(shared, 65534, 65534)
+    proc = run_cli("live", colour_model, "--source", mixed_folder, "--json", "--capture", shared)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
+    assert ("everyone may write" if how == "everyone may write" else "belongs to another user") in proc.stderr
+    assert not list(shared.iterdir())

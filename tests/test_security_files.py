@@ -118,12 +118,26 @@ def _onnx_classifier(path: Path, props: dict[str, str] | None = None, external: 
     return path
 
 
+MANIFEST = {"schema_version": 1, "format": "onnx", "precision": "fp32", "labels": ["a", "b", "c"],
+            "input": {"height": 8, "width": 8}}
+
+
 @pytest.mark.parametrize("props,field", [
     ({"labels": '"abc"'}, "labels"),
     ({"labels": "[not json"}, "labels"),
     ({"labels": '["a", 2, "c"]'}, "labels"),
     ({"edgetl": '{"height": 8, "width": 8, "std": 0}'}, "'std'"),
     ({"edgetl": '{"height": 8, "width": 8, "resize": "sideways"}'}, "'resize'"),
+    ({"edgetl": '{"height": 8, "width": 8, "mean": 1%s}' % ("0" * 400)}, "'mean'"),  # overflows a float
+    ({"edgetl": '{"height": 1%s, "width": 8}' % ("0" * 400)}, "'height'"),
+    ({"edgetl": json.dumps(MANIFEST | {"confidence": {
+        "threshold": 10 ** 400, "min_precision": 0.9, "precision": 0.9, "coverage": 0.9}})}, "threshold"),
+    ({"edgetl": json.dumps(MANIFEST | {"confidence": {
+        "threshold": 0.5, "min_precision": 0.9, "precision": 0.9, "coverage": 0.9, "temperature": 0}})}, "temperature"),
+    ({"edgetl": json.dumps(MANIFEST | {"confidence": {
+        "threshold": 0.5, "min_precision": 0.9, "precision": 0.9, "coverage": 0.9, "temperature": -5}})}, "temperature"),
+    ({"edgetl": json.dumps(MANIFEST | {"confidence": {
+        "threshold": 0.5, "min_precision": 0.9, "precision": 0.9, "coverage": 0.9, "reached": "false"}})}, "reached"),
 ])
 def test_crafted_onnx_metadata_is_one_line_naming_the_field(colour, tmp_path, props, field):
     model = _onnx_classifier(tmp_path / "crafted.onnx", props)

@@ -155,6 +155,10 @@ def test_other_addresses_need_the_token(model_and_video):
         assert first.status == 200 and cookie == f"edgetl_token_{port}={token}"
         again = urllib.request.urlopen(urllib.request.Request(base + "/api/health", headers={"Cookie": cookie}), timeout=5)
         assert json.loads(again.read())["status"] == "ok"
+        # another local service's cookie that a strict parser rejects, sent first, must not hide ours
+        mixed = f'prefs={{"theme":"dark"}}; {cookie}'
+        again = urllib.request.urlopen(urllib.request.Request(base + "/api/health", headers={"Cookie": mixed}), timeout=5)
+        assert json.loads(again.read())["status"] == "ok"
         post = urllib.request.Request(base + "/api/threshold", data=b'{"threshold": 0.5}', method="POST")
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(post, timeout=5)

@@ -16,7 +16,8 @@ from edgetl.data.cache import decode_workers
 from edgetl.errors import EdgetlError
 from edgetl.image import IMAGE_EXTENSIONS, DecodeError, TooLarge, content_problem, decode_preview, max_pixels, read_file, sniff
 from edgetl.data.layouts import ERROR, INFO, SPLITS, WARNING, Layout, Problem, discover
-from edgetl.text import clean, has_control
+from edgetl.runtime.labels import label_problem
+from edgetl.text import clean
 
 __all__ = ["Audit", "AuditOptions", "ImageRecord", "Problem", "audit", "SPLITS"]
 
@@ -180,6 +181,8 @@ class _FileCheck:
     width: int = 0
     height: int = 0
     sha256: str = ""
+    flat: float = 0.0
+    """Share of the image in one flat colour (see :func:`_flatness`)."""
 
     @property
     def ok(self) -> bool:
@@ -224,20 +227,51 @@ def _check_file(path: Path, opts: AuditOptions) -> _FileCheck:
     if min(check.height, check.width) < opts.min_side:
         add(f"small images (under {opts.min_side} px): upscaled to the model's input size",
             f"tiny image {check.width}x{check.height} (under {opts.min_side} px): upscaled to the model's input size", INFO)
-    flat = _flat_fraction(img)
-    if flat > 0.93:
-        add("near-blank image", f"{flat:.0%} of the image is one flat colour: a placeholder or blank image?", WARNING)
+    check.flat, contrast = _flatness(img)
+    if check.flat > BLANK_FLAT or (check.flat > MOSTLY_FLAT and contrast < BLANK_CONTRAST):
+        add(NEAR_BLANK, _near_blank_reason(check.flat), WARNING)
     return check
 
 
-def _flat_fraction(img: np.ndarray) -> float:
-    """Share of pixels within a few levels of the most common colour (real photos stay well below)."""
+NEAR_BLANK = "near-blank image"
+MOSTLY_FLAT = 0.93
+BLANK_FLAT = 0.985
+"""Over this share of one flat colour an image is blank whatever the rest holds."""
+BLANK_CONTRAST = 48
+"""Over :data:`MOSTLY_FLAT`, an image is blank in any dataset when what is not background stays
+within this many levels of it (noise, a smudge)."""
+PHOTO_DATASET = 0.5
+"""A dataset whose median image is less flat than this is one of photos: there, an image over
+:data:`MOSTLY_FLAT` with a sharp remainder (a placeholder's icon, "image not found") is flagged
+too. In a dataset of drawings (MNIST's thin 1s are 93-95 % black background, its median digit
+about 80 %) such an image is the dataset's own kind, and flagging it teaches users to ignore warnings."""
+
+
+def _near_blank_reason(flat: float) -> str:
+    return f"{flat:.0%} of the image is one flat colour: a placeholder or blank image?"
+
+
+def _flag_placeholders(checks: list[_FileCheck]) -> None:
+    """In a dataset of photos, warn of the images that are mostly one flat colour (see :data:`PHOTO_DATASET`)."""
+    flats = [c.flat for c in checks if c.ok]
+    if not flats or float(np.median(flats)) >= PHOTO_DATASET:
+        return
+    for c in checks:
+        if c.ok and c.flat > MOSTLY_FLAT and not any(p.kind == NEAR_BLANK for p in c.problems):
+            c.problems.append(Problem(str(c.path), _near_blank_reason(c.flat), WARNING, kind=NEAR_BLANK))
+
+
+def _flatness(img: np.ndarray) -> tuple[float, float]:
+    """Share of pixels within a few levels of the most common colour (real photos stay well
+    below), and how far the other pixels stand from it (their 90th percentile, in levels)."""
     small = img[:: max(1, img.shape[0] // 64), :: max(1, img.shape[1] // 64)].reshape(-1, 3).astype(np.int16)
     q = small // 8
     keys, counts = np.unique(q[:, 0] * 1024 + q[:, 1] * 32 + q[:, 2], return_counts=True)
     mode = keys[counts.argmax()]
     centre = np.array([mode // 1024, (mode // 32) % 32, mode % 32]) * 8 + 4
-    return float((np.abs(small - centre).max(axis=1) <= 8).mean())
+    distance = np.abs(small - centre).max(axis=1)
+    rest = distance[distance > 8]
+    return float((distance <= 8).mean()), float(np.percentile(rest, 90)) if rest.size else 0.0
 
 
 def audit(root: str | Path, options: AuditOptions | None = None, workers: int | None = None) -> Audit:
@@ -255,14 +289,16 @@ def audit(root: str | Path, options: AuditOptions | None = None, workers: int | 
         raise EdgetlError("no class folders found" if layout.kind != "csv" else "no row with a usable path and label",
                           path=root, fix="put images in DATA/<class>/ or DATA/train/<class>/ folders, or list them in "
                                          "a CSV of path,label")
-    named = [c for c in classes if has_control(c)]
-    for c in named:  # a newline in a class name would shift every label after it in labels.txt
-        problems.append(Problem(str(root / c), f"class name {clean(c)!r} holds a control character "
-                                "(newline, tab, escape): rename it", scope="dataset", kind="control character in a class name"))
+    for c in classes:  # a line break in a class name would shift every label after it in labels.txt
+        why = label_problem(c)
+        if why:
+            problems.append(Problem(str(root / c), f"class name {clean(c)!r} {why}: rename it", scope="dataset",
+                                    kind="class name that labels.txt cannot hold"))
     todo = [(s, c, f) for s, per in files.items() for c, fs in per.items() for f in fs]
     with ThreadPoolExecutor(workers or decode_workers()) as pool:
         checks = list(track(pool.map(lambda t: _check_file(t[2], opts), todo),
                             "Checking images", total=len(todo)))
+    _flag_placeholders(checks)
     good: dict[tuple[str, str], list[_FileCheck]] = defaultdict(list)
     for (split, cls, _), check in zip(todo, checks):
         if not check.ok:

@@ -16,7 +16,6 @@ images it was not measured on. Validation images are never used.
 from __future__ import annotations
 
 import struct
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.cores import usable_cores
+from edgetl.scratch import scratch_folder
 from edgetl.exporting._tf_internal import ops_details, tflite_schema
 from edgetl.runtime.classifier import input_transform
 from edgetl.runtime.litert import interpreter_class, tensor_spec
@@ -226,7 +226,7 @@ def corrected(int8_model: bytes, float_model: bytes, images: np.ndarray) -> byte
     row = sum((layer.size + 7) // 8 for layer in layers)
     # The masks are a bit per activation per image (~0.5 MB an image for MobileNetV2 at 224 px):
     # on disk, so memory stays what one image needs however many calibration images there are.
-    with tempfile.TemporaryDirectory(prefix="edgetl-bias-") as tmp:
+    with scratch_folder("edgetl-bias-") as tmp:
         masks = np.lib.format.open_memmap(Path(tmp) / "masks.npy", mode="w+", dtype=np.uint8,
                                           shape=(len(images), max(row, 1)))
         float_sums = _float_pass(reference, layers, images, masks)

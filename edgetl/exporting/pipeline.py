@@ -5,7 +5,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from rich.markup import escape
 from edgetl import runs
 from edgetl.console import err, quiet_stdout
 from edgetl.cores import idle_cores
+from edgetl.scratch import scratch_folder
 from edgetl.data.audit import Audit
 from edgetl.data.cache import ArrayStore, load_images, open_images
 from edgetl.errors import EdgetlError
@@ -146,7 +146,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     if opts.int8.calib_samples < 100 and any(FORMATS[f].needs_calibration for f in names):
         err.print(f"[yellow]warning:[/] --calib-samples {opts.int8.calib_samples} is under 100: int8 ranges may be poor")
 
-    with runs.locked(run_path, "an export"), tempfile.TemporaryDirectory(prefix="edgetl-export-") as scratch, \
+    with runs.locked(run_path, "an export"), scratch_folder("edgetl-export-") as scratch, \
             contextlib.ExitStack() as children:
         seconds: dict[str, float] = {}
         t = time.perf_counter()

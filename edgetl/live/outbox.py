@@ -14,12 +14,14 @@ import json
 import os
 import queue
 import re
+import stat
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgetl.atomic import sweep_temporaries, write_atomic
 from edgetl.errors import EdgetlError
 from edgetl.text import clean
 
@@ -70,6 +72,18 @@ def doubt(top: list[tuple[str, float]], unknown: bool, recent: deque, margin: fl
     return None
 
 
+def _check_private(folder: Path) -> None:
+    """Refuse a capture folder another user owns or everyone may write to: whoever can write
+    there can plant links or files among the frames this process writes and the device sends."""
+    st = folder.stat()
+    if st.st_uid != os.getuid():
+        raise EdgetlError("the capture folder belongs to another user", path=folder,
+                          fix="give a folder of your own to --capture (e.g. ~/edgetl-outbox)")
+    if st.st_mode & stat.S_IWOTH:
+        raise EdgetlError("everyone may write to the capture folder", path=folder,
+                          fix=f"give a folder of your own to --capture, or `chmod o-w {clean(folder)}`")
+
+
 class Outbox:
     """The bounded folder of doubtful frames, written by a thread of its own."""
 
@@ -81,9 +95,8 @@ class Outbox:
         self.model = model
         self.folder = policy.folder
         self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.folder.glob(".*.tmp"):  # a killed run's half-written file
-            if NAME.fullmatch(stale.name[1:-4]):
-                stale.unlink(missing_ok=True)
+        _check_private(self.folder)
+        sweep_temporaries(self.folder, NAME.fullmatch)  # a killed run's half-written files
         self.kept = 0
         self.dropped = 0
         """Doubtful frames not kept because the writer was busy."""
@@ -140,9 +153,7 @@ class Outbox:
                            "top": [{"label": label, "score": round(score, 5)} for label, score in result.top],
                            "captured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode()
         for suffix, data in ((".jpg", jpeg.tobytes()), (".json", note)):  # the JSON last: it marks the pair complete
-            tmp = self.folder / f".{stem}{suffix}.tmp"
-            tmp.write_bytes(data)
-            os.replace(tmp, self.folder / f"{stem}{suffix}")
+            write_atomic(self.folder / f"{stem}{suffix}", data)  # never through a link planted in the folder
         self._files.append((stem, len(jpeg) + len(note)))
         self._bytes += len(jpeg) + len(note)
         self.kept += 1

@@ -43,7 +43,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -53,6 +52,17 @@ import numpy as np
 from edgetl.errors import EdgetlError
 from edgetl.image import cv2
 from edgetl.live.page import PAGE
+
+def cookie_value(header: str, name: str) -> str:
+    """The value of cookie ``name`` in a Cookie header, read leniently: each ``;``-separated pair
+    on its own, so another site's cookie that a strict parser rejects (``prefs={"theme":"dark"}``)
+    does not hide ours. "" when it is not there."""
+    for pair in header.split(";"):
+        key, sep, value = pair.strip().partition("=")
+        if sep and key == name:
+            return value.strip().strip('"')
+    return ""
+
 
 COOKIE = "edgetl_token"
 """The token cookie's name stem; the port is added, so servers on other ports keep their own."""
@@ -309,9 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
         if token is None:
             return True
         given = parse_qs(urlsplit(self.path).query).get("token", [""])[0]
-        cookie = SimpleCookie(self.headers.get("Cookie", ""))
-        name = self.server_state.cookie
-        given = given or (cookie[name].value if name in cookie else "")
+        given = given or cookie_value(self.headers.get("Cookie", ""), self.server_state.cookie)
         return hmac.compare_digest(given.encode(), token.encode())
 
     def _refused(self) -> bool:

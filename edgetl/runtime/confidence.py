@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgetl.errors import EdgetlError
+from edgetl.text import finite_number, shown
 
 UNKNOWN = "unknown"
 """What edgetl answers when the top score is under the threshold."""
@@ -71,17 +72,28 @@ class Confidence:
             v = d.get(name)
             if v is None and name not in ("threshold", "min_precision", "precision", "coverage"):
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
-                raise bad(f"has {name} {v!r}, not a number")
-            if name != "temperature" and not 0 <= v <= 1:
-                raise bad(f"has {name} {v!r}, outside 0..1")
-            values[name] = float(v)
+            number = finite_number(v)
+            if number is None:
+                raise bad(f"has {name} {shown(v)}, not a number")
+            if name == "temperature" and not 0 < number <= 1000:
+                raise bad(f"has temperature {shown(v)}: a temperature divides the logits, so it is above 0")
+            if name != "temperature" and not 0 <= number <= 1:
+                raise bad(f"has {name} {shown(v)}, outside 0..1")
+            values[name] = number
         for name in ("images", "unknown_images"):
             v = d.get(name, 0)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise bad(f"has {name} {v!r}, not a count")
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2 ** 63:
+                raise bad(f"has {name} {shown(v)}, not a count")
             values[name] = v
-        return cls(reached=bool(d.get("reached", True)), **values)
+        reached = d.get("reached", True)
+        if not isinstance(reached, bool):
+            raise bad(f"has reached {shown(reached)}, not true or false")
+        return cls(reached=reached, **values)
+
+
+def threshold_rule(threshold: float) -> str:
+    """The softmax threshold's rule in words, the same in the log, the summary and the report."""
+    return f"answers under {threshold:.3f} are \"unknown\"" if threshold > 0 else "no answer is \"unknown\" (threshold 0)"
 
 
 def is_unknown(top_score: float, threshold: float) -> bool:

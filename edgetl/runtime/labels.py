@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgetl.errors import EdgetlError
+from edgetl.text import has_control
 
 BACKGROUND = frozenset({"background", "__background__", "???", ""})
 """First entries that mean "no class" in label files shipped with Google's ImageNet models: a
@@ -31,13 +32,34 @@ def read_labels(path: str | Path) -> list[str]:
 def parse_labels(data: bytes, source: str | Path) -> list[str]:
     """Labels from the bytes of a labels file; ``source`` names it in errors."""
     try:
-        lines = data.decode("utf-8-sig").splitlines()
+        lines = label_lines(data.decode("utf-8-sig"))
     except UnicodeDecodeError as e:
         raise EdgetlError(f"labels are not UTF-8 text (byte {e.start})", path=source,
                           fix="save the labels file as UTF-8, one label per line") from None
     while lines and not lines[-1].strip():
         lines.pop()
     return [line.strip() for line in lines]
+
+
+def label_lines(text: str) -> list[str]:
+    """The lines of a labels file, split on "\\n" only (a trailing "\\r" dropped): written one label
+    per line, it is read back the same way. ``str.splitlines`` would also split at U+2028, U+0085
+    and other separators a label may hold, shifting every label after it."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":  # the newline that ends the last label starts no label of its own
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def label_problem(label: str) -> str | None:
+    """Why ``label`` would not come back as itself from labels.txt and the TFLite metadata, or None."""
+    if not label.strip():
+        return "is empty"
+    if has_control(label):
+        return "holds a control character or a line separator (newline, tab, escape, U+2028)"
+    if label != label.strip():
+        return "starts or ends with a space"
+    return None
 
 
 def check_label_list(value: object, source: str | Path, field: str) -> list[str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgetl.errors import EdgetlError
+from edgetl.text import shown
 from edgetl.runtime.confidence import Confidence
 from edgetl.runtime.labels import check_label_list
 from edgetl.runtime.spec import PixelSpec
@@ -78,16 +79,16 @@ class ModelManifest:
             raise bad("manifest", "is not a JSON object")
         version = d.get("schema_version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise bad("schema_version", f"is {version!r}, not a version number")
+            raise bad("schema_version", f"is {shown(version)}, not a version number")
         if version > SCHEMA_VERSION:
             raise EdgetlError(f"the manifest has schema version {version}; this edgetl reads up to {SCHEMA_VERSION}",
                               path=source, fix="upgrade edgetl: pip install -U edgetl")
         for name in ("format", "precision"):
             if not isinstance(d.get(name), str):
-                raise bad(name, f"is {d.get(name)!r}, not a string")
+                raise bad(name, f"is {shown(d.get(name))}, not a string")
         for name in ("backbone", "int8_target", "sha256"):
             if d.get(name) is not None and not isinstance(d[name], str):
-                raise bad(name, f"is {d[name]!r}, not a string")
+                raise bad(name, f"is {shown(d[name])}, not a string")
         for name in ("io", "versions", "split"):
             if d.get(name) is not None and not isinstance(d[name], dict):
                 raise bad(name, "is not a mapping")

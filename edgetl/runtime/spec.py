@@ -1,7 +1,6 @@
 """The contract a model carries: what pixels it wants and what its output means."""
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import numpy as np
 
 from edgetl.errors import EdgetlError
 from edgetl.image import RESIZE_METHODS
+from edgetl.text import finite_number, shown
 
 
 @dataclass
@@ -55,14 +55,14 @@ class PixelSpec:
             if key in d:
                 v = d[key]
                 if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= 16384:
-                    raise bad(key, f"is {v!r}, not a size in pixels")
+                    raise bad(key, f"is {shown(v)}, not a size in pixels")
                 values[key] = v
         for key in ("mean", "std"):
             if d.get(key) is not None:
                 v = d[key]
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                    raise bad(key, f"is {v!r}, not a number")
-                values[key] = float(v)
+                if finite_number(v) is None:
+                    raise bad(key, f"is {shown(v)}, not a number")
+                values[key] = finite_number(v)
         if values.get("std") == 0:
             raise bad("std", "is 0 (pixels would be divided by zero)")
         if "resize" in d:

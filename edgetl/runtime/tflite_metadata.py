@@ -12,6 +12,7 @@ import flatbuffers
 from flatbuffers.table import Table
 
 from edgetl._vendor import tflite_metadata_schema as md
+from edgetl.runtime.labels import label_lines
 
 METADATA_NAME = "TFLITE_METADATA"
 SPEC_FILE = "edgetl.json"
@@ -150,7 +151,7 @@ def read(model: bytes) -> dict:
                 data = associated_file(model, fname)
                 if data is not None:
                     try:
-                        out["labels"] = data.decode("utf-8-sig").splitlines()
+                        out["labels"] = label_lines(data.decode("utf-8-sig"))
                     except UnicodeDecodeError as e:
                         raise MetadataError(f"labels file {fname} is not UTF-8 (byte {e.start})") from None
                     break

@@ -22,7 +22,8 @@ from edgetl.errors import EdgetlError
 from edgetl.models.backbones import check_weights
 from edgetl.native_logs import quiet_import
 from edgetl.runs import RunFolder
-from edgetl.runtime.confidence import Confidence, calibrate, reliability, risk_coverage, with_temperature
+from edgetl.runtime.confidence import (Confidence, calibrate, reliability, risk_coverage, threshold_rule,
+                                       with_temperature)
 from edgetl.runtime.folder_manifest import ArtifactEntry, RunManifest
 from edgetl.runtime.labels import write_labels
 from edgetl.runtime.manifest import ModelManifest, file_sha256
@@ -625,8 +626,7 @@ def _confidence(cfg: TrainConfig, work: Path, model, probs: np.ndarray, labels: 
     after = with_temperature(probs, conf.temperature)
     bins_before, bins_after = reliability(probs, labels), reliability(after, labels)
     plot_reliability(bins_before, bins_after, RunFolder(work).reliability_plot)
-    rule = (f"answers under {conf.threshold:.3f} are \"unknown\"" if conf.threshold > 0
-            else "no answer is \"unknown\" (threshold 0)")
+    rule = threshold_rule(conf.threshold)
     said = (f"confidence: {why}; calibration error {conf.ece_before:.3f} -> {conf.ece_after:.3f}; {rule}: precision "
             f"{conf.precision:.3f} with {conf.coverage:.1%} of the {conf.images} val images answered")
     if conf.unknown_images:
