@@ -89,12 +89,32 @@ def bench(models: list[str | Path], threads: list[int | None] | None = None, dev
 
 
 def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "auto", threads: int | None = None,
-             labels: str | Path | None = None) -> EvalResult:
-    """Accuracy, per-class figures and confusion matrix of a model over a dataset folder. See
-    :func:`edgetl.evaluation.evaluate`."""
+             labels: str | Path | None = None, class_depth: int = 1, threshold: float | None = None,
+             unknown: str | Path | None = None) -> EvalResult:
+    """Accuracy, per-class figures and confusion matrix of a model over a dataset, and what its
+    "unknown" rule does (``edgetl eval``).
+
+    Args:
+        model: a .tflite, .onnx or .keras file, or a loaded Classifier.
+        data: a dataset folder or CSV (any layout ``edgetl data check`` accepts).
+        split: "auto" (the test split, else validation, never an image the run trained on), or
+            "train", "val", "test", "all".
+        threads: inference threads (default: every usable core).
+        labels: a labels file overriding the model's own.
+        class_depth: 2 when classes are two folder levels deep.
+        threshold: the "unknown" score threshold instead of the model's own.
+        unknown: a folder of images that are none of the classes: the share answered "unknown"
+            and AUROC known-vs-unknown.
+
+    Returns:
+        An :class:`~edgetl.evaluation.EvalResult`; ``selective`` holds the "unknown" figures.
+
+    Raises:
+        EdgetlError: the model or the data cannot be read, or their classes do not match.
+    """
     from edgetl.evaluation import evaluate as run_eval
 
-    return run_eval(model, data, split, threads, labels)
+    return run_eval(model, data, split, threads, labels, class_depth, threshold, unknown)
 
 
 def __getattr__(name: str) -> Any:

@@ -229,6 +229,8 @@ def eval_cmd(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Inference threads (default: every usable core)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the confusion matrix PNG here."),
     threshold: Optional[float] = THRESHOLD,
+    unknown: Optional[Path] = typer.Option(None, "--unknown", metavar="DIR", help="Images that are none of the "
+                                           "classes: the share answered 'unknown' and AUROC known-vs-unknown."),
     json_out: bool = JSON,
 ) -> None:
     """Accuracy, per-class precision/recall and the confusion matrix of a model on a dataset; with
@@ -237,7 +239,7 @@ def eval_cmd(
     from edgetl.metrics import plot_confusion
 
     res = evaluate(model, data, split=split, threads=threads, labels=labels, class_depth=class_depth,
-                   threshold=threshold)
+                   threshold=threshold, unknown=unknown)
     if plot:
         plot_confusion(res.report, str(plot), title=Path(res.model).name)
     if json_out:
@@ -257,6 +259,11 @@ def eval_cmd(
                       f"{answered}{auc}", soft_wrap=True)
         elif auc:
             out.print(f"no 'unknown' threshold (the model has none; --threshold sets one){auc}", soft_wrap=True)
+        if sel.unknown_images:
+            separation = (f"; AUROC known vs unknown {sel.auroc_known_unknown:.4f}"
+                          if sel.auroc_known_unknown is not None else "")
+            out.print(f"--unknown: {sel.unknown_rejected:.1%} of {sel.unknown_images} images answered 'unknown'"
+                      f"{separation}", soft_wrap=True)
     table = Table("class", "precision", "recall", "support")
     for c in rep.per_class:
         table.add_row(safe(c.label), f"{c.precision:.3f}", f"{c.recall:.3f}", str(c.support))
@@ -329,6 +336,8 @@ def train(
                                            "the 'unknown' threshold is chosen with them."),
     min_precision: Optional[float] = typer.Option(None, "--min-precision", help="Precision the 'unknown' threshold "
                                                   "keeps on held-out (and --unknown) images (default 0.95)."),
+    answer_rate: Optional[float] = typer.Option(None, "--answer-rate", help="Share of validation images the 'unknown' "
+                                                "rule from the classes' own images answers (default 0.95)."),
     project: Optional[str] = typer.Option(None, help="Parent of auto-named runs (default runs)."),
     name: Optional[str] = typer.Option(None, help="Run name stem (default exp: runs/exp, runs/exp2, ...)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Exact run folder."),
@@ -346,7 +355,7 @@ def train(
         "feature_cache": feature_cache, "augment_views": augment_views, "label_smoothing": label_smoothing, "class_weight": class_weight,
         "schedule": schedule, "patience": patience, "seed": seed, "val_split": val_split, "class_depth": class_depth, "strategy": strategy, "worker_timeout": worker_timeout,
         "mixed_precision": mixed_precision, "deterministic": deterministic, "cache": cache, "tensorboard": tensorboard, "project": project, "name": name,
-        "unknown": str(unknown) if unknown else None, "min_precision": min_precision,
+        "unknown": str(unknown) if unknown else None, "min_precision": min_precision, "answer_rate": answer_rate,
         "out": out_dir,
     }
     overrides = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items() if v is not None}

@@ -124,6 +124,26 @@ class Selective:
     """ROC AUC of the scores (one class against the rest, macro over classes; binary for two)."""
     risk_coverage: list[dict]
     """Accuracy of the answered images against coverage as the threshold rises."""
+    unknown_images: int = 0
+    """Images of none of the classes scored beside the dataset (``eval --unknown DIR``)."""
+    unknown_rejected: float | None = None
+    """Share of those answered "unknown"."""
+    auroc_known_unknown: float | None = None
+    """How well the top score tells the dataset's images from those (1.0: every known image scores
+    above every unknown one; 0.5: no better than chance)."""
+
+
+def with_unknown(sel: Selective, known_scores: np.ndarray, unknown_scores: np.ndarray) -> Selective:
+    """``sel`` with the figures of images that are none of the classes (their top scores)."""
+    from dataclasses import replace
+
+    from edgetl.metrics import binary_auc
+
+    both = np.concatenate([known_scores, unknown_scores])
+    truth = np.concatenate([np.ones(len(known_scores), bool), np.zeros(len(unknown_scores), bool)])
+    return replace(sel, unknown_images=len(unknown_scores),
+                   unknown_rejected=float((unknown_scores < sel.threshold).mean()) if len(unknown_scores) else None,
+                   auroc_known_unknown=binary_auc(both, truth))
 
 
 def selective(probs: np.ndarray, y_true: np.ndarray, threshold: float) -> Selective:
@@ -235,13 +255,16 @@ def quick_latency(clf: Classifier, x: np.ndarray, runs: int = 20) -> float:
 
 
 def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "auto", threads: int | None = None,
-             labels: str | Path | None = None, class_depth: int = 1, threshold: float | None = None) -> EvalResult:
+             labels: str | Path | None = None, class_depth: int = 1, threshold: float | None = None,
+             unknown: str | Path | None = None) -> EvalResult:
     """Accuracy, per-class precision/recall and the confusion matrix of a model over a dataset of
     any layout the audit accepts. Dataset classes are matched to model labels by name. When the
     model belongs to a run folder, images with the content of the run's training images are
     never scored (see :func:`pick_split`). Beside plain accuracy, what answering "unknown" under
-    the model's threshold (or ``threshold``) does: :class:`Selective`. ``threads`` defaults to
-    every usable core (LiteRT's own default is one)."""
+    the model's threshold (or ``threshold``) does: :class:`Selective`; with ``unknown`` (a folder
+    of images that are none of the classes), the share of them answered "unknown" and how well the
+    top score separates them from the dataset's (AUROC). ``threads`` defaults to every usable core
+    (LiteRT's own default is one)."""
     threads = threads or usable_cores()
     clf = model if isinstance(model, Classifier) else load(model, threads=threads, labels=labels, threshold=threshold)
     split_settings = (clf.manifest.split if clf.manifest else None) or {}
@@ -271,6 +294,13 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     wrong = sorted(np.flatnonzero(y_pred != y_true), key=lambda i: -probs[i, y_pred[i]])
     mistakes = [{"path": records[i].path, "true": clf.labels[y_true[i]], "predicted": clf.labels[y_pred[i]],
                  "score": float(probs[i, y_pred[i]])} for i in wrong]
+    chosen = selective(probs, y_true, clf.threshold if threshold is None else threshold)
+    if unknown is not None:
+        if not Path(unknown).is_dir():
+            raise EdgetlError("--unknown needs a folder of images that are none of the classes", path=unknown,
+                              fix="give a folder (its sub-folders are read too)")
+        others, _ = run_on_files(clf, image_files([unknown]))
+        chosen = with_unknown(chosen, probs.max(axis=1), others.max(axis=1))
     return EvalResult(str(clf.path), clf.runtime, scored.split, report(y_true, y_pred, clf.labels), rate, latency,
                       y_pred, probs, skipped, scored.how, scored.left_out, str(run) if run else None, clf.batch,
-                      mistakes, selective(probs, y_true, clf.threshold if threshold is None else threshold))
+                      mistakes, chosen)

@@ -70,6 +70,11 @@ def _binary_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def binary_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """ROC AUC of ``scores`` for telling ``positive`` (bool) from the rest; None without both kinds."""
+    return _binary_auc(np.asarray(scores, np.float64), np.asarray(positive, bool))
+
+
 def roc_auc(probs: np.ndarray, labels: np.ndarray, n: int) -> float | None:
     """ROC AUC, one class against the rest, averaged over the classes present (macro); for two
     classes the usual binary AUC. None when fewer than two classes are present."""

@@ -215,7 +215,7 @@ def _int8_keeping(n: int) -> Callable[[Build], bytes]:
     def convert(b: Build) -> bytes:
         from edgetl.exporting.layer_error import most_added
 
-        keep = [layer.tensor for layer in most_added(b.int8_layers(), n)]
+        keep = [layer.tensor for layer in most_added(b.int8_layers(), n)] + _tflite_module().rule_tensors(b.calibrated_tflite())
         model = _tflite_module().quantized(b.calibrated_tflite(), b.int8.io, keep)
         if not b.int8.bias_correction:
             return model

@@ -162,3 +162,18 @@ def no_better_than_chance(labels: np.ndarray, correct: int, classes: int) -> str
             f"({correct / n:.3f}), while always answering its most common class gets {majority / n:.3f}; "
             "its artifacts are faithful copies of a model not worth shipping (train longer, check the data, "
             "or try another backbone)")
+
+
+_SEVERITY = {PASSED: 0, NOT_PROVEN: 1, REFUSED: 2}
+
+
+def worse(first: Verdict, second: Verdict, second_what: str) -> Verdict:
+    """The more severe of two verdicts on one artifact (``second_what`` names the second in its reason)."""
+    if _SEVERITY[second.status] > _SEVERITY[first.status]:
+        return Verdict(second.status, f"{second_what}: {second.reason}", second.p_value, second.images_to_decide)
+    return first
+
+
+def decisions(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """Each image's answer as a number: its top class, or -1 for "unknown" (top score under ``threshold``)."""
+    return np.where(probs.max(1) < threshold, -1, probs.argmax(1))

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgetl.runtime.unknown_rule import LAYER_PREFIX
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -96,7 +98,11 @@ def int8(fp32_path: Path, out_path: Path, calib: np.ndarray, preset: Int8Preset 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        name = onnx.load(str(prepared), load_external_data=False).graph.input[0].name
+        graph = onnx.load(str(prepared), load_external_data=False).graph
+        name = graph.input[0].name
+        # the folded "unknown" rule stays in float, as in the int8 TFLite model
+        rule = [n.name for n in graph.node if f"/{LAYER_PREFIX}" in n.name or n.name.startswith(LAYER_PREFIX)]
         quantize_static(str(prepared), str(out_path), _Calibration(name, calib), quant_format=QuantFormat.QDQ,
+                        nodes_to_exclude=rule,
                         per_channel=preset.per_channel, activation_type=types[preset.activations],
                         weight_type=types[preset.weights], calibrate_method=CalibrationMethod.MinMax)

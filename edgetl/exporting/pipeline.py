@@ -262,7 +262,8 @@ def _convert_and_verify(fmt: Format, ctx: ExportContext, work: Path) -> Check:
                    ctx.options.threads)
     mark = {PASSED: "[green]✓[/]", NOT_PROVEN: "[yellow]?[/]"}.get(check.verdict, "[red]✗[/]")
     err.print(f"{mark} {fmt.file}: accuracy {check.accuracy:.4f} ({check.delta_points:+.2f} pts), agreement "
-              f"{check.agreement:.1%}, max prob diff {check.max_prob_diff:.2g}, {check.size_bytes / 1e6:.2f} MB, "
+              f"{check.agreement:.1%}, with \"unknown\" {check.decision_agreement:.1%} ({check.unknown} unknown, Keras "
+              f"{check.unknown_reference}), max prob diff {check.max_prob_diff:.2g}, {check.size_bytes / 1e6:.2f} MB, "
               f"{check.latency_ms:.1f} ms" + (f" — {check.verdict}: {escape(check.note)}" if check.note else ""))
     return check
 

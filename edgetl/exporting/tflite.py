@@ -119,12 +119,30 @@ def quantized(calibrated_model: bytes, io: str = "uint8", keep_float: list[str] 
         return mlir_quantize(calibrated_model, io_type, list(keep_float))
 
 
+def rule_tensors(model: bytes) -> list[str]:
+    """The output tensors of the folded "unknown" rule's ops in a TFLite model (named by its
+    Keras layers, :data:`edgetl.runtime.unknown_rule.LAYER_PREFIX`): what int8 keeps in float."""
+    from edgetl.exporting._tf_internal import tflite_schema
+    from edgetl.runtime.unknown_rule import LAYER_PREFIX
+
+    graph = tflite_schema().Model.GetRootAsModel(model, 0).Subgraphs(0)
+    names = []
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        for j in range(op.OutputsLength()):
+            name = graph.Tensors(op.Outputs(j)).Name().decode("utf-8", "replace")
+            if f"/{LAYER_PREFIX}" in name or name.startswith(LAYER_PREFIX):
+                names.append(name)
+    return names
+
+
 def int8(calibrated_model: bytes, float_model: bytes, calib: np.ndarray, io: str = "uint8",
          bias_correction: bool = True) -> tuple[bytes, BiasCorrection | None]:
-    """Full-integer: every op int8, input pixels as ``io`` (uint8 0..255 by default); with
-    ``bias_correction``, the depthwise biases corrected on the calibration images
-    (:mod:`edgetl.exporting.bias_correction`). Returns the model and what the correction did."""
-    model = quantized(calibrated_model, io)
+    """Full-integer: every op int8 but the folded "unknown" rule's (:func:`rule_tensors`), input
+    pixels as ``io`` (uint8 0..255 by default); with ``bias_correction``, the depthwise biases
+    corrected on the calibration images (:mod:`edgetl.exporting.bias_correction`). Returns the
+    model and what the correction did."""
+    model = quantized(calibrated_model, io, rule_tensors(calibrated_model))
     if not bias_correction:
         return model, None
     return correct_biases(model, float_model, calib)

@@ -11,7 +11,7 @@ import numpy as np
 from edgetl.data.cache import ArrayStore
 from edgetl.evaluation import quick_latency, run_on_pixels
 from edgetl.exporting.formats import Gates
-from edgetl.exporting.gate import PASSED, REFUSED, Evidence, judge
+from edgetl.exporting.gate import PASSED, REFUSED, Evidence, decisions, judge, worse
 from edgetl.runtime import load
 
 
@@ -40,6 +40,13 @@ class Check:
     """Held-out images this artifact gets right and Keras wrong."""
     p_value: float | None = None
     """One-sided p of a missed limit (None when none was missed)."""
+    decision_agreement: float | None = None
+    """Share of held-out images answered the same with the "unknown" rule applied (a class, or
+    "unknown"): judged by the same evidence rule as the top-1 agreement."""
+    unknown: int = 0
+    """Held-out images this artifact answers "unknown"."""
+    unknown_reference: int = 0
+    """Held-out images Keras answers "unknown"."""
 
     @property
     def delta_points(self) -> float:
@@ -95,6 +102,11 @@ def verify(path: Path, ref: Reference, pixels: np.ndarray | ArrayStore, gates: G
     diff = float(np.abs(probs - ref.probs).max())
     latency = quick_latency(clf, clf.to_input(pixels[:1]))
     verdict = judge(evidence, gates.max_drop, gates.min_agreement, gates.strict)
+    # The "unknown" decision too: a class or "unknown" for each image, at the model's own threshold.
+    ours, theirs = decisions(probs, clf.threshold), decisions(ref.probs, clf.threshold)
+    answers = Evidence.of(ref.labels, theirs, ours)
+    verdict = worse(verdict, judge(answers, 100.0, gates.min_agreement, gates.strict), "answers with \"unknown\"")
     return Check(path.name, fmt, precision, path.stat().st_size, acc, evidence.drop_points, evidence.agreement, diff,
                  latency, clf.runtime, verdict.ships, verdict.reason if verdict.status != PASSED else "", verdict.status,
-                 evidence.lost, evidence.gained, verdict.p_value)
+                 evidence.lost, evidence.gained, verdict.p_value, answers.agreement, int((ours == -1).sum()),
+                 int((theirs == -1).sum()))

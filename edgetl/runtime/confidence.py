@@ -15,6 +15,7 @@ import numpy as np
 
 from edgetl.errors import EdgetlError
 from edgetl.text import finite_number, shown
+from edgetl.runtime.unknown_rule import FeatureRule
 
 UNKNOWN = "unknown"
 """What edgetl answers when the top score is under the threshold."""
@@ -53,10 +54,17 @@ class Confidence:
     """Images of none of the classes it was chosen with (``train --unknown DIR``)."""
     unknown_rejected: float | None = None
     """Share of those answered "unknown" at the threshold."""
+    feature_rule: FeatureRule | None = None
+    """The rule from the classes' own images, folded into the model's scores (None: a run from
+    before it, or one trained with ``--answer-rate 1``); :attr:`threshold` is then at least
+    :func:`edgetl.runtime.unknown_rule.score_floor`."""
+    softmax_threshold: float | None = None
+    """The threshold chosen on the softmax scores alone, when the feature rule raised it."""
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        out = {k: v for k, v in asdict(self).items() if v is not None and k != "feature_rule"}
+        return out | ({"feature_rule": self.feature_rule.to_dict()} if self.feature_rule else {})
 
     @classmethod
     def from_dict(cls, d: object, source: object) -> "Confidence":
@@ -68,7 +76,7 @@ class Confidence:
             raise bad("is not a mapping")
         values: dict = {}
         for name in ("threshold", "min_precision", "precision", "coverage", "temperature", "ece_before", "ece_after",
-                     "unknown_rejected"):
+                     "unknown_rejected", "softmax_threshold"):
             v = d.get(name)
             if v is None and name not in ("threshold", "min_precision", "precision", "coverage"):
                 continue
@@ -88,7 +96,8 @@ class Confidence:
         reached = d.get("reached", True)
         if not isinstance(reached, bool):
             raise bad(f"has reached {shown(reached)}, not true or false")
-        return cls(reached=reached, **values)
+        rule = FeatureRule.from_dict(d["feature_rule"], source) if d.get("feature_rule") is not None else None
+        return cls(reached=reached, feature_rule=rule, **values)
 
 
 def threshold_rule(threshold: float) -> str:

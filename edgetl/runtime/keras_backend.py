@@ -41,8 +41,12 @@ class KerasBackend:
         16s, 153 in 32s)."""
         shape = tuple(-1 if s is None else int(s) for s in self.model.input_shape)
         out = tuple(-1 if s is None else int(s) for s in self.model.output_shape)
+        # edgetl's own models (named edgetl_<backbone>) end in scores: softmax, times the "unknown"
+        # rule's factor, which may leave a row summing to less than 1 on purpose
+        ours = str(getattr(self.model, "name", "")).startswith("edgetl_")
         self.info = ModelInfo(TensorSpec("input", shape, np.dtype(np.float32)),
-                              TensorSpec("output", out, np.dtype(np.float32)))
+                              TensorSpec("output", out, np.dtype(np.float32)),
+                              output_kind="probabilities" if ours else None)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run one prepared input batch in inference mode: ``predict_on_batch``, a compiled function

@@ -117,6 +117,9 @@ class TrainConfig:
     answering one of them counts as a mistake (see :mod:`edgetl.runtime.confidence`)."""
     min_precision: float = 0.95
     """The precision the "unknown" threshold keeps on the held-out images (and the unknown ones)."""
+    answer_rate: float = 0.95
+    """The share of validation images the "unknown" rule from the classes' own images answers:
+    features farther from every class than the rest are "unknown" (see :mod:`edgetl.runtime.unknown_rule`)."""
     project: str = "runs"
     """Parent folder of auto-named runs (runs/exp, runs/exp2, ...)."""
     name: str = "exp"
@@ -141,6 +144,8 @@ class TrainConfig:
             (self.class_depth in (1, 2), "--class-depth must be 1 or 2"),
             (self.worker_timeout > 0, "--worker-timeout must be positive"),
             (0 < self.min_precision < 1, "--min-precision must be between 0 and 1"),
+            (0 < self.answer_rate <= 1, "--answer-rate must be more than 0 and at most 1 (0.95: answer 95 % of "
+                                        "validation images)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -643,6 +643,64 @@ def _confidence(cfg: TrainConfig, work: Path, model, probs: np.ndarray, labels: 
     return conf, figures
 
 
+def _features(model, split: Split, batch_size: int):
+    """(features, labels) batches of ``split`` through ``model`` (a feature model), as they come."""
+    start = 0
+    for b in split.store.batches(batch_size):
+        yield np.asarray(model.predict_on_batch(b.astype(np.float32))), split.labels[start:start + len(b)]
+        start += len(b)
+
+
+def _unknown_rule(cfg: TrainConfig, work: Path, model, train_records: list, val: Split, val_probs: np.ndarray,
+                  conf: Confidence, num_classes: int, log) -> Confidence:
+    """Choose the "unknown" rule from the classes' own images (at ``cfg.answer_rate`` of the
+    validation split), fold it into model.keras, and return the confidence with it: the score
+    threshold raised to the rule's floor, coverage and precision of the folded scores."""
+    from dataclasses import replace
+
+    from edgetl.runtime.confidence import choose_threshold
+    from edgetl.runtime.unknown_rule import score_floor
+    from edgetl.training import unknown_rule
+
+    cut = unknown_rule.feature_model(model)
+    per_class: dict[int, int] = {}
+    sample = []
+    for r in train_records:  # the first PER_CLASS of each class: a mean needs no more
+        if per_class.get(r.label, 0) < unknown_rule.PER_CLASS:
+            per_class[r.label] = per_class.get(r.label, 0) + 1
+            sample.append(r)
+    means, counts = unknown_rule.class_means(_features(cut, _open_split(sample, cfg, quiet=True), cfg.batch_size),
+                                             num_classes)
+    val_features = np.concatenate([f for f, _ in _features(cut, val, cfg.batch_size)])
+    choice = unknown_rule.choose(val_features, val.labels, val_probs, means, counts, cfg.answer_rate)
+    log(f"unknown rule: {choice.why}")
+    if choice.rule is None:
+        return conf
+    folded = unknown_rule.with_rule(model, choice.means, choice.rule)
+    tmp = RunFolder(work).model.with_suffix(".tmp.keras")
+    folded.save(tmp)
+    os.replace(tmp, RunFolder(work).model)
+    g = unknown_rule.gate(unknown_rule.nearest_similarity(val_features, choice.means), choice.rule.threshold)
+    scores = val_probs * g[:, None]
+    softmax_t, rejected = conf.threshold, conf.unknown_rejected
+    if cfg.unknown:  # both rules against the --unknown images: the softmax threshold chosen on the folded scores
+        unknown_scores = _unknown_probs(folded, cfg, log)
+        softmax_t, _, _, reached, rejected = choose_threshold(scores, val.labels, cfg.min_precision, unknown_scores)
+        conf = replace(conf, reached=reached)
+    threshold = max(softmax_t, score_floor(num_classes))
+    answered = scores.max(1) >= threshold
+    right = scores.argmax(1) == val.labels
+    if cfg.unknown:
+        rejected = float((unknown_scores.max(1) < threshold).mean())
+    conf = replace(conf, threshold=threshold, softmax_threshold=softmax_t if softmax_t != threshold else None,
+                   coverage=float(answered.mean()), precision=float(right[answered].mean()) if answered.any() else 1.0,
+                   unknown_rejected=rejected, feature_rule=choice.rule)
+    log(f"with both rules: answers under {threshold:.3f} are \"unknown\": {conf.coverage:.1%} of the "
+        f"{len(val.labels)} val images answered, precision {conf.precision:.3f}"
+        + (f", {rejected:.1%} of the --unknown images rejected" if cfg.unknown else ""))
+    return conf
+
+
 def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, load_s, skipped: int,
             multiworker: bool) -> TrainResult:
     """Write the run folder: the best model, its held-out figures, plots, manifest and metrics."""
@@ -672,6 +730,10 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
         probs[split] = _predict(plain, (b.astype(np.float32) for b in whole.store.batches(cfg.batch_size)))
         labels[split] = whole.labels
     conf, calibration = _confidence(cfg, work, plain, probs["val"], labels["val"], classes, log)
+    whole_val = data["val"] if "val" in data and not multiworker else _open_split(records["val"], cfg, quiet=True)
+    conf = _unknown_rule(cfg, work, plain, records["train"], whole_val,
+                         with_temperature(probs["val"], conf.temperature), conf, len(classes), log)
+    calibration["manifest"] = conf.to_dict()
     evals, predictions = {}, {}
     for split, p_split in probs.items():
         p_split = with_temperature(p_split, conf.temperature).astype(np.float32)

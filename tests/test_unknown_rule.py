@@ -1,0 +1,89 @@
+"""The "unknown" rule from the classes' own images (edgetl.training.unknown_rule and its contract
+edgetl.runtime.unknown_rule): chosen at the answer rate, or not at all with the reason; folded
+into the model so that every runtime reads it with its ordinary score threshold."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from helpers.cli import one_error
+from edgetl.runtime.unknown_rule import FeatureRule, score_floor
+from edgetl.training import unknown_rule
+
+
+def _clusters(rng, n_per_class: int, dim: int = 32, classes: int = 3):
+    centres = rng.normal(0, 1, (classes, dim))
+    labels = np.repeat(np.arange(classes), n_per_class)
+    features = np.abs(centres[labels] + rng.normal(0, 0.3, (len(labels), dim)))
+    return features.astype(np.float32), labels
+
+
+def test_the_threshold_answers_the_asked_share_of_validation_images():
+    rng = np.random.default_rng(0)
+    train_x, train_y = _clusters(rng, 100)
+    val_x, val_y = _clusters(np.random.default_rng(0), 40)
+    batches = [(train_x[i:i + 7], train_y[i:i + 7]) for i in range(0, len(train_y), 7)]
+    means, counts = unknown_rule.class_means(iter(batches), 3)
+    whole, _ = unknown_rule.class_means(iter([(train_x, train_y)]), 3)
+    assert np.allclose(means, whole, atol=1e-6) and counts.tolist() == [100, 100, 100]  # streamed = whole
+    probs = np.eye(3)[val_y] * 0.9 + 0.05
+    choice = unknown_rule.choose(val_x, val_y, probs, means, counts, 0.9)
+    assert choice.rule is not None and 0.9 <= choice.rule.answered <= 0.92
+    far = np.abs(rng.normal(0, 1, (20, 32))).astype(np.float32)  # directions of no class
+    assert (unknown_rule.nearest_similarity(far, means) < choice.rule.threshold).mean() >= 0.8
+    again = FeatureRule.from_dict(choice.rule.to_dict(), "m.json")
+    assert again == choice.rule
+
+
+@pytest.mark.parametrize("damage, why", [
+    ("few", "too few"), ("nan", "not finite"), ("constant", "the same"), ("empty class", "no training image"),
+])
+def test_no_rule_is_chosen_where_none_can_be_and_the_reason_is_said(damage, why):
+    rng = np.random.default_rng(1)
+    val_x, val_y = _clusters(rng, 5 if damage == "few" else 30)
+    means, counts = unknown_rule.class_means(iter([_clusters(rng, 50)]), 3)
+    if damage == "nan":
+        val_x[3, 2] = np.nan
+    if damage == "constant":
+        val_x[:] = 1.0
+    if damage == "empty class":
+        counts[2] = 0
+    choice = unknown_rule.choose(val_x, val_y, np.eye(3)[val_y], means, counts, 0.95)
+    assert choice.rule is None and why in choice.why
+
+
+def test_the_folded_model_scores_as_the_formula_says_and_loads_in_safe_mode(tmp_path):
+    import keras
+
+    from edgetl.runtime.keras_backend import load_keras_model
+
+    inputs = keras.Input((8,), name="image")
+    features = keras.layers.Dense(16, activation="relu", name="base")(inputs)
+    x = keras.layers.Dropout(0.2, name="head_dropout")(features)
+    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs, name="edgetl_tiny")
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, (64, 8)).astype(np.float32)
+    feats = np.asarray(keras.Model(inputs, features)(x))
+    labels = rng.integers(0, 3, 64)
+    means, counts = unknown_rule.class_means(iter([(feats, labels)]), 3)
+    choice = unknown_rule.choose(feats, labels, np.asarray(model(x)), means, counts, 0.8)
+    folded = unknown_rule.with_rule(model, choice.means, choice.rule)
+    folded.save(tmp_path / "m.keras")
+    loaded = load_keras_model(tmp_path / "m.keras")
+    expected = np.asarray(model(x)) * unknown_rule.gate(unknown_rule.nearest_similarity(feats, means),
+                                                        choice.rule.threshold)[:, None]
+    assert np.abs(np.asarray(loaded(x)) - expected).max() < 1e-5
+    # under the threshold every score falls under the floor a consumer applies; above it they stay
+    sims = unknown_rule.nearest_similarity(feats, means)
+    out = np.asarray(loaded(x))
+    assert (out[sims < choice.rule.threshold - 0.02].max(axis=1) < score_floor(3)).all()
+    assert np.allclose(out[sims > choice.rule.threshold + 0.05], np.asarray(model(x))[sims > choice.rule.threshold + 0.05],
+                       atol=5e-4)
+
+
+@pytest.mark.parametrize("rate", ["0", "1.5", "-0.2"])
+def test_an_answer_rate_that_is_not_a_share_is_one_line(rate, tmp_path):
+    line = one_error(run_cli("train", tmp_path, "--answer-rate", rate, "--weights", "none"))
+    assert "--answer-rate" in line
