@@ -386,6 +386,13 @@ def train(
                       markup=False)
 
 
+def verdict_mark(verdict: str) -> str:
+    """✓, ? or ✗ for a gate's verdict, coloured (one mapping: :func:`edgetl.exporting.gate.mark`)."""
+    from edgetl.exporting.gate import mark
+
+    return mark(verdict)
+
+
 def _print_checks(result) -> None:
     table = Table(title=f"{safe(result.folder)} (Keras accuracy {result.keras_accuracy:.4f})")
     for col in ("", "file", "precision", "size MB", "accuracy", "Δ pts", "agreement", "lost/gained", "max Δp", "ms",
@@ -396,8 +403,7 @@ def _print_checks(result) -> None:
         if c.file in seen:
             continue
         seen.add(c.file)
-        mark = {"passed": "[green]✓[/]", "not proven": "[yellow]?[/]"}.get(c.verdict, "[red]✗[/]")
-        table.add_row(mark, safe(c.file), c.precision, f"{c.size_bytes / 1e6:.2f}", f"{c.accuracy:.4f}",
+        table.add_row(verdict_mark(c.verdict), safe(c.file), c.precision, f"{c.size_bytes / 1e6:.2f}", f"{c.accuracy:.4f}",
                       f"{c.delta_points:+.2f}", f"{c.agreement:.1%}", f"{c.lost}/{c.gained}", f"{c.max_prob_diff:.2g}",
                       f"{c.latency_ms:.1f}", safe(c.verdict))
     out.print(table)
@@ -880,9 +886,11 @@ def demo(
     if json_out:
         print_json(s.to_dict())
         return
-    table = Table("artifact", "verified", "accuracy", "size MB", "p50 ms", "FPS", title=f"edgetl demo: {s.run}")
+    table = Table("", "artifact", "gate", "accuracy", "agreement", "with unknown", "size MB", "p50 ms", "FPS",
+                  title=f"edgetl demo: {safe(s.run)}")
     for a in s.artifacts:
-        table.add_row(Path(a.file).name, "[green]✓[/]" if a.verified else "[red]✗[/]", f"{a.accuracy:.4f}",
+        table.add_row(verdict_mark(a.verdict), safe(Path(a.file).name), a.verdict, f"{a.accuracy:.4f}",
+                      f"{a.agreement:.1%}", f"{a.decision_agreement:.1%}" if a.decision_agreement is not None else "—",
                       f"{a.size_mb:.2f}", f"{a.p50_ms:.2f}" if a.p50_ms else "—", f"{a.fps:.0f}" if a.fps else "—")
     out.print(table)
     lv = s.live

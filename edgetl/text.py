@@ -1,15 +1,14 @@
 """Text that came from files edgetl did not write (labels, paths, folder names, model metadata),
 made safe to show: no terminal escape sequences, no rich markup, no undecodable bytes.
 
-Bottom layer: standard library and rich only; runs on the device."""
+Bottom layer: standard library (rich only inside :func:`safe`, for the CLI); runs on the device,
+inside the copied bench runner too."""
 from __future__ import annotations
 
 import math
 import os
 import re
 from pathlib import Path
-
-from rich.markup import escape
 
 # C0 and C1 control characters and DEL: ESC starts terminal sequences (title changes, screen
 # clears, hyperlinks), CR and BS overwrite what was printed. Tab and newline are kept only by
@@ -38,6 +37,8 @@ def clean(value: object, keep_newlines: bool = False) -> str:
 def safe(value: object) -> str:
     """``value`` cleaned and escaped for a rich markup string: what to interpolate into any
     ``console.print(f"...")`` that uses markup of its own."""
+    from rich.markup import escape
+
     return escape(clean(value))
 
 

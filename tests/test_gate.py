@@ -100,3 +100,13 @@ def test_tiny_held_out_set_is_called_too_small():
 
     assert "only 6 held-out images" in too_few_images(6, Gates()) and "about 150 images" in too_few_images(6, Gates())
     assert too_few_images(153, Gates()) is None
+
+
+def test_too_few_held_out_images_to_prove_the_gates_is_said():
+    """36 held-out images (a shrunk demo) cannot prove 98 % agreement or a 1-point drop: said, with the count that would."""
+    from edgetl.exporting.formats import Gates
+    from edgetl.exporting.verify import too_few_images
+
+    why = too_few_images(36, Gates())
+    assert why is not None and "one image moves accuracy by 2.8 points" in why and "about 150 images would" in why
+    assert too_few_images(400, Gates()) is None

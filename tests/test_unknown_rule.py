@@ -87,3 +87,82 @@ def test_the_folded_model_scores_as_the_formula_says_and_loads_in_safe_mode(tmp_
 def test_an_answer_rate_that_is_not_a_share_is_one_line(rate, tmp_path):
     line = one_error(run_cli("train", tmp_path, "--answer-rate", rate, "--weights", "none"))
     assert "--answer-rate" in line
+
+
+def _photo_folder(tmp_path):
+    import shutil
+
+    from helpers.other_photos import other_photos
+
+    folder = tmp_path / "other_things"
+    folder.mkdir()
+    for photo in other_photos():
+        shutil.copy(photo, folder / photo.name)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_every_artifact_of_a_default_run_refuses_photos_of_other_things(hymenoptera_run, hymenoptera_export):
+    """The quality-bar run's weights are a default run's (--unknown only moves its softmax
+    threshold afterwards), so loading its artifacts at the rule's own floor gives what a default
+    `train` + `export` answers: real photos of a person, a cat, a cup, a rocket... are "unknown"."""
+    from helpers.other_photos import other_photos
+
+    from edgetl.runtime import load
+    from edgetl.runtime.folder_manifest import RunManifest
+
+    conf = RunManifest.read(hymenoptera_run.path / "manifest.json").confidence
+    rule = conf.feature_rule
+    assert rule is not None and rule.answered >= 0.95 and rule.accuracy_answered >= rule.accuracy_all - 0.01
+    shipped = [hymenoptera_run.path / "model.keras"] + sorted(hymenoptera_export.folder.glob("model*.tflite")) + \
+        sorted(hymenoptera_export.folder.glob("model*.onnx"))
+    assert len(shipped) >= 5
+    for path in shipped:
+        clf = load(path, threshold=score_floor(2))
+        assert clf.manifest.confidence.feature_rule == rule, path.name  # the rule travels in every artifact
+        refused = [clf.is_unknown(clf.classify_file(p, top_k=2)) for p in other_photos()]
+        assert sum(refused) >= 8, (path.name, refused)
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_mediapipe_returns_nothing_for_what_edgetl_calls_unknown(hymenoptera_export):
+    mp = pytest.importorskip("mediapipe")
+    from helpers.other_photos import MORE, other_photos
+    from mediapipe.tasks.python import BaseOptions, vision
+    from PIL import Image
+
+    from edgetl.runtime import load
+
+    model = hymenoptera_export.folder / "model_int8.tflite"
+    ours = load(model)
+    opts = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=str(model)))  # default options
+    silent = 0
+    with vision.ImageClassifier.create_from_options(opts) as classifier:
+        for photo in other_photos() + other_photos(MORE):
+            # RGB pixels, as a camera gives them (MediaPipe does not convert a grey file itself)
+            image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.asarray(Image.open(photo).convert("RGB")))
+            cats = classifier.classify(image).classifications[0].categories
+            top = ours.classify_file(photo, top_k=2)
+            if top[0].score < ours.threshold / 2:  # clear of the threshold: MediaPipe resizes on its own
+                assert cats == [], (photo.name, top, cats)
+                silent += 1
+    assert silent >= 12
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_eval_reports_the_share_refused_and_auroc_known_vs_unknown(hymenoptera_export, tmp_path):
+    import json
+
+    from conftest import HYMENOPTERA
+
+    proc = run_cli("eval", hymenoptera_export.folder / "model_int8.tflite", HYMENOPTERA, "--unknown",
+                   _photo_folder(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sel = json.loads(proc.stdout)["selective"]
+    assert sel["unknown_images"] == 10 and sel["unknown_rejected"] >= 0.8 and sel["auroc_known_unknown"] >= 0.9
+    line = one_error(run_cli("eval", hymenoptera_export.folder / "model_int8.tflite", HYMENOPTERA, "--unknown",
+                             tmp_path / "nowhere"))
+    assert "--unknown" in line and "nowhere" in line

@@ -255,6 +255,11 @@ def main() -> int:
                    "bound_fps": s["bound_fps"], "of_bound": s["of_bound"], "bound_by": s["bound_by"],
                    "stage_ms": s["stage_ms"], "cpu_ms_per_frame": s["cpu_ms_per_frame"]}
     results["live"] = live
+    if real:  # the quality run is trained with defaults: the "unknown" rule's figures are measured on it
+        section("the \"unknown\" rule: real photos of other things, against max-softmax, and its cost")
+        from unknown_figures import measure as unknown_figures
+
+        results["unknown"] = unknown_figures(run.path, data, a.seconds)
     results["suite_seconds"] = time.perf_counter() - t_start
     (work / "bench_suite.json").write_text(json.dumps(results, indent=1, default=str))
     kept = ""  # the int8 figures of tools/int8_figures.py are measured apart: keep their section
@@ -496,6 +501,12 @@ def render(r: dict) -> str:
     L += where_users_wait(r)
     L += ["", "Anchors: XNNPACK on a Raspberry Pi 4 runs MobileNetV2 fp32 in 41-46 ms and int8 in 17-20 ms (4 threads); "
           "a Pixel 3 runs int8 in 12 ms on its CPU. This machine is an x86 server core with AVX-512, far faster than either.", ""]
+    # Every section names the CPU it was measured on: an AMD figure must not pass for an Intel one.
+    L = [f"{line} (on {m['cpu']})" if line.startswith("## ") else line for line in L]
+    if r.get("unknown"):
+        from unknown_figures import render as unknown_section
+
+        L += ["", unknown_section(r["unknown"], m["cpu"])]
     return "\n".join(L)
 
 

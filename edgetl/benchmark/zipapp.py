@@ -21,7 +21,8 @@ except ImportError as e:
     sys.exit(2)
 sys.exit(main())
 '''
-_MODULES = ("__init__.py", "_vendor", "errors.py", "image.py", "native_logs.py", "doctor.py", "versions.py", "runtime",
+_MODULES = ("__init__.py", "_vendor", "errors.py", "image.py", "native_logs.py", "doctor.py", "versions.py", "text.py",
+            "runtime",
             "benchmark/__init__.py", "benchmark/harness.py", "benchmark/device.py", "benchmark/runner.py")
 
 

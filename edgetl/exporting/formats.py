@@ -143,12 +143,16 @@ class Build:
         return self.tflite_calibrated
 
     def int8_layers(self) -> list[LayerError]:
-        """Each layer's error in the plain int8 model, measured on the held-back calibration images."""
+        """Each layer's error in the int8 model (the "unknown" rule's layers in float, as every int8
+        export keeps them, so they are neither measured nor ranked), on the held-back calibration images."""
         if self.layers is None:
             from edgetl.exporting.layer_error import layer_errors
 
-            plain = _tflite_module().quantized(self.calibrated_tflite(), self.int8.io)
-            self.layers = layer_errors(plain, self.float_tflite(), held_back(self.calib)[:LAYER_ERROR_IMAGES])
+            tflite = _tflite_module()
+            rule = tflite.rule_tensors(self.calibrated_tflite())
+            plain = tflite.quantized(self.calibrated_tflite(), self.int8.io, rule)
+            self.layers = [e for e in layer_errors(plain, self.float_tflite(), held_back(self.calib)[:LAYER_ERROR_IMAGES])
+                           if e.tensor not in rule]
         return self.layers
 
 
@@ -215,7 +219,8 @@ def _int8_keeping(n: int) -> Callable[[Build], bytes]:
     def convert(b: Build) -> bytes:
         from edgetl.exporting.layer_error import most_added
 
-        keep = [layer.tensor for layer in most_added(b.int8_layers(), n)] + _tflite_module().rule_tensors(b.calibrated_tflite())
+        keep = [layer.tensor for layer in most_added(b.int8_layers(), n)]
+        keep += _tflite_module().rule_tensors(b.calibrated_tflite())  # always float, as in int8
         model = _tflite_module().quantized(b.calibrated_tflite(), b.int8.io, keep)
         if not b.int8.bias_correction:
             return model

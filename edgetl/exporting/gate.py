@@ -177,3 +177,14 @@ def worse(first: Verdict, second: Verdict, second_what: str) -> Verdict:
 def decisions(probs: np.ndarray, threshold: float) -> np.ndarray:
     """Each image's answer as a number: its top class, or -1 for "unknown" (top score under ``threshold``)."""
     return np.where(probs.max(1) < threshold, -1, probs.argmax(1))
+
+
+MARKS = {PASSED: "✓", NOT_PROVEN: "?", REFUSED: "✗"}
+"""One character per verdict, for tables and logs."""
+COLOURS = {PASSED: "green", NOT_PROVEN: "yellow", REFUSED: "red"}
+
+
+def mark(verdict: str, markup: bool = True) -> str:
+    """The verdict's mark (✓, ? or ✗; anything unknown is ✗), in rich markup by default."""
+    status = verdict if verdict in MARKS else REFUSED
+    return f"[{COLOURS[status]}]{MARKS[status]}[/]" if markup else MARKS[status]

@@ -23,7 +23,7 @@ from edgetl.exporting import onnx as onnx_export, tflite
 from edgetl.exporting.background import Background
 from edgetl.exporting.formats import (FORMATS, LAYER_ERROR_IMAGES, Build, Format, Int8Settings, held_back,
                                      needs_tflite_calibration, plan)
-from edgetl.exporting.gate import NOT_PROVEN, PASSED, no_better_than_chance
+from edgetl.exporting.gate import NOT_PROVEN, PASSED, mark, no_better_than_chance
 from edgetl.exporting.layer_error import most_added
 from edgetl.exporting.verify import Check, Gates, Reference, reference, too_few_images, verify
 from edgetl.runs import ExportFolder, RunFolder
@@ -260,8 +260,7 @@ def _convert_and_verify(fmt: Format, ctx: ExportContext, work: Path) -> Check:
     ctx.seconds[f"convert_{fmt.name}"] = time.perf_counter() - t0
     check = verify(work / fmt.file, ctx.ref, ctx.pixels_val, ctx.options.gates, fmt.kind, fmt.precision,
                    ctx.options.threads)
-    mark = {PASSED: "[green]✓[/]", NOT_PROVEN: "[yellow]?[/]"}.get(check.verdict, "[red]✗[/]")
-    err.print(f"{mark} {fmt.file}: accuracy {check.accuracy:.4f} ({check.delta_points:+.2f} pts), agreement "
+    err.print(f"{mark(check.verdict)} {fmt.file}: accuracy {check.accuracy:.4f} ({check.delta_points:+.2f} pts), agreement "
               f"{check.agreement:.1%}, with \"unknown\" {check.decision_agreement:.1%} ({check.unknown} unknown, Keras "
               f"{check.unknown_reference}), max prob diff {check.max_prob_diff:.2g}, {check.size_bytes / 1e6:.2f} MB, "
               f"{check.latency_ms:.1f} ms" + (f" — {check.verdict}: {escape(check.note)}" if check.note else ""))
@@ -362,8 +361,8 @@ def _write_reports(work: Path, ctx: ExportContext, checks: list[Check], attempts
                  "| gate |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in shown:
-        mark = {PASSED: "✓", NOT_PROVEN: "?"}.get(c.verdict, "✗")
-        lines.append(f"| {mark} | {c.file} | {c.precision} | {c.size_bytes / 1e6:.2f} | {c.accuracy:.4f} | "
+        sign = mark(c.verdict, markup=False)
+        lines.append(f"| {sign} | {c.file} | {c.precision} | {c.size_bytes / 1e6:.2f} | {c.accuracy:.4f} | "
                      f"{c.delta_points:+.2f} | {c.agreement:.1%} | {c.lost}/{c.gained} | {c.max_prob_diff:.2g} | "
                      f"{c.latency_ms:.1f} | {c.verdict}{': ' + c.note if c.note else ''} |")
     for c in corrections:

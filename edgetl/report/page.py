@@ -263,9 +263,22 @@ def _confidence(f: RunFacts) -> str:
             ["--unknown images rejected", f"{_fmt(m.get('unknown_rejected'), '.1%')} of {_fmt(m.get('unknown_images'), 'd')}"
              if m.get("unknown_images") else "none given"],
             ["ROC AUC (val)", _fmt(c.get("roc_auc"), ".4f")]]
-    note = ("" if m.get("unknown_images") else
-            "<p class='muted'>No images of none of the classes were given (train --unknown DIR), so the threshold only "
-            "guards the classes' own doubtful images.</p>")
+    rule = m.get("feature_rule") if isinstance(m.get("feature_rule"), dict) else None
+    if rule:  # every figure through _fmt: a number or a dash, never text from the file
+        rows += [["rule from the classes' own images: cosine similarity to the nearest class under",
+                  _fmt(rule.get("threshold"), ".3f")],
+                 ["val images it answers (asked for)",
+                  f"{_fmt(rule.get('answered'), '.1%')} ({_fmt(rule.get('answer_rate'), '.0%')}) of {_fmt(rule.get('images'), 'd')}"],
+                 ["accuracy on those (on all)",
+                  f"{_fmt(rule.get('accuracy_answered'), '.4f')} ({_fmt(rule.get('accuracy_all'), '.4f')})"],
+                 ["training images behind the class means", _fmt(rule.get("class_images"), "d")]]
+    note = ("<p class='muted'>Images whose features stand farther from every class than the rule allows score under "
+            "the threshold in every artifact (the rule is folded into the model's scores).</p>" if rule else
+            "<p class='muted'>No rule from the classes' own images (too few validation images, or a run from before "
+            "it): the threshold only guards the classes' own doubtful images.</p>")
+    if not m.get("unknown_images"):
+        note += ("<p class='muted'>No images of none of the classes were given (train --unknown DIR) to choose the "
+                 "softmax threshold with.</p>")
     return ("<h2 id='confidence'>Confidence and \"unknown\"</h2><div class='charts'>" + "".join(charts) + "</div>"
             + _table(["", "value"], [[_cell(a), f"<td>{b}</td>"] for a, b in rows], "plain") + note)
 
