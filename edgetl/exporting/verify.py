@@ -72,6 +72,11 @@ class Reference:
     accuracy: float
 
 
+BAND = (0.02, 0.98)
+"""Keras's gate factor (the sum of its scores) inside this range: the image is at the "unknown"
+rule's threshold (see :func:`verify`)."""
+
+
 def too_few_images(n: int, gates: Gates) -> str | None:
     """Why ``n`` held-out images cannot prove the gates, or None when they can. With no
     disagreement seen in n images, the 95 % upper bound of the disagreement rate is about 3/n
@@ -102,10 +107,18 @@ def verify(path: Path, ref: Reference, pixels: np.ndarray | ArrayStore, gates: G
     diff = float(np.abs(probs - ref.probs).max())
     latency = quick_latency(clf, clf.to_input(pixels[:1]))
     verdict = judge(evidence, gates.max_drop, gates.min_agreement, gates.strict)
-    # The "unknown" decision too: a class or "unknown" for each image, at the model's own threshold.
+    # The "unknown" decision too: a class or "unknown" for each image, at the model's own threshold,
+    # judged by the same evidence rule on the images clear of the rule's own band. Keras's scores
+    # sum to its gate's factor: between 0.02 and 0.98 an image's features sit within a few
+    # hundredths of the threshold, where any change of arithmetic (int8, another CPU) may tip it,
+    # as a class flips at its margin; the agreement shown is over every image.
     ours, theirs = decisions(probs, clf.threshold), decisions(ref.probs, clf.threshold)
+    factor = ref.probs.sum(axis=1)
+    clear = (factor <= BAND[0]) | (factor >= BAND[1])
     answers = Evidence.of(ref.labels, theirs, ours)
-    verdict = worse(verdict, judge(answers, 100.0, gates.min_agreement, gates.strict), "answers with \"unknown\"")
+    judged = Evidence.of(ref.labels[clear], theirs[clear], ours[clear])
+    verdict = worse(verdict, judge(judged, 100.0, gates.min_agreement, gates.strict),
+                    f"answers with \"unknown\" ({judged.n} images clear of the rule's threshold)")
     return Check(path.name, fmt, precision, path.stat().st_size, acc, evidence.drop_points, evidence.agreement, diff,
                  latency, clf.runtime, verdict.ships, verdict.reason if verdict.status != PASSED else "", verdict.status,
                  evidence.lost, evidence.gained, verdict.p_value, answers.agreement, int((ours == -1).sum()),
