@@ -112,13 +112,13 @@ def _checked(name: str, value: object, where: str) -> object:
         if any(v is None for v in numbers):
             raise bad()
         return numbers
-    if name == "e2e":
-        if not isinstance(value, dict) or set(value) - {"preprocess_ms", "total_ms"}:
+    if name == "e2e":  # {"decode": bool, "preprocess_ms": number, "total_ms": number}
+        if not isinstance(value, dict) or set(value) - {"decode", "preprocess_ms", "total_ms"}:
             raise bad()
-        numbers = {k: finite_number(v) for k, v in value.items()}
-        if len(numbers) != 2 or any(v is None for v in numbers.values()):
+        numbers = {k: finite_number(value.get(k)) for k in ("preprocess_ms", "total_ms")}
+        if any(v is None for v in numbers.values()) or not isinstance(value.get("decode", False), bool):
             raise bad()
-        return numbers
+        return numbers | {"decode": bool(value.get("decode", False))}
     number = finite_number(value)
     if number is None:
         raise bad()
