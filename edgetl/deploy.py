@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from edgetl.remote.ssh import SshTarget, check, copy_file, remote_command, remov
 from edgetl.runs import ExportFolder
 from edgetl.runtime.golden import GOLDEN_FILE, Golden
 from edgetl.runtime.manifest import MANIFEST
-from edgetl.text import clean, has_control
+from edgetl.text import clean, device_count, has_control
 
 DEFAULT_DIR = ".local/share/edgetl/deploy"
 """Relative to the device user's home (where ssh commands start)."""
@@ -316,12 +315,7 @@ def status(target: SshTarget, remote_dir: str = DEFAULT_DIR, outbox: str = "~/ed
     frames, size = (sized.stdout.decode(errors="replace").split() + ["?", "?"])[:2] if sized.returncode == 0 else ("?", "?")
     return DeployStatus(target.host, remote_dir, bool(models), models[0] if models else None, _device_labels(first),
                         clean(active.stdout.decode(errors="replace").strip())[:40] or "unknown",
-                        OutboxSize(outbox, _count(frames), _count(size)))
-
-
-def _count(text: str) -> int | None:
-    """A count a device printed: ASCII digits only (``"²".isdigit()`` is True, ``int("²")`` fails), else None."""
-    return int(text) if re.fullmatch(r"[0-9]{1,15}", text) else None
+                        OutboxSize(outbox, device_count(frames), device_count(size)))
 
 
 def _device_labels(text: str) -> list[str] | None:

@@ -31,7 +31,8 @@ from edgetl.atomic import sweep_temporaries, write_atomic
 from edgetl.errors import EdgetlError
 from edgetl.live.outbox import NAME
 from edgetl.remote.ssh import SshTarget, check, remote_command, ssh, stream
-from edgetl.text import clean, csv_cell, finite_number, shown
+from edgetl.runtime.manifest import file_sha256
+from edgetl.text import clean, csv_cell, device_count, finite_number, shown
 
 MAX_IMAGE = 50_000_000
 """Largest image accepted from a device."""
@@ -279,14 +280,6 @@ def _write_guesses(folder: Path, rows: list[list[str]]) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def harvest(target: SshTarget, outbox: str, dest: str | Path, remove: bool = True,
             limits: HarvestLimits | None = None) -> HarvestResult:
     """Copy the complete frames of ``outbox`` on the device into ``dest/unsorted`` (the model's
@@ -340,7 +333,7 @@ def harvest(target: SshTarget, outbox: str, dest: str | Path, remove: bool = Tru
                 result.refused.append(f"{stem}: arrived damaged (hash differs); left on the device")
                 continue
             final = unsorted / f"{stem}.jpg"
-            if final.exists() and _sha256_of(final) != head["image_sha256"]:
+            if final.exists() and file_sha256(final) != head["image_sha256"]:
                 result.refused.append(f"{stem}: a different frame of that name is already in {unsorted}; "
                                       "left on the device")
                 continue
@@ -364,6 +357,5 @@ def harvest(target: SshTarget, outbox: str, dest: str | Path, remove: bool = Tru
         done = ssh(target, remote_command(target.remote_python, "-c", _REMOVE, outbox, str(target.timeout)),
                    stdin=json.dumps(arrived).encode())
         check(target, done, "removing the harvested frames")
-        count = done.stdout.decode(errors="replace").strip()
-        result.removed = int(count) if count.isascii() and count.isdigit() and len(count) < 9 else 0
+        result.removed = device_count(done.stdout.decode(errors="replace").strip(), digits=8) or 0
     return result

@@ -74,3 +74,9 @@ def csv_cell(text: str) -> str:
     which some spreadsheets skip before a formula) gets a leading ``'``, so it is never run as a
     formula (``=HYPERLINK(...)``). Numbers are written as numbers by the caller, not through here."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def device_count(text: str, digits: int = 15) -> int | None:
+    """A count a device printed, when it is one: ASCII digits only, at most ``digits`` of them
+    (``"²".isdigit()`` is True and ``int("²")`` fails); None otherwise."""
+    return int(text) if re.fullmatch(rf"[0-9]{{1,{digits}}}", text) else None

@@ -60,9 +60,10 @@ class PixelSpec:
         for key in ("mean", "std"):
             if d.get(key) is not None:
                 v = d[key]
-                if finite_number(v) is None:
+                number = finite_number(v)
+                if number is None:
                     raise bad(key, f"is {shown(v)}, not a number")
-                values[key] = finite_number(v)
+                values[key] = number
         if values.get("std") == 0:
             raise bad("std", "is 0 (pixels would be divided by zero)")
         if "resize" in d:

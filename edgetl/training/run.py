@@ -721,17 +721,17 @@ def _finish(cfg, work, state, model, records: dict, data: dict, classes, log, lo
     # strategy would wait for the other workers' collectives when predicting, and one built under
     # MirroredStrategy returns every replica's copy of a batch from predict_on_batch.
     plain = keras.saving.load_model(str(RunFolder(work).model), compile=False)
-    probs, labels = {}, {}
+    probs, labels, opened = {}, {}, {}
     for split in [s for s in ("val", "test") if s in records]:
         # A worker's data is its shard; the figures are for the whole split.
-        whole = data[split] if split in data and not multiworker else _open_split(records[split], cfg, quiet=True)
+        whole = opened[split] = (data[split] if split in data and not multiworker
+                                 else _open_split(records[split], cfg, quiet=True))
         # Batches of the training batch size: a batch's activations are most of the memory at 224
         # (about 0.5 GB for 32 images through MobileNetV2), and the user sized it to fit.
         probs[split] = _predict(plain, (b.astype(np.float32) for b in whole.store.batches(cfg.batch_size)))
         labels[split] = whole.labels
     conf, calibration = _confidence(cfg, work, plain, probs["val"], labels["val"], classes, log)
-    whole_val = data["val"] if "val" in data and not multiworker else _open_split(records["val"], cfg, quiet=True)
-    conf = _unknown_rule(cfg, work, plain, records["train"], whole_val,
+    conf = _unknown_rule(cfg, work, plain, records["train"], opened["val"],
                          with_temperature(probs["val"], conf.temperature), conf, len(classes), log)
     calibration["manifest"] = conf.to_dict()
     evals, predictions = {}, {}
