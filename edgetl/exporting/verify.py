@@ -47,6 +47,9 @@ class Check:
     """Held-out images this artifact answers "unknown"."""
     unknown_reference: int = 0
     """Held-out images Keras answers "unknown"."""
+    classed: int | None = None
+    """Held-out images whose top-1 class was compared (accuracy, drop, agreement): those Keras's
+    "unknown" rule does not clearly refuse (all of them for a model without the rule)."""
 
     @property
     def delta_points(self) -> float:
@@ -102,8 +105,15 @@ def verify(path: Path, ref: Reference, pixels: np.ndarray | ArrayStore, gates: G
     clf = load(path, threads=threads)
     probs, _ = run_on_pixels(clf, pixels)
     pred = probs.argmax(1)
-    acc = float((pred == ref.labels).mean())
-    evidence = Evidence.of(ref.labels, ref.probs.argmax(1), pred)
+    # The top-1 class is compared where Keras's rule lets the class through (its gate's factor, the
+    # sum of its scores, above the band). Where the rule refuses an image, every class score is
+    # the softmax times a factor under 0.02, often under 1e-30: the largest of those is noise (an
+    # int8 output rounds them all to 0, a runtime that flushes denormals to zero ties them), and
+    # "unknown" is the answer, judged below with the others.
+    factor = ref.probs.sum(axis=1)
+    classed = factor > BAND[0]
+    acc = float((pred[classed] == ref.labels[classed]).mean()) if classed.any() else 0.0
+    evidence = Evidence.of(ref.labels[classed], ref.probs.argmax(1)[classed], pred[classed])
     diff = float(np.abs(probs - ref.probs).max())
     latency = quick_latency(clf, clf.to_input(pixels[:1]))
     verdict = judge(evidence, gates.max_drop, gates.min_agreement, gates.strict)
@@ -113,7 +123,6 @@ def verify(path: Path, ref: Reference, pixels: np.ndarray | ArrayStore, gates: G
     # hundredths of the threshold, where any change of arithmetic (int8, another CPU) may tip it,
     # as a class flips at its margin; the agreement shown is over every image.
     ours, theirs = decisions(probs, clf.threshold), decisions(ref.probs, clf.threshold)
-    factor = ref.probs.sum(axis=1)
     clear = (factor <= BAND[0]) | (factor >= BAND[1])
     answers = Evidence.of(ref.labels, theirs, ours)
     judged = Evidence.of(ref.labels[clear], theirs[clear], ours[clear])
@@ -122,4 +131,4 @@ def verify(path: Path, ref: Reference, pixels: np.ndarray | ArrayStore, gates: G
     return Check(path.name, fmt, precision, path.stat().st_size, acc, evidence.drop_points, evidence.agreement, diff,
                  latency, clf.runtime, verdict.ships, verdict.reason if verdict.status != PASSED else "", verdict.status,
                  evidence.lost, evidence.gained, verdict.p_value, answers.agreement, int((ours == -1).sum()),
-                 int((theirs == -1).sum()))
+                 int((theirs == -1).sum()), int(classed.sum()))
