@@ -12,6 +12,7 @@ light on a device (no TensorFlow until :func:`train` or :func:`export` runs):
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,10 @@ if TYPE_CHECKING:  # for the annotations only: importing these at run time would
 
 __version__ = "0.1.0"
 
+# A library logs and the program decides what is shown (logging's "configuring logging for a
+# library"): without this, Python's last-resort handler would print edgetl's warnings on stderr.
+logging.getLogger("edgetl").addHandler(logging.NullHandler())
+
 # Classes and functions re-exported as they are, imported on first use.
 _API = {
     "audit": "edgetl.data.audit",
@@ -39,6 +44,9 @@ _API = {
     "BenchOptions": "edgetl.benchmark.harness",
     "BenchResult": "edgetl.benchmark.harness",
 }
+
+
+__all__ = ["train", "export", "verify", "bench", "evaluate", *_API]
 
 
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, **overrides: Any) -> TrainResult:
@@ -59,18 +67,33 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
 
 
 def verify(target: str | Path | None = None, hosts: list[str] | None = None, threads: int | None = None,
-           gates: Gates | None = None, **ssh: Any) -> ExportResult | ModelCheck:
-    """Check again what export verified. A run folder (default: the latest): its artifacts against
-    the Keras model, with ``gates`` (an :class:`ExportResult`). One exported model file: its golden
-    images replayed here, or on each of ``hosts`` over SSH (``remote_python``, ``ssh_config``,
-    ``timeout``), and its sha256 against export's (a :class:`~edgetl.golden_check.ModelCheck`).
-    Both have ``ok``."""
+           gates: Gates | None = None, *, remote_python: str = "python3", ssh_config: str | Path | None = None,
+           timeout: float = 900.0) -> ExportResult | ModelCheck:
+    """Check again what export verified (``edgetl verify``).
+
+    Args:
+        target: a run folder (default: the latest): its artifacts against the Keras model; or one
+            exported model file: its golden images replayed, and its sha256 against export's.
+        hosts: with a model file, SSH hosts to replay it on (default: here).
+        threads: inference threads.
+        gates: a run's limits (default: export's).
+        remote_python: the device's Python (SSH).
+        ssh_config: an ssh_config file (SSH).
+        timeout: seconds a device may take.
+
+    Returns:
+        An :class:`~edgetl.exporting.pipeline.ExportResult` for a run, a
+        :class:`~edgetl.golden_check.ModelCheck` for a model file; both have ``ok``.
+
+    Raises:
+        EdgetlError: the run or model cannot be read, or ``hosts`` with a folder.
+    """
     from edgetl.errors import EdgetlError
 
     if target is not None and Path(target).is_file():
         from edgetl.golden_check import verify_model
 
-        return verify_model(target, threads, hosts, **ssh)
+        return verify_model(target, threads, hosts, remote_python, str(ssh_config) if ssh_config else None, timeout)
     if hosts:
         raise EdgetlError("--host verifies one model file on a device", fix="give RUN/export/model_int8.tflite, not a folder")
     from edgetl.exporting.pipeline import verify_run
@@ -79,13 +102,43 @@ def verify(target: str | Path | None = None, hosts: list[str] | None = None, thr
 
 
 def bench(models: list[str | Path], threads: list[int | None] | None = None, device: str = "local",
-          hosts: list[str] | None = None, options: BenchOptions | None = None, **target: Any) -> list[BenchResult]:
-    """Latency of each model at each thread count on ``device`` ("local", "rpi"/"ssh" with
-    ``hosts``, or "android"); one result per (model, threads, host). See
-    :func:`edgetl.benchmark.bench`."""
-    from edgetl.benchmark import bench as run_bench
+          hosts: list[str] | None = None, options: BenchOptions | None = None, *, remote_python: str = "python3",
+          ssh_config: str | Path | None = None, timeout: float | None = None, serial: str | None = None,
+          benchmark_binary: str | None = None, use_gpu: bool = False, use_nnapi: bool = False) -> list[BenchResult]:
+    """Latency of each model at each thread count on a device (``edgetl bench``).
 
-    return run_bench(models, threads, device, hosts, options, **target)
+    Args:
+        models: .tflite or .onnx files (.keras too, locally).
+        threads: thread counts to measure (None: the runtime's default).
+        device: "local", "rpi" (any Linux board over SSH, with ``hosts``) or "android" (adb).
+        hosts: SSH hosts or ~/.ssh/config aliases, for "rpi".
+        options: runs, warm-up, minimum seconds, an image for end-to-end timing.
+        remote_python: the device's Python (SSH).
+        ssh_config: an ssh_config file (SSH).
+        timeout: seconds a device may take (default 900).
+        serial: the adb device serial (Android).
+        benchmark_binary: LiteRT's benchmark_model, a local file (pushed) or a path on the phone.
+        use_gpu: Android's GPU delegate.
+        use_nnapi: Android's NNAPI delegate.
+
+    Returns:
+        One :class:`~edgetl.benchmark.harness.BenchResult` per (host,) model and thread count;
+        a run's export is benched into its report page too.
+
+    Raises:
+        EdgetlError: a model is missing, the device cannot be reached, or it answered wrongly.
+    """
+    from edgetl.benchmark import bench as run_bench, export_run_of
+
+    results = run_bench(models, threads, device, hosts, options, remote_python=remote_python, ssh_config=ssh_config,
+                        timeout=timeout, serial=serial, benchmark_binary=benchmark_binary, use_gpu=use_gpu,
+                        use_nnapi=use_nnapi)
+    run = export_run_of(models)
+    if run is not None:  # one rule: what changes a run leaves its page current (train and export do too)
+        from edgetl.report import refresh
+
+        refresh(run)
+    return results
 
 
 def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "auto", threads: int | None = None,

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgetl.console import log
+log = logging.getLogger(__name__).info
 
 CLASSES = ("ball", "box", "cone")
 
@@ -138,13 +139,12 @@ class DemoSummary:
 
 def run_demo(opts: DemoOptions) -> DemoSummary:
     """data check -> train -> export --all -> verify -> bench -> live; returns the summary."""
-    from edgetl.benchmark import bench
+    from edgetl import bench
     from edgetl.benchmark.harness import BenchOptions
     from edgetl.data.audit import audit
     from edgetl.exporting.formats import ALL, FORMATS, Gates
     from edgetl.exporting.pipeline import ExportOptions, export
     from edgetl.live import LiveOptions, run
-    from edgetl.report import refresh
     from edgetl.runs import RunFolder
     from edgetl import TrainConfig, train
 
@@ -176,7 +176,6 @@ def run_demo(opts: DemoOptions) -> DemoSummary:
     artifacts = [exported.folder / c.file for c in exported.checks if (exported.folder / c.file).exists()]
     log(f"[4/6] bench at {opts.threads} threads")
     results = bench(artifacts, [opts.threads], options=BenchOptions(runs=50, warmup=5, min_seconds=opts.bench_seconds))
-    refresh(result.path)  # the run's page with its benchmark
     log("[5/6] live over a video of held-out images")
     video = _write_video(report, RunFolder(result.path).demo_video)
     # the int8 model when it passed its gates, else the fallback the export names, else fp32

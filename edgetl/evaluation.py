@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetl import runs
-from edgetl.console import track
+from edgetl.progress import track
 from edgetl.cores import usable_cores
 from edgetl.data.audit import Audit, AuditOptions, audit
 from edgetl.data.cache import ArrayStore, decode_all

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import os
 import sys
 from collections.abc import Iterator
@@ -41,6 +42,14 @@ def discarded(fd: int) -> Iterator[None]:
         os.dup2(saved, fd)
         os.close(saved)
         os.close(devnull)
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Discard what converters print on stdout, from Python or C++ (stdout keeps only results,
+    such as --json); errors still reach stderr."""
+    with discarded(1), contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 @contextlib.contextmanager

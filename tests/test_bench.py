@@ -254,11 +254,12 @@ def test_a_device_result_edgetl_cannot_read_is_one_line_naming_the_device():
 def test_the_cli_device_options_default_as_the_transport():
     """bench, verify, deploy and doctor share one definition of the device options, whose defaults
     are the SSH transport's own."""
-    from edgetl import cli
+    from edgetl.cli import options
     from edgetl.remote.ssh import DEFAULT_TIMEOUT, SshTarget
 
-    assert cli.REMOTE_PYTHON.default == SshTarget("mypi").remote_python and cli.DEVICE_TIMEOUT.default == DEFAULT_TIMEOUT
-    source = (Path(cli.__file__)).read_text()
+    assert (options.REMOTE_PYTHON.default == SshTarget("mypi").remote_python
+            and options.DEVICE_TIMEOUT.default == DEFAULT_TIMEOUT)
+    source = "".join(p.read_text() for p in sorted(Path(options.__file__).parent.glob("*.py")))
     assert source.count('"--remote-python"') == 1 and source.count('"--ssh-config"') == 1
 
 

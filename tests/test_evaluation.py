@@ -105,7 +105,7 @@ def test_labels_with_commas_read_one_way_and_zero_scores_are_not_runners_up(colo
     photo = write_rgb(tmp_path / "p.png", np.full((32, 32, 3), (220, 10, 10), np.uint8))
     line = run_cli("predict", model, photo, "--labels", labels, "--top-k", "3").stdout.strip()
     assert line.startswith(f'{photo}: "red, crimson" 0.') and 'blue \\"navy\\"' not in line.split(":", 1)[0], line
-    from edgetl.cli import scores_line
+    from edgetl.cli.show import scores_line
 
     assert scores_line([("cat", 0.9996), ("background", 0.0003), ("dog", 0.0001)]) == "cat 1.000"
     assert scores_line([("a", 0.6), ("b, c", 0.4)]) == 'a 0.600, "b, c" 0.400'

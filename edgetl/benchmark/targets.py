@@ -10,7 +10,7 @@ from edgetl.errors import EdgetlError
 
 def _local(models: list[Path], threads: list[int | None], options: BenchOptions, **_) -> list[BenchResult]:
     from edgetl.benchmark.runner import run
-    from edgetl.console import track
+    from edgetl.progress import track
 
     combos = [(m, t) for m in models for t in threads]
     results = []

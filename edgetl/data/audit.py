@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetl.console import track
+from edgetl.progress import track
 from edgetl.data.cache import decode_workers
 from edgetl.errors import EdgetlError
 from edgetl.image import IMAGE_EXTENSIONS, DecodeError, TooLarge, content_problem, decode_preview, max_pixels, read_file, sniff

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.cache_dir import cache_root
-from edgetl.console import track
+from edgetl.progress import track
 from edgetl.errors import EdgetlError
 from edgetl.image import DecodeError, load
 from edgetl.runtime.manifest import file_sha256

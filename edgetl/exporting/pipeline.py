@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -10,10 +11,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from rich.markup import escape
 
 from edgetl import runs
-from edgetl.console import err, quiet_stdout
 from edgetl.cores import idle_cores
 from edgetl.scratch import scratch_folder
 from edgetl.data.audit import Audit
@@ -23,7 +22,7 @@ from edgetl.exporting import onnx as onnx_export, tflite
 from edgetl.exporting.background import Background
 from edgetl.exporting.formats import (FORMATS, LAYER_ERROR_IMAGES, Build, Format, Int8Settings, held_back,
                                      needs_tflite_calibration, plan)
-from edgetl.exporting.gate import NOT_PROVEN, PASSED, mark, no_better_than_chance
+from edgetl.exporting.gate import mark, no_better_than_chance
 from edgetl.exporting.layer_error import most_added
 from edgetl.exporting.verify import Check, Gates, Reference, reference, too_few_images, verify
 from edgetl.runs import ExportFolder, RunFolder
@@ -33,7 +32,10 @@ from edgetl.runtime.folder_manifest import ArtifactEntry, ExportManifest, Golden
 from edgetl.runtime.labels import write_labels
 from edgetl.runtime.manifest import ModelManifest, file_sha256
 from edgetl.runtime.spec import PixelSpec
+from edgetl.native_logs import quiet_stdout
 from edgetl.versions import package_versions
+
+logger = logging.getLogger(__name__)
 
 
 class StepFailed(EdgetlError):
@@ -144,7 +146,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
     result_audit = Audit.load_file(RunFolder(run_path).audit)
     names = plan(opts.formats)
     if opts.int8.calib_samples < 100 and any(FORMATS[f].needs_calibration for f in names):
-        err.print(f"[yellow]warning:[/] --calib-samples {opts.int8.calib_samples} is under 100: int8 ranges may be poor")
+        logger.warning(f"--calib-samples {opts.int8.calib_samples} is under 100: int8 ranges may be poor")
 
     with runs.locked(run_path, "an export"), scratch_folder("edgetl-export-") as scratch, \
             contextlib.ExitStack() as children:
@@ -162,14 +164,14 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
         model = load_keras_model(RunFolder(run_path).model)
         pixels_val, ref = _held_out_reference(run_path, result_audit, pixels)
         seconds["load_and_reference"] = time.perf_counter() - t
-        err.print(f"Keras reference: accuracy {ref.accuracy:.4f} on {len(ref.labels)} held-out images; "
+        logger.info(f"Keras reference: accuracy {ref.accuracy:.4f} on {len(ref.labels)} held-out images; "
                   f"calibrating on {len(calib)} training images")
         small = too_few_images(len(ref.labels), opts.gates)
         if small:
-            err.print(f"[yellow]warning:[/] {small}")
+            logger.warning(small)
         chance = no_better_than_chance(ref.labels, int(round(ref.accuracy * len(ref.labels))), len(labels))
         if chance:
-            err.print(f"[yellow]warning:[/] {escape(chance)}")
+            logger.warning(chance)
 
         versions = package_versions(EXPORT_TOOLS)
 
@@ -179,7 +181,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
                                  split=run_manifest.split, versions=versions, confidence=run_manifest.confidence)
 
         build = Build(model, calib, opts.int8, opts.opset, contract, Path(scratch),
-                      log=lambda m: err.print(m, markup=False), background=background)
+                      log=logger.info, background=background)
         ctx = ExportContext(run_path, run_manifest, labels, pixels, result_audit, ref, pixels_val, build,
                             replace(opts, formats=names), small, chance, seconds)
         runs.remove_stale_work(run_path, runs.EXPORT)
@@ -200,7 +202,7 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
                 for fallback in FORMATS[name].fallbacks if not checks[-1].passed else ():
                     attempts.append(make(fallback))
                     if attempts[-1].passed:
-                        err.print(f"{name} missed its gate; {attempts[-1].file} passes and is the one to ship")
+                        logger.info(f"{name} missed its gate; {attempts[-1].file} passes and is the one to ship")
                         break
             _publish(work, ctx, checks, attempts)
             final = RunFolder(run_path).export.path
@@ -236,7 +238,7 @@ def _read_run(run: str | Path | None) -> tuple[Path, RunManifest]:
         raise EdgetlError("no such run folder", path=run_path,
                           fix="give a finished run folder from `edgetl train` (runs/expN)")
     if run is None:
-        err.print(f"exporting the latest finished run, {run_path}", markup=False, soft_wrap=True)
+        logger.info(f"exporting the latest finished run, {run_path}")
     folder = RunFolder(run_path)
     if not folder.model.is_file():
         raise EdgetlError(f"no {folder.model.name} in this folder: not a finished run", path=run_path,
@@ -260,11 +262,17 @@ def _convert_and_verify(fmt: Format, ctx: ExportContext, work: Path) -> Check:
     ctx.seconds[f"convert_{fmt.name}"] = time.perf_counter() - t0
     check = verify(work / fmt.file, ctx.ref, ctx.pixels_val, ctx.options.gates, fmt.kind, fmt.precision,
                    ctx.options.threads)
-    err.print(f"{mark(check.verdict)} {fmt.file}: accuracy {check.accuracy:.4f} ({check.delta_points:+.2f} pts), agreement "
+    logger.info(f"{mark(check.verdict, markup=False)} {fmt.file}: accuracy {check.accuracy:.4f} ({check.delta_points:+.2f} pts){_on(check, ctx)}, agreement "
               f"{check.agreement:.1%}, with \"unknown\" {check.decision_agreement:.1%} ({check.unknown} unknown, Keras "
               f"{check.unknown_reference}), max prob diff {check.max_prob_diff:.2g}, {check.size_bytes / 1e6:.2f} MB, "
-              f"{check.latency_ms:.1f} ms" + (f" — {check.verdict}: {escape(check.note)}" if check.note else ""))
+              f"{check.latency_ms:.1f} ms" + (f" — {check.verdict}: {check.note}" if check.note else ""))
     return check
+
+
+def _on(check: Check, ctx: ExportContext) -> str:
+    """" on N of M images ..." when the class was compared on fewer than all (the rule refused the rest)."""
+    n = len(ctx.ref.labels)
+    return "" if check.classed in (None, n) else f" on {check.classed} of {n} images (Keras's rule refuses the rest)"
 
 
 def _publish(work: Path, ctx: ExportContext, checks: list[Check], attempts: list[Check]) -> None:

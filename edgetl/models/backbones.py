@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
 import warnings
@@ -14,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgetl.console import log
 from edgetl.errors import EdgetlError
 from edgetl.native_logs import debugging, quiet_import
 
@@ -163,7 +163,7 @@ def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
     check_weights(weights)
     w = None if weights == "none" else weights
     if w == "imagenet" and imagenet_cached(spec, alpha, size) is None:
-        log(f"fetching ImageNet weights for {spec.name} through Keras (once; kept in {keras_cache_dir()})")
+        logging.getLogger(__name__).info(f"fetching ImageNet weights for {spec.name} through Keras (once; kept in {keras_cache_dir()})")
     try:
         base = _construct(spec, size, alpha, w)
     except Exception as e:

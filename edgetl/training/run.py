@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -14,8 +15,6 @@ import numpy as np
 import yaml
 
 from edgetl import runs
-from edgetl.console import err
-from edgetl.console import log as say
 from edgetl.data.audit import Audit, AuditOptions, audit
 from edgetl.data.cache import open_images
 from edgetl.errors import EdgetlError
@@ -27,7 +26,6 @@ from edgetl.runtime.confidence import (Confidence, calibrate, reliability, risk_
 from edgetl.runtime.folder_manifest import ArtifactEntry, RunManifest
 from edgetl.runtime.labels import write_labels
 from edgetl.runtime.manifest import ModelManifest, file_sha256
-from edgetl.text import clean
 from edgetl.versions import package_versions
 from edgetl.yamlfile import load_yaml
 from edgetl.training import stop
@@ -37,6 +35,8 @@ from edgetl.training.results import BestEpoch, ClassFigures, RunMetrics, TrainRe
 from edgetl.training.distribute import DistributedFit, WorkerRole, is_multiworker, make_strategy, shard, worker_role
 from edgetl.training.inputs import Split, class_weights, dataset, steps_per_epoch
 
+logger = logging.getLogger(__name__)
+
 
 class Interrupted(EdgetlError):
     """Ctrl-C or SIGTERM during training (exit 130); the run can be resumed."""
@@ -45,14 +45,17 @@ class Interrupted(EdgetlError):
 
 
 class RunLog:
-    """Status lines to stderr and to RUN/train.log."""
+    """Status lines to the log (INFO) and to RUN/train.log."""
 
     def __init__(self, path: Path, prefix: str = ""):
         self.file = path.open("a", encoding="utf-8")
         self.prefix = prefix
 
     def __call__(self, message: str) -> None:
-        err.print(clean(self.prefix + message, keep_newlines=True), highlight=False, markup=False, soft_wrap=True)
+        if message.startswith("warning: "):
+            logger.warning("%s%s", self.prefix, message.removeprefix("warning: "))
+        else:
+            logger.info("%s%s", self.prefix, message)
         if not self.file.closed:
             self.file.write(f"{time.strftime('%H:%M:%S')} {message}\n")
             self.file.flush()
@@ -101,12 +104,12 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed, class_depth=cfg.class_depth))
         pre.require_trainable()
         said.append(pre.describe())
-        say(said[-1])
+        logger.info("%s", said[-1])
         n_train = len(pre.split("train"))
         if cfg.batch_size > n_train:
             # A batch larger than the split only pads: every feature pass and step would compute
             # (and hold in memory) the padding, 7 GB for --batch-size 512 on 30 photos.
-            say(f"warning: --batch-size {cfg.batch_size} is larger than the {n_train} training images; using {n_train}")
+            logger.warning(f"--batch-size {cfg.batch_size} is larger than the {n_train} training images; using {n_train}")
             cfg.batch_size = n_train
         strategy = _strategy(cfg, role, said)
         if cfg.strategy == Strategy.MULTIWORKER:
@@ -204,7 +207,7 @@ def _strategy(cfg: TrainConfig, role: WorkerRole, said: list[str]):
     prefix = "" if role.chief else f"{role.name}: "
 
     def tell(message: str) -> None:
-        say(prefix + message)
+        logger.info("%s%s", prefix, message)
         said.append(message)
 
     return make_strategy(cfg.strategy, tell, cfg.worker_timeout)

@@ -7,6 +7,7 @@ the lowest validation loss are kept and restored at the end."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -19,10 +20,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from edgetl.console import err
 from edgetl.errors import EdgetlError
 from edgetl.runs import RunFolder
 from edgetl.text import clean
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -107,7 +109,7 @@ class Checkpointer(keras.callbacks.Callback):
     weights and the state, and stop the stage after ``patience`` epochs without progress."""
 
     def __init__(self, work: Path, state: RunState, stage: int, variables: list, patience: int,
-                 total_epochs: int, sync: Callable[[], None] = lambda: None, log: Callable[[str], None] = err.print,
+                 total_epochs: int, sync: Callable[[], None] = lambda: None, log: Callable[[str], None] = logger.info,
                  tensorboard: bool = False):
         super().__init__()
         self.work, self.state, self.stage, self.variables = work, state, stage, variables

@@ -1,0 +1,144 @@
+"""How the CLI shows results: tables and summaries on stdout (everything from a file or a device
+goes through edgetl.text.safe)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from rich.table import Table
+import typer
+
+from edgetl.console import err, out, print_json
+from edgetl.text import clean, safe
+from edgetl.cli.options import EXAMPLES_PER_GROUP
+
+
+def print_audit(result) -> None:
+    """One screen whatever the dataset's size: what was read, the table, problems grouped by kind
+    with a few examples each (every file is in --json and in a run's audit.json)."""
+    out.print(result.describe(), markup=False, soft_wrap=True)
+    counts = result.counts()
+    table = Table()
+    table.add_column("class")
+    for s in result.splits:
+        table.add_column(s, justify="right")
+    table.add_column("total", justify="right")
+    shown = list(counts.items())
+    for c, per in shown[:20]:
+        table.add_row(safe(c), *[str(per[s]) for s in result.splits], str(sum(per.values())))
+    if len(shown) > 20:
+        table.add_row(f"... {len(shown) - 20} more", *["" for _ in result.splits], "")
+    table.add_row("[bold]all", *[f"[bold]{sum(p[s] for p in counts.values())}" for s in result.splits],
+                  f"[bold]{len(result.records)}")
+    out.print(table)
+    sizes = result.size_stats()
+    if sizes:
+        out.print("image size: width {min}-{max} (median {median:.0f}), ".format(**sizes["width"])
+                  + "height {min}-{max} (median {median:.0f})".format(**sizes["height"]))
+    colour = {"error": "red", "warning": "yellow", "info": "dim"}
+    for g in result.groups():
+        head = f"[{colour[g.severity]}]{g.severity:7}[/] "
+        if len(g.problems) == 1:
+            p = g.problems[0]
+            out.print(head + f"{safe(p.path)}: {safe(p.reason)}", soft_wrap=True)
+            continue
+        out.print(head + f"{len(g.problems):,} × {safe(g.kind)}", soft_wrap=True)
+        for p in g.problems[:EXAMPLES_PER_GROUP]:
+            out.print(f"          e.g. {safe(p.path)}: {safe(p.reason)}", soft_wrap=True)
+        if len(g.problems) > EXAMPLES_PER_GROUP:
+            out.print(f"          ... and {len(g.problems) - EXAMPLES_PER_GROUP:,} more (--json lists every file)")
+    n_err = sum(p.severity == "error" for p in result.problems)
+    n_warn = sum(p.severity == "warning" for p in result.problems)
+    verdict = "[green]clean[/]" if result.clean else f"[red]{n_err} error(s)[/], [yellow]{n_warn} warning(s)[/]"
+    n = len(result.classes)
+    out.print(f"{len(result.records)} of {result.scanned} files usable, {n} class{'' if n == 1 else 'es'}: {verdict}")
+
+
+def scores_line(top: list[tuple[str, float]]) -> str:
+    """``daisy 0.996, rose 0.004``: labels and scores as predict and live print them. A label with
+    a comma or quote is quoted (``"tabby, tabby cat" 0.912``) so the line still reads one way;
+    entries after the first that print as 0.000 are left out (a class no image is near, such as a
+    background class, is not a runner-up; --json keeps the whole top-k)."""
+    def label(text: str) -> str:
+        text = clean(text)
+        return json.dumps(text, ensure_ascii=False) if ("," in text or '"' in text) else text
+
+    shown = [(n, v) for i, (n, v) in enumerate(top) if i == 0 or round(v, 3) > 0]
+    return ", ".join(f"{label(n)} {v:.3f}" for n, v in shown)
+
+
+def verdict_mark(verdict: str) -> str:
+    """✓, ? or ✗ for a gate's verdict, coloured (one mapping: :func:`edgetl.exporting.gate.mark`)."""
+    from edgetl.exporting.gate import mark
+
+    return mark(verdict)
+
+
+def print_checks(result) -> None:
+    table = Table(title=f"{safe(result.folder)} (Keras accuracy {result.keras_accuracy:.4f})")
+    for col in ("", "file", "precision", "size MB", "accuracy", "Δ pts", "agreement", "lost/gained", "max Δp", "ms",
+                "gate"):
+        table.add_column(col, justify="left" if col in ("", "file", "precision", "gate") else "right")
+    seen = set()
+    for c in result.checks + result.attempts:
+        if c.file in seen:
+            continue
+        seen.add(c.file)
+        table.add_row(verdict_mark(c.verdict), safe(c.file), c.precision, f"{c.size_bytes / 1e6:.2f}", f"{c.accuracy:.4f}",
+                      f"{c.delta_points:+.2f}", f"{c.agreement:.1%}", f"{c.lost}/{c.gained}", f"{c.max_prob_diff:.2g}",
+                      f"{c.latency_ms:.1f}", safe(c.verdict))
+    out.print(table)
+    for c in result.checks:
+        if c.verdict == "not proven":
+            out.print(f"[yellow]? {safe(c.file)}[/] is kept: {safe(c.note)} (--strict-gates refuses on the figures alone)",
+                      soft_wrap=True)
+        elif not c.passed:
+            hint = ("try --calib-samples 500, or ship the fallback the table shows passing"
+                    if c.precision == "int8" else "check the calibration data and the --max-drop gate")
+            out.print(f"[red]✗ {safe(c.file)}[/]: {safe(c.note)}; kept as rejected/{safe(c.file)}; {hint}")
+
+
+def print_model_check(check, json_out: bool) -> None:
+    """A model's golden check, each place a line (and its failing images), then exit 0 or 1."""
+    model = check.model
+    if json_out:
+        print_json(check.to_dict())
+        raise typer.Exit(0 if check.ok else 1)
+    if check.modified_since_export:
+        err.print(f"[red]✗[/] {safe(model)} was modified since export: its sha256 differs from the manifest's")
+    for report in check.reports:
+        bad = [r for r in report.results if not r.ok]
+        mark = "[green]✓[/]" if report.ok else "[red]✗[/]"
+        out.print(f"{mark} {safe(model.name)} on {safe(report.where)} ({safe(report.runtime)}): "
+                  f"{len(report.results) - len(bad)} of {len(report.results)} golden images answer as at export")
+        for r in bad:
+            out.print(f"  [red]✗[/] {safe(r.image)}: at export {safe(r.expected_top1)} {r.expected_score:.3f}, now "
+                      f"{safe(r.got_top1)} {r.got_score:.3f} (largest probability difference {r.max_diff:.3g})")
+        if report.hint:
+            out.print(f"  {safe(report.hint)}")
+    raise typer.Exit(0 if check.ok else 1)
+
+
+def print_profiles(models: list[Path], threads: list[Optional[int]], runs: int, json_out: bool) -> None:
+    """`bench --profile`: a table per model and thread count (or their JSON)."""
+    from edgetl.benchmark.profile import profile
+
+    profiles = [profile(m, t, runs) for m in models for t in threads]
+    if json_out:
+        print_json([p.to_dict() for p in profiles])
+        return
+    for p in profiles:
+        timed = p.delegated is None
+        table = Table(title=f"{safe(p.model)}, {safe(p.runtime)}, {p.threads or 'default'} thread(s)")
+        for col in ("op", "nodes") + (("ms per inference", "share") if timed else ("outside XNNPACK",)):
+            table.add_column(col, justify="left" if col == "op" else "right")
+        for o in p.ops:
+            table.add_row(safe(o.op), str(o.nodes), *((f"{o.ms:.3f}", f"{o.share:.1%}") if timed else
+                                                     (str(o.outside_delegate) if o.outside_delegate else "",)))
+        out.print(table)
+        if timed:
+            out.print(f"{sum(o.ms for o in p.ops):.2f} ms per inference in {p.total_nodes} nodes, over {p.runs} runs")
+        else:
+            out.print(f"XNNPACK runs {p.delegated} of {p.total_nodes} nodes in {p.partitions} partition(s); LiteRT's "
+                      "Python API times no single op: the ones outside XNNPACK are where a graph change can help")
