@@ -40,9 +40,13 @@ def parse_threads(text: str) -> list[int | None]:
 
 
 def bench(models: list[str | Path], threads: list[int | None] | None = None, device: str = "local",
-          hosts: list[str] | None = None, options=None, **target) -> list[BenchResult]:
+          hosts: list[str] | None = None, options: BenchOptions | None = None, *, remote_python: str = "python3",
+          ssh_config: str | Path | None = None, timeout: float | None = None, serial: str | None = None,
+          benchmark_binary: str | None = None, use_gpu: bool = False, use_nnapi: bool = False) -> list[BenchResult]:
     """Benchmark each model at each thread count on ``device`` ("local", "rpi"/"ssh" with ``hosts``,
-    or "android") and return one result per (host,) model and thread count, in that order."""
+    or "android") and return one result per (host,) model and thread count, in that order (see
+    :func:`edgetl.bench` for each argument; it also rewrites the run's page, which this layer,
+    below the report, does not)."""
     from edgetl.benchmark.targets import TARGETS
     from edgetl.errors import EdgetlError
 
@@ -53,7 +57,12 @@ def bench(models: list[str | Path], threads: list[int | None] | None = None, dev
     if device not in TARGETS:
         raise EdgetlError(f"unknown --device {device}", fix=f"choose one of {', '.join(TARGETS)}")
     threads = threads or [None]
-    results = TARGETS[device](paths, threads, options or BenchOptions(), hosts=hosts or [], **target)
+    target = {"rpi": dict(remote_python=remote_python, ssh_config=str(ssh_config) if ssh_config else None,
+                          timeout=timeout),
+              "android": dict(serial=serial, benchmark_binary=benchmark_binary, use_gpu=use_gpu, use_nnapi=use_nnapi,
+                              timeout=timeout)}
+    results = TARGETS[device](paths, threads, options or BenchOptions(), hosts=hosts or [],
+                              **target.get("rpi" if device == "ssh" else device, {}))
     order = [p for p in paths for _ in threads]  # every target returns (host x) model x threads, in order
     expected = len(order) * max(1, len(hosts or []))
     if len(results) != expected:  # a result missing or extra would label the others with the wrong model
@@ -79,7 +88,7 @@ def export_run_of(paths: list[str | Path]) -> Path | None:
 
 def _keep_with_run(paths: list[Path], results: list[BenchResult]) -> None:
     """When every model is one run's export, keep the results in RUN/export/bench.json beside the
-    earlier ones (the newest per model, thread count and device); the caller refreshes the page."""
+    earlier ones (the newest per model, thread count and device); :func:`edgetl.bench` then rewrites the page."""
     import json
     import os
 
