@@ -96,7 +96,7 @@ def verify(target: str | Path | None = None, hosts: list[str] | None = None, thr
         return verify_model(target, threads, hosts, remote_python, str(ssh_config) if ssh_config else None, timeout)
     if hosts:
         raise EdgetlError("--host verifies one model file on a device", fix="give RUN/export/model_int8.tflite, not a folder")
-    from edgetl.exporting.pipeline import verify_run
+    from edgetl.exporting.verify_run import verify_run
 
     return verify_run(target, gates, threads)
 

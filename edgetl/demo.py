@@ -104,8 +104,8 @@ class DemoArtifact:
     """One exported file: its verdict against Keras and its measured speed (None when not benched)."""
 
     file: str
-    verified: bool
-    """Kept by its gate (passed, or not proven either way: ``verdict`` says which)."""
+    kept: bool
+    """Shipped by its gate (passed, or not proven either way: ``verdict`` says which)."""
     accuracy: float
     size_mb: float
     p50_ms: float | None
@@ -145,6 +145,7 @@ def run_demo(opts: DemoOptions) -> DemoSummary:
     from edgetl.exporting.formats import ALL, FORMATS, Gates
     from edgetl.exporting.pipeline import ExportOptions, export
     from edgetl.live import LiveOptions, run
+    from edgetl.models.backbones import Pretrained, from_scratch
     from edgetl.runs import RunFolder
     from edgetl import TrainConfig, train
 
@@ -153,17 +154,17 @@ def run_demo(opts: DemoOptions) -> DemoSummary:
         cfg = TrainConfig(weights=opts.weights, size=128, epochs=opts.epochs or 8, fine_tune_epochs=2)
         how = f"MobileNetV2 at 128 px from {opts.weights}"
     elif _imagenet_available():
-        cfg = TrainConfig(weights="imagenet", size=128, epochs=opts.epochs or 8, fine_tune_epochs=2)
+        cfg = TrainConfig(weights=Pretrained.IMAGENET, size=128, epochs=opts.epochs or 8, fine_tune_epochs=2)
         how = "MobileNetV2 at 128 px with ImageNet weights (Keras's cache)"
     else:
-        cfg = TrainConfig(weights="none", alpha=0.35, size=96, epochs=opts.epochs or 40, fine_tune_epochs=0,
+        cfg = TrainConfig(weights=Pretrained.NONE, alpha=0.35, size=96, epochs=opts.epochs or 40, fine_tune_epochs=0,
                           lr=3e-3, patience=12)
         how = ("MobileNetV2 (alpha 0.35, 96 px) from scratch on 300 images per class, because ImageNet weights "
                "are neither in Keras's cache nor downloadable here; pass --weights PATH for transfer learning")
     # The demo's figures are stated in the README: every run of it must give them (seeded, and
     # TensorFlow's op determinism, so neither thread timing nor load changes the model).
     cfg.deterministic = True
-    per_class = opts.per_class or (300 if cfg.weights == "none" else 80)
+    per_class = opts.per_class or (300 if from_scratch(cfg.weights) else 80)
     data = make_dataset(Path(opts.project) / "demo-data", per_class)
     report = audit(data)
     log(f"[1/6] data check: {len(report.records)} images in {len(report.classes)} classes at {data} "
@@ -179,12 +180,12 @@ def run_demo(opts: DemoOptions) -> DemoSummary:
     log("[5/6] live over a video of held-out images")
     video = _write_video(report, RunFolder(result.path).demo_video)
     # the int8 model when it passed its gates, else the fallback the export names, else fp32
-    shippable = [exported.folder / a.file for a in exported.attempts if a.passed]
+    shippable = [exported.folder / a.file for a in exported.attempts if a.kept]
     int8 = exported.folder / FORMATS["int8"].file
     model = int8 if int8.exists() else (shippable or artifacts)[0]
     live_summary = run(model, str(video), LiveOptions(), threads=opts.threads).to_dict()
     speed = {r.model: r for r in results}
-    rows = [DemoArtifact(str(exported.folder / c.file), c.passed, c.accuracy, c.size_bytes / 1e6,
+    rows = [DemoArtifact(str(exported.folder / c.file), c.kept, c.accuracy, c.size_bytes / 1e6,
                          speed[c.file].p50_ms if c.file in speed else None, speed[c.file].fps if c.file in speed else None,
                          c.verdict, c.agreement, c.decision_agreement)
             for c in exported.checks]

@@ -69,6 +69,25 @@ def predict(classifier: Classifier, inputs: list[str | Path], top_k: int = 3) ->
 
 
 @dataclass
+class Mistake:
+    """One misclassified image."""
+
+    path: str
+    true: str
+    predicted: str
+    score: float
+    """The predicted class's score."""
+
+
+@dataclass
+class Skipped:
+    """A file of the dataset that could not be used, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
 class EvalResult:
     """What `edgetl eval` reports."""
 
@@ -82,8 +101,8 @@ class EvalResult:
     """Median time of one image alone through the model (prepared input), measured apart."""
     predictions: np.ndarray
     probabilities: np.ndarray
-    skipped: list[dict] = field(default_factory=list)
-    """Files of the dataset that could not be used, each with its reason (``path``, ``reason``)."""
+    skipped: list[Skipped] = field(default_factory=list)
+    """Files of the dataset that could not be used, each with its reason."""
     how: str = ""
     """Which images were scored and why, in words."""
     left_out: int = 0
@@ -93,8 +112,8 @@ class EvalResult:
     batch: int = 1
     """Images per inference call: what runs a set fastest on the model's runtime (see
     :attr:`Classifier.batch`)."""
-    mistakes: list[dict] = field(default_factory=list)
-    """Every misclassified image (``path``, ``true``, ``predicted``, ``score``), most confident first."""
+    mistakes: list[Mistake] = field(default_factory=list)
+    """Every misclassified image, most confident first."""
     selective: Selective | None = None
     """The answers given at the "unknown" threshold, and how accuracy trades against coverage."""
 
@@ -104,7 +123,7 @@ class EvalResult:
                 "left_out_trained": self.left_out, "run": self.run,
                 "images_per_s": self.images_per_s, "latency_ms": self.latency_ms, "batch": self.batch,
                 "batched": self.batch > 1,
-                "skipped": self.skipped, "mistakes": self.mistakes,
+                "skipped": [asdict(s) for s in self.skipped], "mistakes": [asdict(m) for m in self.mistakes],
                 "selective": asdict(self.selective) if self.selective else None} | self.report.to_dict()
 
 
@@ -290,10 +309,10 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     latency = quick_latency(clf, clf.to_input(decode_all([records[0].path], p, quiet=True)))
     y_true = np.array([index[r.label] for r in records])
     y_pred = probs.argmax(axis=1)
-    skipped = [{"path": p.path, "reason": p.reason} for p in result.skipped]
+    skipped = [Skipped(p.path, p.reason) for p in result.skipped]
     wrong = sorted(np.flatnonzero(y_pred != y_true), key=lambda i: -probs[i, y_pred[i]])
-    mistakes = [{"path": records[i].path, "true": clf.labels[y_true[i]], "predicted": clf.labels[y_pred[i]],
-                 "score": float(probs[i, y_pred[i]])} for i in wrong]
+    mistakes = [Mistake(records[i].path, clf.labels[y_true[i]], clf.labels[y_pred[i]], float(probs[i, y_pred[i]]))
+                for i in wrong]
     chosen = selective(probs, y_true, clf.threshold if threshold is None else threshold)
     if unknown is not None:
         if not Path(unknown).is_dir():

@@ -1,12 +1,12 @@
 """Classification metrics with numpy only (used by train, verify and eval alike)."""
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edgetl.atomic import replacing
 from edgetl.text import clean
 
 
@@ -117,7 +117,5 @@ PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
 
 def save_figure(fig, path: str | Path) -> None:
     """Save a matplotlib figure as PNG under a temporary name, then rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=110)

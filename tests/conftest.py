@@ -1,86 +1,23 @@
-"""Shared fixtures: generated photo folders and the ../shared data (skipped with a reason when absent)."""
+"""Shared fixtures: generated photo folders, the runs several tests share, and the ../shared data
+(skipped with a reason when absent). The helpers themselves are in tests/helpers/."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers.cli import run_cli
+from helpers.images import make_shapes, none_of_the_classes, write_rgb
+from helpers.shared import HYMENOPTERA, WEIGHTS
 
 # A shell that starts the tests in the background (`bash .ci/run &`, nohup) leaves SIGINT ignored,
 # and an ignored signal stays ignored in every child process: the Ctrl-C tests would press a key
 # that does nothing (this, not edgetl, was the "fails only in the full suite" of the SSH Ctrl-C
 # test). With a handler here, each child starts with the default action, as under a terminal.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-SHARED = Path(os.environ.get("EDGETL_SHARED", ROOT.parent / "shared")).resolve()
-WEIGHTS = SHARED / "weights" / "mobilenet_v2_imagenet_no_top.weights.h5"
-HYMENOPTERA = SHARED / "datasets" / "hymenoptera"
-
-needs_weights = pytest.mark.skipif(not WEIGHTS.exists(), reason=f"no shared weights at {WEIGHTS} (set EDGETL_SHARED)")
-needs_hymenoptera = pytest.mark.skipif(not HYMENOPTERA.exists(),
-                                       reason=f"no hymenoptera dataset at {HYMENOPTERA} (set EDGETL_SHARED)")
-
-
-def shape_image(kind: str, rng: np.random.Generator, size: int = 96) -> np.ndarray:
-    """An RGB uint8 photo-like picture of one shape class on a noisy, grey background. Each class
-    also leans to a colour of its own (as real classes do: daisies are white, roses red), so a
-    model with random, untrained features — the tests train from scratch in seconds — still beats
-    chance on held-out images."""
-    bg = rng.integers(60, 196)
-    img = np.empty((size, size, 3), np.uint8)
-    img[:] = bg
-    img = np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
-    lean = {"circle": (200, 60, 60), "square": (60, 200, 60)}.get(kind, (60, 60, 200))
-    colour = tuple(int(c) for c in (np.array(lean) + rng.integers(-40, 40, 3)).clip(0, 255))
-    c = size // 2 + rng.integers(-size // 8, size // 8 + 1, 2)
-    r = int(size * rng.uniform(0.18, 0.3))
-    if kind == "circle":
-        cv2.circle(img, (int(c[0]), int(c[1])), r, colour, -1)
-    elif kind == "square":
-        cv2.rectangle(img, (int(c[0] - r), int(c[1] - r)), (int(c[0] + r), int(c[1] + r)), colour, -1)
-    else:
-        pts = np.array([[c[0], c[1] - r], [c[0] - r, c[1] + r], [c[0] + r, c[1] + r]], np.int32)
-        cv2.fillPoly(img, [pts], colour)
-    return img
-
-
-def write_rgb(path: Path, rgb: np.ndarray) -> Path:
-    """Write an RGB array with OpenCV (which wants BGR)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return path
-
-
-def make_shapes(root: Path, classes=("circle", "square", "triangle"), per_class: int = 20, seed: int = 0,
-                size: int = 96, splits: tuple[str, ...] = ()) -> Path:
-    """A generated dataset: one folder per class, or train/val splits when ``splits`` is given."""
-    rng = np.random.default_rng(seed)
-    for cls in classes:
-        for i in range(per_class):
-            split = splits[i % len(splits)] if splits else ""
-            write_rgb(root / split / cls / f"{cls}_{i:03d}.jpg", shape_image(cls, rng, size))
-    return root
-
-
-def none_of_the_classes(root: Path, photos: list[Path], seed: int, per_kind: int = 40) -> Path:
-    """Images that are neither ants nor bees, for the "unknown" tests (no third class of real photos
-    is at hand): real photos cut into 16 px tiles and shuffled (a photo's colours and textures, no
-    insect), and generated shape pictures. ``photos`` and ``seed`` keep two such sets disjoint."""
-    rng = np.random.default_rng(seed)
-    for i, photo in enumerate(photos[:per_kind]):
-        image = cv2.resize(cv2.imread(str(photo)), (224, 224))
-        tiles = image.reshape(14, 16, 14, 16, 3).swapaxes(1, 2).reshape(196, 16, 16, 3)[rng.permutation(196)]
-        cv2.imwrite(str(root / f"tiles_{i:03d}.jpg"), tiles.reshape(14, 14, 16, 16, 3).swapaxes(1, 2).reshape(224, 224, 3))
-    for i in range(per_kind):
-        write_rgb(root / f"shape_{i:03d}.jpg", shape_image(("circle", "square", "triangle")[i % 3], rng, 160))
-    return root
 
 
 SHARED_RUNS = {"hymenoptera_run": "hymenoptera", "hymenoptera_export": "hymenoptera",
@@ -92,27 +29,25 @@ runs on one, so what it shares is made once per session. The emulated Pi goes wi
 models its tests run (and two builds of it at once would race for its cache folder)."""
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+TRAINS = {"hymenoptera_run", "hymenoptera_export", "efficientnet_run", "shapes_run", "shapes_export", "pi"}
+"""Session fixtures that train a model or build the emulated Pi: a test using one is slow."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook and the -m selection read the marks
 def pytest_collection_modifyitems(config, items):
     """Each test's xdist group: the first shared run it uses, else its file (a module's fixtures
-    are then made once)."""
+    are then made once); and the slow mark on every test that uses a training fixture."""
     for item in items:
         group = next((SHARED_RUNS[name] for name in SHARED_RUNS if name in item.fixturenames), item.path.name)
         item.add_marker(pytest.mark.xdist_group(group))
+        if TRAINS & set(item.fixturenames):  # the quick tier (-m "not slow") never trains, by construction
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
 def shapes(tmp_path: Path) -> Path:
     """A small clean three-class folder dataset."""
     return make_shapes(tmp_path / "shapes")
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
-    """Run `python -m edgetl ...` in a subprocess, as a user would: without the log level the test
-    process set for its own TensorFlow (models.py), which a user's shell does not have."""
-    full_env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"} | (env or {})
-    return subprocess.run([sys.executable, "-m", "edgetl", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=full_env, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
@@ -186,7 +121,7 @@ def shapes_export(shapes_run):
 @pytest.fixture(scope="session")
 def ssh_server(tmp_path_factory):
     """A real OpenSSH server on 127.0.0.1 with ssh_config aliases mypi, badkey, nohost."""
-    import sshd
+    from helpers import sshd
 
     if not sshd.SSHD:
         pytest.skip("no OpenSSH server installed (.ci/run installs openssh-server)")
@@ -199,7 +134,7 @@ def ssh_server(tmp_path_factory):
 def colour(tmp_path_factory):
     """A real TFLite colour classifier (red/green/blue) with edgetl's embedded metadata, the same
     model without metadata, and a red image: the security tests' victim."""
-    from models import COLOURS, colour_images, keras_mean_colour, to_tflite
+    from helpers.models import COLOURS, colour_images, keras_mean_colour, to_tflite
     from edgetl.exporting.metadata import embed_tflite
     from edgetl.runtime.manifest import ModelManifest
     from edgetl.runtime.spec import PixelSpec
@@ -219,7 +154,7 @@ def colour(tmp_path_factory):
 def colour_model(tmp_path_factory) -> Path:
     """A uint8 TFLite colour classifier (red/green/blue, 16 px) with labels.txt beside it: the live
     and outbox tests' model."""
-    from models import COLOURS, colour_frame, keras_mean_colour, to_tflite
+    from helpers.models import COLOURS, colour_frame, keras_mean_colour, to_tflite
 
     d = tmp_path_factory.mktemp("live")
     rng = np.random.default_rng(0)

@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from helpers.cli import run_cli
+from helpers.shared import ROOT
 from helpers.decisions import Answer, assert_answers_agree
 from edgetl.runtime import load
 

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import HYMENOPTERA, make_shapes, needs_hymenoptera, run_cli, write_rgb
+from helpers.cli import run_cli
+from helpers.images import make_shapes, write_rgb
+from helpers.shared import HYMENOPTERA, needs_hymenoptera
 from edgetl.data.audit import AuditOptions, audit
 from edgetl.runtime.spec import PixelSpec
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import WEIGHTS, make_shapes, needs_weights, run_cli
+from helpers.cli import run_cli
+from helpers.images import make_shapes
+from helpers.shared import needs_weights, WEIGHTS
 
 
 @pytest.mark.parametrize("args, said", [

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import colour_images
+from helpers.models import colour_images
 
 
 @pytest.fixture(scope="module")

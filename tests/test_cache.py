@@ -4,7 +4,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from conftest import make_shapes
+from helpers.images import make_shapes
 
 
 def test_a_killed_builds_temporary_file_is_swept_and_a_live_one_kept(tmp_path, monkeypatch):

@@ -1,8 +1,9 @@
 """The command line itself: the order of its commands, and what a wrong kind of path is called."""
 from __future__ import annotations
 
-from conftest import run_cli, write_rgb
-from models import colour_images
+from helpers.cli import run_cli
+from helpers.images import write_rgb
+from helpers.models import colour_images
 
 
 def test_help_lists_commands_in_workflow_order_without_type_noise():

@@ -10,8 +10,8 @@ import venv
 import numpy as np
 import pytest
 
-from conftest import ROOT
-from models import colour_images
+from helpers.shared import ROOT
+from helpers.models import colour_images
 
 PROBE = """
 import json, sys
@@ -112,7 +112,7 @@ def test_tflite_runtime_with_numpy_2_is_named_locally_and_by_doctor_over_ssh(tmp
     error = json.loads(proc.stdout)[str(paths["int8"])].get("error", "")
     assert "numpy" in error and ("numpy<2" in error or "ai-edge-litert" in error), proc.stdout
     # The same device seen from the workstation: edgetl is not installed there, the runner is copied.
-    from conftest import run_cli
+    from helpers.cli import run_cli
 
     proc = run_cli("doctor", "--host", "mypi", "--ssh-config", ssh_server.config, "--remote-python", py, "--json")
     assert proc.returncode == 1, proc.stderr[-2000:]

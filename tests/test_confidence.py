@@ -7,7 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import HYMENOPTERA, none_of_the_classes, run_cli
+from helpers.cli import run_cli
+from helpers.images import none_of_the_classes
+from helpers.shared import HYMENOPTERA
 
 from edgetl.errors import EdgetlError
 from edgetl.metrics import roc_auc

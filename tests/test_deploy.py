@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from conftest import run_cli
-from fake_device import fake_device_python
+from helpers.cli import run_cli
+from helpers.fake_device import fake_device_python
 from helpers.tflite_files import alter_weights
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
@@ -136,7 +136,7 @@ def test_remote_words_expand_a_leading_tilde_on_the_device_only(ssh_server):
 
 def test_unit_words_with_control_characters_are_refused_and_percent_is_escaped(tmp_path):
     """A --source or address with a newline once made a unit systemd refused while deploy said done."""
-    from edgetl.deploy import DeployOptions, unit_text
+    from edgetl.devices.deploy import DeployOptions, unit_text
     from edgetl.errors import EdgetlError
 
     with pytest.raises(EdgetlError, match="control character"):

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import WEIGHTS, make_shapes, needs_weights, run_cli
+from helpers.cli import run_cli
+from helpers.images import make_shapes
+from helpers.shared import needs_weights, WEIGHTS
 
 
 def _store_of(values: np.ndarray):
@@ -256,6 +258,19 @@ def test_a_worker_says_its_grpc_server_listens_on_every_interface(tmp_path):
     assert listening and any(a in ("0.0.0.0", "::") for a in listening), listening
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            ppid = next(line for line in status.read_text().splitlines() if line.startswith("PPid:"))
+        except (OSError, StopIteration):
+            continue
+        if int(ppid.split()[1]) == pid:
+            found.append(int(status.parent.name))
+    return found
+
+
 def _lone_worker(tmp_path, *extra: str) -> tuple[subprocess.Popen, int]:
     """Worker 0 of a two-worker cluster whose worker 1 never comes."""
     data = make_shapes(tmp_path / "data", per_class=6, size=40, splits=("train", "val"))
@@ -293,7 +308,12 @@ def test_sigterm_stops_a_worker_that_waits_for_its_peers(tmp_path):
         while "waiting for worker 1" not in line:
             assert line, "the worker ended before it waited"
             line = proc.stderr.readline()
-        time.sleep(2)  # well inside TensorFlow's wait now
+        # The watcher of the wait has started (a fact, polled, not a guess of how long start-up
+        # takes): from then on a SIGTERM is pending for it to read, whatever TensorFlow is doing.
+        deadline = time.monotonic() + 120
+        while not _children(proc.pid):
+            assert time.monotonic() < deadline, "no watcher process in 120 s"
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:

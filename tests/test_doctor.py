@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_cli
+from helpers.cli import run_cli
 
 
 def test_doctor_calls_the_old_runtime_optional():

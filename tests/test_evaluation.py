@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli, write_rgb
-from models import keras_mean_colour, to_tflite
+from helpers.cli import run_cli
+from helpers.images import write_rgb
+from helpers.models import keras_mean_colour, to_tflite
 from edgetl.exporting.metadata import embed_tflite
 from edgetl.runtime.manifest import ModelManifest
 from edgetl.runtime.spec import PixelSpec

@@ -4,13 +4,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgetl.exporting.gate import Evidence, judge
 
-from conftest import HYMENOPTERA, run_cli
+from helpers.cli import run_cli
+from helpers.shared import HYMENOPTERA
 from edgetl.runtime import load
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_cli
+from helpers.cli import run_cli
 from edgetl.errors import EdgetlError
 from edgetl.exporting.formats import ALL, FORMATS, Int8Settings, chosen_formats, plan
 

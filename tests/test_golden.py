@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import run_cli
-from fake_device import fake_device_python
+from helpers.cli import run_cli
+from helpers.fake_device import fake_device_python
 from helpers.tflite_files import alter_weights
 
 
@@ -61,7 +61,7 @@ def test_golden_check_on_a_device_over_ssh(export_copy, ssh_server, tmp_path):
 
 
 def test_verify_model_without_golden_set_says_where_it_comes_from(tmp_path):
-    from models import keras_mean_colour, to_tflite
+    from helpers.models import keras_mean_colour, to_tflite
 
     model = to_tflite(keras_mean_colour(), tmp_path / "m.tflite")
     proc = run_cli("verify", model)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import HYMENOPTERA, WEIGHTS
+from helpers.shared import HYMENOPTERA, WEIGHTS
 
 GOLDEN = Path(__file__).parent / "data" / "golden_hymenoptera.csv"
 PHOTO = "val/bees/1032546534_06907fe3b3.jpg"

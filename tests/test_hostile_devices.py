@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
-from fake_device import fake_device_python
+from helpers.cli import run_cli
+from helpers.fake_device import fake_device_python
 from helpers.cli import one_error
 
 pytestmark = pytest.mark.ssh
@@ -128,7 +128,7 @@ def test_a_fifo_and_a_deeply_nested_note_in_a_real_outbox(ssh_server, tmp_path):
 
 
 def test_a_host_named_dot_dot_never_writes_into_the_working_directory(ssh_server, tmp_path):
-    from edgetl.harvest import default_folder
+    from edgetl.devices.harvest import default_folder
 
     assert default_folder("..") == Path("harvest/_..") and default_folder(".") == Path("harvest/_.")
     assert default_folder("pi@mypi") == Path("harvest/pi_mypi")

@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 
-from conftest import run_cli, write_rgb
+from helpers.cli import run_cli
+from helpers.images import write_rgb
 
 
 def test_a_bad_file_has_one_reason_in_every_checker(colour, tmp_path):

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import HYMENOPTERA, make_shapes, needs_hymenoptera, run_cli, write_rgb
-from models import keras_mean_colour, to_tflite
+from helpers.cli import run_cli
+from helpers.images import make_shapes, write_rgb
+from helpers.shared import HYMENOPTERA, needs_hymenoptera
+from helpers.models import keras_mean_colour, to_tflite
 from edgetl.data.audit import AuditOptions, audit
 from edgetl.errors import EdgetlError
 

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgetl"
 # Modules whose job is the terminal (the CLI, its console) and programs that run in a process of
 # their own and answer their parent on stdout (the device runner, the export's background child).
 TERMINAL = {"cli.py", "console.py"}
-PROGRAMS = {"benchmark/runner.py", "benchmark/zipapp.py", "exporting/background.py", "remote/zipapp.py"}
+PROGRAMS = {"benchmark/runner.py", "exporting/background.py", "remote/zipapp.py"}
 # Where a module writes to a stream on purpose: native_logs flushes around the descriptors it
 # silences.
 STREAM_FLUSH_ONLY = {"native_logs.py"}

@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import run_cli, write_rgb
+from helpers.cli import run_cli
+from helpers.images import write_rgb
 from helpers.cli import run_without_tensorflow
-from models import COLOURS, colour_frame, colour_images, keras_mean_colour, to_tflite
+from helpers.models import COLOURS, colour_frame, colour_images, keras_mean_colour, to_tflite
 from edgetl.live import LiveOptions, run
 from edgetl.live.pipeline import Summary, classify_stream, model_pixels
 from edgetl.errors import EdgetlError
@@ -169,7 +170,7 @@ def test_live_pixels_are_the_shared_resize_of_the_rgb_frame(colour_model, tmp_pa
 
 def _photo_frame(kind: str, rng) -> np.ndarray:
     """A 1280x720 camera-like frame: a shape drawn small, enlarged (smooth edges) and sensor noise."""
-    from conftest import shape_image
+    from helpers.images import shape_image
 
     img = cv2.resize(shape_image(kind, rng, 96), (1280, 720), interpolation=cv2.INTER_CUBIC)
     return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)

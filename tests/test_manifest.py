@@ -49,7 +49,7 @@ def test_crafted_manifests_are_one_error_naming_the_field(change, message):
 def test_load_and_bench_read_format_and_precision_from_the_manifest(tmp_path):
     """A model whose file name says nothing: bench and load take its precision from the manifest,
     and a model from elsewhere gets what its tensors tell."""
-    from models import colour_images, keras_mean_colour, to_tflite
+    from helpers.models import colour_images, keras_mean_colour, to_tflite
 
     from edgetl.benchmark.harness import BenchOptions
     from edgetl.benchmark import bench

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers.shared import ROOT
 
 
 def _logger_level(code: str) -> int:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, write_rgb
-from models import colour_frame
+from helpers.cli import run_cli
+from helpers.images import write_rgb
+from helpers.models import colour_frame
 
 
 def _grey(rng) -> np.ndarray:

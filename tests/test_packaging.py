@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli, write_rgb
-from models import keras_mean_colour, to_tflite
+from helpers.cli import run_cli
+from helpers.images import write_rgb
+from helpers.shared import ROOT
+from helpers.models import keras_mean_colour, to_tflite
 
 
 @pytest.mark.slow
@@ -86,7 +88,7 @@ def test_demo_runs_the_whole_path(tmp_path):
     proc = run_cli("demo", "--project", tmp_path, "--per-class", "12", "--epochs", "2", "--json", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = json.loads(proc.stdout)
-    assert len(s["artifacts"]) == 6 and all(a["p50_ms"] for a in s["artifacts"] if a["verified"])
+    assert len(s["artifacts"]) == 6 and all(a["p50_ms"] for a in s["artifacts"] if a["kept"])
     assert all(a["verdict"] in ("passed", "not proven", "refused") and 0 <= a["agreement"] <= 1 for a in s["artifacts"])
     export_dir = tmp_path / "demo" / "export"
     assert s["live"]["frames"] > 0 and ((export_dir / "model_int8.tflite").exists()
@@ -102,7 +104,8 @@ def test_demo_runs_the_whole_path(tmp_path):
 
 
 @pytest.mark.parametrize("module, never", [
-    ("benchmark", "edgetl.report"),  # the caller refreshes a run's page, the benchmark only measures
+    ("benchmark", "edgetl.report"),  # edgetl.bench refreshes a run's page, the benchmark only measures
+    ("remote", "edgetl.benchmark"),  # the SSH transport and the device program serve bench, deploy, verify alike
     ("golden_check.py", "edgetl.data"),  # checking a model on a device needs no dataset code
     ("runtime", "edgetl.data"),
     ("runtime", "edgetl.exporting"),  # the device side runs artifacts; export may use runtime, not the reverse

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import write_rgb
+from helpers.images import write_rgb
 from edgetl.image import DecodeError, decode, decode_bytes, load, resize
 
 

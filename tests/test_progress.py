@@ -14,7 +14,7 @@ def test_training_shows_a_bar_within_each_epoch_on_a_terminal(tmp_path):
     import subprocess
     import sys
 
-    from conftest import make_shapes
+    from helpers.images import make_shapes
 
     if not shutil.which("script"):
         pytest.skip("util-linux's `script` is not installed")

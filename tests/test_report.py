@@ -9,8 +9,9 @@ import numpy as np
 
 import pytest
 
-from browser import browser_page, not_blank
-from conftest import make_shapes, run_cli
+from helpers.browser import browser_page, not_blank
+from helpers.cli import run_cli
+from helpers.images import make_shapes
 
 BANNERS = ("absl::InitializeLog", "oneDNN custom operations", "Created TensorFlow Lite XNNPACK delegate",
            "Downloading data from", "cpu_feature_guard", "fully_quantize", "Statistics for quantized inputs")

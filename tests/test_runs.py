@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, make_shapes, run_cli
+from helpers.cli import run_cli
+from helpers.images import make_shapes
+from helpers.shared import ROOT
 from helpers.cli import one_error
 from edgetl.errors import EdgetlError
 from edgetl.runs import RunFolder, check_run_folder, run_of

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli, write_rgb
+from helpers.cli import run_cli
+from helpers.images import write_rgb
 from helpers.cli import run_without_tensorflow
-from models import colour_images, keras_mean_colour, onnx_nchw_logits, to_tflite
+from helpers.models import colour_images, keras_mean_colour, onnx_nchw_logits, to_tflite
 from edgetl.exporting.metadata import embed_tflite
 from edgetl.runtime.manifest import ModelManifest
 from edgetl.runtime import load

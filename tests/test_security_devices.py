@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
-from fake_device import fake_device_python
+from helpers.cli import run_cli
+from helpers.fake_device import fake_device_python
 from helpers.cli import one_error
 
 
@@ -113,7 +113,7 @@ def test_ctrl_c_during_ssh_bench_stops_the_remote_runner_and_cleans_up(ssh_serve
 SLOW_STEP = """
 import os, time
 from pathlib import Path
-import edgetl.benchmark.zipapp as zipapp
+import edgetl.remote.zipapp as zipapp
 build = zipapp.build
 def slow_build(*args, **kwargs):
     Path(os.environ["BETWEEN_STEPS"]).touch()  # the test sends Ctrl-C now, between two steps on the device

@@ -8,7 +8,8 @@ import shutil
 
 import numpy as np
 
-from conftest import make_shapes, run_cli
+from helpers.cli import run_cli
+from helpers.images import make_shapes
 from helpers.cli import one_error
 
 

@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import pytest
 
-from browser import browser_page, not_blank
-from models import keras_mean_colour, to_tflite
+from helpers.browser import browser_page, not_blank
+from helpers.models import keras_mean_colour, to_tflite
 from edgetl.live import LiveOptions, run
 
 COLOURS = ("red", "green", "blue")
@@ -186,8 +186,11 @@ def test_sigterm_ends_a_served_run_with_its_summary(model_and_video):
     try:
         assert url.startswith("http://127.0.0.1:")  # loopback by default
         assert "ssh -L" in proc.stderr.readline()
-        time.sleep(2)
-        assert urllib.request.urlopen(url + "api/health", timeout=5).status == 200
+        # stopped once it has classified frames (polled: a busy machine only takes longer)
+        deadline = time.monotonic() + 120
+        while json.loads(urllib.request.urlopen(url + "api/health", timeout=10).read())["results"] < 3:
+            assert time.monotonic() < deadline, "no frame classified in 120 s"
+            time.sleep(0.1)
         os.kill(proc.pid, signal.SIGTERM)  # what systemd sends
         out, err = proc.communicate(timeout=30)
     finally:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_shapes, run_cli
+from helpers.cli import run_cli
+from helpers.images import make_shapes
 
 RUN_FILES = {"model.keras", "labels.txt", "config.yaml", "metrics.json", "history.png", "confusion_matrix.png",
              "train.log", "manifest.json", "audit.json"}
@@ -306,7 +307,7 @@ def test_a_bad_value_in_a_yaml_config_names_the_key_and_type(tmp_path, line, nam
 def test_a_file_in_two_classes_is_left_out_and_training_says_so(tmp_path):
     """`data check` flagged `dup.jpg: same file as daisy/2.jpg but in another class`, and `train`
     trained on both labels without a word."""
-    from conftest import make_shapes
+    from helpers.images import make_shapes
     from edgetl.data.audit import audit
 
     root = make_shapes(tmp_path / "d", classes=("daisy", "rose"), per_class=6, size=40)
@@ -326,7 +327,7 @@ def test_a_batch_larger_than_the_dataset_is_capped_and_said(tmp_path):
     """`--batch-size 512` on 30 photos padded every short batch to 512 (7 GB)."""
     import yaml
 
-    from conftest import make_shapes
+    from helpers.images import make_shapes
 
     root = make_shapes(tmp_path / "d", classes=("a", "b"), per_class=6, size=40)
     proc = run_cli("train", root, "--weights", "none", "--alpha", "0.35", "--size", "32", "--epochs", "1",
@@ -353,7 +354,8 @@ def small_disk(tmp_path):
 @pytest.mark.shared
 def test_a_full_disk_names_where_and_how_to_go_on(small_disk, tmp_path):
     """A full disk once ended training with `error: OSError: [Errno 28] No space left on device`."""
-    from conftest import WEIGHTS, make_shapes
+    from helpers.images import make_shapes
+    from helpers.shared import WEIGHTS
 
     if not WEIGHTS.exists():
         pytest.skip(f"no shared weights at {WEIGHTS}")

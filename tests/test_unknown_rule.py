@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from helpers.cli import run_cli
 from helpers.cli import one_error
 from edgetl.runtime.unknown_rule import FeatureRule, score_floor
 from edgetl.training import unknown_rule
@@ -156,7 +156,7 @@ def test_mediapipe_returns_nothing_for_what_edgetl_calls_unknown(hymenoptera_exp
 def test_eval_reports_the_share_refused_and_auroc_known_vs_unknown(hymenoptera_export, tmp_path):
     import json
 
-    from conftest import HYMENOPTERA
+    from helpers.shared import HYMENOPTERA
 
     proc = run_cli("eval", hymenoptera_export.folder / "model_int8.tflite", HYMENOPTERA, "--unknown",
                    _photo_folder(tmp_path), "--json")

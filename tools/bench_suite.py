@@ -178,7 +178,7 @@ def main() -> int:
                 / "model_int8.tflite", io_int8)
 
     section("verify RUN: every artifact against Keras again")
-    from edgetl.exporting.pipeline import verify_run
+    from edgetl.exporting.verify_run import verify_run
 
     t = time.perf_counter()
     verified = verify_run(run.path)

@@ -90,8 +90,8 @@ def _keep_with_run(paths: list[Path], results: list[BenchResult]) -> None:
     """When every model is one run's export, keep the results in RUN/export/bench.json beside the
     earlier ones (the newest per model, thread count and device); :func:`edgetl.bench` then rewrites the page."""
     import json
-    import os
 
+    from edgetl.atomic import write_atomic
     from edgetl.runs import RunFolder
 
     run = export_run_of(paths)
@@ -109,9 +109,7 @@ def _keep_with_run(paths: list[Path], results: list[BenchResult]) -> None:
         kept = []
     new = {key(r): r for r in (res.to_dict() for res in results)}
     merged = [r for r in kept if key(r) not in new] + list(new.values())
-    tmp = file.with_name(f".{file.name}.tmp")
-    tmp.write_text(json.dumps(merged, indent=1))
-    os.replace(tmp, file)
+    write_atomic(file, json.dumps(merged, indent=1), leftover_ok=True)
 
 
 __all__ = ["bench", "export_run_of"]

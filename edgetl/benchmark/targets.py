@@ -6,6 +6,7 @@ from pathlib import Path
 
 from edgetl.benchmark.harness import BenchOptions, BenchResult
 from edgetl.errors import EdgetlError
+from edgetl.registry import Registry
 
 
 def _local(models: list[Path], threads: list[int | None], options: BenchOptions, **_) -> list[BenchResult]:
@@ -49,4 +50,5 @@ def _android(models: list[Path], threads: list[int | None], options: BenchOption
     return [BenchResult.from_dict(r, f"adb:{serial or 'default'}") for r in bench_android(target, models, threads, options)]
 
 
-TARGETS: dict[str, Callable[..., list[BenchResult]]] = {"local": _local, "rpi": _ssh, "ssh": _ssh, "android": _android}
+TARGETS: Registry[Callable[..., list[BenchResult]]] = Registry(
+    "bench target", [("local", _local), ("rpi", _ssh), ("ssh", _ssh), ("android", _android)])

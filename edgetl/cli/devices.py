@@ -14,7 +14,7 @@ from edgetl.errors import EdgetlError
 from edgetl.text import clean, safe
 from edgetl.cli.app import app
 from edgetl.cli.options import DEVICE_TIMEOUT, JSON, LABELS, REMOTE_PYTHON, SSH_CONFIG, THREADS, THRESHOLD
-from edgetl.cli.show import print_profiles, scores_line
+from edgetl.cli.show import print_live_summary, print_profiles, scores_line
 
 
 @app.command()
@@ -133,7 +133,7 @@ def live(
     capture_every: float = typer.Option(1.0, "--capture-every", metavar="SECONDS", help="At most one frame kept per this many seconds."),
 ) -> None:
     """Classify a camera, video, stream or folder frame by frame, on screen, headless or in a browser."""
-    from edgetl.live import CaptureRequest, LiveOptions, OutboxPolicy, run
+    from edgetl.live import CaptureRequest, Ended, LiveOptions, OutboxPolicy, run
     from edgetl.live.overlay import has_gui
 
     show = False
@@ -166,30 +166,11 @@ def live(
                   threads=threads, labels=labels, serve=serve, on_serving=serving,
                   capture=OutboxPolicy(capture, capture_max_files, int(capture_max_mb * 1e6), capture_every)
                   if capture else None)
-    s = summary.to_dict()
     if json_out:
-        print(json.dumps(s), flush=True)
+        print(json.dumps(summary.to_dict()), flush=True)
     else:
-        out.print(f"{s['frames']} frames in {s['seconds']:.1f} s: {s['fps']:.1f} FPS, p50 {s['p50_ms']:.1f} ms, "
-                  f"p90 {s['p90_ms']:.1f} ms, {s['dropped']} dropped, {s['skipped']} unreadable ({s['ended']})"
-                  + (f"; video written to {safe(record)}" if record else ""))
-        if s.get("outbox"):
-            o = s["outbox"]
-            out.print(f"kept {o['kept']} doubtful frame(s) in {safe(o['folder'])} (now {o['files']} frames, "
-                      f"{o['bytes'] / 1e6:.1f} MB; {o['dropped']} dropped while the writer was busy)")
-        if s.get("bound_fps"):
-            stages = ", ".join(f"{k} {v:.1f}" for k, v in s["stage_ms"].items())
-            why = (f"CPU: {s['cpu_ms_per_frame']:.1f} ms per frame over {s['cores']} cores" if s["bound_by"] == "cpu"
-                   else f"its slowest stage, {s['bound_by']}")
-            if s.get("paced_fps"):
-                # reading waits for the file's clock here, so the stages bound nothing: say what sets the pace
-                work = ", ".join(f"{k} {v:.1f}" for k, v in s["stage_ms"].items() if k != "read")
-                out.print(f"paced by the file's own {s['paced_fps']:.1f} FPS (--realtime), as a camera would deliver "
-                          f"it; ms per frame besides reading: {work}, of which inference {s['inference_ms']:.1f}")
-            else:
-                out.print(f"{s['of_bound']:.0%} of this pipeline's bound of {s['bound_fps']:.1f} FPS (set by {why}; "
-                          f"ms per frame: {stages}, of which inference {s['inference_ms']:.1f})")
-    raise typer.Exit(1 if s["ended"] == "source lost" else 0)
+        print_live_summary(summary, record)
+    raise typer.Exit(1 if summary.ended == Ended.SOURCE_LOST else 0)
 
 
 @app.command()
@@ -212,7 +193,7 @@ def deploy(
     json_out: bool = JSON,
 ) -> None:
     """Put an exported model on a device over SSH, check it answers as at export, optionally as a service."""
-    from edgetl import deploy as deploying
+    from edgetl.devices import deploy as deploying
     from edgetl.remote.ssh import SshTarget
 
     target = SshTarget(host, remote_python=remote_python, ssh_config=str(ssh_config) if ssh_config else None,
@@ -248,7 +229,7 @@ def harvest(
 ) -> None:
     """Bring a device's doubtful frames home: DEST/unsorted/ to label, the model's guesses in DEST/guesses.csv."""
     from edgetl.remote.ssh import SshTarget, check_host
-    from edgetl.harvest import HarvestLimits, default_folder, harvest as run_harvest
+    from edgetl.devices.harvest import HarvestLimits, default_folder, harvest as run_harvest
 
     check_host(host)
     dest = to or default_folder(host)

@@ -129,10 +129,10 @@ def eval_cmd(
         out.print(f"{len(res.mistakes)} misclassified, most confident first"
                   + (f" (the first {len(shown)}; --json lists every one)" if len(shown) < len(res.mistakes) else "") + ":")
         for m in shown:
-            out.print(f"  {safe(m['path'])}: {safe(m['true'])} taken for {safe(m['predicted'])} {m['score']:.3f}")
+            out.print(f"  {safe(m.path)}: {safe(m.true)} taken for {safe(m.predicted)} {m.score:.3f}")
     if res.skipped:
         out.print(f"[yellow]{len(res.skipped)} file(s) skipped[/] (not counted):")
         for item in res.skipped:
-            out.print(f"  {safe(item['path'])}: {safe(item['reason'])}")
+            out.print(f"  {safe(item.path)}: {safe(item.reason)}")
     if plot:
         out.print(f"confusion matrix written to {safe(plot)}")

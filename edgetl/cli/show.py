@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from rich.table import Table
 import typer
@@ -12,6 +12,10 @@ import typer
 from edgetl.console import err, out, print_json
 from edgetl.text import clean, safe
 from edgetl.cli.options import EXAMPLES_PER_GROUP
+from edgetl.exporting.gate import Status
+
+if TYPE_CHECKING:  # the live pipeline is imported when live runs
+    from edgetl.live.pipeline import Summary
 
 
 def print_audit(result) -> None:
@@ -90,10 +94,10 @@ def print_checks(result) -> None:
                       f"{c.latency_ms:.1f}", safe(c.verdict))
     out.print(table)
     for c in result.checks:
-        if c.verdict == "not proven":
+        if c.verdict == Status.NOT_PROVEN:
             out.print(f"[yellow]? {safe(c.file)}[/] is kept: {safe(c.note)} (--strict-gates refuses on the figures alone)",
                       soft_wrap=True)
-        elif not c.passed:
+        elif not c.kept:
             hint = ("try --calib-samples 500, or ship the fallback the table shows passing"
                     if c.precision == "int8" else "check the calibration data and the --max-drop gate")
             out.print(f"[red]✗ {safe(c.file)}[/]: {safe(c.note)}; kept as rejected/{safe(c.file)}; {hint}")
@@ -142,3 +146,28 @@ def print_profiles(models: list[Path], threads: list[Optional[int]], runs: int, 
         else:
             out.print(f"XNNPACK runs {p.delegated} of {p.total_nodes} nodes in {p.partitions} partition(s); LiteRT's "
                       "Python API times no single op: the ones outside XNNPACK are where a graph change can help")
+
+
+def print_live_summary(s: Summary, record: Path | None) -> None:
+    """A live run's summary: frames, speed, why it ended, what --capture kept, what bounds the FPS."""
+    out.print(f"{s.frames} frames in {s.seconds:.1f} s: {s.fps:.1f} FPS, p50 {s.latency_ms(50):.1f} ms, "
+              f"p90 {s.latency_ms(90):.1f} ms, {s.dropped} dropped, {s.skipped} unreadable ({s.ended})"
+              + (f"; video written to {safe(record)}" if record else ""))
+    if s.outbox:
+        o = s.outbox
+        out.print(f"kept {o.kept} doubtful frame(s) in {safe(o.folder)} (now {o.files} frames, "
+                  f"{o.bytes / 1e6:.1f} MB; {o.dropped} dropped while the writer was busy)")
+    b = s.bound()
+    if b is None:
+        return
+    if s.paced_fps:
+        # reading waits for the file's clock here, so the stages bound nothing: say what sets the pace
+        work = ", ".join(f"{k} {v:.1f}" for k, v in b.stage_ms.items() if k != "read")
+        out.print(f"paced by the file's own {s.paced_fps:.1f} FPS (--realtime), as a camera would deliver "
+                  f"it; ms per frame besides reading: {work}, of which inference {b.inference_ms:.1f}")
+        return
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in b.stage_ms.items())
+    why = (f"CPU: {b.cpu_ms_per_frame:.1f} ms per frame over {b.cores} cores" if b.bound_by == "cpu"
+           else f"its slowest stage, {b.bound_by}")
+    out.print(f"{b.of_bound:.0%} of this pipeline's bound of {b.bound_fps:.1f} FPS (set by {why}; "
+              f"ms per frame: {stages}, of which inference {b.inference_ms:.1f})")

@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetl.atomic import replacing
+from edgetl.registry import Registry
+
 SAVED_MODEL, IMAGES, LOG = "saved_model", "calibration.npy", "background.log"
 """What the child reads and writes in the export's private folder (and a ``PRODUCT.tflite`` each)."""
 
@@ -48,7 +51,8 @@ def _calibrated(saved_model: Path, calib: np.ndarray) -> tuple[bytes, str]:
     return calibrated(saved_model, calib), f"calibrated on {len(calib)} images in {time.perf_counter() - start:.1f} s"
 
 
-PRODUCTS: dict[str, Callable[[Path, np.ndarray], tuple[bytes, str]]] = {"fp16": _fp16, "calibrated": _calibrated}
+PRODUCTS: Registry[Callable[[Path, np.ndarray], tuple[bytes, str]]] = Registry(
+    "background product", [("fp16", _fp16), ("calibrated", _calibrated)])
 """What the child can make from the SavedModel, by name: the model and how it went."""
 
 
@@ -107,9 +111,8 @@ class Background:
 
 def _rename_when_written(write: Callable[[Path], object], final: Path) -> None:
     """Write under a temporary name, then rename: a half-written file is never taken for a result."""
-    partial = final.with_name(final.name + ".partial")
-    write(partial)
-    os.replace(partial, final)
+    with replacing(final) as partial:
+        write(partial)
 
 
 def _end_with_parent() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgetl.exporting import onnx as onnx_export
+from edgetl.registry import Registry
 
 if TYPE_CHECKING:  # the builders import what they need: the CLI reads this registry at start-up
     import numpy as np
@@ -261,13 +262,13 @@ def _tflite_module():
     return tflite
 
 
-def _register(*formats: Format) -> dict[str, Format]:
-    return {f.name: f for f in formats}
+def _register(*formats: Format) -> Registry[Format]:
+    return Registry("export format", [(f.name, f) for f in formats])
 
 
 # Every artifact edgetl can make, in the order they are made: the int8 TFLite formats last, so the
 # calibration they wait for runs beside the others (Build.background).
-FORMATS: dict[str, Format] = _register(
+FORMATS: Registry[Format] = _register(
     Format("fp32", "model_fp32.tflite", "tflite", "fp32", _tflite(lambda b: b.float_tflite())),
     Format("fp16", "model_fp16.tflite", "tflite", "fp16", _tflite(lambda b: b.fp16_tflite())),
     Format("dynamic", "model_dynamic.tflite", "tflite", "dynamic", _tflite(lambda b: _tflite_module().dynamic(b.tflite_source()))),

@@ -15,12 +15,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 
 ALPHA = 0.05
 """One-sided significance a refusal needs."""
-PASSED, REFUSED, NOT_PROVEN = "passed", "refused", "not proven"
+
+
+class Status(StrEnum):
+    """The gate's verdict on one artifact (a string in JSON and on screen)."""
+
+    PASSED = "passed"
+    NOT_PROVEN = "not proven"
+    """A limit was missed on these images but not beyond chance: kept, and said so."""
+    REFUSED = "refused"
+
+    @property
+    def kept(self) -> bool:
+        """Shipped: passed, or not proven either way."""
+        return self is not Status.REFUSED
+
+
+PASSED, REFUSED, NOT_PROVEN = Status.PASSED, Status.REFUSED, Status.NOT_PROVEN
 
 
 @dataclass(frozen=True)
@@ -61,7 +78,7 @@ class Evidence:
 class Verdict:
     """What the gate decided, and why."""
 
-    status: str
+    status: Status
     reason: str = ""
     p_value: float | None = None
     """One-sided p of the failed limit (None when no limit was missed)."""

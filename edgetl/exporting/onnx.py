@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgetl.runtime.unknown_rule import LAYER_PREFIX
+from edgetl.registry import Registry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -80,10 +81,10 @@ class Int8Preset:
 # ONNX Runtime's int8 kernels want unsigned activations with signed weights (U8S8) on x86-64, where
 # VNNI/AVX2 multiply u8 by s8, and signed both (S8S8) on ARM64 with dot-product instructions
 # (Pi 5, Graviton). Signed activations on x86 are converted inside ONNX Runtime and lose the gain.
-INT8_TARGETS: dict[str, Int8Preset] = {
-    "x86": Int8Preset("uint8", why="U8S8: x86-64 ONNX Runtime (VNNI/AVX2)"),
-    "arm64": Int8Preset("int8", why="S8S8: ARM64 with dot-product instructions (Raspberry Pi 5, Graviton)"),
-}
+INT8_TARGETS: Registry[Int8Preset] = Registry("int8 ONNX target", [
+    ("x86", Int8Preset("uint8", why="U8S8: x86-64 ONNX Runtime (VNNI/AVX2)")),
+    ("arm64", Int8Preset("int8", why="S8S8: ARM64 with dot-product instructions (Raspberry Pi 5, Graviton)")),
+])
 DEFAULT_TARGET = "x86"
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from edgetl.data.cache import ArrayStore
 from edgetl.evaluation import quick_latency, run_on_pixels
 from edgetl.exporting.formats import Gates
-from edgetl.exporting.gate import PASSED, REFUSED, Evidence, decisions, judge, worse
+from edgetl.exporting.gate import PASSED, REFUSED, Evidence, Status, decisions, judge, worse
 from edgetl.runtime import load
 
 
@@ -29,11 +29,11 @@ class Check:
     max_prob_diff: float
     latency_ms: float
     runtime: str
-    passed: bool
-    """Kept: the gate passed it, or could not prove a loss (``verdict`` says which)."""
+    kept: bool
+    """Shipped: the gate passed it, or could not prove a loss (``verdict`` says which)."""
     note: str = ""
-    verdict: str = ""
-    """"passed", "refused" or "not proven" (see :mod:`edgetl.exporting.gate`)."""
+    verdict: Status = Status.REFUSED
+    """Passed, not proven or refused (see :mod:`edgetl.exporting.gate`)."""
     lost: int = 0
     """Held-out images Keras gets right and this artifact wrong."""
     gained: int = 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edgetl.errors import EdgetlError
 from edgetl.live.outbox import Outbox, OutboxPolicy
-from edgetl.live.pipeline import FrameResult, LiveOptions, Summary, classify_stream
+from edgetl.live.pipeline import Ended, FrameResult, LiveOptions, Summary, classify_stream
 from edgetl.live.sources import CaptureRequest, LoopingSource, open_source
 from edgetl.runtime import Classifier, load
 
@@ -85,14 +85,14 @@ def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOpti
             if show:
                 cv2.imshow("edgetl live", image)
                 if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                    summary.ended = "quit"
+                    summary.ended = Ended.QUIT
                     break
     except KeyboardInterrupt:
-        summary.ended = "interrupted"
+        summary.ended = Ended.INTERRUPTED
     finally:
         if outbox is not None:
             outbox.close()
-            summary.outbox = outbox.to_dict()
+            summary.outbox = outbox.report()
         if server is not None:
             server.close()
         if writer is not None:
@@ -102,4 +102,4 @@ def run(model: str | Path | Classifier, source: str | int = 0, options: LiveOpti
     return summary
 
 
-__all__ = ["CaptureRequest", "LiveOptions", "OutboxPolicy", "Summary", "run"]
+__all__ = ["CaptureRequest", "Ended", "LiveOptions", "OutboxPolicy", "Summary", "run"]

@@ -7,7 +7,7 @@ camera never waits for the disk (a frame that finds the writer busy is counted a
 or folder, classified frame by frame, waits instead). Each kept frame is
 ``<nanoseconds>_<frame>.jpg`` and a ``.json`` beside it with the scores, both written to a
 temporary name and renamed, the JSON last: a pair whose JSON exists is complete. `edgetl harvest`
-takes only such pairs (:mod:`edgetl.harvest`)."""
+takes only such pairs (:mod:`edgetl.devices.harvest`)."""
 from __future__ import annotations
 
 import json
@@ -82,6 +82,20 @@ def _check_private(folder: Path) -> None:
     if st.st_mode & stat.S_IWOTH:
         raise EdgetlError("everyone may write to the capture folder", path=folder,
                           fix=f"give a folder of your own to --capture, or `chmod o-w {clean(folder)}`")
+
+
+@dataclass
+class OutboxReport:
+    """What ``--capture`` did in one run, for its summary."""
+
+    folder: str
+    kept: int
+    """Frames written this run."""
+    dropped: int
+    """Doubtful frames not written because the writer was still busy with the previous one."""
+    files: int
+    """Frames in the outbox now (this run's and earlier ones')."""
+    bytes: int
 
 
 class Outbox:
@@ -168,7 +182,6 @@ class Outbox:
         self._queue.put(None)
         self._thread.join(timeout=30)
 
-    def to_dict(self) -> dict:
+    def report(self) -> "OutboxReport":
         """For the run's summary."""
-        return {"folder": str(self.folder), "kept": self.kept, "dropped": self.dropped, "files": len(self._files),
-                "bytes": self._bytes}
+        return OutboxReport(str(self.folder), self.kept, self.dropped, len(self._files), self._bytes)

@@ -13,11 +13,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
 from edgetl.cores import usable_cores
+from edgetl.live.outbox import OutboxReport
 from edgetl.live.sources import FrameError, Source
 from edgetl.runtime import Classifier
 from edgetl.runtime.confidence import UNKNOWN, is_unknown
@@ -78,6 +80,35 @@ class FrameResult:
                 "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()}, "dropped": self.dropped}
 
 
+class Ended(StrEnum):
+    """Why a live run ended (the summary's ``ended``)."""
+
+    END_OF_SOURCE = "end of source"
+    SOURCE_LOST = "source lost"
+    """A camera or stream stopped answering and did not come back: the run failed (exit 1)."""
+    MAX_FRAMES = "max frames"
+    DURATION = "duration"
+    QUIT = "quit"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass
+class Bound:
+    """The pipeline's own bound on FPS (see :meth:`Summary.bound`)."""
+
+    stage_ms: dict[str, float]
+    """Milliseconds per frame each stage's thread worked (read, resize, classify)."""
+    cpu_ms_per_frame: float
+    inference_ms: float
+    cores: int
+    slowest_stage: str
+    bound_fps: float
+    bound_by: str
+    """"cpu" when the CPU cost per frame over the cores is the bound, else the slowest stage's name."""
+    of_bound: float
+    """The FPS reached as a share of ``bound_fps``."""
+
+
 @dataclass
 class Summary:
     """What a run did."""
@@ -87,7 +118,7 @@ class Summary:
     skipped: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
-    ended: str = "end of source"
+    ended: Ended = Ended.END_OF_SOURCE
     paced_fps: float | None = None
     """The file's own frame rate when ``realtime`` paced it: what sets the FPS reached."""
     stage_s: dict[str, float] = field(default_factory=dict)
@@ -97,34 +128,39 @@ class Summary:
     cpu_s: float = 0.0
     """CPU seconds of the whole process over the run, every thread and the runtime's pool."""
     cores: int = 1
-    outbox: dict | None = None
-    """What ``--capture`` kept (:meth:`edgetl.live.outbox.Outbox.to_dict`)."""
+    outbox: OutboxReport | None = None
+    """What ``--capture`` kept."""
 
-    def bound(self) -> dict:
+    @property
+    def fps(self) -> float:
+        """Frames classified per second of the run."""
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def latency_ms(self, percentile: float) -> float:
+        """A percentile of the per-frame latency (0 when no frame was classified)."""
+        return float(np.percentile(np.array(self.latencies or [0.0]), percentile))
+
+    def bound(self) -> Bound | None:
         """The pipeline's own bound on FPS: the stages' CPU cost per frame spread over the cores,
         or its slowest stage, whichever is slower; and the FPS reached as a share of it. (Bare
         inference is the wrong yardstick: decoding and resizing cost CPU too.)"""
         if not self.frames:
-            return {}
+            return None
         per_frame = {k: v / self.frames * 1e3 for k, v in self.stage_s.items()}
         cpu_ms = self.cpu_s / self.frames * 1e3
         slowest = max(per_frame, key=per_frame.get)
         bound_ms = max(cpu_ms / self.cores, per_frame[slowest])
-        fps = self.frames / self.seconds if self.seconds else 0.0
-        return {"stage_ms": {k: round(v, 3) for k, v in per_frame.items()}, "cpu_ms_per_frame": round(cpu_ms, 3),
-                "inference_ms": round(self.inference_s / self.frames * 1e3, 3),
-                "cores": self.cores, "slowest_stage": slowest, "bound_fps": 1e3 / bound_ms,
-                "bound_by": "cpu" if cpu_ms / self.cores >= per_frame[slowest] else slowest,
-                "of_bound": fps * bound_ms / 1e3}
+        return Bound({k: round(v, 3) for k, v in per_frame.items()}, round(cpu_ms, 3),
+                     round(self.inference_s / self.frames * 1e3, 3), self.cores, slowest, 1e3 / bound_ms,
+                     "cpu" if cpu_ms / self.cores >= per_frame[slowest] else slowest, self.fps * bound_ms / 1e3)
 
     def to_dict(self) -> dict:
         """The JSON summary line."""
-        lat = np.array(self.latencies or [0.0])
-        return {"frames": self.frames, "dropped": self.dropped, "skipped": self.skipped,
-                "fps": self.frames / self.seconds if self.seconds else 0.0,
-                "p50_ms": float(np.percentile(lat, 50)), "p90_ms": float(np.percentile(lat, 90)),
-                "seconds": self.seconds, "ended": self.ended, "paced_fps": self.paced_fps,
-                **({"outbox": self.outbox} if self.outbox else {})} | self.bound()
+        bound = self.bound()
+        return {"frames": self.frames, "dropped": self.dropped, "skipped": self.skipped, "fps": self.fps,
+                "p50_ms": self.latency_ms(50), "p90_ms": self.latency_ms(90),
+                "seconds": self.seconds, "ended": str(self.ended), "paced_fps": self.paced_fps,
+                **({"outbox": asdict(self.outbox)} if self.outbox else {})} | (asdict(bound) if bound else {})
 
 
 TIMED_OUT = object()
@@ -292,17 +328,17 @@ def classify_stream(clf: Classifier, source: Source, options: LiveOptions, summa
     try:
         while True:
             if options.max_frames is not None and summary.frames >= options.max_frames:
-                summary.ended = "max frames"
+                summary.ended = Ended.MAX_FRAMES
                 break
             t_wait = time.perf_counter()
             packet = capture.get(deadline)
             waited = (time.perf_counter() - t_wait) * 1e3
             waited_s += waited / 1e3
             if packet is TIMED_OUT or (deadline is not None and time.monotonic() >= deadline):
-                summary.ended = "duration"
+                summary.ended = Ended.DURATION
                 break
             if packet is None:
-                summary.ended = "source lost" if capture.lost else "end of source"
+                summary.ended = Ended.SOURCE_LOST if capture.lost else Ended.END_OF_SOURCE
                 break
             t0 = time.perf_counter()
             x = clf.to_input(packet.pixels[None])

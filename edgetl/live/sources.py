@@ -16,6 +16,7 @@ import numpy as np
 from edgetl.errors import EdgetlError
 from edgetl.image import IMAGE_EXTENSIONS, DecodeError, cv2 as _cv2, decode_frame, read_file
 from edgetl.runtime.spec import PixelSpec
+from edgetl.registry import Registry
 
 
 OPEN_TIMEOUT_MS = 10_000
@@ -265,13 +266,13 @@ def _file(spec: str, request: CaptureRequest) -> Source:
 
 
 # Source kind -> opener. A new kind of source is one entry here.
-SOURCES: dict[str, Callable[[str, CaptureRequest], Source]] = {
-    "camera": lambda spec, req: VideoSource(int(spec), live=True, request=req),
-    "stream": lambda spec, req: VideoSource(spec, live=True, request=req),
-    "images": lambda spec, req: ImagesSource(spec, req.decode_target()),
-    "file": _file,
-    "picamera2": lambda spec, req: Picamera2Source(req),
-}
+SOURCES: Registry[Callable[[str, CaptureRequest], Source]] = Registry("live source", [
+    ("camera", lambda spec, req: VideoSource(int(spec), live=True, request=req)),
+    ("stream", lambda spec, req: VideoSource(spec, live=True, request=req)),
+    ("images", lambda spec, req: ImagesSource(spec, req.decode_target())),
+    ("file", _file),
+    ("picamera2", lambda spec, req: Picamera2Source(req)),
+])
 
 
 def open_source(spec: str | int, request: CaptureRequest | None = None) -> Source:

@@ -13,10 +13,12 @@ import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from edgetl.errors import EdgetlError
 from edgetl.native_logs import debugging, quiet_import
+from edgetl.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -47,27 +49,27 @@ def _mobilenet_file(alpha: float, size: int) -> str:
     return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}_no_top.h5"
 
 
-BACKBONES: dict[str, BackboneSpec] = {
-    "mobilenet_v2": BackboneSpec(
+BACKBONES: Registry[BackboneSpec] = Registry("backbone", [
+    ("mobilenet_v2", BackboneSpec(
         name="mobilenet_v2", application="MobileNetV2", default_size=224, min_size=32,
         base_range=(-1.0, 1.0), normalises_itself=False,
         fine_tune_at=lambda n: 100 * n // 154,  # block_12 onwards, as in the Keras transfer-learning guide
         alphas=(0.35, 0.5, 0.75, 1.0, 1.3, 1.4), weight_file=_mobilenet_file,
-        weight_url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"),
-    "efficientnet_b0": BackboneSpec(
+        weight_url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/")),
+    ("efficientnet_b0", BackboneSpec(
         name="efficientnet_b0", application="EfficientNetB0", default_size=224, min_size=32,
         base_range=(0.0, 255.0), normalises_itself=True,
         fine_tune_at=lambda n: n - 20,  # the top 20 layers, as in the Keras EfficientNet guide
         weight_file=lambda alpha, size: "efficientnetb0_notop.h5",
-        weight_url="https://storage.googleapis.com/keras-applications/"),
-    "mobilenet_v3_small": BackboneSpec(
+        weight_url="https://storage.googleapis.com/keras-applications/")),
+    ("mobilenet_v3_small", BackboneSpec(
         name="mobilenet_v3_small", application="MobileNetV3Small", default_size=224, min_size=32,
         base_range=(0.0, 255.0), normalises_itself=True,  # Keras's include_preprocessing rescales inside
         fine_tune_at=lambda n: n - 50,  # the last two inverted-residual blocks and the final 1x1 conv
         alphas=(0.75, 1.0),
         weight_file=lambda alpha, size: f"weights_mobilenet_v3_small_224_{float(alpha)}_float_no_top_v2.h5",
-        weight_url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/"),
-}
+        weight_url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/")),
+])
 
 
 def get_backbone(name: str) -> BackboneSpec:
@@ -99,10 +101,24 @@ def root_cause(e: BaseException) -> str:
     return text[:200]
 
 
+class Pretrained(StrEnum):
+    """The two values of ``--weights`` that are not a file."""
+
+    IMAGENET = "imagenet"
+    """Keras's ImageNet weights (its cache, or a download)."""
+    NONE = "none"
+    """Random weights: the whole network trains from scratch."""
+
+
+def from_scratch(weights: str) -> bool:
+    """True when ``weights`` asks for no pretrained weights."""
+    return weights == Pretrained.NONE
+
+
 def check_weights(weights: str) -> None:
     """A backbone weights file must exist ("imagenet" and "none" need none): checked by train
     before anything is made, and here for callers of build_base."""
-    if weights not in ("imagenet", "none") and not Path(weights).is_file():
+    if weights not in set(Pretrained) and not Path(weights).is_file():
         raise EdgetlError("no such weights file", path=weights,
                           fix="give a Keras backbone weights file (.weights.h5), or --weights imagenet / none")
 
@@ -151,7 +167,7 @@ def check_weights_load(spec: BackboneSpec, size: int, alpha: float, weights: str
     """Build the backbone once with ``weights`` when that could fail (a weights file that may not
     fit, ImageNet weights not yet in Keras's cache), so train says so before it reads any image."""
     check_weights(weights)
-    if weights == "none" or (weights == "imagenet" and imagenet_cached(spec, alpha, size)):
+    if from_scratch(weights) or (weights == Pretrained.IMAGENET and imagenet_cached(spec, alpha, size)):
         return
     build_base(spec, size, alpha, weights)
 
@@ -161,8 +177,8 @@ def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
     "imagenet" (Keras's download and cache), "none", or a weights file."""
     check_backbone(spec.name, size, alpha)
     check_weights(weights)
-    w = None if weights == "none" else weights
-    if w == "imagenet" and imagenet_cached(spec, alpha, size) is None:
+    w = None if from_scratch(weights) else str(weights)
+    if w == Pretrained.IMAGENET and imagenet_cached(spec, alpha, size) is None:
         logging.getLogger(__name__).info(f"fetching ImageNet weights for {spec.name} through Keras (once; kept in {keras_cache_dir()})")
     try:
         base = _construct(spec, size, alpha, w)

@@ -8,7 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from edgetl.benchmark import zipapp
+from edgetl.remote import zipapp
 from edgetl.doctor import DeviceDiagnosis
 from edgetl.errors import EdgetlError
 from edgetl.text import clean

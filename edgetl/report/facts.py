@@ -127,7 +127,7 @@ def ship_this(facts: RunFacts) -> dict[str, tuple[dict, Latency]]:
     like-for-like latency (then the smallest)."""
     out = {}
     for target, fmt in TARGETS.items():
-        passed = [c for c in facts.artifacts if c.get("passed") and c.get("format") == fmt]
+        passed = [c for c in facts.artifacts if c.get("kept", c.get("passed")) and c.get("format") == fmt]
         if passed:
             times = latencies(facts, passed)
             best = min(passed, key=lambda c: (times[c.get("file")].ms, c.get("size_bytes")

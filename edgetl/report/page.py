@@ -10,6 +10,7 @@ import time
 from html import escape
 from pathlib import Path
 
+from edgetl.atomic import write_atomic
 from edgetl import __version__
 from edgetl.report.facts import CHECKED, RunFacts, gather, ship_this
 from edgetl.report.svg import bar_chart, line_chart
@@ -313,13 +314,14 @@ def _export(f: RunFacts) -> str:
     rows = []
     for c in f.artifacts:
         fallback = c not in f.export.get("checks", [])
-        status = c.get("verdict") or ("passed" if c["passed"] else "refused")
+        kept = c.get("kept", c.get("passed"))  # ("passed": exports before 0.1 named it so)
+        status = c.get("verdict") or ("passed" if kept else "refused")
         verdict = status + (f": {c['note']}" if c.get("note") else "")
         rows.append([_cell(c["file"]), _cell(c["precision"]), _cell(c["accuracy"], ".4f"),
                      _cell(_delta(c.get("drop_points")), "+.2f"), _cell(c["agreement"], ".1%"),
                      _cell(c["max_prob_diff"], ".3g"), _cell(_mb(c.get("size_bytes")), ".2f"), _cell(c["latency_ms"], ".2f"),
                      _cell(verdict + (" (int8 fallback)" if fallback else ""),
-                           cls="ok" if status == "passed" else "warn" if c["passed"] else "bad")])
+                           cls="ok" if status == "passed" else "warn" if kept else "bad")])
     warn = " ".join(str(w) for w in (f.export.get("chance_warning"), f.export.get("held_out_warning")) if w) or None
     return ("<h2>Export</h2>"
             f"<p>Each artifact run through the device runtime on {_fmt(f.export.get('images'), 'd')} held-out images and "
@@ -407,10 +409,7 @@ def _page(title: str, body: str) -> str:
 
 
 def _write(path: Path, html: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, html, leftover_ok=True)
 
 
 def write_report(run: str | Path) -> Path:

@@ -14,6 +14,7 @@ from edgetl.runtime.confidence import is_unknown
 from edgetl.runtime.labels import check_label_list, resolve_labels
 from edgetl.runtime.manifest import MANIFEST, ModelManifest, entry_for, split_embedded
 from edgetl.runtime.spec import ModelInfo, PixelSpec, TensorSpec
+from edgetl.registry import Registry
 
 
 def _litert(path: Path, **kw):
@@ -35,7 +36,7 @@ def _keras(path: Path, **kw):
 
 
 # File suffix -> backend factory. A new format is one entry here and one module.
-BACKENDS: dict[str, Callable] = {".tflite": _litert, ".onnx": _onnx, ".keras": _keras}
+BACKENDS: Registry[Callable] = Registry("runtime backend", [(".tflite", _litert), (".onnx", _onnx), (".keras", _keras)])
 
 
 @dataclass(frozen=True)

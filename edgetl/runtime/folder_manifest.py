@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import abc
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from edgetl.atomic import write_atomic
 from edgetl.errors import EdgetlError
 from edgetl.runtime.confidence import Confidence
 from edgetl.runtime.labels import check_label_list
@@ -135,9 +135,7 @@ class _Written(abc.ABC):
 
     def write(self, file: Path) -> None:
         """Write it to ``file``."""
-        tmp = file.with_name(f".{file.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        os.replace(tmp, file)
+        write_atomic(file, json.dumps(self.to_dict(), indent=1), leftover_ok=True)
 
 
 @dataclass

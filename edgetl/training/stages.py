@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 import zipfile
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from edgetl.atomic import replacing, write_atomic
 from edgetl.errors import EdgetlError
 from edgetl.runs import RunFolder
 from edgetl.text import clean
@@ -45,10 +45,7 @@ class RunState:
 
     def save(self, work: Path) -> None:
         """Write state.json atomically."""
-        file = RunFolder(work).state
-        tmp = file.with_name(f"{file.name}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
-        os.replace(tmp, file)
+        write_atomic(RunFolder(work).state, json.dumps(asdict(self), indent=1), leftover_ok=True)
 
     @classmethod
     def load(cls, work: Path) -> "RunState":
@@ -73,10 +70,8 @@ def save_checkpoint(variables: list, path: Path) -> None:
     A plain .npz rather than Keras's .weights.h5: it saves in a quarter of the time, and while the
     base is frozen only the head's variables are written (a few KB instead of the whole network),
     which is what makes a checkpoint per epoch cheap next to an epoch on cached features."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
+    with replacing(path) as tmp, tmp.open("wb") as f:
         np.savez(f, **{v.path: np.asarray(v.numpy()) for v in variables})
-    os.replace(tmp, path)
 
 
 def load_checkpoint(model: keras.Model, path: Path) -> None:

@@ -62,3 +62,11 @@ BLOCK_TF = textwrap.dedent("""
 def run_without_tensorflow(*args: str) -> subprocess.CompletedProcess:
     """Run the CLI in a Python where importing tensorflow or keras raises."""
     return subprocess.run([sys.executable, "-c", BLOCK_TF, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
+    """Run `python -m edgetl ...` in a subprocess, as a user would: without the log level the test
+    process set for its own TensorFlow (helpers/models.py), which a user's shell does not have."""
+    full_env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"} | (env or {})
+    return subprocess.run([sys.executable, "-m", "edgetl", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=timeout)
