@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from edgetl.runs import RunFolder
+from edgetl.training.results import Epoch
 from edgetl.yamlfile import load_yaml
 
 
@@ -20,7 +21,7 @@ class RunFacts:
     path: Path
     config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-    history: list[dict] = field(default_factory=list)
+    history: list[Epoch] = field(default_factory=list)
     audit: dict = field(default_factory=dict)
     predictions: dict = field(default_factory=dict)
     export: dict = field(default_factory=dict)
@@ -61,6 +62,15 @@ def _read(path: Path, facts: RunFacts, kind: str = "json"):
         return None
 
 
+def _epochs(data, facts: RunFacts) -> list[Epoch]:
+    """history.json's epochs, or none (the file noted as unreadable) when one is malformed."""
+    try:
+        return [Epoch.from_dict(e) for e in data] if isinstance(data, list) else []
+    except (KeyError, TypeError):
+        facts.unreadable.append("history.json")
+        return []
+
+
 def gather(run: str | Path) -> RunFacts:
     """The facts of one run folder (``RUN``, as `edgetl train` wrote it)."""
     path = Path(run)
@@ -70,7 +80,7 @@ def gather(run: str | Path) -> RunFacts:
     run = RunFolder(path)
     facts.config = _read(run.config, facts, "yaml") or {}
     facts.metrics = _read(run.metrics, facts) or {}
-    facts.history = _read(run.history, facts) or []
+    facts.history = _epochs(_read(run.history, facts) or [], facts)
     facts.audit = _read(run.audit, facts) or {}
     facts.predictions = _read(run.predictions, facts) or {}
     facts.run_manifest = _read(run.manifest, facts) or {}

@@ -191,16 +191,16 @@ def _harvested(f: RunFacts) -> str:
 def _training(f: RunFacts) -> str:
     if not f.history:
         return ""
-    xs = [h["epoch"] + 1 for h in f.history]
-    stage2 = next((h["epoch"] + 1 for h in f.history if h["stage"] == 2), None)
+    xs = [h.epoch + 1 for h in f.history]
+    stage2 = next((h.epoch + 1 for h in f.history if h.stage == 2), None)
     marks = [(stage2 - 0.5, "fine-tuning")] if stage2 else []
     best = (f.metrics.get("best") or {}).get("epoch")
-    best_h = next((h for h in f.history if h["epoch"] + 1 == best), None)
+    best_h = next((h for h in f.history if h.epoch + 1 == best), None)
     charts = []
     for metric, rng in (("accuracy", (0.0, 1.0)), ("loss", None)):
-        pts = [(best, best_h[f"val_{metric}"], "best")] if best_h else []
-        charts.append(line_chart(metric, xs, {f"train {metric}": [h[metric] for h in f.history],
-                                              f"val {metric}": [h[f"val_{metric}"] for h in f.history]},
+        pts = [(best, best_h.figure(f"val_{metric}"), "best")] if best_h else []
+        charts.append(line_chart(metric, xs, {f"train {metric}": [h.figure(metric) for h in f.history],
+                                              f"val {metric}": [h.figure(f"val_{metric}") for h in f.history]},
                                  rng, marks, pts))
     out = "<h2>Training</h2><div class='charts'>" + "".join(charts) + "</div>"
     out += (f"<p class='muted'>Stage 1: {escape(str(f.metrics.get('stage1_path', '')))}; "

@@ -28,9 +28,9 @@ def finish(cfg, work, state, model, records: dict, data: dict, classes, log, loa
     from edgetl.training.stages import CHECKPOINTS, load_checkpoint
 
     load_checkpoint(model, RunFolder(work).checkpoint("best"))
-    best = next(h for h in state.history if h["epoch"] == state.best_epoch)
-    log(f"best epoch {state.best_epoch + 1} (stage {best['stage']}): val_loss {best['val_loss']:.4f} "
-        f"val_acc {best['val_accuracy']:.4f}")
+    best = next(h for h in state.history if h.epoch == state.best_epoch)
+    log(f"best epoch {state.best_epoch + 1} (stage {best.stage}): val_loss {best.val_loss:.4f} "
+        f"val_acc {best.val_accuracy:.4f}")
     with replacing(RunFolder(work).model) as tmp:
         model.save(tmp)
     # The saved model, loaded outside any distribution strategy: a model built under a multi-worker
@@ -58,9 +58,9 @@ def finish(cfg, work, state, model, records: dict, data: dict, classes, log, loa
         predictions[split] = [{"path": r.path, "true": int(t), "pred": int(p.argmax()), "score": float(p.max()),
                                "true_score": float(p[t])} for r, t, p in zip(records[split], y, p_split)]
     plot_confusion(evals["val"], str(RunFolder(work).confusion_plot), title="val")
-    stage2_start = next((h["epoch"] for h in state.history if h["stage"] == 2), None)
+    stage2_start = next((h.epoch for h in state.history if h.stage == 2), None)
     plot_history(state.history, RunFolder(work).history_plot, stage2_start)
-    RunFolder(work).history.write_text(json.dumps(state.history, indent=1))
+    RunFolder(work).history.write_text(json.dumps([h.to_dict() for h in state.history], indent=1))
     # Per held-out image: what the report shows as mistakes, without running the model again.
     RunFolder(work).predictions.write_text(json.dumps(predictions))
     contract = ModelManifest(classes, cfg.pixels, "keras", "fp32", backbone=cfg.backbone,
@@ -71,14 +71,14 @@ def finish(cfg, work, state, model, records: dict, data: dict, classes, log, loa
     RunFolder(work).write_manifest(RunManifest(
         contract.labels, contract.input, contract.backbone, contract.split, contract.versions, contract.confidence,
         cfg.alpha, [ArtifactEntry(RunFolder.model.name, contract)]))
-    s1 = [h for h in state.history if h["stage"] == 1]
-    s2 = [h for h in state.history if h["stage"] == 2]
+    s1 = [h for h in state.history if h.stage == 1]
+    s2 = [h for h in state.history if h.stage == 2]
     metrics = RunMetrics(
         val_accuracy=evals["val"].accuracy,
-        best=BestEpoch(state.best_epoch + 1, best["stage"], best["val_loss"], best["val_accuracy"]),
+        best=BestEpoch(state.best_epoch + 1, best.stage, best.val_loss, best.val_accuracy),
         # Epochs are counted from 1 here, as in the log (history.json keeps Keras's 0-based index).
-        final_epoch={k: state.history[-1][k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
-        | {"epoch": state.history[-1]["epoch"] + 1},
+        final_epoch={k: state.history[-1].figure(k) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+        | {"epoch": state.history[-1].epoch + 1},
         per_class={c.label: ClassFigures(c.precision, c.recall, c.support) for c in evals["val"].per_class},
         confusion=evals["val"].confusion,
         test_accuracy=evals["test"].accuracy if "test" in evals else None,

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgetl.training.results import Epoch
 
 
-def plot_history(history: list[dict], path: str | Path, fine_tune_start: int | None) -> None:
+def plot_history(history: list[Epoch], path: str | Path, fine_tune_start: int | None) -> None:
     """Accuracy and loss, train vs val, one point per epoch, a line where stage 2 starts."""
     import matplotlib
 
@@ -13,12 +17,12 @@ def plot_history(history: list[dict], path: str | Path, fine_tune_start: int | N
 
     from edgetl.metrics import PLAIN_TEXT, save_figure
 
-    epochs = [h["epoch"] + 1 for h in history]
+    epochs = [h.epoch + 1 for h in history]
     with plt.rc_context(PLAIN_TEXT):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for ax, metric in zip(axes, ("accuracy", "loss")):
-            ax.plot(epochs, [h[metric] for h in history], "o-", ms=3, label=f"train {metric}")
-            ax.plot(epochs, [h[f"val_{metric}"] for h in history], "o-", ms=3, label=f"val {metric}")
+            ax.plot(epochs, [h.figure(metric) for h in history], "o-", ms=3, label=f"train {metric}")
+            ax.plot(epochs, [h.figure(f"val_{metric}") for h in history], "o-", ms=3, label=f"val {metric}")
             if fine_tune_start is not None:
                 ax.axvline(fine_tune_start + 0.5, color="gray", ls="--", label="start fine-tuning")
             ax.set_xlabel("epoch")

@@ -1,8 +1,45 @@
 """What a training run returns: its folder and metrics.json as one typed object."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+
+@dataclass
+class Epoch:
+    """One epoch's figures, as history.json and state.json keep them (``epoch`` counted from 0,
+    as Keras does, across both stages)."""
+
+    stage: int
+    epoch: int
+    seconds: float
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    val_auc: float | None = None
+    """Keras's fit logs it; the multi-worker loop does not."""
+
+    FIGURES = ("loss", "accuracy", "val_loss", "val_accuracy", "val_auc")
+
+    def figure(self, name: str) -> float | None:
+        """One of :attr:`FIGURES` by name (the plots draw ``loss`` beside ``val_loss``)."""
+        if name not in self.FIGURES:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def to_dict(self) -> dict:
+        """history.json's form (no val_auc when there is none)."""
+        return {k: v for k, v in asdict(self).items() if v is not None or k != "val_auc"}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Epoch":
+        """From history.json or state.json; KeyError or TypeError when a figure is missing or not a number."""
+        values = {f.name: d[f.name] for f in fields(cls) if f.name != "val_auc"} | {"val_auc": d.get("val_auc")}
+        for name, v in values.items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise TypeError(f"{name} is not a number")
+        return cls(**values)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from edgetl.atomic import replacing, write_atomic
 from edgetl.errors import EdgetlError
 from edgetl.runs import RunFolder
 from edgetl.text import clean
+from edgetl.training.results import Epoch
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +40,14 @@ class RunState:
     best_val_loss: float = math.inf
     best_epoch: int = -1
     wait: int = 0
-    history: list[dict] = field(default_factory=list)
+    history: list[Epoch] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     path_taken: str = ""
 
     def save(self, work: Path) -> None:
         """Write state.json atomically."""
-        write_atomic(RunFolder(work).state, json.dumps(asdict(self), indent=1), leftover_ok=True)
+        state = asdict(self) | {"history": [e.to_dict() for e in self.history]}
+        write_atomic(RunFolder(work).state, json.dumps(state, indent=1), leftover_ok=True)
 
     @classmethod
     def load(cls, work: Path) -> "RunState":
@@ -54,8 +56,9 @@ class RunState:
         if not f.exists():
             return cls()
         try:
-            return cls(**json.loads(f.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError) as e:
+            saved = json.loads(f.read_text(encoding="utf-8"))
+            return cls(**saved | {"history": [Epoch.from_dict(e) for e in saved.get("history", [])]})
+        except (OSError, ValueError, TypeError, KeyError) as e:
             raise EdgetlError(f"the run's state is damaged ({type(e).__name__})", path=f,
                               fix="this run cannot be resumed: start a new run (or restore the file from a backup)") from None
 
@@ -129,13 +132,11 @@ class Checkpointer(keras.callbacks.Callback):
         logs = {k: float(v) for k, v in (logs or {}).items()}
         s = self.state
         self.sync()
-        # (val_auc: Keras's fit logs it; the multi-worker loop does not)
-        entry = {"stage": self.stage, "epoch": epoch, "seconds": time.perf_counter() - self._t0} | {
-            k: logs[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "val_auc") if k in logs}
+        entry = Epoch(self.stage, epoch, time.perf_counter() - self._t0, logs["loss"], logs["accuracy"],
+                      logs["val_loss"], logs["val_accuracy"], logs.get("val_auc"))
         s.history.append(entry)
         if self.writer is not None:
-            self._scalars(epoch, {k: entry[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "val_auc")
-                                  if k in entry})
+            self._scalars(epoch, {k: entry.figure(k) for k in Epoch.FIGURES if entry.figure(k) is not None})
         better = logs["val_loss"] < s.best_val_loss - 1e-4
         if better:
             s.best_val_loss, s.best_epoch, s.wait = logs["val_loss"], epoch, 0
@@ -148,7 +149,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.log(f"stage {self.stage} epoch {epoch + 1}/{self.total}: loss {logs['loss']:.4f} "
                  f"acc {logs['accuracy']:.4f} val_loss {logs['val_loss']:.4f} val_acc {logs['val_accuracy']:.4f} "
                  + (f"val_auc {logs['val_auc']:.4f} " if "val_auc" in logs else "")
-                 + f"({entry['seconds']:.1f} s){' *best*' if better else ''}")
+                 + f"({entry.seconds:.1f} s){' *best*' if better else ''}")
         if s.wait >= self.patience:
             self.log(f"stage {self.stage}: no better val loss for {self.patience} epochs, stopping the stage")
             self.model.stop_training = True
