@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for the annotations only: importing these at run time would load TensorFlow
     from edgetl.benchmark.harness import BenchOptions, BenchResult
+    from edgetl.calibration import CalibrateOptions, CalibrateResult
     from edgetl.evaluation import EvalResult
     from edgetl.exporting.formats import Gates
     from edgetl.exporting.pipeline import ExportOptions, ExportResult
@@ -43,10 +44,11 @@ _API = {
     "Gates": "edgetl.exporting.formats",
     "BenchOptions": "edgetl.benchmark.harness",
     "BenchResult": "edgetl.benchmark.harness",
+    "CalibrateOptions": "edgetl.calibration",
 }
 
 
-__all__ = ["train", "export", "verify", "bench", "evaluate", *_API]
+__all__ = ["train", "export", "verify", "bench", "evaluate", "calibrate", *_API]
 
 
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, **overrides: Any) -> TrainResult:
@@ -168,6 +170,26 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     from edgetl.evaluation import evaluate as run_eval
 
     return run_eval(model, data, split, threads, labels, class_depth, threshold, unknown)
+
+
+def calibrate(run: str | Path | None = None, options: CalibrateOptions | None = None) -> CalibrateResult:
+    """Choose a run's "unknown" rule again without retraining (``edgetl calibrate``).
+
+    Args:
+        run: a finished run folder (default: the latest).
+        options: the answer rate, a folder of images that are none of the classes, the precision
+            to reach with them, inference threads (:class:`~edgetl.calibration.CalibrateOptions`).
+
+    Returns:
+        A :class:`~edgetl.calibration.CalibrateResult`: the rule before and after, the files
+        rewritten (model.keras, the manifests, each exported file), their verification.
+
+    Raises:
+        EdgetlError: the run is not finished, its model carries no rule, or an option is out of range.
+    """
+    from edgetl.calibration import calibrate as run_calibrate
+
+    return run_calibrate(run, options)
 
 
 def __getattr__(name: str) -> Any:

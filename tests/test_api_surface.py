@@ -11,6 +11,7 @@ import pytest
 
 import edgetl
 from edgetl.benchmark import BenchOptions
+from edgetl.calibration import CalibrateOptions
 from edgetl.cli import data, devices, export, inference, training
 from edgetl.data.audit import AuditOptions
 from edgetl.exporting.formats import Gates, Int8Settings
@@ -32,6 +33,7 @@ SURFACES = {
     "verify": (export.verify, [edgetl.verify], [Gates], {"host": "hosts", "strict_gates": "strict"}, {"json_out"}),
     "bench": (devices.bench, [edgetl.bench], [BenchOptions], {"host": "hosts", "e2e": "e2e_image"},
               {"csv_file", "plot", "profile", "json_out"}),
+    "calibrate": (export.calibrate, [edgetl.calibrate], [CalibrateOptions], {}, {"json_out"}),
     "live": (devices.live, [live_run], [LiveOptions, CaptureRequest],
              {"capture_max_files": "capture", "capture_max_mb": "capture", "capture_every": "capture"},
              {"headless", "json_out"}),
@@ -68,7 +70,7 @@ def test_the_check_finds_a_missing_parameter():
     assert [o for o in inspect.signature(cli).parameters if o not in _api_names([api], [])] == ["fancy_new_option"]
 
 
-API_FUNCTIONS = ["train", "export", "verify", "bench", "evaluate"]
+API_FUNCTIONS = ["train", "export", "verify", "bench", "evaluate", "calibrate"]
 
 
 @pytest.mark.parametrize("name", API_FUNCTIONS)
@@ -78,7 +80,7 @@ def test_api_functions_have_explicit_documented_signatures(name):
     hidden = [p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD and name != "train"]
     assert not hidden, f"edgetl.{name} hides parameters behind **{hidden[0]}"
     doc = inspect.getdoc(fn) or ""
-    if name in ("verify", "bench", "evaluate"):
+    if name in ("verify", "bench", "evaluate", "calibrate"):
         for section in ("Args:", "Returns:", "Raises:"):
             assert section in doc, f"edgetl.{name}'s docstring has no {section}"
         for p in sig.parameters:

@@ -1,4 +1,4 @@
-"""`edgetl export` and `edgetl verify`."""
+"""`edgetl export`, `edgetl verify` and `edgetl calibrate`: making, checking and re-tuning what a run ships."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +11,7 @@ from edgetl.exporting.formats import ALL, FORMATS, Gates, Int8Settings, chosen_f
 from edgetl.text import safe
 from edgetl.cli.app import app
 from edgetl.cli.options import DEVICE_TIMEOUT, JSON, MAX_DROP, MIN_AGREEMENT, REMOTE_PYTHON, SSH_CONFIG, STRICT_GATES, THREADS
-from edgetl.cli.show import print_checks, print_model_check
+from edgetl.cli.show import print_calibration, print_checks, print_model_check
 
 
 @app.command()
@@ -82,4 +82,34 @@ def verify(
         print_json({"folder": str(result.folder), "ok": result.ok, "checks": [c.to_dict() for c in result.checks]})
     else:
         print_checks(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
+def calibrate(
+    run: Optional[Path] = typer.Argument(None, help="Run folder (default: the latest under runs/)."),
+    answer_rate: Optional[float] = typer.Option(None, "--answer-rate",
+                                                help="Share of the validation images the rule answers (default: the "
+                                                     "run's own, 0.95 unless train was told otherwise)."),
+    unknown: Optional[Path] = typer.Option(None, "--unknown", metavar="DIR",
+                                           help="Images that are none of the classes: the score threshold is then "
+                                                "chosen with them to meet --min-precision."),
+    min_precision: Optional[float] = typer.Option(None, "--min-precision",
+                                                  help="With --unknown: the precision the threshold must reach "
+                                                       "(default: the run's)."),
+    threads: Optional[int] = THREADS,
+    json_out: bool = JSON,
+) -> None:
+    """Choose the "unknown" rule again without retraining, rewrite model.keras, the manifests and every
+    exported file's rule in place, then verify the artifacts against Keras as export does."""
+    from edgetl import calibrate as run_calibrate
+    from edgetl.calibration import CalibrateOptions
+
+    result = run_calibrate(run, CalibrateOptions(answer_rate, str(unknown) if unknown else None, min_precision, threads))
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        print_calibration(result)
+        if result.verified is not None:
+            print_checks(result.verified)
     raise typer.Exit(0 if result.ok else 1)

@@ -171,3 +171,18 @@ def print_live_summary(s: Summary, record: Path | None) -> None:
            else f"its slowest stage, {b.bound_by}")
     out.print(f"{b.of_bound:.0%} of this pipeline's bound of {b.bound_fps:.1f} FPS (set by {why}; "
               f"ms per frame: {stages}, of which inference {b.inference_ms:.1f})")
+
+
+def print_calibration(r) -> None:
+    """What ``calibrate`` chose, against what the run had, and what it rewrote."""
+    b, a, c = r.before, r.after, r.confidence
+    out.print(f"{safe(r.run)}: the \"unknown\" rule chosen again on {a.images} validation images, without retraining",
+              markup=False)
+    out.print(f"  before: similarity under {b.threshold:.3f} is unknown (answers {b.answered:.1%} of val, accuracy "
+              f"{b.accuracy_answered:.4f} on those)", markup=False)
+    out.print(f"  now:    similarity under {a.threshold:.3f} is unknown (answers {a.answered:.1%} of val at --answer-rate "
+              f"{a.answer_rate:g}, accuracy {a.accuracy_answered:.4f} on those; {a.accuracy_all:.4f} on all)", markup=False)
+    out.print(f"  score threshold {c.threshold:.3f}: {c.coverage:.1%} of val answered with both rules, precision "
+              f"{c.precision:.3f}" + (f", {c.unknown_rejected:.1%} of the --unknown images refused"
+                                     if c.unknown_rejected is not None and c.unknown_images else ""), markup=False)
+    out.print(f"  rewrote {', '.join(safe(f) for f in r.rewritten)} in {r.seconds:.1f} s", markup=False)
