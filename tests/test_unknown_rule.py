@@ -166,3 +166,50 @@ def test_eval_reports_the_share_refused_and_auroc_known_vs_unknown(hymenoptera_e
     line = one_error(run_cli("eval", hymenoptera_export.folder / "model_int8.tflite", HYMENOPTERA, "--unknown",
                              tmp_path / "nowhere"))
     assert "--unknown" in line and "nowhere" in line
+
+
+def test_a_thousand_classes_fold_and_convert_and_the_rule_holds_in_tflite(tmp_path):
+    """1,000 classes (issue 40): the rule is one mean per class, made from any number of images in
+    bounded memory (the means' shape is the classes' and the features', whatever the count), it
+    folds and converts to TFLite, and there an image far from every class scores under the floor
+    of 1,000 classes (0.0005) while one on a class mean keeps its softmax."""
+    import keras
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgetl.exporting.tflite import fp32
+
+    classes, dim = 1000, 64
+    inputs = keras.Input((dim,), name="image")
+    x = keras.layers.Dropout(0.2, name="head_dropout")(inputs)  # the features are the input here
+    outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs, name="edgetl_thousand")
+    rng = np.random.default_rng(5)
+    centres = rng.normal(0, 1, (classes, dim)).astype(np.float32)
+    batches = ((centres[y] + rng.normal(0, 0.3, (len(y), dim)).astype(np.float32), y)
+               for y in (rng.integers(0, classes, 2000) for _ in range(10)))  # 20,000 images, streamed
+    means, counts = unknown_rule.class_means(batches, classes)
+    assert means.shape == (classes, dim) and counts.sum() == 20_000
+    val = centres[np.arange(classes)] + rng.normal(0, 0.3, (classes, dim)).astype(np.float32)
+    labels = np.arange(classes)
+    choice = unknown_rule.choose(val, labels, np.asarray(model(val)), means, counts, 0.95)
+    folded = unknown_rule.with_rule(model, choice.means, choice.rule)
+    interpreter = Interpreter(model_content=fp32(folded))
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+
+    def scores(rows: np.ndarray) -> np.ndarray:
+        result = []
+        for row in rows:
+            interpreter.set_tensor(inp["index"], row[None])
+            interpreter.invoke()
+            result.append(interpreter.get_tensor(out["index"])[0])
+        return np.array(result)
+
+    far = rng.normal(0, 1, (4, dim)).astype(np.float32)  # random directions: nowhere near 1,000 means in 64-d
+    near = centres[:4]
+    out_far, out_near = scores(far), scores(near)
+    assert out_far.shape == (4, classes)
+    assert (out_far.max(axis=1) < score_floor(classes)).all(), out_far.max(axis=1)
+    assert choice.rule.threshold < 0.99  # the class centres themselves sit well above it
+    assert np.allclose(out_near, np.asarray(model(near)), rtol=1e-3, atol=1e-7)
