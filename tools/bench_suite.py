@@ -262,9 +262,11 @@ def main() -> int:
         results["unknown"] = unknown_figures(run.path, data, a.seconds)
     results["suite_seconds"] = time.perf_counter() - t_start
     (work / "bench_suite.json").write_text(json.dumps(results, indent=1, default=str))
-    kept = ""  # the int8 figures of tools/int8_figures.py are measured apart: keep their section
-    if Path(a.out).exists() and "\n## int8 across seeds" in Path(a.out).read_text():
-        kept = "\n## int8 across seeds" + Path(a.out).read_text().split("\n## int8 across seeds", 1)[1]
+    # Sections measured apart are kept: the int8 figures across seeds (tools/int8_figures.py) and
+    # the "unknown" rule on other datasets (tools/unknown_figures.py --title).
+    old = Path(a.out).read_text() if Path(a.out).exists() else ""
+    kept = "".join("\n## " + part.rstrip("\n") + "\n" for part in old.split("\n## ")[1:]
+                   if part.startswith(("int8 across seeds", "The \"unknown\" rule from the classes' own images: ")))
     Path(a.out).write_text(render(results) + kept)
     print(render(results))
     print(f"raw results: {work / 'bench_suite.json'}", file=sys.stderr)

@@ -1,8 +1,10 @@
 """The "unknown" rule's figures, measured side by side on one run, into BENCHMARKS.md's section.
 
     python tools/unknown_figures.py RUN [--shared ../shared] [--out BENCHMARKS.md]
+    python tools/unknown_figures.py RUN --data DIR --title "ten generated classes"
 
-RUN is a run trained with defaults (no --unknown) and exported with --all. Measured:
+RUN is a run trained with defaults (no --unknown) and exported with --all, on hymenoptera (from
+--shared) or on DATA (a section of its own, named by --title). Measured:
 - real photographs of other things (scikit-image's bundled photos) answered "unknown" by every
   artifact at the run's own threshold; the validation images answered, and their accuracy;
 - AUROC known (validation) vs unknown (the photos) of the folded score against max-softmax (the
@@ -99,13 +101,13 @@ def measure(run: Path, data: Path, seconds: float = 3.0) -> dict:
     return out
 
 
-def render(r: dict, cpu: str) -> str:
+def render(r: dict, cpu: str, title: str | None = None, what: str = "a default hymenoptera run") -> str:
     """The section's markdown."""
-    L = [SECTION, "",
-         f"On {cpu}: a default hymenoptera run (no `--unknown`), its {r['val_images']} validation photos against "
+    L = [section_name(title), "",
+         f"On {cpu}: {what} (no `--unknown`), its {r['val_images']} validation images against "
          f"{r['photos']} real photographs of other things (scikit-image's bundled photos: the first 10 are a person, a "
          "cat, a cup, a rocket, a motorcycle, a man with a camera, galaxies, a retina, a clock, coins). "
-         "Measured by `python tools/unknown_figures.py RUN`.", "",
+         f"Measured by `python tools/unknown_figures.py RUN{' --data DIR --title ' + repr(title) if title else ''}`.", "",
          "| artifact | threshold | of the 10 photos refused | of all photos refused | val answered | accuracy on answered (on all) | AUROC known vs unknown |",
          "|---|---|---|---|---|---|---|"]
     for a in r["artifacts"]:
@@ -125,9 +127,15 @@ def render(r: dict, cpu: str) -> str:
     return "\n".join(L)
 
 
+def section_name(title: str | None) -> str:
+    """The section's heading: the hymenoptera one, or one per --title."""
+    return SECTION if not title else f"{SECTION}: {title}"
+
+
 def replace_section(markdown: str, section: str) -> str:
-    """``markdown`` with the section swapped in (or added at the end)."""
-    pattern = re.compile(re.escape(SECTION) + r".*?(?=\n## |\Z)", re.S)
+    """``markdown`` with the section (named by its first line) swapped in (or added at the end)."""
+    heading = section.split("\n", 1)[0]
+    pattern = re.compile(re.escape(heading) + r"\n.*?(?=\n## |\Z)", re.S)
     if pattern.search(markdown):
         return pattern.sub(lambda _: section.rstrip("\n") + "\n", markdown)
     return markdown.rstrip("\n") + "\n\n" + section
@@ -139,12 +147,14 @@ def main() -> int:
     p.add_argument("--shared", default=os.environ.get("EDGETL_SHARED", str(Path(__file__).resolve().parents[2] / "shared")))
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "BENCHMARKS.md"))
     p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--data", type=Path, help="The run's dataset when it is not hymenoptera.")
+    p.add_argument("--title", help="The section's name for --data (e.g. \"ten generated classes\").")
     a = p.parse_args()
     from edgetl.benchmark.device import device_facts
 
     t = time.perf_counter()
-    r = measure(a.run, Path(a.shared) / "datasets" / "hymenoptera", a.seconds)
-    section = render(r, device_facts().cpu)
+    r = measure(a.run, a.data or Path(a.shared) / "datasets" / "hymenoptera", a.seconds)
+    section = render(r, device_facts().cpu, a.title, f"a default run on {a.title}" if a.title else "a default hymenoptera run")
     print(section)
     out = Path(a.out)
     out.write_text(replace_section(out.read_text() if out.exists() else "", section))
