@@ -65,7 +65,8 @@ def _read(path: Path, facts: RunFacts, kind: str = "json"):
 def _epochs(data, facts: RunFacts) -> list[Epoch]:
     """history.json's epochs, or none (the file noted as unreadable) when one is malformed."""
     try:
-        return [Epoch.from_dict(e) for e in data] if isinstance(data, list) else []
+        # (a page is a view: an epoch without its duration is still drawn)
+        return [Epoch.from_dict({"seconds": 0.0} | e) for e in data if isinstance(e, dict)] if isinstance(data, list) else []
     except (KeyError, TypeError):
         facts.unreadable.append("history.json")
         return []
