@@ -9,79 +9,106 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetl.atomic import write_atomic
+
 log = logging.getLogger(__name__).info
 
 CLASSES = ("ball", "box", "cone")
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A lit, textured background: a colour gradient, a few random strokes, sensor noise."""
+def _luminance(rgb: np.ndarray) -> float:
+    return float(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])
+
+
+def _background(rng: np.random.Generator, size: int, lo: int, hi: int) -> np.ndarray:
+    """A lit background: a colour gradient in [lo, hi), a few faint strokes, at a random angle."""
     from edgetl.image import cv2 as _cv2
 
     cv2 = _cv2()
-    a, b = rng.integers(30, 226, 3), rng.integers(30, 226, 3)
+    a, b = rng.integers(lo, hi, 3), rng.integers(lo, hi, 3)
     t = np.linspace(0, 1, size)[:, None, None]
     img = (a * (1 - t) + b * t).repeat(size, axis=1).astype(np.float32)
     img = np.ascontiguousarray(np.rot90(img, rng.integers(0, 4)))
-    for _ in range(rng.integers(2, 7)):
+    for _ in range(rng.integers(0, 4)):
         p1, p2 = rng.integers(0, size, 2), rng.integers(0, size, 2)
-        cv2.line(img, tuple(map(int, p1)), tuple(map(int, p2)), tuple(float(c) for c in rng.integers(0, 255, 3)),
-                 int(rng.integers(1, 4)))
+        cv2.line(img, tuple(map(int, p1)), tuple(map(int, p2)), tuple(float(c) for c in rng.integers(lo, hi, 3)), 1)
     return img
 
 
 def draw_object(kind: str, rng: np.random.Generator, size: int = 128) -> np.ndarray:
-    """One photo-like RGB image: a shaded ball, a box in perspective or a striped cone, at a random
-    place, scale and angle, under random lighting, with blur and noise."""
+    """One photo-like RGB image: a shaded ball, a box in perspective or a striped cone, whole and
+    large in the frame, at a random place, angle and colour, under random lighting, with blur
+    and noise.
+
+    The task is built so that a small network trained from scratch separates it fully on any CPU
+    (issue 45): the background is always on the other side of mid-grey from the object, so no
+    object fades into it, and every object is inside the frame. The first version drew objects of
+    any colour on any background, some cut by the edge: trained from scratch it reached 0.97 on
+    an AMD EPYC and 0.93 on an Intel Xeon, the same seed, stuck on images no person would miss."""
     from edgetl.image import cv2 as _cv2
 
     cv2 = _cv2()
-    img = _background(rng, size)
     colour = rng.integers(20, 235, 3).astype(float)
-    cx, cy = (rng.uniform(0.3, 0.7, 2) * size).astype(int)
-    r = int(size * rng.uniform(0.15, 0.28))
+    lo, hi = (20, 100) if _luminance(colour) > 128 else (150, 236)
+    img = _background(rng, size, lo, hi)
+    r = int(size * rng.uniform(0.2, 0.3))
+    cx, cy = int(size * rng.uniform(0.4, 0.6)), int(size * rng.uniform(0.45, 0.6))
     if kind == "ball":
         for k in range(r, 0, -1):  # radial shading from an off-centre highlight
-            shade = 0.45 + 0.75 * (1 - k / r)
+            shade = 0.6 + 0.6 * (1 - k / r)
             cv2.circle(img, (int(cx - 0.25 * (r - k)), int(cy - 0.25 * (r - k))), k,
                        tuple(float(c) for c in np.clip(colour * shade, 0, 255)), -1)
     elif kind == "box":
         angle = rng.uniform(0, 90)
-        front = cv2.boxPoints(((float(cx), float(cy)), (2.0 * r, 1.6 * r), angle)).astype(np.int32)
-        top = front + np.array([int(0.35 * r), -int(0.45 * r)])
-        cv2.fillPoly(img, [top], tuple(float(c) for c in np.clip(colour * 1.25, 0, 255)))
+        front = cv2.boxPoints(((float(cx), float(cy)), (1.8 * r, 1.5 * r), angle)).astype(np.int32)
+        top = front + np.array([int(0.3 * r), -int(0.4 * r)])
+        cv2.fillPoly(img, [top], tuple(float(c) for c in np.clip(colour * 1.2, 0, 255)))
         cv2.fillPoly(img, [front], tuple(float(c) for c in colour))
         cv2.polylines(img, [front], True, (20.0, 20.0, 20.0), 1)
     else:
-        tip = (cx + int(rng.integers(-r // 3, r // 3 + 1)), cy - int(1.3 * r))
+        tip = (cx + int(rng.integers(-r // 4, r // 4 + 1)), cy - int(1.2 * r))
         base = np.array([[cx - r, cy + r], [cx + r, cy + r], list(tip)], np.int32)
         cv2.fillPoly(img, [base], tuple(float(c) for c in colour))
         for k in (0.35, 0.65):  # white stripes
             y = int(tip[1] + k * (cy + r - tip[1]))
             half = int(k * r)
             cv2.line(img, (cx - half, y), (cx + half, y), (245.0, 245.0, 245.0), max(2, r // 6))
-    gain, offset = rng.uniform(0.6, 1.3), rng.uniform(-30, 30)
+    gain, offset = rng.uniform(0.75, 1.2), rng.uniform(-20, 20)
     img = img * gain + offset
-    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.2))
-    img = img + rng.normal(0, rng.uniform(3, 10), img.shape)
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
+    img = img + rng.normal(0, rng.uniform(2, 6), img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+DRAWING = 2
+"""The version of :func:`draw_object`: a dataset drawn by another version is drawn again."""
+
+
 def make_dataset(root: str | Path, per_class: int = 80, size: int = 128, seed: int = 0) -> Path:
-    """Write DATA/<class>/*.jpg for the three demo classes (reused when already there)."""
+    """Write DATA/<class>/*.jpg for the three demo classes; reused when the same drawing, count,
+    size and seed made it (recorded in DATA/.edgetl-demo.json), else drawn again."""
     from edgetl.image import cv2 as _cv2
 
     cv2 = _cv2()
     root = Path(root)
+    stamp = root / ".edgetl-demo.json"
+    wanted = {"drawing": DRAWING, "per_class": per_class, "size": size, "seed": seed}
+    try:
+        if json.loads(stamp.read_text()) == wanted:
+            return root
+    except (OSError, ValueError):
+        pass
     rng = np.random.default_rng(seed)
     for kind in CLASSES:
         folder = root / kind
         folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob(f"{kind}_*.jpg"):  # another version's or count's drawings
+            old.unlink()
         for i in range(per_class):
-            path = folder / f"{kind}_{i:03d}.jpg"
-            image = draw_object(kind, rng, size)
-            if not path.exists():
-                cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+            ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(draw_object(kind, rng, size), cv2.COLOR_RGB2BGR),
+                                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+            write_atomic(folder / f"{kind}_{i:03d}.jpg", jpeg.tobytes(), leftover_ok=True)
+    write_atomic(stamp, json.dumps(wanted), leftover_ok=True)
     return root
 
 
@@ -157,9 +184,12 @@ def run_demo(opts: DemoOptions) -> DemoSummary:
         cfg = TrainConfig(weights=Pretrained.IMAGENET, size=128, epochs=opts.epochs or 8, fine_tune_epochs=2)
         how = "MobileNetV2 at 128 px with ImageNet weights (Keras's cache)"
     else:
-        cfg = TrainConfig(weights=Pretrained.NONE, alpha=0.35, size=96, epochs=opts.epochs or 40, fine_tune_epochs=0,
-                          lr=3e-3, patience=12)
-        how = ("MobileNetV2 (alpha 0.35, 96 px) from scratch on 300 images per class, because ImageNet weights "
+        # Width 0.5, not 0.35: measured on an AMD EPYC with the same data, 0.35 reached 0.978 to 1.000
+        # across seeds (the first run 0.978), 0.5 reached 0.994 and 1.000 (issue 45: a demo that
+        # passes on any CPU needs a result that lands well clear of 0.97, not on it).
+        cfg = TrainConfig(weights=Pretrained.NONE, alpha=0.5, size=96, epochs=opts.epochs or 40, fine_tune_epochs=0,
+                          lr=3e-3, patience=8)
+        how = ("MobileNetV2 (alpha 0.5, 96 px) from scratch on 300 images per class, because ImageNet weights "
                "are neither in Keras's cache nor downloadable here; pass --weights PATH for transfer learning")
     # The demo's figures are stated in the README: every run of it must give them (seeded, and
     # TensorFlow's op determinism, so neither thread timing nor load changes the model).
