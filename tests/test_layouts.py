@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.cli import run_cli
+from helpers.cli import one_error, run_cli
 from helpers.images import make_shapes, write_rgb
 from helpers.shared import HYMENOPTERA, needs_hymenoptera
 from helpers.models import keras_mean_colour, to_tflite
@@ -247,3 +247,19 @@ def test_eval_on_a_separate_validation_folder_agrees_with_training(hymenoptera_e
     assert doc["count"] == 153 and doc["left_out_trained"] == 0
     fp32 = next(c for c in hymenoptera_export.checks if c.file == "model_fp32.tflite")
     assert abs(doc["accuracy"] - fp32.accuracy) < 1e-9
+
+
+@pytest.mark.parametrize("csv_text, said", [
+    ("path,label\nimg/a.jpg,circle\nimg/b.jpg,square;circle\n", "line 3 gives several labels to one image ('square;circle')"),
+    ("path,label\nimg/a.jpg,circle|square\n", "line 2 gives several labels to one image ('circle|square')"),
+    ("path,labels\nimg/a.jpg,circle\n", "column 'labels' reads as several labels per image"),
+    ("filename,circle,square\nimg/a.jpg,1,0\nimg/b.jpg,1,1\n", "a one-hot CSV: 2 class columns of 0 and 1"),
+])
+def test_a_multi_label_csv_is_refused_by_name_not_read_as_combined_classes(tmp_path, csv_text, said):
+    """Several labels per image (a `labels` column, `;`/`|` in a label, Roboflow's one-hot
+    _classes.csv) would otherwise become classes named 'square;circle' or a missing-column error:
+    one line that says what the file is and what edgetl trains."""
+    path = tmp_path / "data.csv"
+    path.write_text(csv_text)
+    line = one_error(run_cli("data", "check", path))
+    assert said in line and "edgetl trains one label per image" in line and str(path) in line

@@ -36,6 +36,11 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
     "split": ("split", "subset", "set", "fold"),
 }
 """Header names read as each CSV column, compared case-insensitively."""
+MULTI_LABEL_COLUMNS = ("labels", "tags", "classes", "label_list")
+MULTI_LABEL_SEPARATORS = (";", "|")
+MULTI_LABEL_FIX = ("edgetl trains one label per image: give each image one label (several labels per image, "
+                   "multi-label, cannot be trained yet)")
+"""A CSV written for several labels per image is refused by name, never read as combined classes."""
 
 
 def split_named(name: str) -> str | None:
@@ -247,6 +252,11 @@ def _csv_columns(header: list[str], path: Path) -> dict[str, int]:
                               fix="rename all but one")
         if hits:
             cols[name] = hits[0]
+    if "label" not in cols:
+        many = [header[i] for i, h in enumerate(low) if h in MULTI_LABEL_COLUMNS]
+        if many:
+            raise EdgetlError(f"column {clean(many[0])!r} reads as several labels per image (a multi-label CSV)",
+                              path=path, fix=MULTI_LABEL_FIX)
     for need in ("path", "label"):
         if need not in cols:
             raise EdgetlError(f"no {need} column in the header ({', '.join(clean(h) for h in header[:8])})", path=path,
@@ -271,7 +281,11 @@ def _from_csv(path: Path, val_fraction: float) -> Layout:
             header = next(reader, None)
             if not header:
                 raise EdgetlError("the CSV is empty", path=path, fix="the first line names the columns: path,label[,split]")
-            cols = _csv_columns(header, path)
+            try:
+                cols = _csv_columns(header, path)
+            except EdgetlError:
+                _refuse_one_hot(header, reader, path)
+                raise
             has_split = "split" in cols
             for row in reader:
                 where = f"{path.name} line {reader.line_num}"
@@ -302,6 +316,10 @@ def _from_csv(path: Path, val_fraction: float) -> Layout:
                     problems.append(Problem(str(full), f"named again ({where}; first {rows[full]}): the later row is "
                                             "left out", WARNING, kind="file named twice in the CSV"))
                     continue
+                if any(sep in label for sep in MULTI_LABEL_SEPARATORS):
+                    raise EdgetlError(f"{where} gives several labels to one image ({clean(label)!r})", path=path,
+                                      fix=MULTI_LABEL_FIX + (f"; or, if {clean(label)!r} is one class's name, "
+                                                             "name it without ; or |"))
                 rows[full] = where
                 files[split][label].append(full)
         except csv.Error as e:
@@ -322,6 +340,20 @@ def _from_csv(path: Path, val_fraction: float) -> Layout:
         sources["train"] = f"{1 - val_fraction:.0%} of the rows marked train"
         sources["val"] = f"{val_fraction:.0%} of the rows marked train, as no row is marked val"
     return Layout("csv", {s: dict(files[s]) for s in SPLITS if s in present}, sources, carve, problems, rows=rows)
+
+
+def _refuse_one_hot(header: list[str], reader, path: Path) -> None:
+    """A header of a file column and class columns whose cells are all 0 or 1 (the one-hot CSV
+    labelling tools export, e.g. Roboflow's _classes.csv) is a multi-label dataset: said by name."""
+    low = [h.strip().lower() for h in header]
+    paths = [i for i, h in enumerate(low) if h in CSV_COLUMNS["path"]]
+    if len(paths) != 1 or len(header) < 3:
+        return
+    first = next(reader, None)
+    cells = [c.strip() for i, c in enumerate(first or []) if i != paths[0]]
+    if first is not None and cells and all(c in ("0", "1") for c in cells):
+        raise EdgetlError(f"a one-hot CSV: {len(header) - 1} class columns of 0 and 1 (several labels per image)",
+                          path=path, fix=MULTI_LABEL_FIX)
 
 
 def _refuse_lookalike_labels(labels: set[str], path: Path) -> None:
