@@ -62,13 +62,13 @@ def _read(path: Path, facts: RunFacts, kind: str = "json"):
         return None
 
 
-def _epochs(data, facts: RunFacts) -> list[Epoch]:
+def _epochs(data, facts: RunFacts, file: Path) -> list[Epoch]:
     """history.json's epochs, or none (the file noted as unreadable) when one is malformed."""
     try:
         # (a page is a view: an epoch without its duration is still drawn)
         return [Epoch.from_dict({"seconds": 0.0} | e) for e in data if isinstance(e, dict)] if isinstance(data, list) else []
     except (KeyError, TypeError):
-        facts.unreadable.append("history.json")
+        facts.unreadable.append(str(file))
         return []
 
 
@@ -81,7 +81,7 @@ def gather(run: str | Path) -> RunFacts:
     run = RunFolder(path)
     facts.config = _read(run.config, facts, "yaml") or {}
     facts.metrics = _read(run.metrics, facts) or {}
-    facts.history = _epochs(_read(run.history, facts) or [], facts)
+    facts.history = _epochs(_read(run.history, facts) or [], facts, run.history)
     facts.audit = _read(run.audit, facts) or {}
     facts.predictions = _read(run.predictions, facts) or {}
     facts.run_manifest = _read(run.manifest, facts) or {}
