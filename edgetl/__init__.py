@@ -52,17 +52,43 @@ __all__ = ["train", "export", "verify", "bench", "evaluate", "calibrate", *_API]
 
 
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, **overrides: Any) -> TrainResult:
-    """Train a classifier (``edgetl.train(data="photos/", epochs=10)`` or with a
-    :class:`TrainConfig`), or continue the interrupted run ``resume``; returns the run folder and
-    its metrics. See :func:`edgetl.training.run.train`."""
+    """Train a classifier (``edgetl train``): ``edgetl.train(data="photos/", epochs=10)`` or with a
+    :class:`TrainConfig`, or continue the interrupted run ``resume``.
+
+    Args:
+        config: every setting (default: :class:`TrainConfig`'s defaults).
+        resume: an interrupted run folder to continue (its own settings; ``config`` may change
+            only what a resume allows).
+        **overrides: any :class:`TrainConfig` field by name, when no ``config`` is given (the
+            fields are the parameters; a test holds them equal to the CLI's options).
+
+    Returns:
+        A :class:`~edgetl.training.results.TrainResult`: the run folder and its typed metrics.
+
+    Raises:
+        EdgetlError: a setting or the data is wrong (before anything is written), the disk is full,
+            or a worker of a cluster was lost (the run stays resumable after its first epoch).
+    """
     from edgetl.training.run import train as run
 
     return run(config, resume, **overrides)
 
 
 def export(run: str | Path | None = None, options: ExportOptions | None = None) -> ExportResult:
-    """Convert a run's model (default: the latest run) to the formats in ``options``, each
-    verified against Keras, into RUN/export/. See :func:`edgetl.exporting.pipeline.export`."""
+    """Convert a run's model to the formats in ``options``, each verified against Keras, into
+    RUN/export/ (``edgetl export``).
+
+    Args:
+        run: a finished run folder (default: the latest under runs/).
+        options: formats, int8 settings, ONNX opset, gates, threads (:class:`ExportOptions`).
+
+    Returns:
+        An :class:`~edgetl.exporting.pipeline.ExportResult`: each artifact's check and verdict;
+        ``ok`` when every requested one was kept.
+
+    Raises:
+        EdgetlError: the run is not finished or is being written, a conversion failed.
+    """
     from edgetl.exporting.pipeline import export as run_export
 
     return run_export(run, options)

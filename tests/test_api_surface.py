@@ -80,8 +80,7 @@ def test_api_functions_have_explicit_documented_signatures(name):
     hidden = [p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD and name != "train"]
     assert not hidden, f"edgetl.{name} hides parameters behind **{hidden[0]}"
     doc = inspect.getdoc(fn) or ""
-    if name in ("verify", "bench", "evaluate", "calibrate"):
-        for section in ("Args:", "Returns:", "Raises:"):
-            assert section in doc, f"edgetl.{name}'s docstring has no {section}"
-        for p in sig.parameters:
-            assert f"{p}:" in doc, f"edgetl.{name}'s docstring does not describe {p}"
+    for section in ("Args:", "Returns:", "Raises:"):
+        assert section in doc, f"edgetl.{name}'s docstring has no {section}"
+    for p in sig.parameters:
+        assert f"{p}:" in doc, f"edgetl.{name}'s docstring does not describe {p}"
