@@ -239,14 +239,16 @@ def test_eval_of_a_model_away_from_its_run_scores_the_whole_folder_and_says_why(
 @pytest.mark.shared
 def test_eval_on_a_separate_validation_folder_agrees_with_training(hymenoptera_export, hymenoptera_run):
     """hymenoptera's val/ given on its own: every one of its 153 photos is scored, and the fp32
-    artifact's accuracy there is the one export measured on the run's val split."""
+    artifact's accuracy there is Keras's on the run's val split, but for images its "unknown" rule
+    refuses (their top class is noise: scores all near 0), which export does not compare."""
     model = hymenoptera_export.folder / "model_fp32.tflite"
     proc = run_cli("eval", model, HYMENOPTERA / "val", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)
     assert doc["count"] == 153 and doc["left_out_trained"] == 0
     fp32 = next(c for c in hymenoptera_export.checks if c.file == "model_fp32.tflite")
-    assert abs(doc["accuracy"] - fp32.accuracy) < 1e-9
+    refused = 153 - fp32.classed
+    assert fp32.agreement == 1.0 and abs(doc["accuracy"] - hymenoptera_export.keras_accuracy) <= refused / 153 + 1e-9
 
 
 @pytest.mark.parametrize("csv_text, said", [

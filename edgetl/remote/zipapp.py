@@ -22,7 +22,7 @@ except ImportError as e:
 sys.exit(main())
 '''
 _MODULES = ("__init__.py", "_vendor", "errors.py", "image.py", "native_logs.py", "doctor.py", "versions.py", "text.py",
-            "registry.py",
+            "registry.py", "atomic.py",
             "runtime",
             "benchmark/__init__.py", "benchmark/harness.py", "benchmark/device.py", "benchmark/runner.py")
 
