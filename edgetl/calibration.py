@@ -22,7 +22,7 @@ from edgetl.atomic import replacing, write_atomic
 from edgetl.errors import EdgetlError
 from edgetl.runs import RunFolder
 from edgetl.runtime.confidence import Confidence
-from edgetl.runtime.unknown_rule import LAYER_PREFIX, FeatureRule, score_floor
+from edgetl.runtime.unknown_rule import LAYER_PREFIX, FeatureRule
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +120,8 @@ def _choose(run_path: Path, manifest, conf: Confidence, opts: CalibrateOptions):
     from edgetl.data.audit import Audit
     from edgetl.data.cache import open_images
     from edgetl.native_logs import quiet_import
-    from edgetl.runtime.confidence import choose_threshold
     from edgetl.training import unknown_rule
+    from edgetl.training.answer_rules import unknown_probs, with_both_rules
     from edgetl.training.config import TrainConfig, load_config
 
     keras = quiet_import("keras")  # the first import of TensorFlow: its C++ banners are not the user's business
@@ -155,50 +155,15 @@ def _choose(run_path: Path, manifest, conf: Confidence, opts: CalibrateOptions):
     gate.set_weights([kernel, np.array([-rule.sharpness * rule.threshold], np.float32)])
     scores = probs * unknown_rule.gate(unknown_rule.nearest_similarity(features, means), rule.threshold,
                                        rule.sharpness)[:, None]
-    softmax_t = conf.softmax_threshold if conf.softmax_threshold is not None else conf.threshold
-    rejected, reached = conf.unknown_rejected, conf.reached
-    min_precision = opts.min_precision if opts.min_precision is not None else cfg.min_precision
-    unknown_scores = None
-    if opts.unknown:
-        unknown_scores = _scores_of_folder(model, Path(opts.unknown), manifest.input, cfg.batch_size)
-        softmax_t, _, _, reached, rejected = choose_threshold(scores, labels, min_precision, unknown_scores)
-    threshold = max(softmax_t, score_floor(len(manifest.labels)))
-    answered = scores.max(1) >= threshold
-    right = scores.argmax(1) == labels
-    if unknown_scores is not None:
-        rejected = float((unknown_scores.max(1) < threshold).mean())
-    new = replace(conf, threshold=threshold, softmax_threshold=softmax_t if softmax_t != threshold else None,
-                  coverage=float(answered.mean()), precision=float(right[answered].mean()) if answered.any() else 1.0,
-                  unknown_rejected=rejected, reached=reached, feature_rule=rule,
-                  unknown_images=len(unknown_scores) if unknown_scores is not None else conf.unknown_images)
     logger.info(f"unknown rule: {rule.said()} (before: threshold {conf.feature_rule.threshold:.3f} at "
                 f"{conf.feature_rule.answer_rate:.0%})")
-    logger.info(f"with both rules: answers under {threshold:.3f} are \"unknown\": {new.coverage:.1%} of the "
-                f"{len(labels)} val images answered, precision {new.precision:.3f}"
-                + (f", {rejected:.1%} of the --unknown images rejected" if unknown_scores is not None else ""))
+    unknown_scores = (unknown_probs(model, opts.unknown, manifest.input, cfg.batch_size, logger.info)
+                      if opts.unknown else None)
+    softmax_t = conf.softmax_threshold if conf.softmax_threshold is not None else conf.threshold
+    min_precision = opts.min_precision if opts.min_precision is not None else cfg.min_precision
+    new = with_both_rules(conf, scores, labels, rule, softmax_t, min_precision, unknown_scores, len(manifest.labels),
+                          logger.info)
     return new, model
-
-
-def _scores_of_folder(model, folder: Path, pixels, batch_size: int) -> np.ndarray:
-    """The folded model's scores on every readable image of ``folder`` (a batch at a time)."""
-    from edgetl.image import IMAGE_EXTENSIONS, DecodeError, load
-
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    out, batch = [], []
-    for path in files:
-        try:
-            batch.append(load(path, pixels.height, pixels.width, pixels.resize))
-        except (DecodeError, EdgetlError, OSError):
-            continue
-        if len(batch) == batch_size:
-            out.append(np.asarray(model.predict_on_batch(np.stack(batch).astype(np.float32))))
-            batch = []
-    if batch:
-        out.append(np.asarray(model.predict_on_batch(np.stack(batch).astype(np.float32))))
-    if not out:
-        raise EdgetlError("none of the --unknown files could be read as an image", path=folder,
-                          fix="give a folder of jpg, png, bmp, gif or webp files")
-    return np.concatenate(out)
 
 
 def _rewrite(run_path: Path, manifest, model, old: Confidence, new: Confidence) -> list[str]:

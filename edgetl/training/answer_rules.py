@@ -16,17 +16,17 @@ from edgetl.training.checks import unknown_files
 from edgetl.training.splits import open_split
 
 
-def unknown_probs(model, cfg: TrainConfig, log) -> np.ndarray:
-    """The model's probabilities on the --unknown images, decoded a batch at a time; a file that
-    cannot be read is skipped and counted."""
+def unknown_probs(model, folder: str | Path, pixels, batch_size: int, log) -> np.ndarray:
+    """``model``'s outputs on the images of ``folder`` (``--unknown``: none of the classes), decoded
+    a batch at a time; a file that cannot be read is skipped and counted."""
     from edgetl.image import DecodeError, load
 
-    files, out, bad = unknown_files(cfg.unknown), [], 0
-    for start in range(0, len(files), cfg.batch_size):
+    files, out, bad = unknown_files(folder), [], 0
+    for start in range(0, len(files), batch_size):
         batch = []
-        for path in files[start:start + cfg.batch_size]:
+        for path in files[start:start + batch_size]:
             try:
-                batch.append(load(path, cfg.pixels.height, cfg.pixels.width, cfg.pixels.resize))
+                batch.append(load(path, pixels.height, pixels.width, pixels.resize))
             except (DecodeError, EdgetlError, OSError):
                 bad += 1
         if batch:
@@ -34,7 +34,7 @@ def unknown_probs(model, cfg: TrainConfig, log) -> np.ndarray:
     if bad:
         log(f"--unknown: {bad} of {len(files)} file(s) could not be read as images and were left out")
     if not out:
-        raise EdgetlError("none of the --unknown files could be read as an image", path=cfg.unknown,
+        raise EdgetlError("none of the --unknown files could be read as an image", path=folder,
                           fix="give a folder of jpg, png, bmp, gif or webp files")
     return np.concatenate(out)
 
@@ -47,7 +47,7 @@ def choose_confidence(cfg: TrainConfig, work: Path, model, probs: np.ndarray, la
     from edgetl.metrics import roc_auc
     from edgetl.training.plots import plot_reliability
 
-    unknown = unknown_probs(model, cfg, log) if cfg.unknown else None
+    unknown = unknown_probs(model, cfg.unknown, cfg.pixels, cfg.batch_size, log) if cfg.unknown else None
     conf, why = calibrate(probs, labels, cfg.min_precision, unknown)
     if conf.temperature != 1.0:
         # softmax(Wx + b) -> softmax((Wx + b) / T): every artifact made from model.keras carries
@@ -90,10 +90,6 @@ def choose_unknown_rule(cfg: TrainConfig, work: Path, model, train_records: list
     """Choose the "unknown" rule from the classes' own images (at ``cfg.answer_rate`` of the
     validation split), fold it into model.keras, and return the confidence with it: the score
     threshold raised to the rule's floor, coverage and precision of the folded scores."""
-    from dataclasses import replace
-
-    from edgetl.runtime.confidence import choose_threshold
-    from edgetl.runtime.unknown_rule import score_floor
     from edgetl.training import unknown_rule
 
     cut = unknown_rule.feature_model(model)
@@ -114,21 +110,35 @@ def choose_unknown_rule(cfg: TrainConfig, work: Path, model, train_records: list
     with replacing(RunFolder(work).model) as tmp:
         folded.save(tmp)
     g = unknown_rule.gate(unknown_rule.nearest_similarity(val_features, choice.means), choice.rule.threshold)
-    scores = val_probs * g[:, None]
-    softmax_t, rejected = conf.threshold, conf.unknown_rejected
-    if cfg.unknown:  # both rules against the --unknown images: the softmax threshold chosen on the folded scores
-        unknown_scores = unknown_probs(folded, cfg, log)
-        softmax_t, _, _, reached, rejected = choose_threshold(scores, val.labels, cfg.min_precision, unknown_scores)
-        conf = replace(conf, reached=reached)
+    unknown_scores = unknown_probs(folded, cfg.unknown, cfg.pixels, cfg.batch_size, log) if cfg.unknown else None
+    return with_both_rules(conf, val_probs * g[:, None], val.labels, choice.rule, conf.threshold, cfg.min_precision,
+                           unknown_scores, num_classes, log)
+
+
+def with_both_rules(conf: Confidence, scores: np.ndarray, labels: np.ndarray, rule, softmax_t: float,
+                    min_precision: float, unknown_scores: np.ndarray | None, num_classes: int, log) -> Confidence:
+    """The confidence a model with the feature ``rule`` folded in carries, from its folded
+    validation ``scores``: the score threshold (``softmax_t``, or chosen with the --unknown images'
+    scores to meet ``min_precision`` when given) raised to the rule's floor, and the coverage and
+    precision it gives (training and ``edgetl calibrate`` alike)."""
+    from dataclasses import replace
+
+    from edgetl.runtime.confidence import choose_threshold
+    from edgetl.runtime.unknown_rule import score_floor
+
+    rejected, reached, images = conf.unknown_rejected, conf.reached, conf.unknown_images
+    if unknown_scores is not None:  # both rules against the --unknown images: the threshold chosen on the folded scores
+        softmax_t, _, _, reached, _ = choose_threshold(scores, labels, min_precision, unknown_scores)
+        images = len(unknown_scores)
     threshold = max(softmax_t, score_floor(num_classes))
     answered = scores.max(1) >= threshold
-    right = scores.argmax(1) == val.labels
-    if cfg.unknown:
+    right = scores.argmax(1) == labels
+    if unknown_scores is not None:
         rejected = float((unknown_scores.max(1) < threshold).mean())
     conf = replace(conf, threshold=threshold, softmax_threshold=softmax_t if softmax_t != threshold else None,
                    coverage=float(answered.mean()), precision=float(right[answered].mean()) if answered.any() else 1.0,
-                   unknown_rejected=rejected, feature_rule=choice.rule)
+                   unknown_rejected=rejected, reached=reached, unknown_images=images, feature_rule=rule)
     log(f"with both rules: answers under {threshold:.3f} are \"unknown\": {conf.coverage:.1%} of the "
-        f"{len(val.labels)} val images answered, precision {conf.precision:.3f}"
-        + (f", {rejected:.1%} of the --unknown images rejected" if cfg.unknown else ""))
+        f"{len(labels)} val images answered, precision {conf.precision:.3f}"
+        + (f", {rejected:.1%} of the --unknown images rejected" if unknown_scores is not None else ""))
     return conf
