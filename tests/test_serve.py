@@ -291,10 +291,10 @@ def test_bad_request_bodies_get_one_answer_and_the_server_goes_on(served):
 def test_idle_and_slow_clients_cannot_exhaust_the_server(model_and_video, monkeypatch):
     """More idle sockets than the cap: the next connection gets 503 at once, never a hang; the idle
     ones are closed when their header deadline passes, and the server answers again."""
-    from edgetl.live import serve
+    from edgetl import webserver
 
-    monkeypatch.setattr(serve, "MAX_CONNECTIONS", 6)
-    monkeypatch.setattr(serve, "HEADER_SECONDS", 8.0)  # long enough to see the server full on a busy machine
+    monkeypatch.setattr(webserver, "MAX_CONNECTIONS", 6)
+    monkeypatch.setattr(webserver, "HEADER_SECONDS", 8.0)  # long enough to see the server full on a busy machine
     model, video = model_and_video
     served = Served(model, video)
     idle = []

@@ -31,131 +31,28 @@ Browsers are a second kind of client, with their own attacks (done here as Jupyt
   headers within :data:`HEADER_SECONDS`, request bodies of at most :data:`MAX_BODY` bytes."""
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import ipaddress
 import json
-import re
-import secrets
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 
-from edgetl.errors import EdgetlError
 from edgetl.image import cv2
 from edgetl.live.page import PAGE
+from edgetl.webserver import (Address, Guarded, GuardedHandler, listen, new_token, parse_address,  # noqa: F401
+                              security_headers)
 
-def cookie_value(header: str, name: str) -> str:
-    """The value of cookie ``name`` in a Cookie header, read leniently: each ``;``-separated pair
-    on its own, so another site's cookie that a strict parser rejects (``prefs={"theme":"dark"}``)
-    does not hide ours. "" when it is not there."""
-    for pair in header.split(";"):
-        key, sep, value = pair.strip().partition("=")
-        if sep and key == name:
-            return value.strip().strip('"')
-    return ""
+SECURITY_HEADERS = security_headers(PAGE)
 
-
-COOKIE = "edgetl_token"
-"""The token cookie's name stem; the port is added, so servers on other ports keep their own."""
 JPEG_QUALITY = 80
-MAX_CONNECTIONS = 64
-"""Connections served at once; one more gets 503 at once (viewers, API calls, idle sockets alike)."""
-HEADER_SECONDS = 10.0
-"""Time a client has to send a request's line and headers, however slowly it sends them."""
 MAX_BODY = 1024
 """Largest request body read (the only body is ``{"threshold": x}``)."""
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
-
-
-def _hash_source(tag: str) -> str:
-    """CSP source for the page's inline ``<tag>`` block: only that exact text may run."""
-    body = re.search(rf"<{tag}>(.*?)</{tag}>", PAGE, re.S).group(1)
-    return "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
-
-
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": f"default-src 'none'; script-src {_hash_source('script')}; "
-                               f"style-src {_hash_source('style')}; img-src 'self'; connect-src 'self'; "
-                               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-}
 MAX_STREAM_FPS = 30.0
 """The video is never encoded faster than this, whatever the source delivers."""
-
-
-@dataclass
-class Address:
-    """Where the server listens."""
-
-    host: str
-    port: int
-
-    @property
-    def private(self) -> bool:
-        """True for loopback addresses, which only this machine (and ssh -L) reaches."""
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
-    @property
-    def wildcard(self) -> bool:
-        """Listening on every interface (0.0.0.0, ::): reached under any name."""
-        return self.host in ("", "0.0.0.0", "::")
-
-    @property
-    def ipv6(self) -> bool:
-        """An IPv6 address (served over an AF_INET6 socket)."""
-        return ":" in self.host
-
-    @property
-    def url_host(self) -> str:
-        """The host as a URL writes it (IPv6 in brackets; a wildcard as this machine's loopback)."""
-        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
-        return f"[{host}]" if ":" in host else host
-
-    def allows_host(self, header: str | None) -> bool:
-        """Whether a request's Host header names this server: a loopback name or the bound
-        address, or anything on a wildcard address (where the token guards every request)."""
-        if self.wildcard:
-            return True
-        if not header:
-            return False
-        host = header.strip().lower()
-        if host.startswith("["):
-            host = host[1:host.find("]")] if "]" in host else ""
-        elif host.count(":") == 1:
-            host = host.split(":")[0]
-        if host in LOOPBACK_NAMES or host == self.host.lower():
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback and self.private
-        except ValueError:
-            return False
-
-
-def parse_address(spec: str) -> Address:
-    """``PORT`` (on 127.0.0.1), ``HOST:PORT`` or ``[IPv6]:PORT``; the host must be given to
-    listen elsewhere."""
-    host, _, port = spec.rpartition(":")
-    host = (host or "127.0.0.1").strip("[]")
-    if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
-        raise EdgetlError(f"--serve {spec!r} is not [HOST:]PORT", fix="e.g. --serve 8080, or --serve 0.0.0.0:8080 "
-                                                                      "to be reachable from the network (with a token)")
-    return Address(host, int(port))
 
 
 @dataclass
@@ -177,12 +74,12 @@ class _Latest:
             return self.item, self.seq
 
 
-class LiveServer:
+class LiveServer(Guarded):
     """The HTTP side of a live run: publish frames and results into it, viewers read from it."""
 
     def __init__(self, address: Address, facts: dict, options, token: str | None = None):
         self.address, self.facts, self.options = address, facts, options
-        self.token = token if token is not None else (None if address.private else secrets.token_urlsafe(18))
+        self.token = token if token is not None else new_token(address)
         self.frames = _Latest()   # raw BGR frames, as read
         self.jpeg = _Latest()     # encoded frames, as served
         self.results = _Latest()  # result dicts
@@ -192,27 +89,11 @@ class LiveServer:
         self.stopped = threading.Event()
         """Set when the server closes: viewer loops end."""
         handler = type("Handler", (_Handler,), {"server_state": self})
-        server = _CappedServer6 if address.ipv6 else _CappedServer
-        try:
-            self.httpd = server((address.host, address.port), handler)
-        except OSError as e:
-            raise EdgetlError(f"cannot listen on {address.host}:{address.port} ({e.strerror})",
-                              fix="choose another port, or stop what is using it") from None
-        self.address.port = self.httpd.server_address[1]
+        self.httpd = listen(address, handler)
         self._threads = [threading.Thread(target=self.httpd.serve_forever, name="edgetl-http", daemon=True),
                          threading.Thread(target=self._encode, name="edgetl-jpeg", daemon=True)]
         for t in self._threads:
             t.start()
-
-    @property
-    def url(self) -> str:
-        """The address to open (with the token when one is needed)."""
-        return f"http://{self.address.url_host}:{self.address.port}/" + (f"?token={self.token}" if self.token else "")
-
-    @property
-    def cookie(self) -> str:
-        """This server's token cookie name (per port: two servers on one host keep their own)."""
-        return f"{COOKIE}_{self.address.port}"
 
     def publish_frame(self, frame: np.ndarray) -> None:
         """A frame as read from the source (called at the source's rate; never blocks)."""
@@ -246,113 +127,9 @@ class LiveServer:
         self.httpd.server_close()
 
 
-class _CappedServer(ThreadingHTTPServer):
-    """A thread per connection, at most :data:`MAX_CONNECTIONS` at once: one more is answered 503
-    and closed without a thread, so idle or slow sockets cannot take every file descriptor."""
-
-    daemon_threads = True
-    busy = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 26\r\n"
-            b"Connection: close\r\nRetry-After: 5\r\n\r\ntoo many connections: retry\n")
-
-    def __init__(self, *args, **kwargs):
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        super().__init__(*args, **kwargs)
-
-    def process_request(self, request, client_address) -> None:
-        if not self.slots.acquire(blocking=False):
-            try:
-                request.setblocking(False)
-                request.send(self.busy)
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def process_request_thread(self, request, client_address) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
-
-
-class _CappedServer6(_CappedServer):
-    address_family = socket.AF_INET6
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedHandler):
     server_state: LiveServer
-    protocol_version = "HTTP/1.1"
-    timeout = 30.0
-    """Seconds a single read or write may block: a viewer that stops reading for this long is ended."""
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's signature
-        pass  # a request log line per frame would bury the summary
-
-    # --- deadlines ----------------------------------------------------------------------------
-    def handle_one_request(self) -> None:
-        """Each request's line and headers must arrive within HEADER_SECONDS, however slowly they
-        trickle in (a per-read timeout alone lets a client send a byte every few seconds)."""
-        timer = threading.Timer(HEADER_SECONDS, self._expire)
-        timer.daemon = True
-        self._header_timer = timer
-        timer.start()
-        try:
-            super().handle_one_request()
-        finally:
-            timer.cancel()
-
-    def parse_request(self) -> bool:
-        ok = super().parse_request()
-        self._header_timer.cancel()
-        return ok
-
-    def _expire(self) -> None:
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    # --- access -----------------------------------------------------------------------------
-    def _authorised(self) -> bool:
-        token = self.server_state.token
-        if token is None:
-            return True
-        given = parse_qs(urlsplit(self.path).query).get("token", [""])[0]
-        given = given or cookie_value(self.headers.get("Cookie", ""), self.server_state.cookie)
-        return hmac.compare_digest(given.encode(), token.encode())
-
-    def _refused(self) -> bool:
-        """Answer and return True when the request must not be served: a Host header this
-        server was not bound for (DNS rebinding), or no token where one is needed."""
-        if not self.server_state.address.allows_host(self.headers.get("Host")):
-            self._send(HTTPStatus.FORBIDDEN, b"this server answers only to the address it was started on\n",
-                       "text/plain")
-            return True
-        if not self._authorised():
-            self._send(HTTPStatus.UNAUTHORIZED, b"a token is needed: open the URL edgetl printed\n", "text/plain")
-            return True
-        return False
-
-    def _same_origin_json(self) -> bool:
-        """A state change must be JSON and, when a browser names its origin, from this origin."""
-        kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        origin = self.headers.get("Origin")
-        host = self.headers.get("Host", "")
-        return kind == "application/json" and (origin is None or origin == f"http://{host}")
-
-    def _send(self, status: int, body: bytes, content_type: str, extra: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for k, v in (SECURITY_HEADERS | (extra or {})).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, data: object, status: int = 200) -> None:
-        self._send(status, json.dumps(data).encode(), "application/json")
+    headers_for_page = SECURITY_HEADERS
 
     # --- routes -----------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
@@ -375,18 +152,12 @@ class _Handler(BaseHTTPRequestHandler):
         if urlsplit(self.path).path != "/api/threshold":
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
             return
-        if not self._same_origin_json():
-            self._json({"error": "a change must be a JSON request from this page"}, HTTPStatus.FORBIDDEN)
-            return
-        length = self.headers.get("Content-Length", "")
-        if not length.isdigit() or int(length) > MAX_BODY:
-            self.close_connection = True  # the body, if any, is never read
-            self._json({"error": f"send a Content-Length from 0 to {MAX_BODY}"},
-                       HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length.isdigit() else HTTPStatus.LENGTH_REQUIRED)
+        body = self.read_json(MAX_BODY)
+        if body is None:
             return
         try:
-            value = float(json.loads(self.rfile.read(int(length)))["threshold"])
-        except (ValueError, KeyError, TypeError, RecursionError):
+            value = float(body["threshold"])
+        except (ValueError, KeyError, TypeError):
             self._json({"error": "send {\"threshold\": a number from 0 to 1}"}, HTTPStatus.BAD_REQUEST)
             return
         if not 0.0 <= value <= 1.0:
@@ -413,16 +184,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "frames_read": s.frames.seq, "viewers": s.viewers, "model": s.facts.get("model"),
                     "last": last.get("label")})
 
-    def _streaming_headers(self, content_type: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Cache-Control", "no-store")
-        for k, v in SECURITY_HEADERS.items():
-            self.send_header(k, v)
-        self.end_headers()
-
     def _events(self) -> None:
-        self._streaming_headers("text/event-stream")
+        self.streaming_headers("text/event-stream")
         seen = 0
         stop = self.server_state.stopped
         while not stop.is_set():
@@ -436,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self) -> None:
         state = self.server_state
-        self._streaming_headers("multipart/x-mixed-replace; boundary=frame")
+        self.streaming_headers("multipart/x-mixed-replace; boundary=frame")
         with state._viewers_lock:
             state.viewers += 1
         try:
