@@ -14,7 +14,7 @@ from edgetl.errors import EdgetlError
 from edgetl.text import clean, safe
 from edgetl.cli.app import app
 from edgetl.cli.options import DEVICE_TIMEOUT, JSON, LABELS, REMOTE_PYTHON, SSH_CONFIG, THREADS, THRESHOLD
-from edgetl.cli.show import print_live_summary, print_profiles, scores_line
+from edgetl.cli.show import print_live_summary, print_profiles, say_served, scores_line
 
 
 @app.command()
@@ -143,14 +143,7 @@ def live(
             err.print(f"running headless: {why}")
 
     def serving(url: str) -> None:
-        err.print(f"serving the live page at {url}", markup=False, soft_wrap=True)
-        if "token=" not in url:
-            from urllib.parse import urlsplit
-
-            where = urlsplit(url)
-            host = where.hostname if ":" not in (where.hostname or "") else f"[{where.hostname}]"
-            err.print(f"from another machine: ssh -L {where.port}:{host}:{where.port} THIS_HOST, then open "
-                      f"http://127.0.0.1:{where.port}/", markup=False, soft_wrap=True)
+        say_served("the live page", url)
 
     def on_frame(r) -> None:
         if json_out:

@@ -186,3 +186,15 @@ def print_calibration(r) -> None:
               f"{c.precision:.3f}" + (f", {c.unknown_rejected:.1%} of the --unknown images refused"
                                      if c.unknown_rejected is not None and c.unknown_images else ""), markup=False)
     out.print(f"  rewrote {', '.join(safe(f) for f in r.rewritten)} in {r.seconds:.1f} s", markup=False)
+
+
+def say_served(what: str, url: str) -> None:
+    """Where a page is served, and how to reach a loopback one from another machine."""
+    err.print(f"serving {what} at {url}", markup=False, soft_wrap=True)
+    if "token=" not in url:
+        from urllib.parse import urlsplit
+
+        where = urlsplit(url)
+        host = where.hostname if ":" not in (where.hostname or "") else f"[{where.hostname}]"
+        err.print(f"from another machine: ssh -L {where.port}:{host}:{where.port} THIS_HOST, then open "
+                  f"http://127.0.0.1:{where.port}/", markup=False, soft_wrap=True)
