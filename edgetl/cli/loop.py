@@ -10,7 +10,7 @@ import typer
 from edgetl.console import out, print_json
 from edgetl.text import safe
 from edgetl.cli.app import app
-from edgetl.cli.options import JSON
+from edgetl.cli.options import JSON, THREADS
 from edgetl.cli.show import say_served
 
 
@@ -46,3 +46,45 @@ def label(
     else:
         done = ", ".join(f"{safe(k)} {v}" for k, v in summary.decided.items()) or "nothing"
         out.print(f"decided: {done}; {summary.left} of {summary.total} left", markup=False)
+
+
+@app.command()
+def compare(
+    old: Path = typer.Argument(..., help="The run (or a run's exported model) in use now."),
+    new: Path = typer.Argument(..., help="The candidate run (trained with --from OLD) or its exported model."),
+    threads: Optional[int] = THREADS,
+    json_out: bool = JSON,
+) -> None:
+    """Is NEW better than OLD? Both on OLD's validation images, McNemar on the paired answers."""
+    from rich.table import Table
+
+    from edgetl.comparison import compare as run_compare
+
+    result = run_compare(old, new, threads=threads)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    said = f"compared {safe(old)} and {safe(new)} on {result.shared.images} shared validation images"
+    if result.left_out or result.missing:
+        said += f" ({result.left_out} left out: the new run trained on them; {result.missing} no longer found)"
+    out.print(said, markup=False, soft_wrap=True)
+    table = Table("images", "n", "old top-1", "new top-1", "gained", "lost", "old: unknown, answered right",
+                  "new: unknown, answered right")
+    for s in (result.shared, result.fresh):
+        if s is not None:
+            table.add_row(s.name, str(s.images), _share(s.old_accuracy), _share(s.new_accuracy), str(s.gained),
+                          str(s.lost), f"{s.old_unknown}, {_share(s.old_answered_accuracy)}",
+                          f"{s.new_unknown}, {_share(s.new_answered_accuracy)}")
+    out.print(table)
+    per_class = Table("class", "n", "old", "new", "change")
+    for c in result.classes:
+        change = (c.new_accuracy - c.old_accuracy) * 100
+        per_class.add_row(safe(c.label), str(c.images), _share(c.old_accuracy), _share(c.new_accuracy), f"{change:+.1f} pts")
+    out.print(per_class)
+    if result.new_classes:
+        out.print(f"new classes: {', '.join(safe(c) for c in result.new_classes)}", markup=False)
+    out.print(result.line, markup=False)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -70,6 +70,10 @@ def train(
     project: Optional[str] = typer.Option(None, help="Parent of auto-named runs (default runs)."),
     name: Optional[str] = typer.Option(None, help="Run name stem (default exp: runs/exp, runs/exp2, ...)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Exact run folder."),
+    from_run: Optional[Path] = typer.Option(None, "--from", metavar="RUN",
+                                            help="Start from RUN's model (same backbone and size; new classes get new "
+                                                 "rows) and keep its split: its val images stay val, so `edgetl compare` "
+                                                 "judges both runs on the same images."),
     json_out: bool = JSON,
 ) -> None:
     """Two-stage transfer learning: frozen base + new head, then fine-tuning with BatchNorm frozen."""
@@ -85,7 +89,7 @@ def train(
         "schedule": schedule, "patience": patience, "seed": seed, "val_split": val_split, "class_depth": class_depth, "strategy": strategy, "worker_timeout": worker_timeout,
         "mixed_precision": mixed_precision, "deterministic": deterministic, "cache": cache, "tensorboard": tensorboard, "project": project, "name": name,
         "unknown": str(unknown) if unknown else None, "min_precision": min_precision, "answer_rate": answer_rate,
-        "out": out_dir,
+        "out": out_dir, "from_run": from_run,
     }
     overrides = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items() if v is not None}
     if resume is not None:

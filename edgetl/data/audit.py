@@ -38,6 +38,9 @@ class AuditOptions:
     """A class needs this many usable images to be split into train and val."""
     max_pixels: int = field(default_factory=max_pixels)
     """Images whose header claims more pixels are refused before decoding (decompression bombs)."""
+    keep_splits: dict[str, str] | None = field(default=None, repr=False)
+    """sha256 -> "train" or "val": images an earlier run saw keep its split where the split is
+    carved here (``train --from``); the others are split among themselves by the seed rule."""
     class_depth: int = 1
     """1: the class folders are DATA's (or each split's) sub-folders; 2: their sub-folders are,
     merged across the folders above them (batch folders such as ``2023/cats``, ``2024/cats``)."""
@@ -335,9 +338,14 @@ def audit(root: str | Path, options: AuditOptions | None = None, workers: int | 
                                         f"train and val needs at least {opts.min_per_class}", scope="dataset",
                                         kind="class too small to split"))
                 continue
-            order = items[:]
+            keep = opts.keep_splits or {}
+            kept = [ch for ch in items if keep.get(ch.sha256) in ("train", "val")]
+            records.extend(ImageRecord(str(ch.path), label[c], keep[ch.sha256], ch.width, ch.height, ch.sha256)
+                           for ch in kept)
+            order = [ch for ch in items if keep.get(ch.sha256) not in ("train", "val")]
             rng.shuffle(order)
-            n_val = min(len(order) - 1, max(1, round(len(order) * opts.val_split)))
+            n_val = (round(len(order) * opts.val_split) if kept
+                     else min(len(order) - 1, max(1, round(len(order) * opts.val_split))))
             records.extend(ImageRecord(str(ch.path), label[c], "val" if i < n_val else "train", ch.width, ch.height,
                                        ch.sha256) for i, ch in enumerate(order))
     records.sort(key=lambda r: (SPLITS.index(r.split), r.label, r.path))

@@ -120,6 +120,8 @@ class TrainConfig:
     answer_rate: float = 0.95
     """The share of validation images the "unknown" rule from the classes' own images answers:
     features farther from every class than the rest are "unknown" (see :mod:`edgetl.runtime.unknown_rule`)."""
+    from_run: str | None = None
+    """``--from RUN``: start from RUN's model and keep its split (see :mod:`edgetl.training.warm_start`)."""
     project: str = "runs"
     """Parent folder of auto-named runs (runs/exp, runs/exp2, ...)."""
     name: str = "exp"

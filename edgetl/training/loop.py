@@ -22,7 +22,8 @@ from edgetl.training.inputs import Split, class_weights, dataset, steps_per_epoc
 from edgetl.training.runlog import RunLog
 from edgetl.training.splits import open_split
 from edgetl.training.folder import finish
-from edgetl.models.backbones import from_scratch
+from edgetl.models.backbones import Pretrained, from_scratch
+from edgetl.training.warm_start import load_into, read_warm_start
 
 
 @dataclass
@@ -153,9 +154,13 @@ def run_stages(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: 
         log("--mixed-precision ignored: no GPU visible")
     if mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
+    warm = read_warm_start(cfg.from_run) if cfg.from_run else None
     with strategy.scope():
-        base = build_base(spec, cfg.size, cfg.alpha, cfg.weights)
+        # A warm start's base weights all come from RUN's model: nothing to read from a weights file.
+        base = build_base(spec, cfg.size, cfg.alpha, Pretrained.NONE if warm else cfg.weights)
         model, features = build_classifier(spec, base, cfg.size, n, cfg.dropout)
+        if warm:
+            load_into(model, warm, classes)
     base.trainable = False
     if state.epoch >= 0:
         load_checkpoint(model, RunFolder(work).checkpoint("last"))

@@ -25,6 +25,8 @@ from edgetl.training.checks import check_tensorboard, unknown_files
 from edgetl.training.cluster import make_run_strategy, train_as_worker, worker_folder
 from edgetl.training.resume import resumed_config
 from edgetl.training.loop import run_stages
+from edgetl.training.warm_start import apply_model_shape, check_classes, read_warm_start
+from edgetl.training.warm_start import describe as describe_warm_start
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +53,11 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
             raise EdgetlError("no dataset given", fix="edgetl train DATA")
         from edgetl.models.backbones import check_backbone, check_weights_load
 
+        warm = read_warm_start(cfg.from_run) if cfg.from_run else None
+        taken = apply_model_shape(cfg, warm) if warm else []
         spec = check_backbone(cfg.backbone, cfg.size, cfg.alpha)
-        check_weights(cfg.weights)
+        if not warm:  # a warm start's weights are all in RUN's model
+            check_weights(cfg.weights)
         check_tensorboard(cfg.tensorboard)
         if cfg.unknown:
             unknown_files(cfg.unknown)  # a wrong folder is said now, not after the training
@@ -62,11 +67,15 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
                               fix="add --out runs/NAME to the command on every worker")
         if role.chief:
             runs.check_new_run(cfg.out)
-        if cfg.strategy != Strategy.MULTIWORKER:  # (multi-worker: no TensorFlow before its strategy; checked below)
+        if cfg.strategy != Strategy.MULTIWORKER and not warm:  # (multi-worker: no TensorFlow before its strategy)
             check_weights_load(spec, cfg.size, cfg.alpha, cfg.weights)
         # The audit runs before the run folder exists, so bad data leaves nothing behind.
-        pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed, class_depth=cfg.class_depth))
+        pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed, class_depth=cfg.class_depth,
+                                           keep_splits=warm.splits if warm else None))
         pre.require_trainable()
+        if warm:
+            said.append(describe_warm_start(warm, pre, taken, check_classes(warm, pre.classes, cfg.data)))
+            logger.info("%s", said[-1])
         said.append(pre.describe())
         logger.info("%s", said[-1])
         n_train = len(pre.split("train"))
@@ -76,7 +85,7 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
             logger.warning(f"--batch-size {cfg.batch_size} is larger than the {n_train} training images; using {n_train}")
             cfg.batch_size = n_train
         strategy = make_run_strategy(cfg, role, said)
-        if cfg.strategy == Strategy.MULTIWORKER:
+        if cfg.strategy == Strategy.MULTIWORKER and not warm:
             check_weights_load(spec, cfg.size, cfg.alpha, cfg.weights)
         work = runs.new_run(cfg.project, cfg.name, cfg.out) if role.chief else worker_folder(role)
         cfg.save(RunFolder(work).config)

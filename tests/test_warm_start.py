@@ -1,0 +1,137 @@
+"""`train --from RUN` and `compare`: the warm start keeps RUN's weights (head rows by class name)
+and split, a removed class is refused, and the verdict tells a better model from a worse one on
+the same images. The models are small MobileNetV2s trained from scratch on drawn shapes: what
+is claimed here is the bookkeeping of the loop, not anything about photos."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers.cli import one_error, run_cli
+from helpers.images import make_shapes
+
+from edgetl.data.audit import AuditOptions, audit
+from edgetl.errors import EdgetlError
+
+RECIPE = dict(weights="none", alpha=0.35, size=48, fine_tune_epochs=0, augment=False, batch_size=8, lr=3e-3)
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory):
+    """An old run barely trained (one epoch: about chance), frames filed into its data by the
+    labelling session, and a new run trained --from it until it learnt the shapes."""
+    from edgetl import TrainConfig, train
+    from edgetl.labelling import open_session
+    from edgetl.labelling.session import Action
+
+    root = tmp_path_factory.mktemp("loop")
+    data = make_shapes(root / "data", per_class=30, size=64)
+    old = train(TrainConfig(data=str(data), epochs=1, out=str(root / "old"), **RECIPE))
+    frames = make_shapes(root / "frames", per_class=8, size=64, seed=7)
+    for f in sorted(frames.rglob("*.jpg")):  # the harvest: frames without class folders, named as a device names them
+        f.rename(frames / f"{f.parent.name[:2]}_{f.name}")
+    session = open_session(frames, run=old.path)
+    for i, f in enumerate(session.frames):
+        truth = {"ci": "circle", "sq": "square", "tr": "triangle"}[f.path.name[:2]]
+        assert session.decide([i], Action.LABEL, truth)[0].ok
+    proc = run_cli("train", data, "--from", old.path, "--epochs", "14", "--patience", "14", "--out", root / "new",
+                   "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root, data, old.path, root / "new", proc
+
+
+def test_the_new_run_keeps_the_old_split_and_says_what_came_from_where(loop):
+    root, data, old, new, proc = loop
+    first = next(line for line in proc.stderr.splitlines() if line.strip())
+    assert "warm start from old" in first and "72 train and 18 val images keep their split, new: 18 train, 6 val" in first
+    a_old = json.loads((old / "audit.json").read_text())
+    a_new = json.loads((new / "audit.json").read_text())
+    before = {r["sha256"]: r["split"] for r in a_old["records"]}
+    after = {r["sha256"]: r["split"] for r in a_new["records"]}
+    assert all(after[h] == s for h, s in before.items())  # every image the old run saw keeps its split
+    fresh = [s for h, s in after.items() if h not in before]
+    assert len(fresh) == 24 and fresh.count("val") == 6  # the seed rule (20 %) among the new frames: 2 per class
+    # without --from, the same data is split anew and old validation images move to training
+    plain = audit(data, AuditOptions(seed=0))
+    assert any(before.get(r.sha256) == "val" and r.split == "train" for r in plain.records)
+    config = (new / "config.yaml").read_text()
+    assert "from_run:" in config and "size: 48" in config  # the model's shape taken from the old run
+
+
+def test_the_warm_start_copies_the_weights_and_maps_the_head_by_class_name(loop, tmp_path):
+    """Right after the warm start, before any training: the new model's probabilities of the old
+    classes are the old model's (renormalised past a new class whose row starts at zero)."""
+    import keras
+
+    from edgetl.models.backbones import build_base, build_classifier, get_backbone
+    from edgetl.training.warm_start import load_into, read_warm_start
+    from helpers.images import shape_image
+
+    _, _, old, _, _ = loop
+    ws = read_warm_start(old)
+    classes = ["aardvark", "triangle", "square", "circle"]  # reordered, and a new class first
+    base = build_base(get_backbone("mobilenet_v2"), 48, 0.35, "none")
+    model, _ = build_classifier(get_backbone("mobilenet_v2"), base, 48, len(classes), 0.2)
+    load_into(model, ws, classes)
+    rng = np.random.default_rng(3)
+    x = np.stack([shape_image(k, rng, 48) for k in ("circle", "square", "triangle")]).astype(np.float32)
+    before = keras.saving.load_model(str(ws.model), compile=False).predict_on_batch(x)
+    after = model.predict_on_batch(x)
+    mapped = after[:, [classes.index(c) for c in ws.classes]]
+    np.testing.assert_allclose(mapped / mapped.sum(axis=1, keepdims=True), before, atol=1e-5)
+    assert np.all(after[:, 0] < after.max(axis=1))
+
+
+def test_compare_proves_the_trained_run_better_and_the_reverse_worse(loop):
+    from edgetl.comparison import Verdict, compare
+
+    _, _, old, new, _ = loop
+    forward = compare(old, new)
+    assert forward.shared.images == 18 and forward.left_out == 0 and forward.fresh.images == 6
+    assert forward.verdict == Verdict.BETTER, forward.line
+    assert forward.line.startswith("better: ") and forward.shared.gained > forward.shared.lost
+    backward = compare(new, old)  # judged on NEW's validation images: the 18 and the 6 new ones
+    assert backward.verdict == Verdict.WORSE and backward.shared.images == 24 and backward.shared.lost > 0
+    proc = run_cli("compare", old, new, "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["verdict"] == "better"
+
+
+def test_a_removed_class_or_another_model_shape_is_refused(loop, tmp_path):
+    root, data, old, _, _ = loop
+    fewer = tmp_path / "fewer"
+    shutil.copytree(data, fewer)
+    shutil.rmtree(fewer / "square")
+    proc = run_cli("train", fewer, "--from", old, "--out", tmp_path / "r")
+    assert "class 'square' of the run is not in the data" in one_error(proc)
+    proc = run_cli("train", data, "--from", old, "--size", "64", "--out", tmp_path / "r")
+    assert "its size is 48, not 64" in one_error(proc)
+    proc = run_cli("train", data, "--from", tmp_path, "--out", tmp_path / "r")
+    assert "not a run folder" in one_error(proc)
+    assert not (tmp_path / "r").exists()
+
+
+def test_images_to_decide_grows_with_a_closer_split():
+    from edgetl.comparison import images_to_decide
+    from edgetl.exporting.gate import mcnemar_p
+
+    assert images_to_decide(100, 3, 3) is None and images_to_decide(100, 0, 0) is None
+    near, far = images_to_decide(100, 4, 6), images_to_decide(100, 1, 6)
+    assert near > far > 0
+    m = 10 * near // 100  # the discordant pairs at that size, in the same proportions
+    assert mcnemar_p(int(m * 0.6 + 0.999), m - int(m * 0.6 + 0.999)) < 0.06
+
+
+def test_compare_refuses_what_it_cannot_judge(tmp_path):
+    proc = run_cli("compare", tmp_path / "a", tmp_path / "b")
+    assert "no such run folder or model file" in one_error(proc)
+    (tmp_path / "m.tflite").write_bytes(b"x")
+    proc = run_cli("compare", tmp_path / "m.tflite", tmp_path / "m.tflite")
+    assert "not a model of a run folder" in one_error(proc)
+    with pytest.raises(EdgetlError):
+        from edgetl.comparison import compare
+
+        compare(tmp_path, tmp_path)
