@@ -29,7 +29,7 @@ runs on one, so what it shares is made once per session. The emulated Pi goes wi
 models its tests run (and two builds of it at once would race for its cache folder)."""
 
 
-TRAINS = {"hymenoptera_run", "hymenoptera_export", "efficientnet_run", "shapes_run", "shapes_export", "pi"}
+TRAINS = {"hymenoptera_run", "hymenoptera_export", "efficientnet_run", "shapes_run", "shapes_export", "pi", "field_loop"}
 """Session fixtures that train a model or build the emulated Pi: a test using one is slow."""
 
 

@@ -21,7 +21,7 @@ RECIPE = dict(weights="none", alpha=0.35, size=48, fine_tune_epochs=0, augment=F
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory):
+def field_loop(tmp_path_factory):
     """An old run barely trained (one epoch: about chance), frames filed into its data by the
     labelling session, and a new run trained --from it until it learnt the shapes."""
     from edgetl import TrainConfig, train
@@ -44,8 +44,8 @@ def loop(tmp_path_factory):
     return root, data, old.path, root / "new", proc
 
 
-def test_the_new_run_keeps_the_old_split_and_says_what_came_from_where(loop):
-    root, data, old, new, proc = loop
+def test_the_new_run_keeps_the_old_split_and_says_what_came_from_where(field_loop):
+    root, data, old, new, proc = field_loop
     first = next(line for line in proc.stderr.splitlines() if line.strip())
     assert "warm start from old" in first and "72 train and 18 val images keep their split, new: 18 train, 6 val" in first
     a_old = json.loads((old / "audit.json").read_text())
@@ -62,7 +62,7 @@ def test_the_new_run_keeps_the_old_split_and_says_what_came_from_where(loop):
     assert "from_run:" in config and "size: 48" in config  # the model's shape taken from the old run
 
 
-def test_the_warm_start_copies_the_weights_and_maps_the_head_by_class_name(loop, tmp_path):
+def test_the_warm_start_copies_the_weights_and_maps_the_head_by_class_name(field_loop, tmp_path):
     """Right after the warm start, before any training: the new model's probabilities of the old
     classes are the old model's (renormalised past a new class whose row starts at zero)."""
     import keras
@@ -71,7 +71,7 @@ def test_the_warm_start_copies_the_weights_and_maps_the_head_by_class_name(loop,
     from edgetl.training.warm_start import load_into, read_warm_start
     from helpers.images import shape_image
 
-    _, _, old, _, _ = loop
+    _, _, old, _, _ = field_loop
     ws = read_warm_start(old)
     classes = ["aardvark", "triangle", "square", "circle"]  # reordered, and a new class first
     base = build_base(get_backbone("mobilenet_v2"), 48, 0.35, "none")
@@ -86,10 +86,10 @@ def test_the_warm_start_copies_the_weights_and_maps_the_head_by_class_name(loop,
     assert np.all(after[:, 0] < after.max(axis=1))
 
 
-def test_compare_proves_the_trained_run_better_and_the_reverse_worse(loop):
+def test_compare_proves_the_trained_run_better_and_the_reverse_worse(field_loop):
     from edgetl.comparison import Verdict, compare
 
-    _, _, old, new, _ = loop
+    _, _, old, new, _ = field_loop
     forward = compare(old, new)
     assert forward.shared.images == 18 and forward.left_out == 0 and forward.fresh.images == 6
     assert forward.verdict == Verdict.BETTER, forward.line
@@ -100,8 +100,8 @@ def test_compare_proves_the_trained_run_better_and_the_reverse_worse(loop):
     assert proc.returncode == 0 and json.loads(proc.stdout)["verdict"] == "better"
 
 
-def test_a_removed_class_or_another_model_shape_is_refused(loop, tmp_path):
-    root, data, old, _, _ = loop
+def test_a_removed_class_or_another_model_shape_is_refused(field_loop, tmp_path):
+    root, data, old, _, _ = field_loop
     fewer = tmp_path / "fewer"
     shutil.copytree(data, fewer)
     shutil.rmtree(fewer / "square")
@@ -135,3 +135,40 @@ def test_compare_refuses_what_it_cannot_judge(tmp_path):
         from edgetl.comparison import compare
 
         compare(tmp_path, tmp_path)
+
+
+def _device(ssh_server, tmp_path):
+    from helpers.fake_device import fake_device_python
+
+    return {"config": ssh_server.config, "dir": tmp_path / "device" / "deploy", "python": fake_device_python(tmp_path / "dev")}
+
+
+def _deploy(device, *args):
+    return run_cli("deploy", *args, "--host", "mypi", "--ssh-config", device["config"], "--remote-dir", device["dir"],
+                   "--remote-python", device["python"])
+
+
+@pytest.mark.ssh
+def test_deploy_if_better_ships_the_better_model_and_refuses_the_worse(field_loop, ssh_server, tmp_path):
+    """Over the loopback sshd: the device runs the old run's export; the new run's replaces it
+    (proven better); the old one is then refused (proven worse) and the device keeps the new one."""
+    from edgetl.exporting.formats import Gates
+    from edgetl.exporting.pipeline import ExportOptions, export
+
+    _, _, old, new, _ = field_loop
+    for run in (old, new):  # fp32 only, gates open: the point is which model is judged better
+        export(run, ExportOptions(formats=["fp32"], gates=Gates(max_drop=100, min_agreement=0)))
+    device = _device(ssh_server, tmp_path)
+    old_model, new_model = old / "export" / "model_fp32.tflite", new / "export" / "model_fp32.tflite"
+    first = _deploy(device, old_model, "--if-better")
+    assert first.returncode == 0 and "nothing is deployed there yet" in first.stdout, first.stderr[-2000:]
+    better = _deploy(device, new_model, "--if-better")
+    assert better.returncode == 0, better.stderr[-2000:]
+    assert "deploying: better: " in better.stdout
+    assert (device["dir"] / "model.tflite").read_bytes() == new_model.read_bytes()
+    worse = _deploy(device, old_model, "--if-better")
+    assert worse.returncode == 1 and "not deployed: worse: " in worse.stdout
+    assert (device["dir"] / "model.tflite").read_bytes() == new_model.read_bytes()
+    (tmp_path / "elsewhere").mkdir()
+    unknown = _deploy(device, old_model, "--if-better", "--than", tmp_path / "elsewhere")
+    assert "runs a model (sha256" in one_error(unknown)

@@ -180,6 +180,12 @@ def deploy(
                                                "edgetl harvest brings them home); with --status: the outbox to size."),
     remote_dir: str = typer.Option(".local/share/edgetl/deploy", "--remote-dir",
                                    help="Deployment folder on the device (relative to its home, or absolute)."),
+    if_better: bool = typer.Option(False, "--if-better", help="Deploy only when MODEL is proven better than what the "
+                                                              "device runs now (edgetl compare on the old run's "
+                                                              "validation images); say why not otherwise (exit 1)."),
+    than: Optional[Path] = typer.Option(None, "--than", metavar="RUN",
+                                        help="--if-better: the run whose export the device runs (default: found by "
+                                             "its hash among the runs beside MODEL's and in runs/)."),
     remote_python: str = REMOTE_PYTHON,
     ssh_config: Optional[Path] = SSH_CONFIG,
     timeout: float = DEVICE_TIMEOUT,
@@ -198,6 +204,17 @@ def deploy(
     else:
         if model is None:
             raise EdgetlError("deploy needs a MODEL", fix="edgetl deploy runs/exp/export/model_int8.tflite --host mypi")
+        if if_better:
+            from edgetl.devices.if_better import judge
+
+            verdict = judge(model, target, remote_dir, than)
+            if json_out and not verdict.deploy:
+                print_json(verdict.to_dict())
+            elif not json_out:
+                out.print(("deploying: " if verdict.deploy else "not deployed: ") + verdict.reason, markup=False,
+                          soft_wrap=True)
+            if not verdict.deploy:
+                raise typer.Exit(1)
         done = deploying.deploy(model, target, deploying.DeployOptions(remote_dir, service, serve, source,
                                                                        capture=capture))
     if json_out:
