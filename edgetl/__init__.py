@@ -45,6 +45,8 @@ _API = {
     "BenchOptions": "edgetl.benchmark.harness",
     "BenchResult": "edgetl.benchmark.harness",
     "CalibrateOptions": "edgetl.calibration",
+    "compare": "edgetl.comparison",
+    "label": "edgetl.labelling",
 }
 
 

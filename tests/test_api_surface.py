@@ -12,7 +12,7 @@ import pytest
 import edgetl
 from edgetl.benchmark import BenchOptions
 from edgetl.calibration import CalibrateOptions
-from edgetl.cli import data, devices, export, inference, training
+from edgetl.cli import data, devices, export, inference, loop, training
 from edgetl.data.audit import AuditOptions
 from edgetl.exporting.formats import Gates, Int8Settings
 from edgetl.exporting.pipeline import ExportOptions
@@ -37,6 +37,8 @@ SURFACES = {
     "live": (devices.live, [live_run], [LiveOptions, CaptureRequest],
              {"capture_max_files": "capture", "capture_max_mb": "capture", "capture_every": "capture"},
              {"headless", "json_out"}),
+    "label": (loop.label, [edgetl.label], [], {}, {"json_out"}),
+    "compare": (loop.compare, [edgetl.compare], [], {}, {"json_out"}),
 }
 
 

@@ -128,7 +128,7 @@ def test_the_page_labels_by_keyboard_and_every_decision_is_on_disk(tmp_path):
         with browser_page() as (page, requested):
             page.goto(job.url)
             page.locator(".cell").first.wait_for(timeout=20000)
-            assert page.inner_text("#left") == "8" and page.locator("#keys button").count() == 6
+            assert page.inner_text("#left") == "8" and page.locator("#keys button").count() == 7
             first = job.get("api/frames")["frames"][0]
             assert first["unknown"] and first["name"].endswith(".png")  # scikit-image's photos answered unknown
             page.keyboard.press("u")
@@ -332,3 +332,52 @@ def test_bad_input_is_one_line(tmp_path):
     assert "is not [HOST:]PORT" in one_error(proc)
     proc = run_cli("label", tmp_path / "frames", "--into", tmp_path / "empty-new")
     assert "no run to take the classes from" in one_error(proc)
+
+
+_RSS_SCRIPT = r"""
+import json, sys, urllib.request
+from edgetl.labelling import open_session
+from edgetl.labelling.serve import LabelServer
+from edgetl.webserver import parse_address
+session = open_session(sys.argv[1], into=sys.argv[2])
+server = LabelServer(session, parse_address("127.0.0.1:0"))
+listed, offset = 0, 0
+while True:
+    page = json.load(urllib.request.urlopen(server.url + f"api/frames?offset={offset}&limit=1000"))
+    if not page["frames"]:
+        break
+    assert len(page["frames"]) <= 200
+    listed += len(page["frames"])
+    offset += len(page["frames"])
+for f in page and json.load(urllib.request.urlopen(server.url + "api/frames?offset=0&limit=60"))["frames"]:
+    urllib.request.urlopen(server.url + f"thumb/{f['id']}").read()
+server.close()
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"listed": listed, "peak_mb": hwm / 1024}))
+"""
+
+
+def test_thousands_of_frames_are_paged_and_memory_stays_flat(tmp_path):
+    """500 and 5,000 frames: every frame is listed through pages of at most 200, and the peak
+    memory of the whole session (listing, hashing, serving every page and a page of thumbnails)
+    grows by less than 40 MB for ten times the frames (about 8 KB a frame at most)."""
+    import cv2
+    import numpy as np
+
+    data = make_data(tmp_path, 2)
+    photo = cv2.resize(cv2.imread(str(sorted((HYMENOPTERA / "val" / "bees").glob("*.jpg"))[0])), (96, 96))
+    peaks = {}
+    for n in (500, 5000):
+        folder = tmp_path / f"frames{n}"
+        folder.mkdir()
+        for i in range(n):  # a real photo, each copy a little different so no two frames share a hash
+            frame = photo.copy()
+            frame[0, 0] = (i % 256, i // 256 % 256, 7)
+            cv2.imwrite(str(folder / f"{_frame_name(i)}.png"), frame)
+        proc = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(folder), str(data)], capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        got = json.loads(proc.stdout)
+        assert got["listed"] == n
+        peaks[n] = got["peak_mb"]
+    assert peaks[5000] - peaks[500] < 40, peaks

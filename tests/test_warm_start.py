@@ -44,7 +44,7 @@ def field_loop(tmp_path_factory):
     lib.addHandler(said)
     lib.setLevel(logging.INFO)
     try:  # in this process: a second TensorFlow start would cost more than the training
-        train(TrainConfig(data=str(data), from_run=str(old.path), epochs=14, patience=14, fine_tune_epochs=6,
+        train(TrainConfig(from_run=str(old.path), epochs=14,  # no data: the old run's, now with the frames patience=14, fine_tune_epochs=6,
                           augment=False, batch_size=8, out=str(root / "new")))
     finally:
         lib.removeHandler(said)

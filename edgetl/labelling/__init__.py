@@ -11,21 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from edgetl import runs
 from edgetl.errors import EdgetlError
 from edgetl.labelling.dataset import Dataset, open_dataset
 from edgetl.labelling.frames import find_frames, guess_with_model
 from edgetl.labelling.session import Action, LabelSession
-from edgetl.runs import RunFolder
 from edgetl.runtime.labels import read_labels
+from edgetl.training.warm_start import data_of
 from edgetl.webserver import Address, parse_address
-from edgetl.yamlfile import load_yaml
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Action", "LabelSession", "LabelSummary", "label", "open_session", "run_data"]
+__all__ = ["Action", "LabelSession", "LabelSummary", "label", "open_session"]
 
 
 @dataclass
@@ -43,18 +40,6 @@ class LabelSummary:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-def run_data(run: Path) -> str:
-    """The dataset a run was trained on (its config.yaml's ``data``)."""
-    try:
-        data = (load_yaml(RunFolder(run).config) or {}).get("data", "")
-    except (OSError, yaml.YAMLError, AttributeError):
-        data = ""
-    if not data:
-        raise EdgetlError("cannot tell which dataset the run was trained on", path=RunFolder(run).config,
-                          fix="give --into DATA")
-    return str(data)
 
 
 def open_session(folder: str | Path, run: str | Path | None = None, into: str | Path | None = None,
@@ -82,7 +67,7 @@ def open_session(folder: str | Path, run: str | Path | None = None, into: str | 
     if into is None:
         if run_folder is None:
             raise EdgetlError("where do the labelled frames go?", fix="give --into DATA, or --run RUN (its dataset)")
-        into = run_data(run_folder.path)
+        into = data_of(run_folder.path)
     dataset: Dataset = open_dataset(into, classes, unknown_into)
     if classes:
         dataset.classes = classes + [c for c in _present_classes(dataset) if c not in classes]

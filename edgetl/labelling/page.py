@@ -72,7 +72,8 @@ function keys() {
     b.onclick = () => decide("label", c); box.append(b);
   });
   for (const [k, name, fn] of [["Enter", "accept guess", () => decide("accept")], ["u", "none of these", () => decide("unknown")],
-                               ["x", "discard", () => decide("discard")], ["z", "undo", undo]]) {
+                               ["x", "discard", () => decide("discard")], ["z", "undo", undo],
+                               ["space", "select", () => { if (items[cur]) toggle(items[cur].id); grid(); show(); }]]) {
     const b = make("button"); b.append(make("kbd", "", k)); b.append(document.createTextNode(name)); b.onclick = fn; box.append(b);
   }
 }

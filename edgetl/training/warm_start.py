@@ -61,6 +61,11 @@ def read_warm_start(run: str | Path) -> WarmStart:
     return WarmStart(folder.path, saved, read_labels(folder.labels), splits)
 
 
+def data_of(run: str | Path) -> str:
+    """The dataset RUN was trained on (``train --from RUN`` without DATA trains on it again)."""
+    return read_warm_start(run).config.data
+
+
 def apply_model_shape(cfg: TrainConfig, ws: WarmStart) -> list[str]:
     """Take RUN's backbone, width, size and resize where ``cfg`` has the defaults; refuse a
     different one given on purpose. Returns what was taken, for the first line."""
