@@ -220,7 +220,7 @@ def run_demo(opts: DemoOptions) -> DemoSummary:
                          c.verdict, c.agreement, c.decision_agreement)
             for c in exported.checks]
     summary = DemoSummary(str(result.path), str(data), how, result.metrics.val_accuracy, exported.keras_accuracy,
-                          rows, {"model": model.name, "video": str(video), **live_summary},
+                          rows, {"model": model.name, "model_path": str(model), "video": str(video), **live_summary},
                           (time.perf_counter() - t0) / 60)
     RunFolder(result.path).demo_summary.write_text(json.dumps(summary.to_dict(), indent=1))
     log(f"[6/6] done in {summary.minutes:.1f} min")

@@ -381,3 +381,30 @@ def test_thousands_of_frames_are_paged_and_memory_stays_flat(tmp_path):
         assert got["listed"] == n
         peaks[n] = got["peak_mb"]
     assert peaks[5000] - peaks[500] < 40, peaks
+
+
+def test_a_new_class_typed_in_the_page_gets_the_next_key_and_its_folder(tmp_path):
+    """A kind the dataset lacks is typed once in the page: it becomes key 3 and its frames make
+    its folder (what `train --from` then learns as a new class); a name that cannot be a folder
+    is refused in the page, as text."""
+    h, data = make_harvest(tmp_path, per_class=1, others=1), make_data(tmp_path, 2)
+    job = Labelling(h, into=data)
+    try:
+        with browser_page() as (page, _):
+            page.goto(job.url)
+            page.locator(".cell").first.wait_for(timeout=20000)
+            page.fill("#classname", "../escape")
+            page.click("#newclass button")
+            from playwright.sync_api import expect
+
+            expect(page.locator("#said")).to_contain_text("cannot be a folder name", timeout=10000)
+            page.fill("#classname", "wasps")
+            page.press("#classname", "Enter")
+            expect(page.locator("#keys button").nth(2)).to_contain_text("wasps", timeout=10000)
+            first = job.get("api/frames")["frames"][0]["name"]
+            page.locator("#big").click()  # leave the text field: keys act on frames again
+            page.keyboard.press("3")
+            left_is(page, "2")
+        assert images_in(data / "wasps") == [first] and not (tmp_path / "escape").exists()
+    finally:
+        job.close()

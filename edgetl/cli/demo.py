@@ -21,14 +21,22 @@ def demo(
     per_class: Optional[int] = typer.Option(None, help="Images drawn per class (default 80 with pretrained weights, 300 from scratch)."),
     epochs: Optional[int] = typer.Option(None, help="Stage 1 epochs (default: 8 with weights, 40 from scratch)."),
     threads: int = typer.Option(2, help="Threads for verification, bench and live."),
+    loop: bool = typer.Option(False, "--loop", help="Then the field loop: live --capture over a field video that also "
+                                                     "shows rings, the kept frames filed (as you would in `edgetl "
+                                                     "label`), train --from, export int8, compare (a few minutes more)."),
     json_out: bool = JSON,
 ) -> None:
     """The whole path on a dataset edgetl draws itself: check, train, export, verify, bench, live."""
     from edgetl.demo import DemoOptions, run_demo
 
     s = run_demo(DemoOptions(project=str(project), per_class=per_class, weights=weights, epochs=epochs, threads=threads))
+    looped = None
+    if loop:
+        from edgetl.demo_loop import run_loop
+
+        looped = run_loop(s.run, s.live["model_path"], threads=threads)
     if json_out:
-        print_json(s.to_dict())
+        print_json(s.to_dict() | ({"loop": looped.to_dict()} if looped else {}))
         return
     table = Table("", "artifact", "gate", "accuracy", "agreement", "with unknown", "size MB", "p50 ms", "FPS",
                   title=f"edgetl demo: {safe(s.run)}")
@@ -42,3 +50,10 @@ def demo(
     out.print(f"live ({lv['model']} on {lv['video']}): {lv['frames']} frames at {lv['fps']:.0f} FPS, p50 {lv['p50_ms']:.1f} ms")
     out.print(f"dataset: {s.dataset}\nrun: {s.run} (model.keras, history.png, confusion_matrix.png, metrics.json)\n"
               f"artifacts: {s.run}/export (labels.txt, manifest.json, report.md)\ntook {s.minutes:.1f} min")
+    if looped:
+        filed = ", ".join(f"{safe(k)} {v}" for k, v in sorted(looped.filed.items()))
+        out.print(f"field loop: {looped.kept} of {looped.field_frames} field frames kept as doubtful, filed as {filed}; "
+                  f"new run {safe(looped.new_run)}; {looped.verdict} ({looped.minutes:.1f} min)", markup=False,
+                  soft_wrap=True)
+        out.print(f"on a device: edgetl deploy {safe(looped.new_run)}/export/model_int8.tflite --host HOST --if-better",
+                  markup=False, soft_wrap=True)

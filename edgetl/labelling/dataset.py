@@ -204,7 +204,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _check_folder_names(classes: list[str], root: Path) -> None:
+def check_folder_names(classes: list[str], root: Path) -> None:
     """Every class must be able to name a folder of its own: a label such as ``../x`` or ``a/b``
     would put frames outside the dataset."""
     for c in classes:
@@ -223,14 +223,14 @@ def open_dataset(data: str | Path, classes: list[str] | None = None, unknown: st
         if not classes:
             raise EdgetlError("no such dataset, and no run to take the classes from", path=root,
                               fix="give --run RUN (its classes become DATA's folders), or an existing DATA")
-        _check_folder_names(classes, root)
+        check_folder_names(classes, root)
         return Dataset(root, "folders", list(classes), unknown_folder)
     layout = discover(root)
     found = sorted({c for per in layout.files.values() for c in per})
     wanted = list(classes) if classes else found
     if not wanted:
         raise EdgetlError("no classes in the dataset", path=root, fix="give --run RUN to take its classes")
-    _check_folder_names(wanted, root)
+    check_folder_names(wanted, root)
     ds = Dataset(root, layout.kind, wanted, unknown_folder)
     if layout.kind == "splits":
         train = layout.folders["train"]

@@ -1,5 +1,6 @@
 """The frames waiting for a label: a harvest folder's ``unsorted/`` (with the device's scores in
-``scores/``) or any folder of images, each with the model's guess, most doubtful first.
+``scores/``), a ``live --capture`` outbox (each score note beside its frame) or any folder of
+images, each with the model's guess, most doubtful first.
 
 Nothing here decodes an image: a frame is a path, a hash and the guess read from a small score
 note, so listing thousands of frames costs a few hundred bytes each."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +75,8 @@ def note_guess(note: Path) -> tuple[Guess | None, dict]:
     """The guess in a device's score note (``live --capture``'s .json), and its other fields as
     cleaned text; (None, {}) for a missing, large or malformed note."""
     try:
-        if note.stat().st_size > MAX_NOTE:
+        st = note.lstat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_NOTE:  # a link, a FIFO, a folder: no note
             return None, {}
         d = json.loads(note.read_bytes())
     except (OSError, ValueError, RecursionError):
@@ -117,7 +120,9 @@ def find_frames(folder: str | Path) -> list[Frame]:
     harvested = (folder / "unsorted").is_dir()
     frames = []
     for path in track(image_paths(folder), "Reading frames"):
-        guess, fields = note_guess(scores / f"{path.stem}.json") if scores.is_dir() else (None, {})
+        # a harvest keeps the notes in scores/; a device's outbox, beside each frame
+        note = scores / f"{path.stem}.json" if scores.is_dir() else path.with_suffix(".json")
+        guess, fields = note_guess(note)
         frames.append(Frame(path, file_hash(path), guess, harvest_device(folder) if harvested else "",
                             fields.get("captured", ""), fields.get("model", "")))
     frames.sort(key=lambda f: f.doubt)

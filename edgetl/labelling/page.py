@@ -17,7 +17,8 @@ main{display:flex;flex-wrap:wrap;gap:16px;padding:16px}
 #view{flex:2 1 420px;min-width:0}#view img{width:100%;max-height:60vh;object-fit:contain;background:#111;border-radius:8px;min-height:120px}
 #side{flex:1 1 260px;min-width:0}#guess{font-size:1.4em;font-weight:700;overflow-wrap:anywhere;margin:0 0 4px}
 #dup{color:var(--warn);overflow-wrap:anywhere}#said{overflow-wrap:anywhere;min-height:1.4em}
-#keys{display:flex;flex-wrap:wrap;gap:6px;margin:12px 0}
+#keys{display:flex;flex-wrap:wrap;gap:6px;margin:12px 0}#newclass{display:flex;gap:6px}
+#newclass input{font:inherit;padding:6px 8px;border:1px solid var(--line);border-radius:6px;min-width:0;flex:1}
 button{font:inherit;padding:8px 12px;border:1px solid var(--line);border-radius:6px;background:#f9fafb;cursor:pointer;overflow-wrap:anywhere}
 button kbd{font-weight:700;margin-right:6px}
 #grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(112px,1fr));gap:8px;padding:0 16px 16px}
@@ -34,6 +35,8 @@ nav{padding:0 16px 16px;display:flex;gap:8px;align-items:center}
 <div id="side">
 <p id="guess">&nbsp;</p><p class="muted" id="name"></p><p id="dup"></p>
 <div id="keys"></div>
+<form id="newclass"><input id="classname" placeholder="new class" maxlength="200" aria-label="new class">
+<button type="submit">add class</button></form>
 <p id="said" role="status"></p>
 <p class="muted">Keys: 1-9 class, u none of these, x discard, z undo, Enter accept the guess, arrows move,
 space select, Esc clear the selection.</p>
@@ -114,7 +117,7 @@ async function undoNow() {
   text($("said"), d.said); await load(d.ok ? d.frame : undefined);
 }
 document.addEventListener("keydown", e => {
-  if (e.altKey || e.ctrlKey || e.metaKey) return;
+  if (e.altKey || e.ctrlKey || e.metaKey || e.target.tagName === "INPUT") return;  // typing a class name
   const cols = Math.max(1, Math.round($("grid").clientWidth / 120));
   let used = true;
   if (/^[1-9]$/.test(e.key) && Number(e.key) <= classes.length) decide("label", classes[Number(e.key) - 1]);
@@ -131,6 +134,11 @@ document.addEventListener("keydown", e => {
   else used = false;
   if (used) { e.preventDefault(); grid(); show(); }
 });
+$("newclass").onsubmit = e => {
+  e.preventDefault();
+  const name = $("classname").value;
+  later(async () => { const d = await call("/api/classes", {name: name}); text($("said"), d.said); if (d.ok) $("classname").value = ""; await load(); });
+};
 $("next").onclick = () => { if (offset + PER_PAGE < left) { offset += PER_PAGE; cur = 0; load(); } };
 $("prev").onclick = () => { if (offset > 0) { offset = Math.max(0, offset - PER_PAGE); cur = 0; load(); } };
 load();

@@ -4,7 +4,8 @@ when bound wider, Host and Origin checks, caps, CSP by hash) over a :class:`Labe
 Routes: ``/`` the page; ``/api/frames?offset=&limit=`` a page of the frames still to label
 (never more than :data:`MAX_PAGE`: thousands of frames cost the page what sixty do);
 ``/thumb/N`` a small JPEG of frame N, ``/image/N`` the frame as it is (frames of this session
-only, read through the image reader's size cap); ``POST /api/decide`` and ``POST /api/undo``."""
+only, read through the image reader's size cap); ``POST /api/decide``, ``POST /api/undo`` and
+``POST /api/classes`` (a new class, checked as a folder name)."""
 from __future__ import annotations
 
 import threading
@@ -74,7 +75,7 @@ class _Handler(GuardedHandler):
         if self._refused():
             return
         path = urlsplit(self.path).path
-        if path not in ("/api/decide", "/api/undo"):
+        if path not in ("/api/decide", "/api/undo", "/api/classes"):
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
             return
         body = self.read_json(MAX_BODY)
@@ -83,6 +84,13 @@ class _Handler(GuardedHandler):
         session = self.server_state.session
         if path == "/api/undo":
             self._json(session.undo().to_dict())
+            return
+        if path == "/api/classes":
+            name = body.get("name") if isinstance(body, dict) else None
+            if not isinstance(name, str) or len(name) > 200:
+                self._json({"error": 'send {"name": "the new class"}'}, HTTPStatus.BAD_REQUEST)
+                return
+            self._json(session.add_class(name).to_dict())
             return
         try:
             ids, action, label = body["frames"], Action(body["action"]), body.get("label", "")

@@ -110,6 +110,21 @@ class LabelSession:
             raise KeyError(i)
         return self.frames[i].path
 
+    def add_class(self, name: str) -> Outcome:
+        """A class the dataset does not have yet (its folder is made with its first frame)."""
+        from edgetl.labelling.dataset import check_folder_names
+
+        with self._lock:
+            name = name.strip()
+            if name in self.dataset.classes:
+                return Outcome(-1, False, "already a class")
+            try:
+                check_folder_names([name], self.dataset.root)
+            except EdgetlError as e:
+                return Outcome(-1, False, e.message)
+            self.dataset.classes.append(name)
+            return Outcome(-1, True, f"new class {name}")
+
     # --- decisions -----------------------------------------------------------------------------
     def decide(self, ids: list[int], action: Action, label: str = "") -> list[Outcome]:
         """Apply one answer to each frame of ``ids``; each frame's outcome on its own (a duplicate
@@ -136,7 +151,7 @@ class LabelSession:
                 placed = self.dataset.place(frame.path, label if action != Action.UNKNOWN else "",
                                             frame.provenance() | {"decision": action.value})
         except EdgetlError as e:
-            return Outcome(i, False, e.args[0])
+            return Outcome(i, False, e.message)
         except OSError as e:
             return Outcome(i, False, f"could not move it ({e.strerror})")
         d = Decision(self.history[-1].seq + 1 if self.history else 1, i, action, frame.path, placed.path,
