@@ -15,6 +15,7 @@ OLD and NEW are run folders (their model.keras) or artifacts of runs (``RUN/expo
 ``.onnx``): what the device runs can be compared with what would replace it."""
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -234,5 +235,19 @@ def compare(old: str | Path, new: str | Path, threads: int | None = None) -> Com
     p_better, p_worse = mcnemar_p(shared.gained, shared.lost), mcnemar_p(shared.lost, shared.gained)
     verdict = Verdict.BETTER if p_better < ALPHA else Verdict.WORSE if p_worse < ALPHA else Verdict.NOT_PROVEN
     decide = images_to_decide(k, shared.lost, shared.gained) if verdict == Verdict.NOT_PROVEN else None
-    return Comparison(str(old), str(new), shared, fresh_result, classes, verdict, p_better, p_worse, decide,
-                      left_out, missing, [c for c in new_answers[0] if c not in old_answers[0]])
+    result = Comparison(str(old), str(new), shared, fresh_result, classes, verdict, p_better, p_worse, decide,
+                        left_out, missing, [c for c in new_answers[0] if c not in old_answers[0]])
+    _record(result, new_run)
+    return result
+
+
+def _record(result: Comparison, new_run: Path) -> None:
+    """Keep the verdict with the new run (RUN/comparison.json) and show it on its page."""
+    from edgetl.atomic import write_atomic
+    from edgetl.report.page import write_report
+
+    try:
+        write_atomic(RunFolder(new_run).comparison, json.dumps(result.to_dict(), indent=1))
+        write_report(new_run)
+    except OSError as e:  # a read-only run folder: the answer stands, only its record is missing
+        logger.warning("could not record the comparison in %s (%s)", new_run, e.strerror)

@@ -87,6 +87,7 @@ class RunFolder(_Folder):
     page = _File("report.html", "report.html: the run's page.")
     demo_video = _File("demo.mp4", "demo.mp4: the video `edgetl demo` classified live.")
     demo_summary = _File("demo_summary.json", "demo_summary.json: what `edgetl demo` measured.")
+    comparison = _File("comparison.json", "comparison.json: `edgetl compare` of this run against an older one.")
 
     @property
     def export(self) -> ExportFolder:

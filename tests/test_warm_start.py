@@ -118,6 +118,16 @@ def test_compare_proves_the_trained_run_better_and_the_reverse_worse(field_loop)
     assert backward.verdict == Verdict.WORSE and backward.shared.images == 18 + forward.fresh.images
     proc = run_cli("compare", old, new, "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["verdict"] == "better"
+    assert json.loads((new / "comparison.json").read_text())["verdict"] == "better"  # kept with the new run
+    page = run_cli("report", old, new, "--out", new.parent / "side.html")
+    assert page.returncode == 0, page.stderr[-2000:]
+    from helpers.browser import browser_page
+
+    with browser_page() as (tab, requested):
+        for html in (new.parent / "side.html", new / "report.html"):  # the side-by-side page and the run's own
+            tab.goto(html.as_uri())
+            assert f"Compared with {old}: better: " in tab.inner_text("body")
+        assert all(u.startswith("file://") for u in requested)
 
 
 def test_a_removed_class_or_another_model_shape_is_refused(field_loop, tmp_path):

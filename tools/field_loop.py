@@ -22,6 +22,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/field_loop"))
     ap.add_argument("--frames", type=int, default=100, help="training photos held back as the harvest")
     args = ap.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     from edgetl import TrainConfig, train
     from edgetl.comparison import compare
@@ -51,18 +54,19 @@ def main() -> None:
         t = time.perf_counter()
         result = fn()
         times[name] = round(time.perf_counter() - t, 1)
+        logging.info("timed %s: %.1f s", name, times[name])
         return result
 
     old = timed("old_train", lambda: train(TrainConfig(data=str(data), weights=str(weights), out=str(root / "old"))))
-    timed("old_export", lambda: export(old.path, ExportOptions()))
+    timed("old_export", lambda: export(old.path, ExportOptions(formats=["int8"])))
     session = timed("label_open", lambda: open_session(frames, run=old.path))
     guessed_right = sum(1 for f in session.frames if f.guess and f.guess.label == truth[f.path.name])
     timed("label_file", lambda: [session.decide([i], Action.LABEL, truth[f.path.name]) for i, f in enumerate(session.frames)])
     new = timed("warm_train", lambda: train(TrainConfig(data=str(data), from_run=str(old.path), out=str(root / "new"))))
-    timed("warm_export", lambda: export(new.path, ExportOptions()))
+    timed("warm_export", lambda: export(new.path, ExportOptions(formats=["int8"])))
     fresh = timed("fresh_train", lambda: train(TrainConfig(data=str(data), weights=str(weights), out=str(root / "fresh"))))
-    verdict = timed("compare", lambda: compare(old.path / "export" / "model_int8.tflite",
-                                               new.path / "export" / "model_int8.tflite"))
+    int8 = (lambda run: run / "export" / "model_int8.tflite" if (run / "export" / "model_int8.tflite").exists() else run)
+    verdict = timed("compare", lambda: compare(int8(old.path), int8(new.path)))
     keras_verdict = compare(old.path, new.path)
     fresh_verdict = compare(old.path, fresh.path)
     doc = {"frames": len(truth), "old_guessed_right": guessed_right, "seconds": times,

@@ -29,6 +29,8 @@ class RunFacts:
     export_manifest: dict = field(default_factory=dict)
     run_manifest: dict = field(default_factory=dict)
     bench: list[dict] = field(default_factory=list)
+    comparison: dict = field(default_factory=dict)
+    """comparison.json: the newest `edgetl compare` of this run against an older one."""
     unreadable: list[str] = field(default_factory=list)
     """Files that exist but could not be read (named on the page)."""
 
@@ -88,6 +90,7 @@ def gather(run: str | Path) -> RunFacts:
     facts.export = _read(run.export.report_json, facts) or {}
     facts.export_manifest = _read(run.export.manifest, facts) or {}
     facts.bench = _read(run.export.bench, facts) or []
+    facts.comparison = _read(run.comparison, facts) or {}
     return facts
 
 

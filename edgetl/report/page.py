@@ -31,6 +31,8 @@ var(--line);padding-bottom:.2em}.muted{color:var(--muted)}.stats{display:flex;fl
 .stat{border:1px solid var(--line);border-radius:8px;padding:8px 14px;min-width:130px}.stat b{display:block;font-size:1.6em}
 .ship{background:#ecfdf5;border:1px solid #a7f3d0;border-radius:8px;padding:10px 14px;margin:12px 0}
 .warn{background:#fffbeb;border:1px solid #fde68a;border-radius:8px;padding:8px 12px;margin:8px 0}
+.good{background:#ecfdf5;border:1px solid #a7f3d0;border-radius:8px;padding:8px 12px;margin:8px 0}
+p.bad{background:#fef2f2;border:1px solid #fecaca;border-radius:8px;padding:8px 12px;margin:8px 0}
 .scroll{overflow-x:auto}table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid var(--line);padding:4px 10px;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}th{cursor:pointer;user-select:none;background:#f9fafb}
@@ -388,6 +390,28 @@ def _setting(value) -> str:
     return "—" if value is None else ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
+def _verdict(c: dict) -> str:
+    """`edgetl compare`'s verdict and its figures, from comparison.json (checked as it is read)."""
+    if not isinstance(c, dict) or not isinstance(c.get("line"), str):
+        return ""
+    rows = []
+    for key in ("shared", "fresh"):
+        s = c.get(key)
+        if isinstance(s, dict):
+            rows.append([_cell(s.get("name")), _cell(_number(s.get("images")), "d"), _cell(_number(s.get("old_accuracy")), ".3f"),
+                         _cell(_number(s.get("new_accuracy")), ".3f"), _cell(_number(s.get("gained")), "d"),
+                         _cell(_number(s.get("lost")), "d"), _cell(_number(s.get("old_unknown")), "d"),
+                         _cell(_number(s.get("new_unknown")), "d")])
+    verdict = str(c.get("verdict", ""))
+    klass = {"better": "good", "worse": "bad"}.get(verdict, "warn")
+    return (f"<p class='{klass}'>Compared with {escape(str(c.get('old', '?')))}: {escape(c['line'])}</p>"
+            + _table(["images", "n", "old top-1", "new top-1", "gained", "lost", "old unknown", "new unknown"], rows))
+
+
+def _comparison(f: RunFacts) -> str:
+    return ("<h2>Against the run it replaces</h2>" + _verdict(f.comparison)) if f.comparison else ""
+
+
 def _settings(f: RunFacts) -> str:
     rows = [[_cell(k), f"<td>{escape(_setting(v))}</td>"] for k, v in f.config.items()]
     versions = (f.export_manifest.get("versions") or f.run_manifest.get("versions") or {}) | {"edgetl": __version__}
@@ -416,8 +440,18 @@ def write_report(run: str | Path) -> Path:
     """Write RUN/report.html: the data, training curves, confusion matrix, mistakes, export checks
     with the artifact to ship, benchmark results, settings and versions. Returns its path."""
     f = gather(run)
-    body = _header(f) + _data(f) + _training(f) + _confidence(f) + _mistakes(f) + _export(f) + _int8_layers(f) + _bench(f) + _settings(f)
+    body = (_header(f) + _comparison(f) + _data(f) + _training(f) + _confidence(f) + _mistakes(f) + _export(f)
+            + _int8_layers(f) + _bench(f) + _settings(f))
     return _write(RunFolder(f.path).page, _page(f"edgetl report: {f.name}", body))
+
+
+def runs_of(path: str) -> Path | None:
+    """The run folder a compared path names (a run, or a model inside one), resolved."""
+    from edgetl.runs import run_of
+
+    p = Path(path)
+    found = p if RunFolder(p).is_finished_run() else run_of(p)
+    return found.resolve() if found else None
 
 
 def write_comparison(runs: list[str | Path], out: str | Path) -> Path:
@@ -461,6 +495,10 @@ def write_comparison(runs: list[str | Path], out: str | Path) -> Path:
     head = "<th></th>" + "".join(f"<th>{link}</th>" for link in links)
     table = (f'<div class="scroll"><table id="compare-table"><thead><tr>{head}</tr></thead><tbody>'
              + "".join(f"<tr>{''.join(r)}</tr>" for r in body_rows) + "</tbody></table></div>")
+    # a run compared (`edgetl compare`) with another run of this page: its verdict above the table
+    names = {f.path.resolve() for f in facts}
+    verdicts = "".join(_verdict(f.comparison) for f in facts
+                       if isinstance(f.comparison.get("old"), str) and runs_of(f.comparison["old"]) in names)
     body = (f"<h1>{len(facts)} runs side by side</h1><p class='muted'>Best of each row in bold (ms: export's check, "
-            "default threads); click a run for its own report.</p>" + table)
+            "default threads); click a run for its own report.</p>" + verdicts + table)
     return _write(Path(out), _page("edgetl: runs side by side", body))
