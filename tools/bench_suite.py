@@ -262,11 +262,13 @@ def main() -> int:
         results["unknown"] = unknown_figures(run.path, data, a.seconds)
     results["suite_seconds"] = time.perf_counter() - t_start
     (work / "bench_suite.json").write_text(json.dumps(results, indent=1, default=str))
-    # Sections measured apart are kept: the int8 figures across seeds (tools/int8_figures.py) and
-    # the "unknown" rule on other datasets (tools/unknown_figures.py --title).
+    # Sections measured apart are kept: the int8 figures across seeds (tools/int8_figures.py),
+    # the "unknown" rule on other datasets (tools/unknown_figures.py --title), the field loop
+    # (tools/field_loop.py).
     old = Path(a.out).read_text() if Path(a.out).exists() else ""
     kept = "".join("\n## " + part.rstrip("\n") + "\n" for part in old.split("\n## ")[1:]
-                   if part.startswith(("int8 across seeds", "The \"unknown\" rule from the classes' own images: ")))
+                   if part.startswith(("int8 across seeds", "The \"unknown\" rule from the classes' own images: ",
+                                       "The field loop")))
     Path(a.out).write_text(render(results) + kept)
     print(render(results))
     print(f"raw results: {work / 'bench_suite.json'}", file=sys.stderr)

@@ -3,10 +3,11 @@ home as "harvested" frames, filed by the labelling session (the human's time lef
 trained ``--from`` the old one and one trained afresh on the same data, each exported, and
 `compare` on the old run's validation images.
 
-    python tools/field_loop.py --shared ../shared --out /tmp/field_loop [--frames 100]
+    python tools/field_loop.py --shared ../shared --out /tmp/field_loop [--frames 100] [--benchmarks BENCHMARKS.md]
+    python tools/field_loop.py --render field_loop.json --benchmarks BENCHMARKS.md   # the section again
 
-Prints one JSON document with the times (seconds of compute) and the figures; BENCHMARKS.md's
-"field loop" section is written from it."""
+Prints one JSON document with the times (seconds of compute) and the figures; with --benchmarks,
+writes (or replaces) BENCHMARKS.md's "The field loop" section from it."""
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,12 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=Path("../shared"))
     ap.add_argument("--out", type=Path, default=Path("/tmp/field_loop"))
     ap.add_argument("--frames", type=int, default=100, help="training photos held back as the harvest")
+    ap.add_argument("--benchmarks", type=Path, help="write the section into this BENCHMARKS.md")
+    ap.add_argument("--render", type=Path, help="a JSON this tool printed: only write the section")
     args = ap.parse_args()
+    if args.render:
+        write_section(json.loads(args.render.read_text()), args.benchmarks)
+        return
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -75,7 +81,58 @@ def main() -> None:
            "old_val_accuracy": old.metrics.val_accuracy, "new_val_accuracy": new.metrics.val_accuracy,
            "fresh_val_accuracy": fresh.metrics.val_accuracy,
            "int8": verdict.to_dict(), "keras": keras_verdict.to_dict(), "fresh_vs_old": fresh_verdict.to_dict()}
+    doc["cpu"] = cpu_name()
     print(json.dumps(doc, indent=1))
+    if args.benchmarks:
+        write_section(doc, args.benchmarks)
+
+
+TITLE = "The field loop on hymenoptera"
+
+
+def cpu_name() -> str:
+    """The CPU as lscpu names it (model name, family, model)."""
+    import subprocess
+
+    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    field = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines())}
+    return f"{field.get('Model name', '?')} (family {field.get('CPU family', '?')} model {field.get('Model', '?')})"
+
+
+def render(doc: dict) -> str:
+    """BENCHMARKS.md's section from this tool's JSON."""
+    t = doc["seconds"]
+    rows = [("label: open the session (hash DATA, read the frames, the old run's guesses)", t["label_open"]),
+            ("label: file every frame (the person's time left out)", t["label_file"]),
+            ("train --from the old run (defaults: 6 + 5 epochs)", t["warm_train"]),
+            ("export int8 (verified against Keras)", t["warm_export"]),
+            ("compare the two int8 files on the old run's validation images", t["compare"])]
+    table = "\n".join(f"| {name} | {sec:.1f} |" for name, sec in rows)
+    lines = [f"## {TITLE}", "",
+             f"On {doc.get('cpu', 'AMD EPYC (family 25 model 17)')}, 2 cores, nothing else running: the old run trained at defaults on "
+             f"hymenoptera's training photos but {doc['frames']}, which come home as harvested frames (the old run "
+             f"guessed {doc['old_guessed_right']} of them right); the labelling session files them into DATA/train; a run "
+             "trained `--from` the old one and one trained afresh on the same data; `compare` on the old run's 153 "
+             "validation images. Compute only (the person at the page is not timed; `deploy` over SSH is seconds "
+             "on the loopback and depends on the link). Measured by `python tools/field_loop.py`.", "",
+             "| step | seconds |", "|---|---|", table,
+             f"| **the loop with --from, in all** | **{doc['loop_seconds_with_from']:.1f}** |", "",
+             f"| run | training s | val accuracy (Keras) | verdict against the old run (Keras models) |", "|---|---|---|---|",
+             f"| old (143 photos) | {t['old_train']:.1f} | {doc['old_val_accuracy']:.4f} | |",
+             f"| --from old (+{doc['frames']} frames) | {t['warm_train']:.1f} | {doc['new_val_accuracy']:.4f} | {doc['keras']['line']} |",
+             f"| fresh on the same data | {t['fresh_train']:.1f} | {doc['fresh_val_accuracy']:.4f} | {doc['fresh_vs_old']['line']} |",
+             "", f"The int8 files: {doc['int8']['line']}.", ""]
+    return "\n".join(lines)
+
+
+def write_section(doc: dict, path: Path | None) -> None:
+    """Replace (or append) the section in ``path``."""
+    if path is None:
+        return
+    text = path.read_text() if path.exists() else "# edgetl benchmarks\n"
+    parts = text.split("\n## ")
+    kept = [parts[0]] + [p for p in parts[1:] if not p.startswith(TITLE)]
+    path.write_text("\n## ".join(kept).rstrip("\n") + "\n\n" + render(doc))
 
 
 if __name__ == "__main__":
