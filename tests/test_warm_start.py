@@ -202,3 +202,23 @@ def test_deploy_if_better_ships_the_better_model_and_refuses_the_worse(field_loo
     (tmp_path / "elsewhere").mkdir()
     unknown = _deploy(device, old_model, "--if-better", "--than", tmp_path / "elsewhere")
     assert "runs a model (sha256" in one_error(unknown)
+
+
+def test_frames_without_the_devices_scores_are_guessed_by_the_runs_model(field_loop, tmp_path):
+    """A folder of plain images (no score notes) labelled with --run: the run's model guesses each
+    frame, and the page lists them most doubtful first."""
+    from edgetl.labelling import open_session
+    from helpers.images import shape_image
+
+    _, data, old, _, _ = field_loop[:5]
+    rng = np.random.default_rng(11)
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    import cv2
+
+    for i, kind in enumerate(("circle", "square", "triangle") * 2):
+        cv2.imwrite(str(folder / f"{i}_{kind}.png"), shape_image(kind, rng, 64))
+    session = open_session(folder, run=old, into=tmp_path / "elsewhere")
+    assert all(f.guess is not None and f.model == "model.keras" for f in session.frames)
+    margins = [f.guess.margin for f in session.frames]
+    assert margins == sorted(margins) and session.dataset.classes == ["circle", "square", "triangle"]
