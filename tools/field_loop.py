@@ -81,7 +81,11 @@ def main() -> None:
            "old_val_accuracy": old.metrics.val_accuracy, "new_val_accuracy": new.metrics.val_accuracy,
            "fresh_val_accuracy": fresh.metrics.val_accuracy,
            "int8": verdict.to_dict(), "keras": keras_verdict.to_dict(), "fresh_vs_old": fresh_verdict.to_dict()}
+    from edgetl.data.audit import Audit
+    from edgetl.runs import RunFolder
+
     doc["cpu"] = cpu_name()
+    doc["old_train_images"] = len(Audit.load_file(RunFolder(old.path).audit).split("train"))
     print(json.dumps(doc, indent=1))
     if args.benchmarks:
         write_section(doc, args.benchmarks)
@@ -117,8 +121,8 @@ def render(doc: dict) -> str:
              "on the loopback and depends on the link). Measured by `python tools/field_loop.py`.", "",
              "| step | seconds |", "|---|---|", table,
              f"| **the loop with --from, in all** | **{doc['loop_seconds_with_from']:.1f}** |", "",
-             f"| run | training s | val accuracy (Keras) | verdict against the old run (Keras models) |", "|---|---|---|---|",
-             f"| old (143 photos) | {t['old_train']:.1f} | {doc['old_val_accuracy']:.4f} | |",
+             "| run | training s | val accuracy (Keras) | verdict against the old run (Keras models) |", "|---|---|---|---|",
+             f"| old ({doc.get('old_train_images', '?')} photos) | {t['old_train']:.1f} | {doc['old_val_accuracy']:.4f} | |",
              f"| --from old (+{doc['frames']} frames) | {t['warm_train']:.1f} | {doc['new_val_accuracy']:.4f} | {doc['keras']['line']} |",
              f"| fresh on the same data | {t['fresh_train']:.1f} | {doc['fresh_val_accuracy']:.4f} | {doc['fresh_vs_old']['line']} |",
              "", f"The int8 files: {doc['int8']['line']}.", ""]
