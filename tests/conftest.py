@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -33,20 +34,16 @@ TRAINS = {"hymenoptera_run", "hymenoptera_export", "efficientnet_run", "shapes_r
 """Session fixtures that train a model or build the emulated Pi: a test using one is slow."""
 
 
-LONGEST_FIRST = ("hymenoptera", "shapes", "test_demo.py", "test_train.py", "test_warm_start.py", "test_distribute.py",
-                 "efficientnet", "test_report.py", "test_golden_csv.py", "test_serve.py", "test_live.py")
-"""The groups that take longest on two cores (minutes each: the quality run and its checks, the
-shapes models and the emulated Pi, the whole demo...), longest first. xdist hands groups to its two
-workers in collection order (pyproject: --no-loadscope-reorder; its default order, by number of
-tests, left the one-test demo for last, a worker idle for minutes meanwhile): started first, the
-long ones end with the short ones filling the gaps."""
+FIRST = ("test_demo.py",)
+"""Groups handed to a worker first. The whole demo is one test of minutes: left to xdist's own
+order (groups by their number of tests, most first) it ran last while the other worker sat idle
+for minutes; first, it runs beside everything else."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook and the -m selection read the marks
 def pytest_collection_modifyitems(config, items):
     """Each test's xdist group: the first shared run it uses, else its file (a module's fixtures
-    are then made once); the slow mark on every test that uses a training fixture; the longest
-    groups first."""
+    are then made once); the slow mark on every test that uses a training fixture; the demo first."""
     groups = {}
     for item in items:
         group = next((SHARED_RUNS[name] for name in SHARED_RUNS if name in item.fixturenames), item.path.name)
@@ -54,9 +51,10 @@ def pytest_collection_modifyitems(config, items):
         groups[item.nodeid] = group
         if TRAINS & set(item.fixturenames):  # the quick tier (-m "not slow") never trains, by construction
             item.add_marker(pytest.mark.slow)
-    rank = {g: i for i, g in enumerate(LONGEST_FIRST)}
+    # then as xdist would order them (pyproject turns its own reordering off): most tests first
+    count = Counter(groups.values())
     order = {item.nodeid: i for i, item in enumerate(items)}
-    items.sort(key=lambda item: (rank.get(groups[item.nodeid], len(rank)), order[item.nodeid]))
+    items.sort(key=lambda item: (groups[item.nodeid] not in FIRST, -count[groups[item.nodeid]], order[item.nodeid]))
 
 
 @pytest.fixture

@@ -116,8 +116,12 @@ def test_compare_proves_the_trained_run_better_and_the_reverse_worse(field_loop)
     assert forward.line.startswith("better: ") and forward.shared.gained > forward.shared.lost
     backward = compare(new, old)  # judged on NEW's validation images: the 18 and the new ones
     assert backward.verdict == Verdict.WORSE and backward.shared.images == 18 + forward.fresh.images
-    proc = run_cli("compare", old, new, "--json")
-    assert proc.returncode == 0 and json.loads(proc.stdout)["verdict"] == "better"
+    from typer.testing import CliRunner
+
+    from edgetl.cli.app import app
+
+    said = CliRunner().invoke(app, ["compare", str(old), str(new)])  # the command's table, in this process
+    assert said.exit_code == 0 and said.output.strip().splitlines()[-1].startswith("better: "), said.output
     assert json.loads((new / "comparison.json").read_text())["verdict"] == "better"  # kept with the new run
     page = run_cli("report", old, new, "--out", new.parent / "side.html")
     assert page.returncode == 0, page.stderr[-2000:]
