@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 from edgetl import runs
 from edgetl.data.audit import Audit
 from edgetl.errors import EdgetlError
-from edgetl.exporting.gate import ALPHA, mcnemar_p
+from edgetl.exporting.gate import ALPHA, images_to_decide, mcnemar_p
 from edgetl.runs import RunFolder
 
 logger = logging.getLogger(__name__)
@@ -113,22 +112,6 @@ class Comparison:
 
     def to_dict(self) -> dict:
         return asdict(self) | {"verdict": str(self.verdict), "line": self.line}
-
-
-def images_to_decide(n: int, lost: int, gained: int) -> int | None:
-    """Images that would make the same split of discordant pairs significant, or None when
-    the split is even (no number of such images decides it)."""
-    discordant = lost + gained
-    if discordant == 0 or lost == gained:
-        return None
-    share = max(lost, gained) / discordant
-    m = discordant
-    while m <= 100 * discordant:
-        big = math.ceil(share * m)
-        if mcnemar_p(big, m - big) < ALPHA:
-            return math.ceil(m * n / discordant)
-        m = max(m + 1, math.ceil(m * 1.05))
-    return None
 
 
 def _model_of(path: str | Path) -> tuple[Path, Path]:

@@ -249,7 +249,7 @@ def test_a_killed_server_loses_no_decision_and_leaves_no_half_file(tmp_path):
     # a crash after the frame reached the dataset and the journal, before it left the folder
     survivor = frames[4]["name"]
     shutil.copy(h / "unsorted" / survivor, data / "ants" / survivor)
-    from edgetl.labelling.frames import file_hash
+    from edgetl.runtime.manifest import file_sha256 as file_hash
     from edgetl.labelling.session import JOURNAL
 
     with open(h / JOURNAL, "a") as j:
@@ -362,7 +362,6 @@ def test_thousands_of_frames_are_paged_and_memory_stays_flat(tmp_path):
     memory of the whole session (listing, hashing, serving every page and a page of thumbnails)
     grows by less than 40 MB for ten times the frames (about 8 KB a frame at most)."""
     import cv2
-    import numpy as np
 
     data = make_data(tmp_path, 2)
     photo = cv2.resize(cv2.imread(str(sorted((HYMENOPTERA / "val" / "bees").glob("*.jpg"))[0])), (96, 96))

@@ -110,17 +110,23 @@ def mcnemar_p(lost: int, gained: int) -> float:
     return binomial_tail(lost, lost + gained, 0.5)
 
 
-def _images_for_drop(e: Evidence) -> int | None:
-    """Held-out images that would make the same split of discordant pairs significant."""
-    discordant = e.lost + e.gained
-    if discordant == 0 or e.lost <= e.gained:
+def images_to_decide(n: int, lost: int, gained: int) -> int | None:
+    """Images that would make the same split of ``lost`` and ``gained`` (of ``n`` images) significant
+    in the direction it leans, or None when the split is even (no number of such images decides it)."""
+    discordant = lost + gained
+    if discordant == 0 or lost == gained:
         return None
-    share = e.lost / discordant
+    share = max(lost, gained) / discordant
     for m in _growing(discordant, 100 * discordant):
-        lost = math.ceil(share * m)
-        if mcnemar_p(lost, m - lost) < ALPHA:
-            return math.ceil(m * e.n / discordant)
+        big = math.ceil(share * m)
+        if mcnemar_p(big, m - big) < ALPHA:
+            return math.ceil(m * n / discordant)
     return None
+
+
+def _images_for_drop(e: Evidence) -> int | None:
+    """Held-out images that would make the same split of discordant pairs significant (a loss only)."""
+    return images_to_decide(e.n, e.lost, e.gained) if e.lost > e.gained else None
 
 
 def _growing(start: int, stop: int):

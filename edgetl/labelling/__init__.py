@@ -69,22 +69,11 @@ def open_session(folder: str | Path, run: str | Path | None = None, into: str | 
             raise EdgetlError("where do the labelled frames go?", fix="give --into DATA, or --run RUN (its dataset)")
         into = data_of(run_folder.path)
     dataset: Dataset = open_dataset(into, classes, unknown_into)
-    if classes:
-        dataset.classes = classes + [c for c in _present_classes(dataset) if c not in classes]
     frames = find_frames(folder)
     if run_folder is not None:
         guess_with_model(frames, run_folder.model)
         frames.sort(key=lambda f: f.doubt)
     return LabelSession(folder, dataset, frames)
-
-
-def _present_classes(dataset: Dataset) -> list[str]:
-    """Classes DATA has beside a run's (a class added since the run)."""
-    from edgetl.data.layouts import discover
-
-    if not dataset.root.exists():
-        return []
-    return sorted({c for per in discover(dataset.root).files.values() for c in per})
 
 
 def label(folder: str | Path, run: str | Path | None = None, into: str | Path | None = None,

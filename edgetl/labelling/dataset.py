@@ -28,9 +28,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgetl.atomic import write_atomic
 from edgetl.data.layouts import CSV_COLUMNS, discover
 from edgetl.errors import EdgetlError
-from edgetl.labelling.frames import file_hash
+from edgetl.runtime.manifest import file_sha256
 from edgetl.progress import track
 from edgetl.text import clean, has_control
 
@@ -182,8 +183,6 @@ class Dataset:
         return row
 
     def _remove_csv_row(self, row: list[str]) -> None:
-        from edgetl.atomic import write_atomic
-
         text = self.root.read_text(encoding="utf-8-sig")
         target = _csv_text(row)
         lines = text.splitlines(keepends=True)
@@ -215,8 +214,8 @@ def check_folder_names(classes: list[str], root: Path) -> None:
 
 def open_dataset(data: str | Path, classes: list[str] | None = None, unknown: str | Path | None = None) -> Dataset:
     """The dataset at ``data`` (created as class folders when it does not exist yet and
-    ``classes`` are given), its classes (``classes`` when given: a run's), and the hash of every
-    image in it, read in blocks."""
+    ``classes`` are given), its classes (``classes`` when given: a run's, then any DATA has
+    beside them), and the hash of every image in it, read in blocks."""
     root = Path(data).absolute()
     unknown_folder = Path(unknown).absolute() if unknown else root.with_name(f"{root.stem}-unknown")
     if not root.exists():
@@ -227,7 +226,7 @@ def open_dataset(data: str | Path, classes: list[str] | None = None, unknown: st
         return Dataset(root, "folders", list(classes), unknown_folder)
     layout = discover(root)
     found = sorted({c for per in layout.files.values() for c in per})
-    wanted = list(classes) if classes else found
+    wanted = list(classes or []) + [c for c in found if c not in (classes or [])]
     if not wanted:
         raise EdgetlError("no classes in the dataset", path=root, fix="give --run RUN to take its classes")
     check_folder_names(wanted, root)
@@ -241,7 +240,7 @@ def open_dataset(data: str | Path, classes: list[str] | None = None, unknown: st
     files = [p for per in layout.files.values() for fs in per.values() for p in fs]
     for p in track(files, "Hashing the dataset", total=len(files)):
         try:
-            ds.hashes.setdefault(file_hash(p), str(p))
+            ds.hashes.setdefault(file_sha256(p), str(p))
         except OSError:
             continue  # data check names unreadable files; here they only cannot be duplicates
     logger.info("%s: %s layout, %d classes, %d images", clean(str(root)), layout.kind, len(wanted), len(ds.hashes))

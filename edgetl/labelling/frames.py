@@ -6,7 +6,6 @@ Nothing here decodes an image: a frame is a path, a hash and the guess read from
 note, so listing thousands of frames costs a few hundred bytes each."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import stat
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from edgetl.image import IMAGE_EXTENSIONS
 from edgetl.progress import track
+from edgetl.runtime.manifest import file_sha256
 from edgetl.text import clean, finite_number
 
 logger = logging.getLogger(__name__)
@@ -60,15 +60,6 @@ class Frame:
         g = self.guess
         return {"device": self.device, "captured": self.captured, "model": self.model,
                 "guess": g.label if g else "", "score": round(g.score, 4) if g else None, "sha256": self.sha256}
-
-
-def file_hash(path: Path) -> str:
-    """sha256 of a file, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def note_guess(note: Path) -> tuple[Guess | None, dict]:
@@ -123,7 +114,7 @@ def find_frames(folder: str | Path) -> list[Frame]:
         # a harvest keeps the notes in scores/; a device's outbox, beside each frame
         note = scores / f"{path.stem}.json" if scores.is_dir() else path.with_suffix(".json")
         guess, fields = note_guess(note)
-        frames.append(Frame(path, file_hash(path), guess, harvest_device(folder) if harvested else "",
+        frames.append(Frame(path, file_sha256(path), guess, harvest_device(folder) if harvested else "",
                             fields.get("captured", ""), fields.get("model", "")))
     frames.sort(key=lambda f: f.doubt)
     return frames

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgetl.errors import EdgetlError
-from edgetl.labelling.dataset import Dataset, Placed, append_line, place_file, read_lines
-from edgetl.labelling.frames import Frame, file_hash
+from edgetl.labelling.dataset import Dataset, Placed, append_line, check_folder_names, place_file, read_lines
+from edgetl.labelling.frames import Frame
+from edgetl.runtime.manifest import file_sha256
 from edgetl.text import clean
 
 logger = logging.getLogger(__name__)
@@ -112,8 +113,6 @@ class LabelSession:
 
     def add_class(self, name: str) -> Outcome:
         """A class the dataset does not have yet (its folder is made with its first frame)."""
-        from edgetl.labelling.dataset import check_folder_names
-
         with self._lock:
             name = name.strip()
             if name in self.dataset.classes:
@@ -204,7 +203,7 @@ class LabelSession:
                              e.get("csv_row") if isinstance(e.get("csv_row"), list) else None, e["seq"] in undone)
             except (KeyError, ValueError, TypeError):
                 continue
-            if not d.undone and d.source.exists() and d.dest.exists() and file_hash(d.source) == d.sha256:
+            if not d.undone and d.source.exists() and d.dest.exists() and file_sha256(d.source) == d.sha256:
                 n = index.get(d.source)
                 d.source.unlink()  # decided before the crash: the dataset holds it already
                 finished += 1

@@ -26,7 +26,6 @@ from edgetl.training.cluster import make_run_strategy, train_as_worker, worker_f
 from edgetl.training.resume import resumed_config
 from edgetl.training.loop import run_stages
 from edgetl.training.warm_start import apply_model_shape, check_classes, read_warm_start
-from edgetl.training.warm_start import data_of as resumed_data
 from edgetl.training.warm_start import describe as describe_warm_start
 
 logger = logging.getLogger(__name__)
@@ -50,13 +49,13 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
             cfg.save(RunFolder(work).config)
     else:
         cfg = (config or TrainConfig(**overrides)).validate()
-        if not cfg.data and cfg.from_run:
-            cfg.data = resumed_data(cfg.from_run)  # the same dataset, now with the labelled frames
+        warm = read_warm_start(cfg.from_run) if cfg.from_run else None
+        if not cfg.data and warm:
+            cfg.data = warm.config.data  # the same dataset, now with the labelled frames
         if not cfg.data:
             raise EdgetlError("no dataset given", fix="edgetl train DATA")
         from edgetl.models.backbones import check_backbone, check_weights_load
 
-        warm = read_warm_start(cfg.from_run) if cfg.from_run else None
         taken = apply_model_shape(cfg, warm) if warm else []
         spec = check_backbone(cfg.backbone, cfg.size, cfg.alpha)
         if not warm:  # a warm start's weights are all in RUN's model

@@ -51,11 +51,11 @@ def read_warm_start(run: str | Path) -> WarmStart:
     """RUN's settings, classes and split, read without TensorFlow; one error naming what is
     missing when RUN is not a finished run."""
     folder = runs.check_run_folder(run)
+    saved = _settings(folder)
     try:
-        saved = TrainConfig(**(load_yaml(folder.config) or {}))
         audit = Audit.load_file(folder.audit)
-    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as e:
-        raise EdgetlError(f"cannot read the run's settings or split ({type(e).__name__})", path=folder.path,
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise EdgetlError(f"cannot read the run's split ({type(e).__name__})", path=folder.audit,
                           fix="give a run folder `edgetl train` finished") from None
     if not folder.model.exists():
         raise EdgetlError("the run has no model.keras", path=folder.path, fix="give a finished run folder")
@@ -63,9 +63,19 @@ def read_warm_start(run: str | Path) -> WarmStart:
     return WarmStart(folder.path, saved, read_labels(folder.labels), splits)
 
 
+def _settings(folder: RunFolder) -> TrainConfig:
+    """RUN's config.yaml, typed."""
+    try:
+        return TrainConfig(**(load_yaml(folder.config) or {}))
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as e:
+        raise EdgetlError(f"cannot read the run's settings ({type(e).__name__})", path=folder.config,
+                          fix="give a run folder `edgetl train` finished") from None
+
+
 def data_of(run: str | Path) -> str:
-    """The dataset RUN was trained on (``train --from RUN`` without DATA trains on it again)."""
-    return read_warm_start(run).config.data
+    """The dataset RUN was trained on (``train --from RUN`` without DATA trains on it again);
+    its settings alone are read."""
+    return _settings(runs.check_run_folder(run)).data
 
 
 def apply_model_shape(cfg: TrainConfig, ws: WarmStart) -> list[str]:
@@ -127,7 +137,6 @@ def load_into(model, ws: WarmStart, classes: list[str]) -> None:
 
     keras = quiet_import("keras")
     old = keras.saving.load_model(str(ws.model), compile=False)
-    names = {layer.name for layer in model.layers}
     for layer in model.layers:
         if not layer.weights or layer.name == "predictions":
             continue
@@ -147,4 +156,4 @@ def load_into(model, ws: WarmStart, classes: list[str]) -> None:
             i = ws.classes.index(c)
             new_kernel[:, j], new_bias[j] = kernel[:, i], bias[i]
     model.get_layer("predictions").set_weights([new_kernel, new_bias])
-    logger.debug("warm start: %d layers from %s", len(names), ws.model)
+    logger.debug("warm start: %d layers from %s", len(model.layers), ws.model)
