@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # for the annotations only: importing these at run time would
     from edgetl.runtime import Classifier
     from edgetl.training.config import TrainConfig
     from edgetl.training.results import TrainResult
+    from edgetl.tuning import TuneOptions, TuneResult
 
 __version__ = "0.1.0"
 
@@ -47,10 +48,13 @@ _API = {
     "CalibrateOptions": "edgetl.calibration",
     "compare": "edgetl.comparison",
     "label": "edgetl.labelling",
+    "TuneOptions": "edgetl.tuning",
+    "Target": "edgetl.tuning",
+    "Grid": "edgetl.tuning",
 }
 
 
-__all__ = ["train", "export", "verify", "bench", "evaluate", "calibrate", *_API]
+__all__ = ["train", "tune", "export", "verify", "bench", "evaluate", "calibrate", *_API]
 
 
 def train(config: TrainConfig | None = None, resume: str | Path | None = None, **overrides: Any) -> TrainResult:
@@ -74,6 +78,33 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
     from edgetl.training.run import train as run
 
     return run(config, resume, **overrides)
+
+
+def tune(options: TuneOptions, config: TrainConfig | None = None, **overrides: Any) -> TuneResult:
+    """Search for the most accurate model within a latency budget on a device (``edgetl tune``):
+    ``edgetl.tune(edgetl.TuneOptions(budget_ms=33, target=edgetl.Target("rpi", "mypi")), data="photos/")``.
+
+    Args:
+        options: the budget, the device (:class:`~edgetl.tuning.Target`), the grid
+            (:class:`~edgetl.tuning.Grid`), the statistic the budget reads, finalists, ``max_hours``,
+            the folder and ``resume``.
+        config: the training recipe every finalist follows (its backbone, alpha and size are the
+            candidates'); default :class:`TrainConfig`'s.
+        **overrides: any :class:`TrainConfig` field by name, when no ``config`` is given.
+
+    Returns:
+        A :class:`~edgetl.tuning.TuneResult`: the folder (tune.json, tune.png, tune.html), the typed
+        record, and the chosen run (a normal run folder, exported and verified; None when the
+        search stopped at ``max_hours`` before a finalist was trained).
+
+    Raises:
+        EdgetlError: a setting or the data is wrong, no candidate has weights here, no candidate
+            meets the budget (the fastest is named), or the device cannot be reached.
+    """
+    from edgetl.training.config import TrainConfig as Config
+    from edgetl.tuning import tune as run_tune
+
+    return run_tune(config or Config(**overrides), options)
 
 
 def export(run: str | Path | None = None, options: ExportOptions | None = None) -> ExportResult:

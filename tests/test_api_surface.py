@@ -12,7 +12,7 @@ import pytest
 import edgetl
 from edgetl.benchmark import BenchOptions
 from edgetl.calibration import CalibrateOptions
-from edgetl.cli import data, devices, export, inference, loop, training
+from edgetl.cli import data, devices, export, inference, loop, training, tune
 from edgetl.data.audit import AuditOptions
 from edgetl.exporting.formats import Gates, Int8Settings
 from edgetl.exporting.pipeline import ExportOptions
@@ -20,6 +20,7 @@ from edgetl.live import LiveOptions, run as live_run
 from edgetl.live.sources import CaptureRequest
 from edgetl.runtime import load
 from edgetl.training.config import TrainConfig
+from edgetl.tuning import Grid, Target, TuneOptions
 
 # command -> (CLI function, API functions, option objects, CLI name -> API name, presentation-only options)
 SURFACES = {
@@ -39,6 +40,8 @@ SURFACES = {
              {"headless", "json_out"}),
     "label": (loop.label, [edgetl.label], [], {}, {"json_out"}),
     "compare": (loop.compare, [edgetl.compare], [], {}, {"json_out"}),
+    "tune": (tune.tune, [edgetl.tune], [TuneOptions, Target, Grid, TrainConfig],
+             {"formats": "quants", "out_dir": "out"}, {"json_out"}),
 }
 
 
@@ -72,14 +75,14 @@ def test_the_check_finds_a_missing_parameter():
     assert [o for o in inspect.signature(cli).parameters if o not in _api_names([api], [])] == ["fancy_new_option"]
 
 
-API_FUNCTIONS = ["train", "export", "verify", "bench", "evaluate", "calibrate"]
+API_FUNCTIONS = ["train", "tune", "export", "verify", "bench", "evaluate", "calibrate"]
 
 
 @pytest.mark.parametrize("name", API_FUNCTIONS)
 def test_api_functions_have_explicit_documented_signatures(name):
     fn = getattr(edgetl, name)
     sig = inspect.signature(fn)
-    hidden = [p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD and name != "train"]
+    hidden = [p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD and name not in ("train", "tune")]  # TrainConfig fields
     assert not hidden, f"edgetl.{name} hides parameters behind **{hidden[0]}"
     doc = inspect.getdoc(fn) or ""
     for section in ("Args:", "Returns:", "Raises:"):

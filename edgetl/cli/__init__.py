@@ -12,7 +12,7 @@ from edgetl.console import attach_logging, err, error_line, use_rich
 from edgetl.errors import EdgetlError
 from edgetl.native_logs import DEBUG_ENV
 from edgetl.cli.app import app
-from edgetl.cli import data, demo, devices, export, inference, loop, report, training  # noqa: F401  (registers the commands)
+from edgetl.cli import data, demo, devices, export, inference, loop, report, training, tune  # noqa: F401  (registers the commands)
 
 
 def _terminate(signum, frame) -> None:

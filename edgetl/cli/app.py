@@ -8,7 +8,7 @@ from edgetl import __version__
 from edgetl.console import out
 
 
-WORKFLOW = ("data", "train", "export", "verify", "calibrate", "predict", "eval", "bench", "live", "deploy", "harvest", "label", "compare", "report",
+WORKFLOW = ("data", "train", "tune", "export", "verify", "calibrate", "predict", "eval", "bench", "live", "deploy", "harvest", "label", "compare", "report",
             "doctor", "demo")
 
 
