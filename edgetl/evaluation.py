@@ -48,11 +48,19 @@ class Prediction:
     """Why the file was skipped (empty when it was classified)."""
     unknown: bool = False
     """The top score is under the classifier's threshold: the answer is "unknown"."""
+    labels: list[Category] | None = None
+    """Multi-label: the labels present (score at or above 0.5), best first; ``top`` then holds
+    every label's score."""
 
     def to_dict(self) -> dict:
         """The JSON line of this file (text cleaned of control characters)."""
         if self.error:
             return {"path": clean(self.path), "error": clean(self.error)}
+        if self.labels is not None:
+            present = {c.label for c in self.labels}
+            return {"path": clean(self.path), "labels": [c.label for c in self.labels],
+                    "scores": {c.label: c.score for c in self.top},
+                    "decisions": {c.label: c.label in present for c in self.top}}
         return {"path": clean(self.path), "answer": UNKNOWN if self.unknown else self.top[0].label,
                 "unknown": self.unknown, "top": [{"index": c.index, "label": c.label, "score": c.score} for c in self.top]}
 
@@ -62,10 +70,23 @@ def predict(classifier: Classifier, inputs: list[str | Path], top_k: int = 3) ->
     reported with its reason and the others are still classified."""
     for path in image_files(inputs):
         try:
+            if classifier.multi_label:  # every label's score, and the set present
+                scores = classifier.top(classifier.scores(_decoded(path))[0])
+                yield Prediction(path, scores, labels=[c for c in scores if c.score >= 0.5])
+                continue
             top = classifier.classify_file(path, top_k)
             yield Prediction(path, top, unknown=classifier.is_unknown(top))
         except EdgetlError as e:
             yield Prediction(path, error=e.message)
+
+
+def _decoded(path: Path) -> np.ndarray:
+    from edgetl.image import DecodeError, decode
+
+    try:
+        return decode(path)
+    except (DecodeError, OSError) as e:
+        raise EdgetlError(f"cannot read image: {e}", path=path, fix="give a jpg, png, bmp, gif or webp file") from e
 
 
 @dataclass

@@ -81,6 +81,7 @@ class RunFolder(_Folder):
     history_plot = _File("history.png", "history.png: the training curves.")
     confusion_plot = _File("confusion_matrix.png", "confusion_matrix.png.")
     reliability_plot = _File("reliability.png", "reliability.png: calibration.")
+    pr_plot = _File("pr_curves.png", "pr_curves.png: multi-label precision-recall per label.")
     predictions = _File("predictions.json", "predictions.json: per held-out image.")
     log = _File("train.log", "train.log: the status lines.")
     tensorboard = _File("tensorboard", "tensorboard/: logs for --tensorboard.")

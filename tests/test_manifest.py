@@ -21,7 +21,7 @@ def _manifest(**changes) -> ModelManifest:
 def test_round_trip_and_the_embedded_form():
     m = _manifest(sha256="ab" * 32)
     assert ModelManifest.from_dict(json.loads(json.dumps(m.to_dict())), "m") == m
-    assert "sha256" not in m.embedded() and m.embedded()["schema_version"] == SCHEMA_VERSION
+    assert "sha256" not in m.embedded() and m.embedded()["schema_version"] == 1  # single-label: what older edgetl reads
     pixels, whole = split_embedded(m.embedded())
     assert pixels == m.input.to_dict() and whole == m.embedded()
     legacy = PixelSpec(16, 16, 0.0, 1.0).to_dict()  # what exports before manifests embedded

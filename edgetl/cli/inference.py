@@ -57,6 +57,10 @@ def predict(
                       "it is a classifier)", soft_wrap=True)
         if json_out:
             print(json.dumps(p.to_dict()), flush=True)
+        elif p.labels is not None:  # multi-label: the set present, or none (with the nearest label)
+            found = scores_line([(c.label, c.score) for c in p.labels]) if p.labels else \
+                f"none ({scores_line([(c.label, c.score) for c in p.top[:1]])})"
+            out.print(f"{clean(p.path)}: {found}", markup=False)
         else:
             scores = scores_line([(c.label, c.score) for c in p.top])
             out.print(f"{clean(p.path)}: {f'unknown ({scores})' if p.unknown else scores}", markup=False)

@@ -24,7 +24,7 @@ def print_audit(result) -> None:
     out.print(result.describe(), markup=False, soft_wrap=True)
     counts = result.counts()
     table = Table()
-    table.add_column("class")
+    table.add_column("label" if result.multi_label else "class")
     for s in result.splits:
         table.add_column(s, justify="right")
     table.add_column("total", justify="right")
@@ -33,9 +33,19 @@ def print_audit(result) -> None:
         table.add_row(safe(c), *[str(per[s]) for s in result.splits], str(sum(per.values())))
     if len(shown) > 20:
         table.add_row(f"... {len(shown) - 20} more", *["" for _ in result.splits], "")
-    table.add_row("[bold]all", *[f"[bold]{sum(p[s] for p in counts.values())}" for s in result.splits],
-                  f"[bold]{len(result.records)}")
+    if result.multi_label:  # a label count is not an image count: images with none, then the images
+        stats = result.label_stats()
+        table.add_row("(no label)", *[str(stats["no_label"][s]) for s in result.splits], str(sum(stats["no_label"].values())))
+        table.add_row("[bold]images", *[f"[bold]{len(result.split(s))}" for s in result.splits],
+                      f"[bold]{len(result.records)}")
+    else:
+        table.add_row("[bold]all", *[f"[bold]{sum(p[s] for p in counts.values())}" for s in result.splits],
+                      f"[bold]{len(result.records)}")
     out.print(table)
+    if result.multi_label and result.label_stats()["pairs"]:
+        pairs = result.label_stats()["pairs"][:5]
+        out.print("seen together most: " + ", ".join(f"{safe(' + '.join(p['labels']))} {p['images']}" for p in pairs),
+                  soft_wrap=True)
     sizes = result.size_stats()
     if sizes:
         out.print("image size: width {min}-{max} (median {median:.0f}), ".format(**sizes["width"])
@@ -56,7 +66,8 @@ def print_audit(result) -> None:
     n_warn = sum(p.severity == "warning" for p in result.problems)
     verdict = "[green]clean[/]" if result.clean else f"[red]{n_err} error(s)[/], [yellow]{n_warn} warning(s)[/]"
     n = len(result.classes)
-    out.print(f"{len(result.records)} of {result.scanned} files usable, {n} class{'' if n == 1 else 'es'}: {verdict}")
+    kind = ("label", "labels") if result.multi_label else ("class", "classes")
+    out.print(f"{len(result.records)} of {result.scanned} files usable, {n} {kind[n != 1]}: {verdict}")
 
 
 def scores_line(top: list[tuple[str, float]]) -> str:

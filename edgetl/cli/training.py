@@ -70,6 +70,12 @@ def train(
     project: Optional[str] = typer.Option(None, help="Parent of auto-named runs (default runs)."),
     name: Optional[str] = typer.Option(None, help="Run name stem (default exp: runs/exp, runs/exp2, ...)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Exact run folder."),
+    multi_label: Optional[bool] = typer.Option(None, "--multi-label/--single-label",
+                                               help="Several labels per image (sigmoid outputs); a multi-label CSV "
+                                                    "is detected without it."),
+    label_threshold: Optional[str] = typer.Option(None, "--label-threshold",
+                                                  help="Multi-label: each label's threshold on validation: f1 (default: "
+                                                       "its best F1) or precision (the most recall at --min-precision)."),
     from_run: Optional[Path] = typer.Option(None, "--from", metavar="RUN",
                                             help="Start from RUN's model (same backbone and size; new classes get new "
                                                  "rows) and keep its split: its val images stay val, so `edgetl compare` "
@@ -89,7 +95,7 @@ def train(
         "schedule": schedule, "patience": patience, "seed": seed, "val_split": val_split, "class_depth": class_depth, "strategy": strategy, "worker_timeout": worker_timeout,
         "mixed_precision": mixed_precision, "deterministic": deterministic, "cache": cache, "tensorboard": tensorboard, "project": project, "name": name,
         "unknown": str(unknown) if unknown else None, "min_precision": min_precision, "answer_rate": answer_rate,
-        "out": out_dir, "from_run": from_run,
+        "out": out_dir, "from_run": from_run, "multi_label": multi_label, "label_threshold": label_threshold,
     }
     overrides = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items() if v is not None}
     if resume is not None:
@@ -107,9 +113,16 @@ def train(
         from edgetl.runs import RunFolder
 
         m, folder = result.metrics, RunFolder(result.path)
-        wrote = (folder.model, folder.history_plot, folder.confusion_plot, folder.reliability_plot, folder.metrics)
-        out.print(f"[bold]{safe(result.path)}[/]: val accuracy {m.val_accuracy:.4f} (best epoch {m.best.epoch}, "
+        wrote = [f for f in (folder.model, folder.history_plot, folder.confusion_plot, folder.reliability_plot,
+                             folder.pr_plot, folder.metrics) if f.exists()]
+        what = "val exact match" if m.multi_label else "val accuracy"
+        out.print(f"[bold]{safe(result.path)}[/]: {what} {m.val_accuracy:.4f} (best epoch {m.best.epoch}, "
                   f"stage {m.best.stage}); {', '.join(f.name for f in wrote)}")
+        if m.multi_label:
+            v = m.multi_label["val"]
+            out.print(f"multi-label on val: mAP {v['map'] or 0:.4f}, micro F1 {v['micro_f1']:.4f}, macro F1 "
+                      f"{v['macro_f1']:.4f}; each label's threshold folded into the model (0.5 decides every label)",
+                      markup=False)
         conf = m.confidence.get("manifest")
         if conf:
             from edgetl.runtime.confidence import threshold_rule

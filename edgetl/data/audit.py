@@ -17,6 +17,7 @@ from edgetl.errors import EdgetlError
 from edgetl.image import IMAGE_EXTENSIONS, DecodeError, TooLarge, content_problem, decode_preview, max_pixels, read_file, sniff
 from edgetl.data.layouts import ERROR, INFO, SPLITS, WARNING, Layout, Problem, discover
 from edgetl.runtime.labels import label_problem
+from edgetl.runtime.task import Task
 from edgetl.text import clean
 
 __all__ = ["Audit", "AuditOptions", "ImageRecord", "Problem", "audit", "SPLITS"]
@@ -56,6 +57,37 @@ class ImageRecord:
     width: int
     height: int
     sha256: str = field(repr=False, default="")
+    labels: list[int] | None = None
+    """Multi-label: the image's labels (empty: none of them); ``label`` is then -1."""
+
+    @property
+    def key(self) -> int | tuple[int, ...]:
+        """What the image is labelled: its class, or its set of labels."""
+        return self.label if self.labels is None else tuple(self.labels)
+
+
+def targets(records: list[ImageRecord], num_labels: int) -> np.ndarray:
+    """Class indices (N,), or for multi-label records (those with ``labels``) a 0/1 matrix (N, labels)."""
+    if not records or records[0].labels is None:
+        return np.array([r.label for r in records], np.int64)
+    out = np.zeros((len(records), num_labels), np.float32)
+    for i, r in enumerate(records):
+        out[i, r.labels] = 1.0
+    return out
+
+
+def set_codes(*matrices: np.ndarray) -> list[np.ndarray]:
+    """Each row of each 0/1 (or bool) matrix as one integer that names its set of labels, the same
+    set getting the same number across all of them: label sets compared as answers are compared
+    (the export gate's evidence, the golden images' classes)."""
+    rows = np.concatenate([np.asarray(m) >= 0.5 for m in matrices])
+    _, codes = np.unique(rows, axis=0, return_inverse=True)
+    codes = codes.reshape(-1)
+    out, start = [], 0
+    for m in matrices:
+        out.append(codes[start:start + len(m)])
+        start += len(m)
+    return out
 
 
 @dataclass
@@ -82,6 +114,44 @@ class Audit:
     carved: bool = False
     """The val split was carved out here (a one-level folder, a CSV without a val split, train/ and
     test/ without a validation folder), rather than read from a folder or CSV rows of its own."""
+    task: Task = Task.SINGLE_LABEL
+    """Multi-label: ``classes`` are the labels and each record has ``labels``."""
+    form: str = ""
+    """Multi-label: how the labels were given ("path,labels", "one-hot")."""
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task == Task.MULTI_LABEL
+
+    def as_multi_label(self) -> "Audit":
+        """This single-label dataset read as multi-label (``--multi-label``): each image has its
+        one class as its one label."""
+        from dataclasses import replace
+
+        if self.multi_label:
+            return self
+        records = [replace(r, label=-1, labels=[r.label]) for r in self.records]
+        return replace(self, records=records, task=Task.MULTI_LABEL, form="one class per image")
+
+    def label_stats(self) -> dict:
+        """Multi-label: per-label counts per split, images with no label, labels per image, the
+        most frequent pairs of labels seen together."""
+        per = {c: {s: 0 for s in self.splits} for c in self.classes}
+        none = {s: 0 for s in self.splits}
+        pairs: dict[tuple[str, str], int] = defaultdict(int)
+        total = 0
+        for r in self.records:
+            total += len(r.labels or [])
+            if not r.labels:
+                none[r.split] += 1
+            for i in r.labels or []:
+                per[self.classes[i]][r.split] += 1
+            for a in range(len(r.labels or [])):
+                for b in range(a + 1, len(r.labels)):
+                    pairs[(self.classes[r.labels[a]], self.classes[r.labels[b]])] += 1
+        top = sorted(pairs.items(), key=lambda kv: -kv[1])[:10]
+        return {"per_label": per, "no_label": none, "labels_per_image": total / max(1, len(self.records)),
+                "pairs": [{"labels": list(k), "images": v} for k, v in top]}
 
     def split(self, name: str) -> list[ImageRecord]:
         """Accepted images of one split ("train", "val" or "test")."""
@@ -95,6 +165,8 @@ class Audit:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """{class: {split: count}} over accepted images."""
+        if self.multi_label:
+            return self.label_stats()["per_label"]
         table = {c: {s: 0 for s in self.splits} for c in self.classes}
         for r in self.records:
             table[self.classes[r.label]][r.split] += 1
@@ -139,6 +211,10 @@ class Audit:
         counts = {s: len(self.split(s)) for s in SPLITS}
         kind = {"folders": "class folders", "splits": "split folders", "csv": "a CSV"}[self.layout]
         parts = [f"{s} {counts[s]} ({clean(self.sources.get(s, s))})" for s in SPLITS if s in self.sources]
+        if self.multi_label:
+            per = self.label_stats()["labels_per_image"]
+            return (f"read {clean(self.root)} as a multi-label dataset ({kind}, {self.form}): {len(self.classes)} "
+                    f"labels, {per:.2f} labels per image on average: " + ", ".join(parts))
         return f"read {clean(self.root)} as {kind}, {len(self.classes)} classes: " + ", ".join(parts)
 
     def require_trainable(self) -> None:
@@ -155,12 +231,15 @@ class Audit:
 
     def to_dict(self) -> dict:
         """JSON-ready summary: classes with counts, problems, image sizes."""
-        return {
+        out = {
             "root": self.root, "layout": self.layout, "sources": self.sources, "carved": self.carved, "classes": self.counts(),
             "images": len(self.records), "scanned": self.scanned,
             "sizes": self.size_stats(), "problems": [asdict(p) for p in self.problems],
             "clean": self.clean,
         }
+        if self.multi_label:
+            out |= {"task": str(self.task), "form": self.form, "labels": self.label_stats()}
+        return out
 
     def save(self, path: str | Path) -> None:
         """Write the accepted file list and problems, for later stages and for people."""
@@ -174,7 +253,8 @@ class Audit:
         return cls(root=d["root"], layout=d["layout"], classes=d["class_names"],
                    records=[ImageRecord(**r) for r in d["records"]],
                    problems=[Problem(**p) for p in d["problems"]], scanned=d.get("scanned", 0),
-                   sources=d.get("sources") or {}, carved=d.get("carved", d["layout"] == "folders"))
+                   sources=d.get("sources") or {}, carved=d.get("carved", d["layout"] == "folders"),
+                   task=Task(d.get("task", Task.SINGLE_LABEL)), form=d.get("form", ""))
 
 
 @dataclass
@@ -285,6 +365,8 @@ def audit(root: str | Path, options: AuditOptions | None = None, workers: int | 
     opts = options or AuditOptions()
     root = Path(root).absolute()  # later stages read these paths from any working directory
     layout = discover(root, opts.class_depth, opts.val_split)
+    if layout.multi is not None:
+        return _audit_multi(root, layout, opts, workers)
     problems = layout.problems
     files = layout.files
     classes = sorted({c for per_split in files.values() for c in per_split})
@@ -358,6 +440,101 @@ def audit(root: str | Path, options: AuditOptions | None = None, workers: int | 
     return result
 
 
+def _checked(todo: list[Path], opts: AuditOptions, layout: Layout, workers: int | None) -> list[_FileCheck]:
+    """Every file checked on all cores (a CSV row's problems say which line named the file)."""
+    with ThreadPoolExecutor(workers or decode_workers()) as pool:
+        checks = list(track(pool.map(lambda f: _check_file(f, opts), todo), "Checking images", total=len(todo)))
+    _flag_placeholders(checks)
+    for check in checks:
+        if not check.ok:
+            check.problems[0].skipped = True
+        if layout.rows:
+            for p in check.problems:
+                p.reason = f"{p.reason} ({layout.rows.get(check.path, '')})"
+    return checks
+
+
+MIN_TRAIN_PER_LABEL = 5
+"""Training images a label needs at least to be learnt (a warning below)."""
+MIN_VAL_PER_LABEL = 2
+"""Validation images a label needs at least for its threshold and figures to mean something."""
+
+
+def _audit_multi(root: Path, layout: Layout, opts: AuditOptions, workers: int | None) -> Audit:
+    """A multi-label dataset: every file checked, the val split carved by seed where none is
+    given, and the labels' own problems (too rare to learn or to validate, in one split only)."""
+    classes = list(layout.label_names)
+    problems = layout.problems
+    if not classes:
+        raise EdgetlError("no image has a label", path=root, fix="give each image the labels it shows")
+    for c in classes:
+        why = label_problem(c)
+        if why:
+            problems.append(Problem(str(root), f"label {clean(c)!r} {why}: rename it", scope="dataset",
+                                    kind="label that labels.txt cannot hold"))
+    index = {c: i for i, c in enumerate(classes)}
+    todo = [(split, f, labels) for split, rows in layout.multi.items() for f, labels in rows]
+    checks = _checked([f for _, f, _ in todo], opts, layout, workers)
+    records: list[ImageRecord] = []
+    rng = random.Random(opts.seed)
+    carve: list[ImageRecord] = []
+    for (split, _, labels), check in zip(todo, checks):
+        problems.extend(check.problems)
+        if not check.ok:
+            continue
+        r = ImageRecord(str(check.path), -1, split or "train", check.width, check.height, check.sha256,
+                        sorted(index[x] for x in labels))
+        if split == "" or (split == "train" and layout.carve_val):
+            keep = (opts.keep_splits or {}).get(r.sha256)
+            if keep in ("train", "val"):
+                r.split = keep
+                records.append(r)
+            else:
+                carve.append(r)
+        else:
+            records.append(r)
+    rng.shuffle(carve)
+    n_val = min(len(carve) - 1, max(1, round(len(carve) * opts.val_split))) if carve else 0
+    for i, r in enumerate(carve):
+        r.split = "val" if i < n_val else "train"
+    records += carve
+    records.sort(key=lambda r: (SPLITS.index(r.split), r.path))
+    problems.extend(_duplicates(records))
+    conflicted = {p.path for p in problems if p.kind == CONFLICT}
+    records = [r for r in records if r.path not in conflicted]
+    result = Audit(str(root), "splits" if layout.kind == "splits" else "csv", classes, records, problems,
+                   scanned=len(todo), sources=layout.sources, carved=layout.carve_val or "" in layout.multi,
+                   task=Task.MULTI_LABEL, form=layout.form)
+    problems.extend(_label_problems(result))
+    return result
+
+
+def _label_problems(result: Audit) -> list[Problem]:
+    """Labels too rare to learn or to validate, and labels in one split only: grouped warnings
+    naming each label and the fix."""
+    out = []
+    for label, n in result.counts().items():
+        train, val = n.get("train", 0), n.get("val", 0)
+        if train == 0 or val == 0:
+            only = "val" if train == 0 else "train"
+            out.append(Problem(result.root, f"label {clean(label)!r} is in the {only} split only ({train} training, "
+                               f"{val} validation images): add images of it to the other split", WARNING, "dataset",
+                               kind="label in one split only"))
+        elif train < MIN_TRAIN_PER_LABEL:
+            out.append(Problem(result.root, f"label {clean(label)!r} has {train} training images, too few to learn "
+                               f"(at least {MIN_TRAIN_PER_LABEL}): add images of it", WARNING, "dataset",
+                               kind="label too rare to learn"))
+        elif val < MIN_VAL_PER_LABEL:
+            out.append(Problem(result.root, f"label {clean(label)!r} has {val} validation image(s), too few to choose "
+                               f"its threshold (at least {MIN_VAL_PER_LABEL}): add validation images of it",
+                               WARNING, "dataset", kind="label too rare to validate"))
+    none = sum(result.label_stats()["no_label"].values())
+    if none:
+        out.append(Problem(result.root, f"{none} image(s) have none of the labels (learnt as such: every score low)",
+                           INFO, "dataset", kind="images with no label"))
+    return out
+
+
 def _class_path(root: Path, layout: Layout, split: str, cls: str) -> str:
     """Where a class lives, for messages: its folder, or the CSV and the label."""
     if layout.kind == "csv":
@@ -381,9 +558,9 @@ def _duplicates(records: list[ImageRecord]) -> list[Problem]:
         if len(group) < 2:
             continue
         first = group[0]
-        if len({r.label for r in group}) > 1:
+        if len({r.key for r in group}) > 1:
             for r in group:
-                other = next(o for o in group if o.label != r.label)
+                other = next(o for o in group if o.key != r.key)
                 out.append(Problem(r.path, f"same content as {other.path} in another class: it cannot be right in "
                                            "both, so every copy is left out; delete the wrong one", WARNING,
                                    skipped=True, kind=CONFLICT))

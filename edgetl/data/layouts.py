@@ -5,7 +5,9 @@ Three shapes are read:
 - split folders by their common names, ``DATA/{train,validation,test}/<class>/*`` (any of the
   names in :data:`SPLIT_NAMES`, in any letter case); without a validation folder, one is carved
   out of the training folder the same way;
-- a CSV, ``path,label[,split]`` with paths relative to the CSV (Kaggle's and labelling tools' form).
+- a CSV, ``path,label[,split]`` with paths relative to the CSV (Kaggle's and labelling tools' form);
+- multi-label: a CSV of ``path,labels[,split]`` or a one-hot CSV, or split folders each holding a
+  one-hot ``_classes.csv`` (Roboflow's export), read by :mod:`edgetl.data.multilabel_csv`.
 
 What cannot be right is refused with the reason and the fix: two folders naming one split,
 class folders that are really split or batch folders (``training/0..9``, ``2023/cats``)."""
@@ -38,9 +40,10 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
 """Header names read as each CSV column, compared case-insensitively."""
 MULTI_LABEL_COLUMNS = ("labels", "tags", "classes", "label_list")
 MULTI_LABEL_SEPARATORS = (";", "|")
-MULTI_LABEL_FIX = ("edgetl trains one label per image: give each image one label (several labels per image, "
-                   "multi-label, cannot be trained yet)")
-"""A CSV written for several labels per image is refused by name, never read as combined classes."""
+MULTI_LABEL_FIX = ("for several labels per image, name the column 'labels' (a multi-label CSV: path,labels); "
+                   "for one label per image, give each row one label")
+"""A ``label`` column holding several labels is refused: one class whose name holds a ; or several
+labels? Named ``labels``, the column is read as multi-label."""
 
 
 def split_named(name: str) -> str | None:
@@ -85,6 +88,13 @@ class Layout:
     """Split folders only: the folder name each split was read from."""
     rows: dict[Path, str] = field(default_factory=dict)
     """CSV only: where each file was named ("data.csv line 12"), for the audit's messages."""
+    multi: dict[str, list[tuple[Path, tuple[str, ...]]]] | None = None
+    """Multi-label only (``files`` is then empty): per split ("" to split here), each file and its
+    labels (none: the image shows none of them)."""
+    label_names: list[str] = field(default_factory=list)
+    """Multi-label only: every label, in the dataset's own order."""
+    form: str = ""
+    """Multi-label only: how the labels were given ("path,labels", "one-hot")."""
 
 
 def _visible(entries) -> list[Path]:
@@ -232,6 +242,12 @@ def discover(root: Path, class_depth: int = 1, val_fraction: float = 0.2) -> Lay
             problems.append(Problem(str(p), f"folder beside the split folders is ignored: folders named "
                                     f"{_names('train')}, {_names('val')} or {_names('test')} are read as splits",
                                     WARNING, "dataset", kind="folder beside the split folders"))
+    from edgetl.data import multilabel_csv
+
+    if all((dirs[0] / multilabel_csv.ROBOFLOW_FILE).is_file() for dirs in by_split.values()):
+        return _multi_layout(multilabel_csv.read_split_files({s: dirs[0] for s, dirs in by_split.items()}),
+                             multilabel_csv.Form.ONE_HOT, val_fraction, problems, "splits",
+                             {s: f"{dirs[0].name}/{multilabel_csv.ROBOFLOW_FILE}" for s, dirs in by_split.items()}, root)
     files = {split: _classes(dirs[0], class_depth, problems) for split, dirs in by_split.items()}
     sources = {split: f"{dirs[0].name}/" for split, dirs in by_split.items()}
     carve = "val" not in by_split
@@ -281,11 +297,17 @@ def _from_csv(path: Path, val_fraction: float) -> Layout:
             header = next(reader, None)
             if not header:
                 raise EdgetlError("the CSV is empty", path=path, fix="the first line names the columns: path,label[,split]")
-            try:
-                cols = _csv_columns(header, path)
-            except EdgetlError:
-                _refuse_one_hot(header, reader, path)
-                raise
+            from edgetl.data import multilabel_csv
+
+            multi = multilabel_csv.detect(header, next(reader, None))
+            if multi is not None:
+                handle.close()
+                return _multi_layout(multilabel_csv.read(path, multi), multi.form, val_fraction, problems, "csv",
+                                     None, path)
+            handle.seek(0)
+            reader = csv.reader(handle)
+            next(reader)
+            cols = _csv_columns(header, path)
             has_split = "split" in cols
             for row in reader:
                 where = f"{path.name} line {reader.line_num}"
@@ -342,18 +364,28 @@ def _from_csv(path: Path, val_fraction: float) -> Layout:
     return Layout("csv", {s: dict(files[s]) for s in SPLITS if s in present}, sources, carve, problems, rows=rows)
 
 
-def _refuse_one_hot(header: list[str], reader, path: Path) -> None:
-    """A header of a file column and class columns whose cells are all 0 or 1 (the one-hot CSV
-    labelling tools export, e.g. Roboflow's _classes.csv) is a multi-label dataset: said by name."""
-    low = [h.strip().lower() for h in header]
-    paths = [i for i, h in enumerate(low) if h in CSV_COLUMNS["path"]]
-    if len(paths) != 1 or len(header) < 3:
-        return
-    first = next(reader, None)
-    cells = [c.strip() for i, c in enumerate(first or []) if i != paths[0]]
-    if first is not None and cells and all(c in ("0", "1") for c in cells):
-        raise EdgetlError(f"a one-hot CSV: {len(header) - 1} class columns of 0 and 1 (several labels per image)",
-                          path=path, fix=MULTI_LABEL_FIX)
+def _multi_layout(read, form, val_fraction: float, problems: list[Problem], kind: str,
+                  sources: dict[str, str] | None, where: Path) -> Layout:
+    """A multi-label dataset's layout from its rows (see :mod:`edgetl.data.multilabel_csv`)."""
+    _refuse_lookalike_labels(set(read.labels), where)
+    for full, where in read.repeated:
+        problems.append(Problem(str(full), f"named again with the same labels ({where}): the later row is left out",
+                                WARNING, kind="file named twice in the CSV"))
+    present = {s for s, rows in read.rows.items() if rows}
+    if present and "" not in present and "train" not in present:
+        raise EdgetlError("no row is in the training split", path=where,
+                          fix="mark the training rows, or leave out the split column to split here")
+    if sources is None:
+        if "" in present or not present:
+            sources = {"train": f"{1 - val_fraction:.0%} of the rows", "val": f"{val_fraction:.0%} of the rows"}
+        else:
+            sources = {s: f"rows marked {s}" for s in present}
+    carve = bool(present) and "" not in present and "val" not in present
+    if carve:
+        sources["train"] = f"{1 - val_fraction:.0%} of the training rows"
+        sources["val"] = f"{val_fraction:.0%} of the training rows, as none is marked val"
+    return Layout(kind, {}, sources, carve, problems, rows=read.where, multi=read.rows, label_names=read.labels,
+                  form=str(form))
 
 
 def _refuse_lookalike_labels(labels: set[str], path: Path) -> None:

@@ -105,7 +105,11 @@ def embed_tflite(model: bytes, name: str, manifest: ModelManifest) -> bytes:
     manifest.io = {"input": _tflite_tensor(schema, subgraph.tensors[subgraph.inputs[0]]),
                    "output": _tflite_tensor(schema, subgraph.tensors[subgraph.outputs[0]])}
     buffer = schema.BufferT()
-    threshold = manifest.confidence.threshold if manifest.confidence else None
+    # Multi-label: each label's own threshold is folded into the scores at 0.5, so 0.5 is the one
+    # threshold MediaPipe (and any reader of this metadata) applies to every label.
+    from edgetl.runtime.task import DECISION
+
+    threshold = DECISION if manifest.multi_label else manifest.confidence.threshold if manifest.confidence else None
     buffer.data = np.frombuffer(_model_metadata(name, labels, pixels, float_input, threshold), np.uint8)
     tree.buffers.append(buffer)
     entry = schema.MetadataT()

@@ -124,7 +124,13 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
         small = too_few_images(len(ref.labels), opts.gates)
         if small:
             logger.warning(small)
-        chance = no_better_than_chance(ref.labels, int(round(ref.accuracy * len(ref.labels))), len(labels))
+        if run_manifest.multi_label:  # each image's set of labels is its answer: chance is the commonest set
+            from edgetl.data.audit import set_codes
+
+            sets = set_codes(ref.labels)[0]
+            chance = no_better_than_chance(sets, int(round(ref.accuracy * len(sets))), int(sets.max()) + 1)
+        else:
+            chance = no_better_than_chance(ref.labels, int(round(ref.accuracy * len(ref.labels))), len(labels))
         if chance:
             logger.warning(chance)
 
@@ -133,7 +139,8 @@ def export(run: str | Path | None = None, options: ExportOptions | None = None) 
         def contract(fmt: Format) -> ModelManifest:
             return ModelManifest(labels, pixels, fmt.kind, fmt.precision, backbone=run_manifest.backbone,
                                  int8_target=opts.int8.target if fmt.name == "onnx_int8" else None,
-                                 split=run_manifest.split, versions=versions, confidence=run_manifest.confidence)
+                                 split=run_manifest.split, versions=versions, confidence=run_manifest.confidence,
+                                 task=run_manifest.task, thresholds=run_manifest.thresholds)
 
         build = Build(model, calib, opts.int8, opts.opset, contract, Path(scratch),
                       log=logger.info, background=background)
@@ -230,8 +237,12 @@ def _publish(work: Path, ctx: ExportContext, checks: list[Check], attempts: list
 def _golden(work: Path, pixels_val: ArrayStore, ref: Reference, names: list[str], kept: list[str]) -> GoldenEntry:
     """Write golden.npy (a few held-out images at the model's size) and return the manifest entry:
     the images' names and each kept artifact's answers on them, through the device runtime."""
-    # the gate of the "unknown" rule saturated: the scores of such an image sum to 1
-    chosen = golden.pick(ref.labels, clear=ref.probs.sum(axis=1) >= 0.995)
+    if ref.labels.ndim == 2:  # multi-label: the label sets take turns; images with every score clear of 0.5
+        from edgetl.data.audit import set_codes
+
+        chosen = golden.pick(set_codes(ref.labels)[0], clear=np.abs(ref.probs - 0.5).min(axis=1) >= 0.05)
+    else:  # the gate of the "unknown" rule saturated: the scores of such an image sum to 1
+        chosen = golden.pick(ref.labels, clear=ref.probs.sum(axis=1) >= 0.995)
     file = ExportFolder(work).golden
     np.save(file, pixels_val[chosen])
     expected = {f: GoldenAnswers(**golden.expected(load(work / f), pixels_val[chosen])) for f in kept}

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 
 from edgetl import runs
-from edgetl.data.audit import Audit
+from edgetl.data.audit import Audit, targets
 from edgetl.data.cache import ArrayStore, open_images
 from edgetl.errors import EdgetlError
 from edgetl.exporting.verify import Reference, reference
@@ -48,4 +47,4 @@ def held_out_reference(run_path: Path, result_audit: Audit, pixels: PixelSpec) -
     at a time by every check, and the Keras model's answers on them."""
     records = held_out(result_audit)
     images = open_images([r.path for r in records], pixels, hashes=[r.sha256 for r in records])
-    return images, reference(RunFolder(run_path).model, images, np.array([r.label for r in records]))
+    return images, reference(RunFolder(run_path).model, images, targets(records, len(result_audit.classes)))

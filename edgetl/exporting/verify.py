@@ -2,6 +2,7 @@
 device uses: accuracy, drop vs Keras, top-1 agreement, max probability difference, size, latency."""
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,6 +14,9 @@ from edgetl.evaluation import quick_latency, run_on_pixels
 from edgetl.exporting.formats import Gates
 from edgetl.exporting.gate import PASSED, REFUSED, Evidence, Status, decisions, judge, worse
 from edgetl.runtime import load
+from edgetl.runtime.task import DECISION
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,7 +100,30 @@ def reference(model_path: Path, pixels: np.ndarray | ArrayStore, y: np.ndarray) 
     """Run the trained Keras model through the runtime layer on N uint8 images at its size (an
     array, or a store read a batch at a time)."""
     probs, _ = run_on_pixels(load(model_path), pixels)
+    if y.ndim == 2:  # multi-label: the whole set of labels right
+        return Reference(probs, y, float(np.all((probs >= DECISION) == (y >= 0.5), axis=1).mean()))
     return Reference(probs, y, float((probs.argmax(1) == y).mean()))
+
+
+def _verify_labels(path: Path, clf, probs: np.ndarray, ref: Reference, pixels, gates: Gates, fmt: str,
+                   precision: str) -> Check:
+    """A multi-label artifact: each image's set of labels (scores at or above 0.5) against
+    Keras's, judged by the same evidence rule as a class (an image is right when its whole set
+    is); the per-label decisions that differ are counted and logged."""
+    from edgetl.data.audit import set_codes
+
+    truth, theirs, ours = set_codes(ref.labels, ref.probs, probs)
+    evidence = Evidence.of(truth, theirs, ours)
+    verdict = judge(evidence, gates.max_drop, gates.min_agreement, gates.strict)
+    flips = int(((probs >= DECISION) != (ref.probs >= DECISION)).sum())
+    logger.info("%s: %d of %d label decisions differ from Keras's (%d images with another set of labels)",
+                path.name, flips, probs.size, evidence.disagree)
+    acc = float((ours == truth).mean()) if len(truth) else 0.0
+    diff = float(np.abs(probs - ref.probs).max())
+    latency = quick_latency(clf, clf.to_input(pixels[:1]))
+    return Check(path.name, fmt, precision, path.stat().st_size, acc, evidence.drop_points, evidence.agreement, diff,
+                 latency, clf.runtime, verdict.ships, verdict.reason if verdict.status != PASSED else "", verdict.status,
+                 evidence.lost, evidence.gained, verdict.p_value, evidence.agreement, 0, 0, len(truth))
 
 
 def verify(path: Path, ref: Reference, pixels: np.ndarray | ArrayStore, gates: Gates, fmt: str, precision: str,
@@ -104,6 +131,8 @@ def verify(path: Path, ref: Reference, pixels: np.ndarray | ArrayStore, gates: G
     """Compare one artifact with the reference on the same images."""
     clf = load(path, threads=threads)
     probs, _ = run_on_pixels(clf, pixels)
+    if clf.multi_label:
+        return _verify_labels(path, clf, probs, ref, pixels, gates, fmt, precision)
     pred = probs.argmax(1)
     # The top-1 class is compared where Keras's rule lets the class through (its gate's factor, the
     # sum of its scores, above the band). Where the rule refuses an image, every class score is

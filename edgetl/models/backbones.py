@@ -208,9 +208,11 @@ def build_base(spec: BackboneSpec, size: int, alpha: float, weights: str):
     return base
 
 
-def build_classifier(spec: BackboneSpec, base, size: int, num_classes: int, dropout: float):
-    """Input 0..255 -> (rescale) -> base -> dropout -> dense softmax. Returns the full model and the
-    feature extractor (input -> pooled base features), which share their layers."""
+def build_classifier(spec: BackboneSpec, base, size: int, num_classes: int, dropout: float,
+                     activation: str = "softmax"):
+    """Input 0..255 -> (rescale) -> base -> dropout -> dense ``activation`` (softmax: one class;
+    sigmoid: independent labels). Returns the full model and the feature extractor (input ->
+    pooled base features), which share their layers."""
     keras = quiet_import("keras")
 
     inputs = keras.Input((size, size, 3), dtype="float32", name="image")
@@ -223,18 +225,18 @@ def build_classifier(spec: BackboneSpec, base, size: int, num_classes: int, drop
     # while a from-scratch base must run BN in training mode so its moving statistics are learnt.
     features = base(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(features)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    outputs = keras.layers.Dense(num_classes, activation=activation, dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name=f"edgetl_{spec.name}"), keras.Model(inputs, features, name="features")
 
 
-def build_head(features: int, num_classes: int, dropout: float):
+def build_head(features: int, num_classes: int, dropout: float, activation: str = "softmax"):
     """The head alone (for training on cached backbone features); its layers share names with the
     full model's so weights copy across."""
     keras = quiet_import("keras")
 
     inputs = keras.Input((features,), name="features")
     x = keras.layers.Dropout(dropout, name="head_dropout")(inputs)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    outputs = keras.layers.Dense(num_classes, activation=activation, dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="head")
 
 

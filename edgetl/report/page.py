@@ -286,11 +286,37 @@ def _confidence(f: RunFacts) -> str:
             + _table(["", "value"], [[_cell(a), f"<td>{b}</td>"] for a, b in rows], "plain") + note)
 
 
+def _labels(f: RunFacts) -> str:
+    """Multi-label: mAP, F1, exact match, each label's threshold and figures, the PR curves."""
+    m = f.metrics.get("multi_label")
+    if not isinstance(m, dict) or not isinstance(m.get("val"), dict):
+        return ""
+    v, thresholds = m["val"], m.get("thresholds") or []
+    stats = "".join(f"<div class='stat'><b>{_fmt(v.get(k), '.3f')}</b>{escape(name)}</div>" for k, name in (
+        ("map", "mAP (macro)"), ("micro_f1", "micro F1"), ("macro_f1", "macro F1"), ("exact_match", "exact match")))
+    rows = []
+    for i, x in enumerate(v.get("per_label") or []):
+        if isinstance(x, dict):
+            rows.append([_cell(str(x.get("label"))), _cell(_number(x.get("ap")), ".3f"),
+                         _cell(_number(thresholds[i]) if i < len(thresholds) else None, ".3f"),
+                         _cell(_number(x.get("precision")), ".3f"), _cell(_number(x.get("recall")), ".3f"),
+                         _cell(_number(x.get("f1")), ".3f"), _cell(_number(x.get("support")))])
+    plot = RunFolder(f.path).pr_plot
+    image = (f"<img class='chart' alt='precision-recall per label' src='data:image/png;base64,"
+             f"{base64.b64encode(plot.read_bytes()).decode()}'>" if plot.is_file() else "")
+    return ("<h2 id='labels'>Labels (multi-label, val)</h2><div class='stats'>" + stats + "</div>"
+            + _table(["label", "AP", "threshold", "precision", "recall", "F1", "support"], rows)
+            + "<p class='muted'>Each label's threshold is folded into the model: every artifact's score crosses 0.5 "
+              "there, so one score threshold (0.5) decides every label for any consumer.</p>" + image)
+
+
 def _mistakes(f: RunFacts) -> str:
     preds = f.predictions.get("test") or f.predictions.get("val") or []
     if not preds:
         return ""
     split = "test" if f.predictions.get("test") else "val"
+    if isinstance(preds[0].get("true"), list):  # multi-label: a set of labels each
+        return _label_mistakes(preds, split, f.classes)
     wrong = sorted((p for p in preds if p["pred"] != p["true"]), key=lambda p: -p["score"])
     names = f.classes
     if not wrong:
@@ -308,6 +334,30 @@ def _mistakes(f: RunFacts) -> str:
            if len(wrong) > MAX_MISTAKES else "")
     return (f"<h2>Mistakes</h2><p>{len(wrong)} of {len(preds)} {split} images misclassified, most confident "
             f"first.</p>{cap}<div class='thumbs'>{''.join(tiles)}</div>")
+
+
+def _label_mistakes(preds: list[dict], split: str, names: list[str]) -> str:
+    """Multi-label: the images whose set of labels is wrong, the surest mistakes first."""
+    def said(indices) -> str:
+        return ", ".join(str(names[i]) if names and isinstance(i, int) and 0 <= i < len(names) else str(i)
+                         for i in indices) or "none"
+
+    def sureness(p: dict) -> float:
+        return max((abs((_number(s) or 0.5) - 0.5) for s in p.get("scores") or []), default=0.0)
+
+    wrong = sorted((p for p in preds if p.get("pred") != p.get("true")), key=lambda p: -sureness(p))
+    if not wrong:
+        return f"<h2>Mistakes</h2><p>Every one of the {len(preds)} {split} images has its labels right.</p>"
+    tiles = []
+    for p in wrong[:MAX_MISTAKES]:
+        src = _thumbnail(p["path"])
+        img = (f'<img src="{src}" alt="{escape(Path(p["path"]).name)}">' if src
+               else "<div class='muted'>(image no longer readable)</div>")
+        tiles.append(f"<div class='thumb'>{img}<div>true <b>{escape(said(p.get('true') or []))}</b></div>"
+                     f"<div>predicted <b>{escape(said(p.get('pred') or []))}</b></div>"
+                     f"<div class='muted'>{escape(Path(p['path']).name)}</div></div>")
+    return (f"<h2>Mistakes</h2><p>{len(wrong)} of {len(preds)} {split} images with a wrong set of labels, surest "
+            f"first.</p><div class='thumbs'>{''.join(tiles)}</div>")
 
 
 def _export(f: RunFacts) -> str:
@@ -440,7 +490,7 @@ def write_report(run: str | Path) -> Path:
     """Write RUN/report.html: the data, training curves, confusion matrix, mistakes, export checks
     with the artifact to ship, benchmark results, settings and versions. Returns its path."""
     f = gather(run)
-    body = (_header(f) + _comparison(f) + _data(f) + _training(f) + _confidence(f) + _mistakes(f) + _export(f)
+    body = (_header(f) + _comparison(f) + _data(f) + _training(f) + _labels(f) + _confidence(f) + _mistakes(f) + _export(f)
             + _int8_layers(f) + _bench(f) + _settings(f))
     return _write(RunFolder(f.path).page, _page(f"edgetl report: {f.name}", body))
 

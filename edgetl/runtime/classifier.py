@@ -14,6 +14,7 @@ from edgetl.runtime.confidence import is_unknown
 from edgetl.runtime.labels import check_label_list, resolve_labels
 from edgetl.runtime.manifest import MANIFEST, ModelManifest, entry_for, split_embedded
 from edgetl.runtime.spec import ModelInfo, PixelSpec, TensorSpec
+from edgetl.runtime.task import DECISION, Task
 from edgetl.registry import Registry
 
 
@@ -122,6 +123,8 @@ class Classifier:
         self.batch: int = getattr(backend, "batch", 1) if self.dynamic_batch else 1
         """Images per ``infer`` call that run a set of images fastest on this runtime."""
         self._to_input = input_transform(self.pixels, self.input)
+        self.task: Task = manifest.task if manifest else Task.SINGLE_LABEL
+        """What the scores mean (the manifest's task): one distribution, or independent labels."""
         self.threshold: float = manifest.confidence.threshold if manifest and manifest.confidence else 0.0
         """Top score below which the answer is "unknown": the model's own (chosen at training,
         see :mod:`edgetl.runtime.confidence`), 0 for a model without one; callers may set another."""
@@ -146,9 +149,17 @@ class Classifier:
         """Model input for an already resized (N, H, W, 3) uint8 batch."""
         return self._to_input(pixels)
 
+    @property
+    def multi_label(self) -> bool:
+        """Independent scores, one per label (several labels per image)."""
+        return self.task == Task.MULTI_LABEL
+
     def probabilities(self, raw: np.ndarray) -> np.ndarray:
-        """Raw output batch -> (N, classes) float32 probabilities."""
+        """Raw output batch -> (N, classes) float32 probabilities (multi-label: each label's own
+        score, 0..1, independent of the others)."""
         out = self.output.dequantize(raw.reshape(raw.shape[0], -1))
+        if self.multi_label:
+            return np.clip(out, 0.0, 1.0).astype(np.float32)
         if self.output_kind == "probabilities" or (self.output_kind is None and self._is_distribution(out)):
             return out
         if not self.labelled:
@@ -173,9 +184,15 @@ class Classifier:
         order = np.argsort(-probs, kind="stable")[: top_k or len(probs)]
         return [Category(int(i), self.labels[i], float(probs[i])) for i in order]
 
+    def present(self, probs: np.ndarray) -> list[Category]:
+        """Multi-label: the labels of one score row at or above the decision score (0.5, where each
+        label's own threshold was folded), best first; empty when none is present."""
+        return [c for c in self.top(probs) if c.score >= DECISION]
+
     def is_unknown(self, top: list[Category]) -> bool:
-        """Whether the answer for these categories (best first) is "unknown" at :attr:`threshold`."""
-        return is_unknown(top[0].score, self.threshold)
+        """Whether the answer for these categories (best first) is "unknown" at :attr:`threshold`
+        (never for a multi-label model: its answer may be the empty set, which is an answer)."""
+        return not self.multi_label and is_unknown(top[0].score, self.threshold)
 
     def classify(self, image: np.ndarray, top_k: int | None = None) -> list[Category]:
         """Top categories for one RGB uint8 image, best first."""

@@ -16,7 +16,8 @@ from edgetl.atomic import write_atomic
 from edgetl.errors import EdgetlError
 from edgetl.runtime.confidence import Confidence
 from edgetl.runtime.labels import check_label_list
-from edgetl.runtime.manifest import MANIFEST, ModelManifest
+from edgetl.runtime.manifest import MANIFEST, ModelManifest, check_thresholds
+from edgetl.runtime.task import Task
 from edgetl.runtime.spec import PixelSpec
 
 
@@ -151,13 +152,21 @@ class RunManifest(_Written):
     confidence: Confidence | None = None
     alpha: float | None = None
     artifacts: list[ArtifactEntry] = field(default_factory=list)
+    task: Task = Task.SINGLE_LABEL
+    thresholds: list[float] | None = None
+    """Multi-label: each label's threshold, folded into model.keras (see :class:`ModelManifest`)."""
 
     FIX = "train the run again"
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task == Task.MULTI_LABEL
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
         out = {"labels": self.labels, "input": self.input.to_dict(), "backbone": self.backbone, "split": self.split,
-               "versions": self.versions, "confidence": self.confidence.to_dict() if self.confidence else None}
+               "versions": self.versions, "confidence": self.confidence.to_dict() if self.confidence else None,
+               "task": str(self.task) if self.multi_label else None, "thresholds": self.thresholds}
         return ({k: v for k, v in out.items() if v is not None}
                 | {"alpha": self.alpha, "artifacts": [a.to_dict() for a in self.artifacts]})
 
@@ -169,7 +178,11 @@ class RunManifest(_Written):
         alpha = d.get("alpha")
         if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float))):
             raise _bad(file, "alpha", f"is {alpha!r}, not a number", cls.FIX)
-        return cls(**shared, alpha=alpha,
+        task = d.get("task", Task.SINGLE_LABEL)
+        if task not in set(Task):
+            raise _bad(file, "task", f"is {task!r}, not one of {', '.join(Task)}", cls.FIX)
+        return cls(**shared, alpha=alpha, task=Task(task),
+                   thresholds=check_thresholds(d.get("thresholds"), len(shared["labels"]), file),
                    confidence=Confidence.from_dict(d["confidence"], file) if d.get("confidence") is not None else None,
                    artifacts=[ArtifactEntry.from_dict(a, file, cls.FIX) for a in d.get("artifacts") or []])
 

@@ -15,6 +15,7 @@ from edgetl.text import shown
 from edgetl.runtime.confidence import Confidence
 from edgetl.runtime.labels import check_label_list
 from edgetl.runtime.spec import PixelSpec
+from edgetl.runtime.task import Task
 
 MANIFEST = "manifest.json"
 """The manifest beside the models of a run folder or an export folder (:mod:`edgetl.runtime.folder_manifest`)."""
@@ -29,7 +30,21 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The newest manifest this edgetl reads. A single-label model's manifest is still written as
+version 1 (what earlier edgetl reads); a multi-label one as 2, so an edgetl that knows no task
+refuses it ("upgrade edgetl") instead of reading its independent scores as one distribution."""
+
+
+def check_thresholds(value: object, n: int, source: str | Path) -> list[float] | None:
+    """A multi-label manifest's per-label thresholds: ``n`` numbers in (0, 1), or None."""
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != n
+            or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < 1 for t in value)):
+        raise EdgetlError(f"manifest field 'thresholds' is {shown(value)}, not {n} scores between 0 and 1", path=source,
+                          fix="re-export the model with edgetl")
+    return [float(t) for t in value]
 
 
 @dataclass
@@ -56,12 +71,31 @@ class ModelManifest:
     """Of the file, in the copy beside it (the embedded copy cannot hold its own file's hash)."""
     confidence: Confidence | None = None
     """The calibrated temperature (folded into the file's scores) and the "unknown" threshold."""
-    schema_version: int = SCHEMA_VERSION
+    task: Task = Task.SINGLE_LABEL
+    """Single-label (one distribution, the top class) or multi-label (independent scores, every
+    label at or above :data:`edgetl.runtime.task.DECISION`)."""
+    thresholds: list[float] | None = None
+    """Multi-label: each label's threshold on its own sigmoid score, chosen on the validation split
+    and folded into the model, so that the file's scores cross 0.5 exactly there (kept here as a
+    record of what was chosen; a consumer compares the scores with 0.5)."""
+    schema_version: int | None = None
+    """Written as 1 for a single-label model and 2 for a multi-label one (see :data:`SCHEMA_VERSION`)."""
+
+    def __post_init__(self) -> None:
+        self.task = Task(self.task)
+        if self.schema_version is None:
+            self.schema_version = 1 if self.task == Task.SINGLE_LABEL else 2
+
+    @property
+    def multi_label(self) -> bool:
+        """Several labels per image (independent scores)."""
+        return self.task == Task.MULTI_LABEL
 
     def to_dict(self) -> dict:
         """JSON-ready form (what is embedded and written beside the file)."""
-        out = ({k: v for k, v in vars(self).items() if k not in ("input", "confidence")}
-               | {"input": self.input.to_dict(), "confidence": self.confidence.to_dict() if self.confidence else None})
+        out = ({k: v for k, v in vars(self).items() if k not in ("input", "confidence", "task")}
+               | {"input": self.input.to_dict(), "confidence": self.confidence.to_dict() if self.confidence else None}
+               | ({"task": str(self.task)} if self.multi_label else {}))
         return {k: v for k, v in out.items() if v is not None}
 
     def embedded(self) -> dict:
@@ -94,7 +128,11 @@ class ModelManifest:
                 raise bad(name, "is not a mapping")
         if "labels" not in d:
             raise bad("labels", "is missing")
-        return cls(labels=check_label_list(d["labels"], source, "manifest 'labels'"),
+        task = d.get("task", Task.SINGLE_LABEL)
+        if task not in set(Task):
+            raise bad("task", f"is {shown(task)}, not one of {', '.join(Task)}")
+        labels = check_label_list(d["labels"], source, "manifest 'labels'")
+        return cls(labels=labels, task=Task(task), thresholds=check_thresholds(d.get("thresholds"), len(labels), source),
                    input=PixelSpec.from_dict(d.get("input"), source), format=d["format"], precision=d["precision"],
                    backbone=d.get("backbone"), io=d.get("io") or {}, int8_target=d.get("int8_target"),
                    split=d.get("split"), versions={str(k): str(v) for k, v in (d.get("versions") or {}).items()},

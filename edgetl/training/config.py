@@ -10,6 +10,7 @@ import yaml
 from edgetl.errors import EdgetlError
 from edgetl.yamlfile import load_yaml
 from edgetl.image import RESIZE_METHODS
+from edgetl.label_metrics import ThresholdRule
 from edgetl.runtime.spec import PixelSpec
 
 # The choices of the settings that have a fixed set of values. StrEnum members are the strings
@@ -120,6 +121,12 @@ class TrainConfig:
     answer_rate: float = 0.95
     """The share of validation images the "unknown" rule from the classes' own images answers:
     features farther from every class than the rest are "unknown" (see :mod:`edgetl.runtime.unknown_rule`)."""
+    multi_label: bool = False
+    """Train several labels per image (sigmoid outputs) on any dataset; a multi-label CSV is
+    detected and trained so without it."""
+    label_threshold: str = "f1"
+    """Multi-label: each label's threshold on the validation split: its best F1 ("f1"), or the most
+    recall that keeps ``min_precision`` ("precision")."""
     from_run: str | None = None
     """``--from RUN``: start from RUN's model and keep its split (see :mod:`edgetl.training.warm_start`)."""
     project: str = "runs"
@@ -144,6 +151,7 @@ class TrainConfig:
             (self.unfreeze is None or 0 < self.unfreeze <= 1, "--unfreeze must be a fraction in (0, 1]"),
             (0 < self.val_split < 1, "--val-split must be between 0 and 1"),
             (self.class_depth in (1, 2), "--class-depth must be 1 or 2"),
+            (self.label_threshold in set(ThresholdRule), f"--label-threshold must be {choices(ThresholdRule)}"),
             (self.worker_timeout > 0, "--worker-timeout must be positive"),
             (0 < self.min_precision < 1, "--min-precision must be between 0 and 1"),
             (0 < self.answer_rate <= 1, "--answer-rate must be more than 0 and at most 1 (0.95: answer 95 % of "

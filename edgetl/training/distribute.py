@@ -245,8 +245,7 @@ class DistributedFit:
     """``fit`` for several workers: epochs of a custom step under ``strategy.run``, the same
     callbacks as ``fit`` (the checkpointer), each worker reading its own shard."""
 
-    def __init__(self, strategy, trainer, global_batch: int, label_smoothing: float):
-        import keras
+    def __init__(self, strategy, trainer, global_batch: int, label_smoothing: float, objective, positive_weights=None):
         import tensorflow as tf
 
         self.strategy, self.trainer, self.global_batch = strategy, trainer, global_batch
@@ -254,8 +253,8 @@ class DistributedFit:
         sum_ = tf.distribute.ReduceOp.SUM
 
         def totals(p, y, w):
-            per = keras.losses.categorical_crossentropy(y, p, label_smoothing=label_smoothing)
-            hit = tf.cast(tf.equal(tf.argmax(p, 1), tf.argmax(y, 1)), tf.float32)
+            per = objective.per_example(y, p, label_smoothing, positive_weights)
+            hit = objective.hit(y, p)
             return per, tf.stack([tf.reduce_sum(per * w), tf.reduce_sum(hit * w), tf.reduce_sum(w)])
 
         def train_step(x, y, w):

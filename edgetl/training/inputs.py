@@ -20,7 +20,8 @@ PREFETCH_BATCHES = 2
 
 @dataclass
 class Split:
-    """One split's inputs on disk and its integer labels (the per-image bookkeeping in memory)."""
+    """One split's inputs on disk and its targets: class indices (N,), or a 0/1 matrix (N, labels)
+    for multi-label (the per-image bookkeeping in memory)."""
 
     store: ArrayStore
     labels: np.ndarray
@@ -65,7 +66,8 @@ def padded(order: np.ndarray, items: int) -> tuple[np.ndarray, np.ndarray]:
 
 def dataset(split: Split, num_classes: int, batch: int, seed: int, shuffle: bool, first_epoch: int = 0,
             weights: np.ndarray | None = None, batches: int | None = None, views: int = 1):
-    """(float32 inputs, one-hot labels, sample weights) batches of ``split``.
+    """(float32 inputs, one-hot labels, sample weights) batches of ``split`` (multi-label: the
+    0/1 label rows as they are, each weighing 1; rare labels are weighted in the loss).
 
     Each iteration of the dataset is one epoch, in a new seeded order. ``weights`` are per-class
     sample weights (class balancing). ``batches`` fixes the number of whole batches per epoch,
@@ -76,6 +78,7 @@ def dataset(split: Split, num_classes: int, batch: int, seed: int, shuffle: bool
     import tensorflow as tf
 
     store, labels = split.store, split.labels
+    multi = labels.ndim == 2
     onehot = np.eye(num_classes, dtype=np.float32)
     per_class = np.ones(num_classes, np.float32) if weights is None else weights
     epochs = iter(range(first_epoch, 1 << 30))
@@ -94,7 +97,10 @@ def dataset(split: Split, num_classes: int, batch: int, seed: int, shuffle: bool
             within = np.argsort(positions[start:start + batch], kind="stable")
             pos, m = positions[start:start + batch][within], mask[start:start + batch][within]
             y = labels[pos]
-            yield store.read(pos + offset), onehot[y], per_class[y] * m
+            if multi:
+                yield store.read(pos + offset), y, m
+            else:
+                yield store.read(pos + offset), onehot[y], per_class[y] * m
 
     shape = store.item_shape
     ds = tf.data.Dataset.from_generator(one_epoch, output_signature=(

@@ -20,7 +20,8 @@ from edgetl.training.results import TrainResult
 from edgetl.training.distribute import DistributedFit, WorkerRole, is_multiworker, shard
 from edgetl.training.inputs import Split, class_weights, dataset, steps_per_epoch
 from edgetl.training.runlog import RunLog
-from edgetl.training.splits import open_split
+from edgetl.training.objective import OBJECTIVES, positive_weights
+from edgetl.training.splits import open_split, targets
 from edgetl.training.folder import finish
 from edgetl.models.backbones import Pretrained, from_scratch
 from edgetl.training.warm_start import load_into, read_warm_start
@@ -39,6 +40,11 @@ class RunContext:
     data: dict
     num_classes: int
     weights: object
+    """Single-label: per-class sample weights (``--class-weight auto``), or None."""
+    objective: object
+    """The task's activation, loss and accuracy (:mod:`edgetl.training.objective`)."""
+    positive_weights: object
+    """Multi-label: each label's positives' weight in the loss, or None."""
     model: object
     base: object
     features: object
@@ -76,7 +82,7 @@ class RunContext:
         """One stage's epochs: Keras's fit in one process, the distributed loop across workers."""
         if self.multiworker:
             loop = DistributedFit(self.strategy, trainer, self._per_replica() * self.strategy.num_replicas_in_sync,
-                                  self.cfg.label_smoothing)
+                                  self.cfg.label_smoothing, self.objective, self.positive_weights)
             loop.fit(train_ds, val_ds, epochs, initial_epoch, [callback])
         else:
             steps = self.batches_per_epoch("train") or -(-self.sizes["train"] // self.cfg.batch_size)
@@ -87,14 +93,15 @@ class RunContext:
     def compile(self, trainer, lr: float, steps: int, done_steps: int) -> None:
         import keras
 
-        from edgetl.training.stages import loss_fn, optimizer
+        from edgetl.training.stages import optimizer
 
         with self.strategy.scope():
             # ROC AUC per epoch, one class against the rest, macro over classes (the labels are
             # one-hot): what the EfficientNet tutorials watch, and the report's figure at the end.
             auc = keras.metrics.AUC(multi_label=True, num_labels=self.num_classes, name="auc")
-            trainer.compile(optimizer(lr, self.cfg.schedule, steps, done_steps), loss_fn(self.cfg.label_smoothing),
-                            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), auc])
+            trainer.compile(optimizer(lr, self.cfg.schedule, steps, done_steps),
+                            self.objective.loss(self.cfg.label_smoothing, self.positive_weights),
+                            metrics=[self.objective.accuracy(), auc])
             # Every variable made now, not in the first training step: a variable made there (the
             # optimizer's slots, a metric named by a string) makes TensorFlow trace the step twice
             # (measured: the first epoch of a 0.35 MobileNetV2 at 32 px, 18.2 s -> 10.3 s).
@@ -141,7 +148,7 @@ def run_stages(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: 
     t0 = time.perf_counter()
     records = {s: result.split(s) for s in result.splits}
     mine = {s: shard(records[s], role, cfg.seed) for s in ("train", "val")}
-    data = {s: open_split(recs, cfg) for s, recs in mine.items()}
+    data = {s: open_split(recs, cfg, num_labels=len(result.classes)) for s, recs in mine.items()}
     load_s = time.perf_counter() - t0
     read = sum(map(len, data.values()))
     sharded = f"; this worker's shard of {role.count}" if role.count > 1 else ""
@@ -155,19 +162,24 @@ def run_stages(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: 
     if mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
     warm = read_warm_start(cfg.from_run) if cfg.from_run else None
+    objective = OBJECTIVES[result.task]
+    if result.multi_label:
+        log(f"multi-label: {n} sigmoid outputs, binary cross-entropy with rare labels' positives weighted")
     with strategy.scope():
         # A warm start's base weights all come from RUN's model: nothing to read from a weights file.
         base = build_base(spec, cfg.size, cfg.alpha, Pretrained.NONE if warm else cfg.weights)
-        model, features = build_classifier(spec, base, cfg.size, n, cfg.dropout)
+        model, features = build_classifier(spec, base, cfg.size, n, cfg.dropout, objective.activation)
         if warm:
             load_into(model, warm, classes)
     base.trainable = False
     if state.epoch >= 0:
         load_checkpoint(model, RunFolder(work).checkpoint("last"))
-    train_labels = np.array([r.label for r in records["train"]], np.int64)
-    ctx = RunContext(cfg, work, state, log, strategy, role, data, n,
-                   class_weights(train_labels, n) if cfg.class_weight == ClassWeight.AUTO else None, model, base, features,
-                   {s: len(records[s]) for s in ("train", "val")})
+    train_targets = targets(records["train"], n)
+    weights = (class_weights(train_targets, n) if cfg.class_weight == ClassWeight.AUTO and not result.multi_label
+               else None)
+    ctx = RunContext(cfg, work, state, log, strategy, role, data, n, weights, objective,
+                     positive_weights(train_targets) if result.multi_label else None, model, base, features,
+                     {s: len(records[s]) for s in ("train", "val")})
 
     if not state.stage1_done:
         t1 = time.perf_counter()
@@ -185,7 +197,8 @@ def run_stages(cfg: TrainConfig, work: Path, resuming: bool, log: RunLog, role: 
         state.save(work)
     if not role.chief:
         return TrainResult(work, worker=role.index)
-    return finish(cfg, work, state, model, records, data, classes, log, load_s, len(skipped), ctx.multiworker)
+    return finish(cfg, work, state, model, records, data, classes, log, load_s, len(skipped), ctx.multiworker,
+                  result.task)
 
 
 def _steps(ctx: RunContext) -> int:
@@ -246,7 +259,7 @@ def _stage1_on_features(ctx: RunContext, spec, start: int, total: int) -> None:
     state.seconds["features"] = seconds
     log(f"features of {n_img} images in {seconds:.1f} s ({n_img / max(seconds, 1e-9):.0f} images/s)")
     with ctx.strategy.scope():
-        head = build_head(dim, ctx.num_classes, cfg.dropout)
+        head = build_head(dim, ctx.num_classes, cfg.dropout, ctx.objective.activation)
         head.get_layer("predictions").set_weights(ctx.model.get_layer("predictions").get_weights())
     ctx.compile(head, cfg.lr, _steps(ctx) * cfg.epochs, _steps(ctx) * start)
 

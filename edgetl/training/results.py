@@ -83,6 +83,9 @@ class RunMetrics:
     skipped_files: int
     confidence: dict = field(default_factory=dict)
     """The confidence calibration: temperature, the "unknown" threshold and their figures."""
+    multi_label: dict | None = None
+    """Multi-label: per split mAP, per-label AP/precision/recall/F1, micro and macro F1, exact
+    match (``val_accuracy`` is the exact-match ratio), and the labels' thresholds."""
 
     def to_dict(self) -> dict:
         return asdict(self)

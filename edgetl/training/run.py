@@ -75,6 +75,8 @@ def train(config: TrainConfig | None = None, resume: str | Path | None = None, *
         pre = audit(cfg.data, AuditOptions(val_split=cfg.val_split, seed=cfg.seed, class_depth=cfg.class_depth,
                                            keep_splits=warm.splits if warm else None))
         pre.require_trainable()
+        if cfg.multi_label:
+            pre = pre.as_multi_label()
         if warm:
             said.append(describe_warm_start(warm, pre, taken, check_classes(warm, pre.classes, cfg.data)))
             logger.info("%s", said[-1])

@@ -178,8 +178,3 @@ def with_augmentation(model: keras.Model, size: int, seed: int) -> keras.Model:
     """A training wrapper that augments its input before ``model`` (which is what gets saved)."""
     inp = keras.Input((size, size, 3), dtype="float32")
     return keras.Model(inp, model(augmenter(seed)(inp)))
-
-
-def loss_fn(label_smoothing: float) -> keras.losses.Loss:
-    """Categorical cross-entropy on one-hot labels."""
-    return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
