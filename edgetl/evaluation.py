@@ -15,7 +15,8 @@ from edgetl.data.audit import Audit, AuditOptions, audit
 from edgetl.data.cache import ArrayStore, decode_all
 from edgetl.image import IMAGE_EXTENSIONS
 from edgetl.errors import EdgetlError
-from edgetl.metrics import Report, report
+from edgetl.label_metrics import MultiLabelReport
+from edgetl.metrics import ClassReport, Report, report
 from edgetl.runtime import Category, Classifier, load
 from edgetl.runtime.confidence import UNKNOWN
 from edgetl.runtime.keras_backend import KerasBackend
@@ -137,10 +138,15 @@ class EvalResult:
     """Every misclassified image, most confident first."""
     selective: Selective | None = None
     """The answers given at the "unknown" threshold, and how accuracy trades against coverage."""
+    truth: np.ndarray | None = None
+    """Multi-label: the dataset's labels of each scored image (0/1, in the model's label order)."""
+    labels: MultiLabelReport | None = None
+    """Multi-label: mAP, per-label AP/precision/recall/F1, micro and macro F1, exact match
+    (``report.accuracy`` is then the exact-match ratio and ``report.confusion`` is empty)."""
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return {"model": self.model, "runtime": self.runtime, "split": self.split, "split_how": self.how,
+        return ({"task": "multi-label", "multi_label": self.labels.to_dict()} if self.labels else {}) | {"model": self.model, "runtime": self.runtime, "split": self.split, "split_how": self.how,
                 "left_out_trained": self.left_out, "run": self.run,
                 "images_per_s": self.images_per_s, "latency_ms": self.latency_ms, "batch": self.batch,
                 "batched": self.batch > 1,
@@ -294,6 +300,37 @@ def quick_latency(clf: Classifier, x: np.ndarray, runs: int = 20) -> float:
     return float(np.median(times) / 1e6)
 
 
+def _evaluate_labels(clf: Classifier, result: Audit, scored: Scored, index: list[int], run, threads) -> EvalResult:
+    """A multi-label model on a dataset: each image's set of labels (scores at or above 0.5)
+    against the dataset's, by label name."""
+    from edgetl.data.audit import targets
+    from edgetl.label_metrics import report as label_report
+
+    records = scored.records
+    if isinstance(clf.backend, KerasBackend):
+        from edgetl.exporting.keras_twin import for_many_images
+
+        clf = for_many_images(clf, [r.path for r in records], threads)
+    probs, rate = run_on_files(clf, [r.path for r in records])
+    latency = quick_latency(clf, clf.to_input(decode_all([records[0].path], clf.pixels, quiet=True)))
+    truth = np.zeros((len(records), len(clf.labels)), np.float32)
+    truth[:, index] = targets(records, len(result.classes))  # the dataset's labels in the model's order
+    labels = label_report(truth, probs, clf.labels)
+    pred = probs >= 0.5
+    wrong = sorted(np.flatnonzero(np.any(pred != (truth >= 0.5), axis=1)), key=lambda i: -np.abs(probs[i] - 0.5).max())
+
+    def said(row) -> str:
+        return ", ".join(clf.labels[j] for j in np.flatnonzero(row)) or "none"
+
+    mistakes = [Mistake(records[i].path, said(truth[i] >= 0.5), said(pred[i]), float(np.abs(probs[i] - 0.5).max() + 0.5))
+                for i in wrong]
+    per = [ClassReport(x.label, x.precision, x.recall, x.support) for x in labels.per_label]
+    return EvalResult(str(clf.path), clf.runtime, scored.split, Report(labels.exact_match, per, [], list(clf.labels),
+                      len(records)), rate, latency, pred.astype(np.int64), probs,
+                      [Skipped(p.path, p.reason) for p in result.skipped], scored.how, scored.left_out,
+                      str(run) if run else None, clf.batch, mistakes, None, truth, labels)
+
+
 def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "auto", threads: int | None = None,
              labels: str | Path | None = None, class_depth: int = 1, threshold: float | None = None,
              unknown: str | Path | None = None) -> EvalResult:
@@ -311,6 +348,11 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
     options = AuditOptions(**{k: v for k, v in split_settings.items() if k in ("val_split", "seed")
                               and isinstance(v, (int, float)) and not isinstance(v, bool)}, class_depth=class_depth)
     result = audit(data, options)
+    if clf.multi_label and not result.multi_label:
+        result = result.as_multi_label()  # each image's one class is its one label
+    elif result.multi_label and not clf.multi_label:
+        raise EdgetlError(f"{clean(data)} is a multi-label dataset and {clf.path.name} answers one class per image",
+                          path=data, fix="evaluate a model trained on it (edgetl train detects multi-label data)")
     run = runs.run_of(clf.path)
     trained = ({r.sha256 for r in Audit.load_file(runs.RunFolder(run).audit).records if r.split == "train"}
                if run is not None else None)
@@ -321,6 +363,8 @@ def evaluate(model: str | Path | Classifier, data: str | Path, split: str = "aut
                           path=data, fix="evaluate on data with the classes the model was trained on, or pass --labels")
     index = [clf.labels.index(c) for c in result.classes]
     records = scored.records
+    if clf.multi_label:
+        return _evaluate_labels(clf, result, scored, index, run, threads)
     if isinstance(clf.backend, KerasBackend):  # TensorFlow is here, and ONNX Runtime may run the network faster
         from edgetl.exporting.keras_twin import for_many_images
 

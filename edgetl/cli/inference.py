@@ -96,14 +96,19 @@ def eval_cmd(
 
     res = evaluate(model, data, split=split, threads=threads, labels=labels, class_depth=class_depth,
                    threshold=threshold, unknown=unknown)
-    if plot:
+    if plot and res.labels:  # multi-label: precision-recall per label instead of a confusion matrix
+        from edgetl.label_metrics import plot_pr_curves
+
+        plot_pr_curves(res.truth, res.probabilities, res.report.labels, plot)
+    elif plot:
         plot_confusion(res.report, str(plot), title=Path(res.model).name)
     if json_out:
         print_json(res.to_dict())
         return
     rep = res.report
+    what = "exact match (every label right)" if res.labels else "accuracy"
     out.print(f"{safe(res.model)} ({safe(res.runtime)}) on {safe(data)}: scored {rep.count} images ({safe(res.how)}): "
-              f"accuracy [bold]{rep.accuracy:.4f}[/] ({round(rep.accuracy * rep.count)}/{rep.count}), "
+              f"{what} [bold]{rep.accuracy:.4f}[/] ({round(rep.accuracy * rep.count)}/{rep.count}), "
               f"{res.images_per_s:.1f} images/s {f'in batches of {res.batch}' if res.batch > 1 else 'one at a time'}, "
               f"{res.latency_ms:.2f} ms for one image alone", soft_wrap=True)
     sel = res.selective
@@ -120,14 +125,24 @@ def eval_cmd(
                           if sel.auroc_known_unknown is not None else "")
             out.print(f"--unknown: {sel.unknown_rejected:.1%} of {sel.unknown_images} images answered 'unknown'"
                       f"{separation}", soft_wrap=True)
-    table = Table("class", "precision", "recall", "support")
-    for c in rep.per_class:
-        table.add_row(safe(c.label), f"{c.precision:.3f}", f"{c.recall:.3f}", str(c.support))
-    out.print(table)
-    cm = Table("true \\ predicted", *map(safe, rep.labels), title="confusion matrix")
-    for label, row in zip(rep.labels, rep.confusion):
-        cm.add_row(safe(label), *map(str, row))
-    out.print(cm)
+    if res.labels:
+        ml = res.labels
+        out.print(f"multi-label: mAP {ml.map if ml.map is not None else float('nan'):.4f}, micro F1 {ml.micro_f1:.4f}, "
+                  f"macro F1 {ml.macro_f1:.4f} (a label is present at a score of 0.5 or more)", markup=False)
+        table = Table("label", "AP", "precision", "recall", "F1", "support")
+        for x in ml.per_label:
+            table.add_row(safe(x.label), f"{x.ap:.3f}" if x.ap is not None else "-", f"{x.precision:.3f}",
+                          f"{x.recall:.3f}", f"{x.f1:.3f}", str(x.support))
+        out.print(table)
+    else:
+        table = Table("class", "precision", "recall", "support")
+        for c in rep.per_class:
+            table.add_row(safe(c.label), f"{c.precision:.3f}", f"{c.recall:.3f}", str(c.support))
+        out.print(table)
+        cm = Table("true \\ predicted", *map(safe, rep.labels), title="confusion matrix")
+        for label, row in zip(rep.labels, rep.confusion):
+            cm.add_row(safe(label), *map(str, row))
+        out.print(cm)
     if res.mistakes:
         shown = res.mistakes[:MISTAKES_SHOWN]
         out.print(f"{len(res.mistakes)} misclassified, most confident first"
@@ -139,4 +154,4 @@ def eval_cmd(
         for item in res.skipped:
             out.print(f"  {safe(item.path)}: {safe(item.reason)}")
     if plot:
-        out.print(f"confusion matrix written to {safe(plot)}")
+        out.print(f"{'precision-recall curves' if res.labels else 'confusion matrix'} written to {safe(plot)}")

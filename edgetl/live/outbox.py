@@ -59,12 +59,18 @@ class OutboxPolicy:
         return self
 
 
-def doubt(top: list[tuple[str, float]], unknown: bool, recent: deque, margin: float) -> str | None:
-    """Why a frame is doubtful (``unknown``, ``low margin``, ``flip-flop``), or None. ``recent``
-    holds the labels of the last frames, this one last."""
+def doubt(top: list[tuple[str, float]], unknown: bool, recent: deque, margin: float,
+          multi_label: bool = False) -> str | None:
+    """Why a frame is doubtful (``unknown``, ``low margin``, ``near a threshold``, ``flip-flop``),
+    or None. ``recent`` holds the answers of the last frames, this one last. Multi-label: a label
+    whose score sits within half the margin of 0.5 (its own threshold, folded) is doubtful."""
     if unknown:
         return "unknown"
-    if len(top) > 1 and top[0][1] - top[1][1] < margin:
+    if multi_label:
+        near = next((label for label, score in top if abs(score - 0.5) < margin / 2), None)
+        if near is not None:
+            return "near a threshold"
+    elif len(top) > 1 and top[0][1] - top[1][1] < margin:
         return "low margin"
     labels = list(recent)
     if sum(a != b for a, b in zip(labels, labels[1:])) >= 2:
@@ -134,8 +140,9 @@ class Outbox:
     def offer(self, result) -> str | None:
         """Keep ``result`` (a live FrameResult) when it is doubtful and the rate allows; returns
         why it was kept, else None. Blocks only when the outbox was made to ``wait``."""
-        self._recent.append(result.top[0][0] if result.top else "")
-        why = doubt(result.top, result.unknown, self._recent, self.policy.margin)
+        multi = result.labels is not None
+        self._recent.append(result.label if multi else result.top[0][0] if result.top else "")
+        why = doubt(result.top, result.unknown, self._recent, self.policy.margin, multi)
         now = time.monotonic()
         if why is None or now - self._last < self.policy.min_interval_s:
             return None
@@ -164,6 +171,7 @@ class Outbox:
         stem = f"{time.time_ns():019d}_{result.index}"
         note = json.dumps({"model": clean(self.model), "frame": result.index, "reason": why,
                            "answer": result.label, "unknown": result.unknown,
+                           **({"labels": result.labels} if result.labels is not None else {}),
                            "top": [{"label": label, "score": round(score, 5)} for label, score in result.top],
                            "captured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode()
         for suffix, data in ((".jpg", jpeg.tobytes()), (".json", note)):  # the JSON last: it marks the pair complete

@@ -23,6 +23,12 @@ from edgetl.live.outbox import OutboxReport
 from edgetl.live.sources import FrameError, Source
 from edgetl.runtime import Classifier
 from edgetl.runtime.confidence import UNKNOWN, is_unknown
+from edgetl.runtime.task import DECISION
+
+NO_LABEL = "none"
+"""A multi-label model's answer when no label is present."""
+MAX_LABELS_SHOWN = 20
+"""Multi-label: labels with their scores on the overlay, the page and the JSON line at most."""
 from edgetl.image import cv2 as _cv2
 
 
@@ -72,10 +78,14 @@ class FrameResult:
     """Frames dropped so far (live sources keep only the newest)."""
     unknown: bool = False
     """The top score was under the threshold."""
+    labels: list[str] | None = None
+    """Multi-label: every label present (score at or above 0.5), best first; ``label`` is then
+    them joined ("ants, bees") or "none", and ``top`` every label's score (up to :data:`MAX_LABELS_SHOWN`)."""
 
     def to_dict(self) -> dict:
         """The JSON line of this frame."""
         return {"frame": self.index, "time": round(self.time, 4), "label": self.label, "unknown": self.unknown,
+                **({"labels": self.labels} if self.labels is not None else {}),
                 "top": [{"label": label, "score": round(score, 5)} for label, score in self.top],
                 "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()}, "dropped": self.dropped}
 
@@ -345,10 +355,17 @@ def classify_stream(clf: Classifier, source: Source, options: LiveOptions, summa
             probs = clf.probabilities(clf.infer(x))[0]
             t1 = time.perf_counter()
             ema = probs if ema is None else alpha * probs + (1 - alpha) * ema
-            order = np.argsort(-ema)[: options.top_k]
-            top = [(clf.labels[i], float(ema[i])) for i in order]
-            unknown = is_unknown(top[0][1], clf.threshold if options.threshold is None else options.threshold)
-            label = UNKNOWN if unknown else top[0][0]
+            present = None
+            if clf.multi_label:  # every present label, then the nearest others, on the overlay and the page
+                shown = max(options.top_k, int((ema >= DECISION).sum()))
+                top = [(clf.labels[i], float(ema[i])) for i in np.argsort(-ema)[:min(shown, MAX_LABELS_SHOWN)]]
+                present = [clf.labels[i] for i in np.argsort(-ema) if ema[i] >= DECISION]
+                unknown, label = False, ", ".join(present) or NO_LABEL
+            else:
+                order = np.argsort(-ema)[: options.top_k]
+                top = [(clf.labels[i], float(ema[i])) for i in order]
+                unknown = is_unknown(top[0][1], clf.threshold if options.threshold is None else options.threshold)
+                label = UNKNOWN if unknown else top[0][0]
             infer_ms = (t1 - t0) * 1e3
             infer_s += t1 - t0
             latency = {"capture_wait": waited, "preprocess": packet.preprocess_ms, "inference": infer_ms,
@@ -356,7 +373,7 @@ def classify_stream(clf: Classifier, source: Source, options: LiveOptions, summa
             summary.frames += 1
             summary.latencies.append(latency["total"])
             yield FrameResult(packet.index, time.perf_counter() - start, top, label, latency, packet.frame,
-                              capture.dropped, unknown)
+                              capture.dropped, unknown, present)
     finally:
         summary.seconds = time.perf_counter() - start
         summary.cpu_s = time.process_time() - cpu0

@@ -305,7 +305,7 @@ def _labels(f: RunFacts) -> str:
     image = (f"<img class='chart' alt='precision-recall per label' src='data:image/png;base64,"
              f"{base64.b64encode(plot.read_bytes()).decode()}'>" if plot.is_file() else "")
     return ("<h2 id='labels'>Labels (multi-label, val)</h2><div class='stats'>" + stats + "</div>"
-            + _table(["label", "AP", "threshold", "precision", "recall", "F1", "support"], rows)
+            + _table(["label", "AP", "threshold", "precision", "recall", "F1", "support"], rows, table_id="label-figures")
             + "<p class='muted'>Each label's threshold is folded into the model: every artifact's score crosses 0.5 "
               "there, so one score threshold (0.5) decides every label for any consumer.</p>" + image)
 
