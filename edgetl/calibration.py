@@ -95,6 +95,10 @@ def calibrate(run: str | Path | None = None, options: CalibrateOptions | None = 
     t0 = time.perf_counter()
     opts = (options or CalibrateOptions()).check()
     run_path, manifest = read_run(run)
+    if manifest.multi_label:
+        raise EdgetlError("calibrate chooses a single-label run's \"unknown\" rule; a multi-label run has a threshold "
+                          "per label instead", path=run_path,
+                          fix="train again with --label-threshold f1 or precision (--min-precision) to choose them")
     conf = manifest.confidence
     if conf is None or conf.feature_rule is None:
         raise EdgetlError("this run's model carries no \"unknown\" rule to choose again (it was trained without "

@@ -179,6 +179,10 @@ def compare(old: str | Path, new: str | Path, threads: int | None = None) -> Com
     new_model, new_run = _model_of(new)
     old_audit = Audit.load_file(RunFolder(old_run).audit)
     new_audit = Audit.load_file(RunFolder(new_run).audit)
+    if old_audit.multi_label or new_audit.multi_label:
+        raise EdgetlError("compare judges single-label runs (the top-1 answers of both on the same images); "
+                          "multi-label runs are not compared yet", path=new_run,
+                          fix="compare the two runs' `edgetl eval` figures on the same multi-label CSV")
     new_split = {r.sha256: r for r in new_audit.records}
     shared_paths, shared_truth, left_out, missing = [], [], 0, 0
     for r in old_audit.records:

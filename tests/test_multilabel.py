@@ -249,3 +249,18 @@ def test_live_shows_every_present_label_and_captures_near_a_threshold(multi_run,
     assert notes and all("labels" in n for n in notes)
     near = [n for n in notes if n["reason"] == "near a threshold"]
     assert all(any(abs(t["score"] - 0.5) < 0.075 for t in n["top"]) for n in near)
+
+
+def test_the_labelling_page_refuses_a_multi_label_dataset(mosaics, tmp_path):
+    (tmp_path / "frames").mkdir()
+    shutil.copy(mosaics["list"].parent / mosaics["rows"][0][0], tmp_path / "frames" / "f.jpg")
+    proc = run_cli("label", tmp_path / "frames", "--into", mosaics["list"])
+    assert "a multi-label dataset: the labelling page files each frame into one class" in one_error(proc)
+
+
+@pytest.mark.slow
+@needs_weights
+def test_what_single_label_only_commands_say_of_a_multi_label_run(multi_run):
+    run, _ = multi_run
+    assert "multi-label runs are not compared yet" in one_error(run_cli("compare", run.path, run.path))
+    assert "a multi-label run has a threshold per label" in one_error(run_cli("calibrate", run.path))

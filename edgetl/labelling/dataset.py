@@ -225,6 +225,9 @@ def open_dataset(data: str | Path, classes: list[str] | None = None, unknown: st
         check_folder_names(classes, root)
         return Dataset(root, "folders", list(classes), unknown_folder)
     layout = discover(root)
+    if layout.multi is not None:
+        raise EdgetlError("a multi-label dataset: the labelling page files each frame into one class", path=root,
+                          fix="label into a single-label dataset (--into DIR), or add rows to the multi-label CSV yourself")
     found = sorted({c for per in layout.files.values() for c in per})
     wanted = list(classes or []) + [c for c in found if c not in (classes or [])]
     if not wanted:

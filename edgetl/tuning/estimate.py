@@ -45,9 +45,9 @@ def sample(records: list[ImageRecord], limit: int, seed: int) -> list[ImageRecor
     if len(records) <= limit:
         return records
     rng = np.random.default_rng(seed)
-    by_class: dict[int, list[ImageRecord]] = {}
-    for r in records:
-        by_class.setdefault(r.label, []).append(r)
+    by_class: dict[object, list[ImageRecord]] = {}
+    for r in records:  # a multi-label record's group is its set of labels
+        by_class.setdefault(r.key, []).append(r)
     keep = []
     for label, group in sorted(by_class.items()):
         n = max(1, round(limit * len(group) / len(records)))
@@ -130,10 +130,18 @@ def estimate(archs: list[Architecture], data: Audit, weights: str, method: str, 
         models[arch] = keras.Model(inputs, base(x, training=False))
     train_f = _features(models, train, method, "training")
     val_f = _features(models, val, method, "validation")
-    ty, vy = np.array([r.label for r in train]), np.array([r.label for r in val])
     seconds = (time.perf_counter() - start) / len(archs)  # the shared decode, shared out
-    result = {a: Estimate(linear_probe(train_f[a], ty, val_f[a], vy, len(data.classes)), len(train), len(val), seconds)
-              for a in archs}
+    if data.multi_label:  # one binary probe per label: the mean of their accuracies
+        from edgetl.data.audit import targets
+
+        ty, vy = targets(train, len(data.classes)).astype(int), targets(val, len(data.classes)).astype(int)
+        result = {a: Estimate(float(np.mean([linear_probe(train_f[a], ty[:, i], val_f[a], vy[:, i], 2)
+                                             for i in range(len(data.classes))])), len(train), len(val), seconds)
+                  for a in archs}
+    else:
+        ty, vy = np.array([r.label for r in train]), np.array([r.label for r in val])
+        result = {a: Estimate(linear_probe(train_f[a], ty, val_f[a], vy, len(data.classes)), len(train), len(val),
+                              seconds) for a in archs}
     for a, e in result.items():
         logger.info("estimate %s: %.3f on %d validation photos", a.describe(), e.accuracy, e.val_images)
     return result
