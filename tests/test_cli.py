@@ -10,7 +10,7 @@ def test_help_lists_commands_in_workflow_order_without_type_noise():
     proc = run_cli("--help")
     order = [ln.split()[0] for ln in proc.stdout.split("Commands:")[1].splitlines() if ln.startswith("  ")
              and not ln.startswith("   ")]
-    assert order == ["data", "train", "export", "verify", "calibrate", "predict", "eval", "bench", "live", "deploy", "harvest", "label", "compare", "report",
+    assert order == ["data", "train", "tune", "export", "verify", "calibrate", "predict", "eval", "bench", "live", "deploy", "harvest", "label", "compare", "report",
                      "doctor", "demo"]
     assert "<bool>" not in proc.stdout
 

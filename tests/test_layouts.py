@@ -254,14 +254,23 @@ def test_eval_on_a_separate_validation_folder_agrees_with_training(hymenoptera_e
 @pytest.mark.parametrize("csv_text, said", [
     ("path,label\nimg/a.jpg,circle\nimg/b.jpg,square;circle\n", "line 3 gives several labels to one image ('square;circle')"),
     ("path,label\nimg/a.jpg,circle|square\n", "line 2 gives several labels to one image ('circle|square')"),
-    ("path,labels\nimg/a.jpg,circle\n", "column 'labels' reads as several labels per image"),
-    ("filename,circle,square\nimg/a.jpg,1,0\nimg/b.jpg,1,1\n", "a one-hot CSV: 2 class columns of 0 and 1"),
 ])
-def test_a_multi_label_csv_is_refused_by_name_not_read_as_combined_classes(tmp_path, csv_text, said):
-    """Several labels per image (a `labels` column, `;`/`|` in a label, Roboflow's one-hot
-    _classes.csv) would otherwise become classes named 'square;circle' or a missing-column error:
-    one line that says what the file is and what edgetl trains."""
+def test_several_labels_in_a_label_column_are_refused_not_read_as_combined_classes(tmp_path, csv_text, said):
+    """A `label` column holding ; or | could be one class whose name holds it or several labels: one
+    line that says which column name reads it as multi-label, never classes named 'square;circle'."""
     path = tmp_path / "data.csv"
     path.write_text(csv_text)
     line = one_error(run_cli("data", "check", path))
-    assert said in line and "edgetl trains one label per image" in line and str(path) in line
+    assert said in line and "name the column 'labels'" in line and str(path) in line
+
+
+@pytest.mark.parametrize("csv_text", [
+    "path,labels\nimg/a.jpg,circle\n",
+    "filename,circle,square\nimg/a.jpg,1,0\nimg/b.jpg,1,1\n",
+])
+def test_a_multi_label_csv_is_read_as_multi_label(tmp_path, csv_text):
+    """A `labels` column or Roboflow's one-hot columns: read as several labels per image, and said."""
+    path = tmp_path / "data.csv"
+    path.write_text(csv_text)
+    proc = run_cli("data", "check", path)
+    assert proc.stdout.startswith(f"read {path} as a multi-label dataset"), proc.stdout + proc.stderr

@@ -13,7 +13,7 @@ import pytest
 
 from edgetl.models import backbones
 from edgetl.registry import Registry
-from edgetl.tuning import Architecture, Candidate, Grid, Quant, Status, Target
+from edgetl.tuning import Grid, Quant, Status, Target
 from edgetl.tuning.chart import pareto
 from edgetl.tuning.estimate import linear_probe
 from edgetl.tuning.grid import trainable
