@@ -185,16 +185,22 @@ def tune(config: TrainConfig, options: TuneOptions) -> TuneResult:
     if not clock.over():
         _estimates(record, sorted({c.arch for c in within}), data, config, folder)
     ranked = _ranked(record, within)
-    tried = 0
+    found = 0
     for arch in ranked:
-        if tried >= options.finalists:
+        # A finalist whose trained artifact misses the budget (a fallback export kept layers in
+        # float; the "unknown" rule's ops) or its gate does not count: the next one by the
+        # estimate is trained instead, until enough are within budget or none is left.
+        if found >= options.finalists or clock.over():
             break
-        if clock.over():
-            break
-        tried += 1
         quants = [c.quant for c in within if c.arch == arch]
-        logger.info("finalist %d of %d: %s (%s)%s", tried, options.finalists, arch.describe(), ", ".join(quants), clock.left())
+        logger.info("finalist %d of %d: %s (%s)%s", found + 1, options.finalists, arch.describe(), ", ".join(quants),
+                    clock.left())
         _finalist(record, arch, quants, config, options, folder)
+        if any(record.row(Candidate(arch, q)).status in (Status.TRAINED, Status.CHOSEN) for q in quants):
+            found += 1
+        else:
+            logger.info("%s: no artifact within budget once trained; the next candidate is trained instead",
+                        arch.describe())
     if clock.over():
         record.stopped = f"--max-hours {options.max_hours:g} reached"
         logger.warning("tune: %s; the best so far is kept (continue with --resume --out %s)", record.stopped, folder)
