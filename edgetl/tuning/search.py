@@ -183,6 +183,9 @@ def tune(config: TrainConfig, options: TuneOptions) -> TuneResult:
                           path=folder / PAGE, fix=f"raise --budget-ms to {fastest.latency_ms * 1.1:.0f} or more, or "
                           "search smaller --sizes, narrower widths (--alphas) or int8")
     if not clock.over():
+        if config.weights == "none":
+            logger.warning("tune: --weights none: the quick estimate ranks backbones with random weights, which says "
+                           "little of how they train; consider more --finalists")
         _estimates(record, sorted({c.arch for c in within}), data, config, folder)
     ranked = _ranked(record, within)
     found = 0
@@ -201,7 +204,7 @@ def tune(config: TrainConfig, options: TuneOptions) -> TuneResult:
         else:
             logger.info("%s: no artifact within budget once trained; the next candidate is trained instead",
                         arch.describe())
-    if clock.over():
+    if clock.over() and found < min(options.finalists, len(ranked)):
         record.stopped = f"--max-hours {options.max_hours:g} reached"
         logger.warning("tune: %s; the best so far is kept (continue with --resume --out %s)", record.stopped, folder)
     _choose(record, options)
