@@ -352,3 +352,30 @@ def test_when_a_worker_dies_the_others_end_in_one_resumable_line(tmp_path):
     last = err.strip().splitlines()[-1]
     assert procs[0].returncode == 2 and "stopped answering (TensorFlow's heartbeat)" in last, err[-2000:]
     assert f"edgetl train --resume {tmp_path / 'run'}" in last and (tmp_path / ".run.incomplete").is_dir()
+
+
+@pytest.mark.slow
+@needs_weights
+def test_two_workers_train_a_multi_label_run(tmp_path):
+    """The multi-worker loop with the multi-label objective (sigmoid, weighted binary cross-entropy,
+    exact-match accuracy): both workers see the same losses, the chief writes a multi-label run
+    with each label's threshold folded in. Shapes read with --multi-label: each image's class as
+    its one label."""
+    data = make_shapes(tmp_path / "data", per_class=16, size=64, splits=("train", "train", "train", "val"))
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+        procs.append(subprocess.Popen([sys.executable, "-m", "edgetl", "train", str(data), "--weights", str(WEIGHTS),
+                                       "--size", "64", "--epochs", "2", "--fine-tune-epochs", "0", "--no-augment",
+                                       "--batch-size", "16", "--multi-label", "--strategy", "multiworker",
+                                       "--out", str(tmp_path / "run")], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=900) for p in procs]
+    for p, (_, stderr) in zip(procs, outs):
+        assert p.returncode == 0, stderr[-3000:]
+    losses = [re.findall(r"epoch \d+/\d+: loss (\S+) acc \S+ val_loss (\S+)", err) for _, err in outs]
+    assert len(losses[0]) == 2 and losses[0] == losses[1]
+    assert "multi-label: 3 sigmoid outputs" in outs[0][1]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["task"] == "multi-label" and len(manifest["thresholds"]) == 3

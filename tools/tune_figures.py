@@ -50,7 +50,8 @@ def _tune(shared: Path, out: Path, budget: float, target) -> dict:
     return {"seconds": round(seconds, 1), "phases": r.seconds, "recommendation": r.recommendation,
             "budget_ms": budget, "where": r.where, "chart": str(out / "tune.png"),
             "rows": [{k: v for k, v in row.__dict__.items() if k in ("backbone", "alpha", "size", "quant", "status",
-                                                                     "latency_ms", "estimate", "accuracy", "device_ms")}
+                                                                     "latency_ms", "estimate", "accuracy", "device_ms", "note")}
+                     | {"artifact": Path(row.artifact).name if row.artifact else ""}
                      for row in r.rows if row.status != "no weights"],
             "skipped": sum(row.status == "no weights" for row in r.rows)}
 
@@ -150,7 +151,17 @@ def render(doc: dict) -> str:
         over = sum(r["status"] == "over budget" for r in t["rows"])
         lines += ["", f"On {name} ({len(t['rows'])} candidates, {over} over budget and never trained, "
                   f"{t['skipped']} without weights here): `{t['recommendation']}`. Time by phase: "
-                  + ", ".join(f"{k} {v:.0f} s" for k, v in t["phases"].items()) + "."]
+                  + ", ".join(f"{k} {v:.0f} s" for k, v in t["phases"].items()) + ". The finalists, untrained "
+                  "candidate against the trained artifact export shipped, on the device: "
+                  + "; ".join(f"{r['size']} {r['quant']} {r['latency_ms']:.2f} -> {r['device_ms']:.2f} ms "
+                              f"({r.get('artifact', '')}, {r['status']})" for r in t["rows"]
+                              if r.get("device_ms") is not None) + "."]
+    lines += ["", "The emulated Pi is qemu-aarch64 (Cortex-A72) reached over the loopback sshd: its latencies are the "
+              "emulator's, not a Pi's; they show the search working against a device over SSH. Where int8 missed "
+              "export's gate, `model_int8_float3.tflite` (three layers in float) shipped, and it runs slower than the "
+              "all-int8 candidate that was benched untrained, most on the emulated ARM CPU: tune benches every "
+              "trained artifact again on the device, and a finalist over budget then is replaced by the next by the "
+              "estimate."]
     lines += ["", "![tune chart](docs/tune_chart.png)", ""]
     return "\n".join(lines)
 
@@ -163,7 +174,7 @@ def write_section(doc: dict, path: Path | None) -> None:
     parts = text.split("\n## ")
     kept = [parts[0]] + [p for p in parts[1:] if not p.startswith(TITLE)]
     path.write_text("\n## ".join(kept).rstrip("\n") + "\n\n" + render(doc))
-    chart = Path(doc.get("pi", doc["local"])["chart"])
+    chart = Path(doc["local"]["chart"])
     if chart.is_file():
         (path.parent / "docs").mkdir(exist_ok=True)
         shutil.copy(chart, path.parent / "docs" / "tune_chart.png")

@@ -51,10 +51,11 @@ def plot_tune(record: TuneRecord, path: str | Path) -> None:
                        linewidths=1.5, zorder=3)
             ax.annotate(f"{r.size}" + (f" a{r.alpha:g}" if r.alpha != 1.0 else ""), (x, y), fontsize=7,
                         xytext=(4, 3), textcoords="offset points", color="#374151")
-        over = [r for r in record.rows if r.status == Status.OVER_BUDGET and r.latency_ms is not None]
+        # over budget with no estimate (never ranked): a mark on the floor at its latency
+        over = [r for r in record.rows if r.status == Status.OVER_BUDGET and r.latency_ms is not None and point(r) is None]
         if over:
             ax.scatter([r.latency_ms for r in over], [floor] * len(over), marker="x", color="#9ca3af", zorder=2,
-                       label=f"over budget, not trained ({len(over)})")
+                       label=f"over budget, not estimated ({len(over)})")
         front = pareto([(x, y) for _, (x, y, _) in placed])
         if len(front) > 1:
             ax.plot(*zip(*front), color="#6b7280", lw=1, ls=":", zorder=1, label="Pareto front")
