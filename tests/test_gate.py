@@ -110,3 +110,24 @@ def test_too_few_held_out_images_to_prove_the_gates_is_said():
     why = too_few_images(36, Gates())
     assert why is not None and "one image moves accuracy by 2.8 points" in why and "about 150 images would" in why
     assert too_few_images(400, Gates()) is None
+
+
+def test_a_label_that_loses_on_the_evidence_refuses_even_when_the_sets_hold_up():
+    """Multi-label, 300 images: on 5 whose set Keras already gets wrong (label b), the artifact
+    also flips label a from right to wrong. The sets: 98.3 % agreement, no set lost (wrong before,
+    wrong after), so they pass; label a alone loses 5 images and gains none (1.67 points, p = 0.03),
+    and its own verdict refuses the artifact."""
+    from edgetl.exporting.gate import judge_label_sets
+
+    n = 300
+    truth = np.zeros((n, 2), bool)
+    truth[:, 0] = True
+    reference = truth.copy()
+    reference[:5, 1] = True  # Keras wrong on label b for the first 5 images
+    artifact = reference.copy()
+    artifact[:5, 0] = False  # the artifact loses label a on exactly those
+    evidence, verdict = judge_label_sets(truth, reference, artifact, ["a", "b"], max_drop=1.0, min_agreement=0.98)
+    assert evidence.lost == 0 and evidence.gained == 0 and evidence.agreement > 0.98  # the sets hold up
+    assert verdict.status == "refused" and "label 'a'" in verdict.reason, verdict
+    same, ok = judge_label_sets(truth, reference, reference.copy(), ["a", "b"], 1.0, 0.98)
+    assert ok.status == "passed" and same.agreement == 1.0

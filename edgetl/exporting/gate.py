@@ -197,6 +197,24 @@ def worse(first: Verdict, second: Verdict, second_what: str) -> Verdict:
     return first
 
 
+def judge_label_sets(truth: np.ndarray, reference: np.ndarray, artifact: np.ndarray, labels: list[str],
+                     max_drop: float, min_agreement: float, strict: bool = False) -> tuple[Evidence, Verdict]:
+    """A multi-label artifact's verdict from 0/1 (N, labels) decisions: each image's set of labels
+    judged as a class is (right when the whole set is), then each label's own decisions by the
+    same rule, the most severe verdict kept. A label can lose on the evidence while the sets do not
+    (its flips land on images whose set was already wrong), and then it decides."""
+    rows = np.concatenate([truth, reference, artifact]).astype(bool)
+    _, codes = np.unique(rows, axis=0, return_inverse=True)
+    n = len(truth)
+    codes = codes.reshape(-1)
+    evidence = Evidence.of(codes[:n], codes[n:2 * n], codes[2 * n:])
+    verdict = judge(evidence, max_drop, min_agreement, strict)
+    for i, label in enumerate(labels):
+        per = Evidence.of(truth[:, i], reference[:, i], artifact[:, i])
+        verdict = worse(verdict, judge(per, max_drop, min_agreement, strict), f"label {label!r}")
+    return evidence, verdict
+
+
 def decisions(probs: np.ndarray, threshold: float) -> np.ndarray:
     """Each image's answer as a number: its top class, or -1 for "unknown" (top score under ``threshold``)."""
     return np.where(probs.max(1) < threshold, -1, probs.argmax(1))

@@ -12,7 +12,7 @@ import numpy as np
 from edgetl.data.cache import ArrayStore
 from edgetl.evaluation import quick_latency, run_on_pixels
 from edgetl.exporting.formats import Gates
-from edgetl.exporting.gate import PASSED, REFUSED, Evidence, Status, decisions, judge, worse
+from edgetl.exporting.gate import PASSED, REFUSED, Evidence, Status, decisions, judge, judge_label_sets, worse
 from edgetl.runtime import load
 from edgetl.runtime.task import DECISION
 
@@ -109,16 +109,15 @@ def _verify_labels(path: Path, clf, probs: np.ndarray, ref: Reference, pixels, g
                    precision: str) -> Check:
     """A multi-label artifact: each image's set of labels (scores at or above 0.5) against
     Keras's, judged by the same evidence rule as a class (an image is right when its whole set
-    is); the per-label decisions that differ are counted and logged."""
-    from edgetl.data.audit import set_codes
-
-    truth, theirs, ours = set_codes(ref.labels, ref.probs, probs)
-    evidence = Evidence.of(truth, theirs, ours)
-    verdict = judge(evidence, gates.max_drop, gates.min_agreement, gates.strict)
+    is), and each label's decisions by the same rule; the decisions that differ are counted and
+    logged."""
+    truth, ours = ref.labels >= 0.5, probs >= DECISION
+    evidence, verdict = judge_label_sets(truth, ref.probs >= DECISION, ours, clf.labels, gates.max_drop,
+                                         gates.min_agreement, gates.strict)
     flips = int(((probs >= DECISION) != (ref.probs >= DECISION)).sum())
     logger.info("%s: %d of %d label decisions differ from Keras's (%d images with another set of labels)",
                 path.name, flips, probs.size, evidence.disagree)
-    acc = float((ours == truth).mean()) if len(truth) else 0.0
+    acc = float(np.all(ours == truth, axis=1).mean()) if len(truth) else 0.0
     diff = float(np.abs(probs - ref.probs).max())
     latency = quick_latency(clf, clf.to_input(pixels[:1]))
     return Check(path.name, fmt, precision, path.stat().st_size, acc, evidence.drop_points, evidence.agreement, diff,
