@@ -163,11 +163,10 @@ def tune(config: TrainConfig, options: TuneOptions) -> TuneResult:
     for s in split.skipped:
         for q in options.grid.quants:
             record.set(Candidate(s.arch, q), Status.NO_WEIGHTS, note=f"{s.reason}; {s.fix}")
-    if not split.archs:
-        record.save(folder)
+    if not split.archs:  # refused before anything is written: the folder stays free for the next try
         s = split.skipped[0]
         raise EdgetlError(f"no candidate has weights to start from here ({s.arch.describe()}: {s.reason})",
-                          fix=f"{s.fix}; or --weights none to train from scratch")
+                          fix=s.fix if "--weights none" in s.fix else f"{s.fix}; or --weights none to train from scratch")
     logger.info("tune: %d candidates (%d architectures x %s) on %s, budget %g ms (%s)%s",
                 len(split.archs) * len(options.grid.quants), len(split.archs), ", ".join(options.grid.quants),
                 options.target.describe(), options.budget_ms, options.statistic,
