@@ -72,22 +72,13 @@ def predict(classifier: Classifier, inputs: list[str | Path], top_k: int = 3) ->
     for path in image_files(inputs):
         try:
             if classifier.multi_label:  # every label's score, and the set present
-                scores = classifier.top(classifier.scores(_decoded(path))[0])
+                scores = classifier.classify_file(path)
                 yield Prediction(path, scores, labels=[c for c in scores if c.score >= 0.5])
                 continue
             top = classifier.classify_file(path, top_k)
             yield Prediction(path, top, unknown=classifier.is_unknown(top))
         except EdgetlError as e:
             yield Prediction(path, error=e.message)
-
-
-def _decoded(path: Path) -> np.ndarray:
-    from edgetl.image import DecodeError, decode
-
-    try:
-        return decode(path)
-    except (DecodeError, OSError) as e:
-        raise EdgetlError(f"cannot read image: {e}", path=path, fix="give a jpg, png, bmp, gif or webp file") from e
 
 
 @dataclass

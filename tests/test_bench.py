@@ -210,7 +210,7 @@ def test_a_devices_facts_reach_the_terminal_as_text(models, monkeypatch, capsys)
     from edgetl.benchmark import device
     from edgetl.cli import main
 
-    monkeypatch.setattr(device, "_cpu_model", lambda: "\x1b[2J\x1b]0;owned\x07Evil CPU [bold]x[/bold]")
+    monkeypatch.setattr(device, "cpu_model", lambda: "\x1b[2J\x1b]0;owned\x07Evil CPU [bold]x[/bold]")
     with pytest.raises(SystemExit) as done:
         main(["bench", str(models[0]), "--runs", "3", "--warmup", "1", "--min-seconds", "0"])
     assert done.value.code in (0, None)

@@ -131,13 +131,9 @@ def render(doc: dict) -> str:
 
 def write_section(doc: dict, path: Path | None) -> None:
     """Replace (or append) the section in ``path``."""
-    if path is None:
-        return
-    text = path.read_text() if path.exists() else "# edgetl benchmarks\n"
-    parts = text.split("\n## ")
-    kept = [parts[0]] + [p for p in parts[1:] if not p.startswith(TITLE)]
-    path.write_text("\n## ".join(kept).rstrip("\n") + "\n\n" + render(doc))
+    from sections import replace_section
 
+    replace_section(path, TITLE, render(doc))
 
 if __name__ == "__main__":
     main()

@@ -31,6 +31,8 @@ def main() -> None:
         return
     import logging
 
+    from sections import cpu
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     sys.path.insert(0, str(ROOT / "tests"))
     from helpers.mosaics import make_mosaics
@@ -62,22 +64,13 @@ def main() -> None:
     single = untrained_artifacts(Architecture("mobilenet_v2", 1.0, 224), [Quant.INT8], 2)[Quant.INT8]
     multi = result.folder / "model_int8.tflite"
     timed = bench([multi, single] if multi.exists() else [single], [None], options=BenchOptions(runs=200))
-    doc = {"cpu": _cpu(), "train_seconds": round(seconds, 1), "images": run.metrics.images,
+    doc = {"cpu": cpu(), "train_seconds": round(seconds, 1), "images": run.metrics.images,
            "thresholds": run.metrics.multi_label["thresholds"], "rows": rows,
            "latency_ms": {("multi-label int8" if r.path == str(multi) else "single-label int8"): round(r.p50_ms, 3)
                           for r in timed}}
     (args.out / "multilabel.json").write_text(json.dumps(doc, indent=1))
     print(json.dumps(doc, indent=1))
     write_section(doc, args.benchmarks)
-
-
-def _cpu() -> str:
-    import platform
-
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip() + f", {platform.machine()}"
-    return platform.processor()
 
 
 def render(doc: dict) -> str:
@@ -105,13 +98,9 @@ def render(doc: dict) -> str:
 
 def write_section(doc: dict, path: Path | None) -> None:
     """Replace (or append) the section in ``path``."""
-    if path is None:
-        return
-    text = path.read_text() if path.exists() else "# edgetl benchmarks\n"
-    parts = text.split("\n## ")
-    kept = [parts[0]] + [p for p in parts[1:] if not p.startswith(TITLE)]
-    path.write_text("\n## ".join(kept).rstrip("\n") + "\n\n" + render(doc))
+    from sections import replace_section
 
+    replace_section(path, TITLE, render(doc))
 
 if __name__ == "__main__":
     main()

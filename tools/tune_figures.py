@@ -80,6 +80,8 @@ def main() -> None:
         write_section(json.loads(args.render.read_text()), args.benchmarks)
         return
     import logging
+
+    from sections import cpu
     import subprocess
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -90,7 +92,7 @@ def main() -> None:
 
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
-    doc: dict = {"cpu": _cpu()}
+    doc: dict = {"cpu": cpu()}
     doc["default"] = _default(args.shared, args.out)
     local = Target("local")
     doc["default"]["local_ms"] = _default_latency(doc["default"]["artifact"], local)
@@ -112,15 +114,6 @@ def main() -> None:
     (args.out / "tune_figures.json").write_text(json.dumps(doc, indent=1))
     print(json.dumps(doc, indent=1))
     write_section(doc, args.benchmarks)
-
-
-def _cpu() -> str:
-    import platform
-
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip() + f", {platform.machine()}"
-    return platform.processor()
 
 
 def render(doc: dict) -> str:
@@ -168,17 +161,15 @@ def render(doc: dict) -> str:
 
 def write_section(doc: dict, path: Path | None) -> None:
     """Replace (or append) the section in ``path``; copy the chart of this machine's search beside it."""
+    from sections import replace_section
+
+    replace_section(path, TITLE, render(doc))
     if path is None:
         return
-    text = path.read_text() if path.exists() else "# edgetl benchmarks\n"
-    parts = text.split("\n## ")
-    kept = [parts[0]] + [p for p in parts[1:] if not p.startswith(TITLE)]
-    path.write_text("\n## ".join(kept).rstrip("\n") + "\n\n" + render(doc))
     chart = Path(doc["local"]["chart"])
     if chart.is_file():
         (path.parent / "docs").mkdir(exist_ok=True)
         shutil.copy(chart, path.parent / "docs" / "tune_chart.png")
-
 
 if __name__ == "__main__":
     main()

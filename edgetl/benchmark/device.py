@@ -76,7 +76,8 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """This machine's CPU in words (/proc/cpuinfo's model name, or what platform says)."""
     info = _read("/proc/cpuinfo") or ""
     for key in ("model name", "Model", "Hardware", "cpu model"):
         for line in info.splitlines():
@@ -121,7 +122,7 @@ def device_facts() -> DeviceFacts:
     throttling of this machine (each where readable)."""
     freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
     return DeviceFacts(
-        hostname=platform.node(), cpu=_cpu_model(), cores=os.cpu_count(), arch=platform.machine(),
+        hostname=platform.node(), cpu=cpu_model(), cores=os.cpu_count(), arch=platform.machine(),
         os=_os_name(), python=platform.python_version(),
         versions={k: v for k, v in package_versions(DEVICE_PACKAGES).items() if k != "python"},
         governor=_read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),

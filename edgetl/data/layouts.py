@@ -258,6 +258,14 @@ def discover(root: Path, class_depth: int = 1, val_fraction: float = 0.2) -> Lay
     return Layout("splits", files, sources, carve, problems, {split: dirs[0].name for split, dirs in by_split.items()})
 
 
+def open_csv(path: Path):
+    """A CSV file opened for ``csv.reader`` (UTF-8, a leading BOM skipped), or one error naming it."""
+    try:
+        return open(path, newline="", encoding="utf-8-sig")
+    except OSError as e:
+        raise EdgetlError(f"cannot read the CSV ({e.strerror})", path=path) from None
+
+
 def _csv_columns(header: list[str], path: Path) -> dict[str, int]:
     low = [h.strip().lower() for h in header]
     cols: dict[str, int] = {}
@@ -287,11 +295,7 @@ def _from_csv(path: Path, val_fraction: float) -> Layout:
     files: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
     rows: dict[Path, str] = {}
     base = path.parent.absolute()
-    try:
-        handle = open(path, newline="", encoding="utf-8-sig")
-    except OSError as e:
-        raise EdgetlError(f"cannot read the CSV ({e.strerror})", path=path) from None
-    with handle:
+    with open_csv(path) as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader, None)
@@ -301,7 +305,6 @@ def _from_csv(path: Path, val_fraction: float) -> Layout:
 
             multi = multilabel_csv.detect(header, next(reader, None))
             if multi is not None:
-                handle.close()
                 return _multi_layout(multilabel_csv.read(path, multi), multi.form, val_fraction, problems, "csv",
                                      None, path)
             handle.seek(0)

@@ -85,7 +85,7 @@ class Read:
 
 def read(path: Path, columns: Columns, forced_split: str | None = None) -> Read:
     """Every row of the CSV at ``path`` (a bad row is refused with its line and the fix)."""
-    from edgetl.data.layouts import SPLIT_NAMES, split_named
+    from edgetl.data.layouts import SPLIT_NAMES, open_csv, split_named
 
     base = path.parent.absolute()
     rows: dict[str, list[tuple[Path, tuple[str, ...]]]] = {}
@@ -93,11 +93,7 @@ def read(path: Path, columns: Columns, forced_split: str | None = None) -> Read:
     labels_of: dict[Path, tuple[str, ...]] = {}
     repeated: list[tuple[Path, str]] = []
     seen: set[str] = set()
-    try:
-        handle = open(path, newline="", encoding="utf-8-sig")
-    except OSError as e:
-        raise EdgetlError(f"cannot read the CSV ({e.strerror})", path=path) from None
-    with handle:
+    with open_csv(path) as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader)
@@ -161,10 +157,12 @@ def read(path: Path, columns: Columns, forced_split: str | None = None) -> Read:
 def read_split_files(folders: dict[str, Path]) -> Read:
     """Roboflow's multi-label export: a one-hot ``_classes.csv`` in each split folder, its rows
     naming the images beside it. The label columns must agree across splits."""
+    from edgetl.data.layouts import open_csv
+
     merged = Read({}, [], {}, [])
     for split, folder in folders.items():
         path = folder / ROBOFLOW_FILE
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        with open_csv(path) as f:
             reader = csv.reader(f)
             header, first = next(reader, None), next(reader, None)
         columns = detect(header or [], first)

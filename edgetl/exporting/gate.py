@@ -203,11 +203,9 @@ def judge_label_sets(truth: np.ndarray, reference: np.ndarray, artifact: np.ndar
     judged as a class is (right when the whole set is), then each label's own decisions by the
     same rule, the most severe verdict kept. A label can lose on the evidence while the sets do not
     (its flips land on images whose set was already wrong), and then it decides."""
-    rows = np.concatenate([truth, reference, artifact]).astype(bool)
-    _, codes = np.unique(rows, axis=0, return_inverse=True)
-    n = len(truth)
-    codes = codes.reshape(-1)
-    evidence = Evidence.of(codes[:n], codes[n:2 * n], codes[2 * n:])
+    from edgetl.data.audit import set_codes
+
+    evidence = Evidence.of(*set_codes(truth, reference, artifact))
     verdict = judge(evidence, max_drop, min_agreement, strict)
     for i, label in enumerate(labels):
         per = Evidence.of(truth[:, i], reference[:, i], artifact[:, i])

@@ -58,7 +58,9 @@ class Target:
     def key(self) -> str:
         """Who the latencies belong to, for the cache: this machine's CPU, an SSH host, a phone."""
         if self.device == "local":
-            where = f"local:{platform.machine()}:{_cpu_name()}:{os.cpu_count()}"
+            from edgetl.benchmark.device import cpu_model
+
+            where = f"local:{platform.machine()}:{cpu_model()}:{os.cpu_count()}"
         elif self.device == "android":
             where = f"adb:{self.serial or 'default'}"
         else:
@@ -80,16 +82,6 @@ class Target:
     def describe(self) -> str:
         """``mypi`` or ``this machine``, for the recommendation."""
         return {"local": "this machine", "android": f"the phone {self.serial or ''}".strip()}.get(self.device, self.host or "")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            if line.lower().startswith(("model name", "hardware")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 @dataclass
@@ -167,15 +159,30 @@ def untrained_artifacts(arch: Architecture, quants: list[Quant], classes: int) -
     return paths
 
 
+def bench_on(target: Target, files: list[Path], seconds: float) -> list[Latency]:
+    """Each model file's latency on ``target``, in order: `edgetl bench`'s harness (warm-up, each
+    model in a process of its own), for at least ``seconds`` each."""
+    from edgetl.benchmark import bench
+    from edgetl.benchmark.harness import BenchOptions
+
+    results = bench(files, [target.threads], target.device, [target.host] if target.host else None,
+                    BenchOptions(runs=30, warmup=5, min_seconds=seconds), remote_python=target.remote_python,
+                    ssh_config=target.ssh_config, timeout=target.timeout, serial=target.serial)
+    out = []
+    for f, r in zip(files, results):
+        if r.p50_ms is None:
+            raise EdgetlError(f"the benchmark of {f.name} on {target.describe()} gave no latency",
+                              fix="run edgetl bench on it with --debug")
+        out.append(Latency(r.p50_ms, r.p90_ms, r.mean_ms, r.size_bytes, asdict(r.device)))
+    return out
+
+
 def measure(candidates: list[Candidate], target: Target, classes: int, cache: LatencyCache,
             seconds: float = 2.0, stop: Callable[[], bool] = lambda: False) -> dict[str, Latency]:
     """Each candidate's latency on ``target`` (from the cache where it is there), by candidate key.
     What was not cached is converted (once) and benched in one go, each model in a process of its
     own as `edgetl bench` does; when ``stop()`` turns true no further one is converted (the
     candidates left out are missing from the answer)."""
-    from edgetl.benchmark import bench
-    from edgetl.benchmark.harness import BenchOptions
-
     found = {c.key: lat for c in candidates if (lat := cache.get(target, c)) is not None}
     todo = [c for c in candidates if c.key not in found]
     if found:
@@ -193,15 +200,7 @@ def measure(candidates: list[Candidate], target: Target, classes: int, cache: La
     order = [c for c in todo if c.key in files]
     if not order:
         return found
-    results = bench([files[c.key] for c in order], [target.threads], target.device,
-                    [target.host] if target.host else None,
-                    BenchOptions(runs=30, warmup=5, min_seconds=seconds), remote_python=target.remote_python,
-                    ssh_config=target.ssh_config, timeout=target.timeout, serial=target.serial)
-    for c, r in zip(order, results):
-        if r.p50_ms is None:
-            raise EdgetlError(f"the benchmark of {c.describe()} on {target.describe()} gave no latency",
-                              fix="run edgetl bench on it with --debug")
-        latency = Latency(r.p50_ms, r.p90_ms, r.mean_ms, r.size_bytes, asdict(r.device))
+    for c, latency in zip(order, bench_on(target, [files[c.key] for c in order], seconds)):
         cache.put(target, c, latency)
         found[c.key] = latency
     return found

@@ -316,19 +316,12 @@ def _finalist(record: TuneRecord, arch: Architecture, quants: list[Quant], confi
 
 def _bench_files(files: list[Path], options: TuneOptions) -> dict[Path, float]:
     """The trained artifacts' latencies on the device (the figure the budget reads)."""
-    from edgetl.benchmark import bench
-    from edgetl.benchmark.harness import BenchOptions
+    from edgetl.tuning.latency import bench_on
 
     if not files:
         return {}
-    t = options.target
-    results = bench(files, [t.threads], t.device, [t.host] if t.host else None,
-                    BenchOptions(runs=30, warmup=5, min_seconds=options.bench_seconds), remote_python=t.remote_python,
-                    ssh_config=t.ssh_config, timeout=t.timeout, serial=t.serial)
-    from edgetl.tuning.latency import Latency
-
-    return {f: Latency(r.p50_ms, r.p90_ms, r.mean_ms, r.size_bytes).value(options.statistic)
-            for f, r in zip(files, results)}
+    return {f: lat.value(options.statistic) for f, lat in zip(files, bench_on(options.target, files,
+                                                                              options.bench_seconds))}
 
 
 def _choose(record: TuneRecord, options: TuneOptions) -> None:
